@@ -1,0 +1,1 @@
+"""Adapters: the outside world (store, HTTP API, SIP edge), each translating both ways."""

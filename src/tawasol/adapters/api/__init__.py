@@ -1,0 +1,1 @@
+"""The brain's HTTP API (FastAPI): SIP decision API, admin API."""

@@ -1,0 +1,526 @@
+"""The JSON shapes of the HTTP API, and their translation to and from domain values.
+
+Money travels as strings ("9.99") so that no JSON parser turns it into a float; times as
+ISO 8601 with an offset (admin API) or integer milliseconds since the epoch (SIP API).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tawasol.domain.calls import CallEvent, CallEventType, CallRecord
+from tawasol.domain.carriers import (
+    BillingIncrement,
+    Carrier,
+    CarrierDestination,
+    FlatRateContract,
+    Gateway,
+    NumberFormat,
+    Rate,
+    RateDeck,
+    Transport,
+)
+from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.decision import Decision
+from tawasol.domain.money import Money
+from tawasol.domain.numbering import NumberKind
+from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+
+Amount = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,6})?$", examples=["9.99"])]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["MA"])]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["20:00"])]
+Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone offset, e.g. 2026-11-22T10:00:00+01:00")
+    return value
+
+
+# -- plans ------------------------------------------------------------------------------------
+class DestinationRuleSchema(Strict):
+    country: Country
+    kind: Literal["fixed", "mobile"]
+
+
+class TimeWindowSchema(Strict):
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(min_length=1, max_length=7)
+    start: ClockTime
+    end: ClockTime
+
+
+class FairUseSchema(Strict):
+    max_call_duration_s: int | None = Field(default=7200, ge=60, le=86400)
+    minutes_per_period: int | None = Field(default=None, ge=1)
+    distinct_numbers_per_period: int | None = Field(default=None, ge=1)
+    concurrent_calls: int | None = Field(default=1, ge=1)
+
+
+class PlanSchema(Strict):
+    code: Code
+    names: dict[Literal["fr", "ar", "en"], Annotated[str, Field(min_length=1, max_length=120)]]
+    period: Period
+    price: Amount
+    currency: Currency
+    destinations: list[DestinationRuleSchema] = Field(min_length=1, max_length=200)
+    fair_use: FairUseSchema = Field(default_factory=FairUseSchema)
+    time_windows: list[TimeWindowSchema] = Field(default_factory=list, max_length=20)
+    on_sale: bool = True
+
+    def to_domain(self) -> Plan:
+        fair = self.fair_use
+        return Plan(
+            code=self.code,
+            names={str(locale): name for locale, name in self.names.items()},
+            period=self.period,
+            price=Money.parse(self.price, self.currency),
+            destinations=frozenset(
+                DestinationRule(rule.country, NumberKind(rule.kind)) for rule in self.destinations
+            ),
+            fair_use=FairUse(
+                max_call_duration=(
+                    timedelta(seconds=fair.max_call_duration_s)
+                    if fair.max_call_duration_s
+                    else None
+                ),
+                minutes_per_period=fair.minutes_per_period,
+                distinct_numbers_per_period=fair.distinct_numbers_per_period,
+                concurrent_calls=fair.concurrent_calls,
+            ),
+            time_windows=tuple(
+                TimeWindow(
+                    weekdays=frozenset(window.weekdays),
+                    start=time.fromisoformat(window.start),
+                    end=time.fromisoformat(window.end),
+                )
+                for window in self.time_windows
+            ),
+            on_sale=self.on_sale,
+        )
+
+    @classmethod
+    def from_domain(cls, plan: Plan) -> PlanSchema:
+        fair = plan.fair_use
+        return cls.model_validate(
+            {
+                "code": plan.code,
+                "names": plan.names,
+                "period": plan.period,
+                "price": str(plan.price.amount),
+                "currency": plan.price.currency,
+                "destinations": [
+                    {"country": rule.country, "kind": rule.kind.value}
+                    for rule in sorted(plan.destinations)
+                ],
+                "fair_use": {
+                    "max_call_duration_s": (
+                        int(fair.max_call_duration.total_seconds())
+                        if fair.max_call_duration
+                        else None
+                    ),
+                    "minutes_per_period": fair.minutes_per_period,
+                    "distinct_numbers_per_period": fair.distinct_numbers_per_period,
+                    "concurrent_calls": fair.concurrent_calls,
+                },
+                "time_windows": [
+                    {
+                        "weekdays": sorted(window.weekdays),
+                        "start": f"{window.start:%H:%M}",
+                        "end": f"{window.end:%H:%M}",
+                    }
+                    for window in plan.time_windows
+                ],
+                "on_sale": plan.on_sale,
+            }
+        )
+
+
+# -- subscribers ------------------------------------------------------------------------------
+class SubscriberIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: Annotated[str, Field(max_length=254)] = ""
+    phone: Annotated[str, Field(min_length=3, max_length=32, examples=["+33612345678"])]
+    locale: Literal["fr", "ar", "en"] = "fr"
+    time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "Europe/Paris"
+    sip_username: Annotated[str, Field(min_length=2, max_length=64)]
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+    caller_ids: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list)
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    phone: str
+    locale: str
+    time_zone: str
+    sip_username: str
+    caller_ids: list[str]
+
+    @classmethod
+    def from_domain(cls, subscriber: Subscriber) -> SubscriberOut:
+        return cls(
+            id=subscriber.id,
+            name=subscriber.name,
+            email=subscriber.email,
+            phone=subscriber.phone,
+            locale=subscriber.locale,
+            time_zone=subscriber.time_zone,
+            sip_username=subscriber.sip_username,
+            caller_ids=list(subscriber.caller_ids),
+        )
+
+
+class PasswordIn(Strict):
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+
+
+class SubscriptionIn(Strict):
+    plan_code: Code
+    start: datetime | None = None
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+
+    _start_aware = field_validator("start")(
+        lambda value: _aware(value) if value is not None else None
+    )
+
+
+class SubscriptionStatusIn(Strict):
+    status: SubscriptionStatus
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    subscriber_id: int
+    plan_code: str
+    status: SubscriptionStatus
+    period_start: datetime
+    period_end: datetime
+
+    @classmethod
+    def from_domain(cls, subscription: Subscription) -> SubscriptionOut:
+        return cls(
+            id=subscription.id,
+            subscriber_id=subscription.subscriber_id,
+            plan_code=subscription.plan_code,
+            status=subscription.status,
+            period_start=subscription.period_start,
+            period_end=subscription.period_end,
+        )
+
+
+# -- carriers ---------------------------------------------------------------------------------
+class GatewaySchema(Strict):
+    name: Code
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Transport = Transport.UDP
+
+
+class CarrierDestinationSchema(Strict):
+    country: Country
+    kind: Literal["fixed", "mobile"]
+    priority: int = Field(default=100, ge=0, le=10000)
+
+
+class FlatRateSchema(Strict):
+    channels: int = Field(ge=1, le=100000)
+    monthly_fee: Amount
+    currency: Currency
+
+
+class RateSchema(Strict):
+    prefix: Annotated[str, Field(pattern=r"^\d{1,15}$")]
+    per_minute: Amount
+    currency: Currency
+    effective_from: datetime
+    increment: Annotated[str, Field(pattern=r"^\d{1,4}/\d{1,4}$")] = "60/60"
+
+    _effective_aware = field_validator("effective_from")(_aware)
+
+
+class CarrierSchema(Strict):
+    code: Code
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    gateways: list[GatewaySchema] = Field(min_length=1, max_length=32)
+    destinations: list[CarrierDestinationSchema] = Field(min_length=1, max_length=500)
+    flat_rate: FlatRateSchema | None = None
+    rates: list[RateSchema] = Field(default_factory=list, max_length=200000)
+    number_format: NumberFormat = NumberFormat.E164
+    max_channels: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+
+    def to_domain(self) -> Carrier:
+        rates = []
+        for rate in self.rates:
+            first, following = (int(part) for part in rate.increment.split("/"))
+            rates.append(
+                Rate(
+                    prefix=rate.prefix,
+                    per_minute=Money.parse(rate.per_minute, rate.currency),
+                    effective_from=rate.effective_from,
+                    increment=BillingIncrement(first, following),
+                )
+            )
+        return Carrier(
+            code=self.code,
+            name=self.name,
+            gateways=tuple(
+                Gateway(name=g.name, host=g.host, port=g.port, transport=g.transport)
+                for g in self.gateways
+            ),
+            destinations=tuple(
+                CarrierDestination(DestinationRule(d.country, NumberKind(d.kind)), d.priority)
+                for d in self.destinations
+            ),
+            flat_rate=(
+                FlatRateContract(
+                    channels=self.flat_rate.channels,
+                    monthly_fee=Money.parse(self.flat_rate.monthly_fee, self.flat_rate.currency),
+                )
+                if self.flat_rate
+                else None
+            ),
+            rate_deck=RateDeck(rates),
+            number_format=self.number_format,
+            max_channels=self.max_channels,
+            enabled=self.enabled,
+        )
+
+    @classmethod
+    def from_domain(cls, carrier: Carrier) -> CarrierSchema:
+        flat = carrier.flat_rate
+        return cls.model_validate(
+            {
+                "code": carrier.code,
+                "name": carrier.name,
+                "gateways": [
+                    {"name": g.name, "host": g.host, "port": g.port, "transport": g.transport}
+                    for g in carrier.gateways
+                ],
+                "destinations": [
+                    {"country": d.rule.country, "kind": d.rule.kind.value, "priority": d.priority}
+                    for d in carrier.destinations
+                ],
+                "flat_rate": (
+                    {
+                        "channels": flat.channels,
+                        "monthly_fee": str(flat.monthly_fee.amount),
+                        "currency": flat.monthly_fee.currency,
+                    }
+                    if flat
+                    else None
+                ),
+                "rates": [
+                    {
+                        "prefix": rate.prefix,
+                        "per_minute": str(rate.per_minute.amount),
+                        "currency": rate.per_minute.currency,
+                        "effective_from": rate.effective_from,
+                        "increment": str(rate.increment),
+                    }
+                    for rate in sorted(
+                        carrier.rate_deck.rates(), key=lambda r: (r.prefix, r.effective_from)
+                    )
+                ],
+                "number_format": carrier.number_format,
+                "max_channels": carrier.max_channels,
+                "enabled": carrier.enabled,
+            }
+        )
+
+
+# -- the SIP decision API ---------------------------------------------------------------------
+class AuthorizeIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: Annotated[str, Field(min_length=1, max_length=256)]
+    user: Annotated[str, Field(min_length=1, max_length=128)]
+    dialled: Annotated[str, Field(min_length=1, max_length=128)]
+    source_ip: Annotated[str, Field(max_length=64)] = ""
+    user_agent: Annotated[str, Field(max_length=256)] = ""
+    node: Annotated[str, Field(max_length=64)] = ""
+
+
+class RouteOut(BaseModel):
+    carrier: str
+    gateway: str
+    uri: str
+    timeout_ms: int
+    billing: str
+    cost_per_minute: str | None = None
+    currency: str | None = None
+
+
+class AuthorizeOut(BaseModel):
+    call_id: str
+    ha1: str
+    allow: bool
+    reason: str
+    sip_code: int
+    sip_reason: str
+    max_duration_s: int
+    destination: str | None
+    routes: list[RouteOut]
+    failover_codes: list[int]
+
+    @classmethod
+    def from_domain(cls, call_id: str, ha1: str, decision: Decision) -> AuthorizeOut:
+        return cls(
+            call_id=call_id,
+            ha1=ha1,
+            allow=decision.allowed,
+            reason=decision.reason.value,
+            sip_code=decision.sip_code,
+            sip_reason=decision.sip_reason,
+            max_duration_s=decision.max_duration_seconds,
+            destination=decision.destination.e164 if decision.destination else None,
+            routes=[
+                RouteOut(
+                    carrier=route.carrier,
+                    gateway=route.gateway,
+                    uri=route.uri,
+                    timeout_ms=route.timeout_ms,
+                    billing=route.billing.value,
+                    cost_per_minute=(
+                        str(route.cost_per_minute.amount) if route.cost_per_minute else None
+                    ),
+                    currency=route.cost_per_minute.currency if route.cost_per_minute else None,
+                )
+                for route in decision.routes
+            ],
+            failover_codes=list(decision.failover_codes),
+        )
+
+
+# The earliest and latest event times accepted: a clock gone wrong must not file a call in 1970.
+_EARLIEST_MS = 1_577_836_800_000  # 2020-01-01
+_LATEST_MS = 4_102_444_800_000  # 2100-01-01
+
+
+class CallEventIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: Annotated[str, Field(min_length=1, max_length=256)]
+    type: CallEventType
+    at_ms: int = Field(ge=_EARLIEST_MS, le=_LATEST_MS)
+    user: Annotated[str, Field(max_length=128)] = ""
+    dialled: Annotated[str, Field(max_length=128)] = ""
+    attempt: int | None = Field(default=None, ge=1, le=100)
+    carrier: Annotated[str, Field(max_length=64)] | None = None
+    gateway: Annotated[str, Field(max_length=64)] | None = None
+    sip_code: int | None = Field(default=None, ge=100, le=699)
+    pdd_ms: int | None = Field(default=None, ge=0, le=600_000)
+    duration_ms: int | None = Field(default=None, ge=0, le=7 * 86_400_000)
+    hangup_cause: Annotated[str, Field(max_length=64)] | None = None
+
+    def to_domain(self) -> CallEvent:
+        return CallEvent(
+            call_id=self.call_id,
+            type=self.type,
+            at=datetime.fromtimestamp(self.at_ms / 1000, tz=UTC),
+            sip_username=self.user,
+            dialled=self.dialled,
+            attempt=self.attempt,
+            carrier=self.carrier,
+            gateway=self.gateway,
+            sip_code=self.sip_code,
+            pdd_ms=self.pdd_ms,
+            duration_ms=self.duration_ms,
+            hangup_cause=self.hangup_cause,
+        )
+
+
+class CallEventsIn(BaseModel):
+    events: list[CallEventIn] = Field(min_length=1, max_length=1000)
+
+
+class CallAttemptOut(BaseModel):
+    attempt: int
+    carrier: str
+    gateway: str
+    sip_code: int | None
+    pdd_ms: int | None
+    at: datetime
+
+
+class CallOut(BaseModel):
+    call_id: str
+    status: str
+    sip_username: str
+    dialled: str
+    subscriber_id: int | None
+    subscription_id: int | None
+    destination: str
+    country: str
+    kind: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: int | None
+    carrier: str | None
+    final_sip_code: int | None
+    hangup_cause: str | None
+    pdd_ms: int | None
+    attempts: list[CallAttemptOut]
+
+    @classmethod
+    def from_domain(cls, record: CallRecord) -> CallOut:
+        return cls(
+            call_id=record.call_id,
+            status=record.status.value,
+            sip_username=record.sip_username,
+            dialled=record.dialled,
+            subscriber_id=record.subscriber_id,
+            subscription_id=record.subscription_id,
+            destination=record.destination,
+            country=record.country,
+            kind=record.kind,
+            started_at=record.started_at,
+            answered_at=record.answered_at,
+            ended_at=record.ended_at,
+            duration_ms=record.duration_ms,
+            carrier=record.carrier,
+            final_sip_code=record.final_sip_code,
+            hangup_cause=record.hangup_cause,
+            pdd_ms=record.pdd_ms,
+            attempts=[
+                CallAttemptOut(
+                    attempt=a.attempt,
+                    carrier=a.carrier,
+                    gateway=a.gateway,
+                    sip_code=a.sip_code,
+                    pdd_ms=a.pdd_ms,
+                    at=a.at,
+                )
+                for a in record.attempts
+            ],
+        )
+
+
+class ExplainIn(Strict):
+    sip_username: Annotated[str, Field(min_length=1, max_length=128)]
+    dialled: Annotated[str, Field(min_length=1, max_length=128)]
+    at: datetime | None = None
+
+    _at_aware = field_validator("at")(lambda value: _aware(value) if value is not None else None)
+
+
+class ExplainOut(BaseModel):
+    allow: bool
+    reason: str
+    sip_code: int
+    sip_reason: str
+    max_duration_s: int
+    destination: str | None
+    routes: list[RouteOut]
+    explanation: list[str]

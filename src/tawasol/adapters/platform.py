@@ -1,0 +1,203 @@
+"""Run the whole platform on one machine: the brain's API and the Kamailio edge, as children.
+
+`tawasol up` starts the brain (`python -m tawasol serve`), waits for its health check, then
+starts Kamailio through the SIP adapter, and supervises both: if either dies, or on Ctrl-C /
+SIGTERM, both are stopped. Process ids live in `DATA_DIR/run/` so `tawasol down` can stop a
+platform started from another shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tawasol.adapters.sip import EdgeProcess, start_edge, stop_edge
+from tawasol.config import Settings
+from tawasol.domain.errors import Unavailable
+
+BRAIN_PID = "brain.pid"
+SUPERVISOR_PID = "up.pid"
+BRAIN_LOG = "brain.log"
+
+
+def run_dir_for(settings: Settings) -> Path:
+    return (settings.data_dir / "run").resolve()
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process the same settings as this one."""
+    environment = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        environment[f"TAWASOL_{name.upper()}"] = str(text)
+    environment["TAWASOL_DATA_DIR"] = str(settings.data_dir.resolve())
+    return environment
+
+
+def brain_health(settings: Settings, *, timeout_s: float = 1.0) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"{settings.api_url}/health", timeout=timeout_s) as answer:
+            body: dict[str, object] = json.loads(answer.read())
+            return body
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+@dataclass
+class BrainProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+    pid_file: Path
+    log_handle: IO[bytes]
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10) -> None:
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log_handle.close()
+        self.pid_file.unlink(missing_ok=True)
+
+
+def start_brain(settings: Settings, run_dir: Path, *, ready_timeout_s: float = 20) -> BrainProcess:
+    """Start `python -m tawasol serve` and wait until /health answers."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if brain_health(settings) is not None:
+        raise Unavailable(f"something already answers on {settings.api_url}: is tawasol up?")
+    log = run_dir / BRAIN_LOG
+    log_handle = open(log, "ab")  # noqa: SIM115 - closed by BrainProcess.stop()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tawasol", "serve"],
+        env=settings_environment(settings),
+        stdin=subprocess.DEVNULL,
+        stdout=log_handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    pid_file = run_dir / BRAIN_PID
+    pid_file.write_text(str(process.pid))
+    brain = BrainProcess(process=process, log=log, pid_file=pid_file, log_handle=log_handle)
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if not brain.running():
+            brain.stop()
+            raise Unavailable(f"the brain exited at start-up:\n{brain.log_tail()}")
+        if brain_health(settings, timeout_s=0.5) is not None:
+            return brain
+        time.sleep(0.1)
+    brain.stop()
+    raise Unavailable(f"the brain did not answer on {settings.api_url}:\n{brain.log_tail()}")
+
+
+@dataclass
+class Platform:
+    brain: BrainProcess
+    edge: EdgeProcess
+
+    def stop(self) -> None:
+        self.edge.stop()
+        self.brain.stop()
+
+
+def start_platform(settings: Settings) -> Platform:
+    run_dir = run_dir_for(settings)
+    brain = start_brain(settings, run_dir)
+    try:
+        edge = start_edge(settings, run_dir)
+    except BaseException:
+        brain.stop()
+        raise
+    return Platform(brain=brain, edge=edge)
+
+
+def supervise(platform: Platform, *, on_exit: Callable[[str], None]) -> None:
+    """Block until SIGINT/SIGTERM or a child dies, then stop both."""
+    stopping: list[str] = []
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    supervisor_pid = platform.brain.pid_file.parent / SUPERVISOR_PID
+    supervisor_pid.write_text(str(os.getpid()))
+    try:
+        while not stopping:
+            if not platform.brain.running():
+                stopping.append(f"the brain exited:\n{platform.brain.log_tail()}")
+            elif not platform.edge.running():
+                stopping.append(f"kamailio exited:\n{platform.edge.log_tail()}")
+            else:
+                time.sleep(0.2)
+    finally:
+        platform.stop()
+        supervisor_pid.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    on_exit(stopping[0])
+
+
+def stop_platform(settings: Settings, *, timeout_s: float = 10) -> list[str]:
+    """Stop a platform started from another shell; returns what was stopped."""
+    run_dir = run_dir_for(settings)
+    stopped = []
+    supervisor = _read_pid(run_dir / SUPERVISOR_PID)
+    if supervisor is not None and _terminate(supervisor, timeout_s=timeout_s * 2):
+        # `tawasol up` stops its children itself, edge first.
+        stopped.append("tawasol up (brain and kamailio)")
+        return stopped
+    if stop_edge(run_dir, timeout_s=timeout_s):
+        stopped.append("kamailio")
+    pid_file = run_dir / BRAIN_PID
+    brain = _read_pid(pid_file)
+    if brain is not None and _terminate(brain, timeout_s=timeout_s):
+        stopped.append("brain")
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _terminate(pid: int, *, timeout_s: float) -> bool:
+    """SIGTERM, wait for the process to go, SIGKILL if it will not. False if it was not there."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return True

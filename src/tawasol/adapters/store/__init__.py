@@ -1,0 +1,12 @@
+"""The system of record: SQLAlchemy on SQLite (default) or PostgreSQL, migrated by Alembic.
+
+    store = SqlStore.from_url(sqlite_url_for(data_dir))   # after migrate(url)
+
+Only domain values and errors cross this package's boundary (see `services.ports.Store`).
+"""
+
+from tawasol.adapters.store.engine import sqlite_url_for
+from tawasol.adapters.store.migrate import current_revision, head_revision, migrate
+from tawasol.adapters.store.sql_store import SqlStore
+
+__all__ = ["SqlStore", "current_revision", "head_revision", "migrate", "sqlite_url_for"]

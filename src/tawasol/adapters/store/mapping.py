@@ -1,0 +1,309 @@
+"""Translation between table rows and the domain's frozen values, both ways, in one place.
+
+Every function here is pure: rows in, values out (or the reverse). Keeping them apart from the
+queries lets `sql_store` read as a list of transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tawasol.adapters.store.models import (
+    CallRow,
+    CarrierDestinationRow,
+    CarrierGatewayRow,
+    CarrierRow,
+    PlanRow,
+    SubscriberRow,
+    SubscriptionRow,
+)
+from tawasol.adapters.store.types import amount_fits
+from tawasol.domain.calls import CallAttempt, CallRecord
+from tawasol.domain.carriers import (
+    BillingIncrement,
+    Carrier,
+    CarrierDestination,
+    FlatRateContract,
+    Gateway,
+    NumberFormat,
+    Rate,
+    RateDeck,
+    Transport,
+)
+from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.errors import InvalidInput
+from tawasol.domain.money import Money
+from tawasol.domain.numbering import NumberKind
+from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+
+
+def checked_amount(money: Money) -> Decimal:
+    """The amount to store, refused (not rounded) beyond 6 decimals or 12 integer digits."""
+    if not amount_fits(money.amount):
+        raise InvalidInput(
+            "amounts are stored with at most 6 decimal places and 12 integer digits",
+            amount=str(money.amount),
+        )
+    return money.amount
+
+
+# -- plans ------------------------------------------------------------------------------------
+def plan_values(plan: Plan) -> dict[str, Any]:
+    fair_use = plan.fair_use
+    duration = fair_use.max_call_duration
+    return {
+        "code": plan.code,
+        "names": dict(plan.names),
+        "period": plan.period.value,
+        "price_amount": checked_amount(plan.price),
+        "price_currency": plan.price.currency,
+        "destinations": [
+            {"country": rule.country, "kind": rule.kind.value} for rule in sorted(plan.destinations)
+        ],
+        "time_windows": [
+            {
+                "weekdays": sorted(window.weekdays),
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+            }
+            for window in plan.time_windows
+        ],
+        "max_call_duration_seconds": None if duration is None else _whole_seconds(duration),
+        "minutes_per_period": fair_use.minutes_per_period,
+        "distinct_numbers_per_period": fair_use.distinct_numbers_per_period,
+        "concurrent_calls": fair_use.concurrent_calls,
+        "on_sale": plan.on_sale,
+    }
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    if duration % timedelta(seconds=1):
+        raise InvalidInput("max_call_duration is stored in whole seconds", value=str(duration))
+    return duration // timedelta(seconds=1)
+
+
+def plan_from_row(row: PlanRow) -> Plan:
+    seconds = row.max_call_duration_seconds
+    return Plan(
+        code=row.code,
+        names={str(locale): str(name) for locale, name in row.names.items()},
+        period=Period(row.period),
+        price=Money(row.price_amount, row.price_currency),
+        destinations=frozenset(
+            DestinationRule(country=item["country"], kind=NumberKind(item["kind"]))
+            for item in row.destinations
+        ),
+        fair_use=FairUse(
+            max_call_duration=None if seconds is None else timedelta(seconds=seconds),
+            minutes_per_period=row.minutes_per_period,
+            distinct_numbers_per_period=row.distinct_numbers_per_period,
+            concurrent_calls=row.concurrent_calls,
+        ),
+        time_windows=tuple(
+            TimeWindow(
+                weekdays=frozenset(int(day) for day in item["weekdays"]),
+                start=time.fromisoformat(item["start"]),
+                end=time.fromisoformat(item["end"]),
+            )
+            for item in row.time_windows
+        ),
+        on_sale=row.on_sale,
+    )
+
+
+# -- subscribers and subscriptions -----------------------------------------------------------
+def subscriber_from_row(row: SubscriberRow) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        locale=row.locale,
+        time_zone=row.time_zone,
+        sip_username=row.sip_username,
+        ha1=row.ha1,
+        caller_ids=tuple(str(number) for number in row.caller_ids),
+    )
+
+
+def subscription_from_row(row: SubscriptionRow) -> Subscription:
+    return Subscription(
+        id=row.id,
+        subscriber_id=row.subscriber_id,
+        plan_code=row.plan_code,
+        status=SubscriptionStatus(row.status),
+        period_start=row.period_start,
+        period_end=row.period_end,
+        created_at=row.created_at,
+    )
+
+
+# -- carriers ---------------------------------------------------------------------------------
+def carrier_values(carrier: Carrier) -> dict[str, Any]:
+    flat_rate = carrier.flat_rate
+    return {
+        "code": carrier.code,
+        "name": carrier.name,
+        "number_format": carrier.number_format.value,
+        "max_channels": carrier.max_channels,
+        "enabled": carrier.enabled,
+        "flat_rate_channels": flat_rate.channels if flat_rate else None,
+        "flat_rate_fee_amount": checked_amount(flat_rate.monthly_fee) if flat_rate else None,
+        "flat_rate_fee_currency": flat_rate.monthly_fee.currency if flat_rate else None,
+    }
+
+
+def gateway_values(carrier: Carrier) -> list[dict[str, Any]]:
+    return [
+        {
+            "carrier_code": carrier.code,
+            "position": position,
+            "name": gateway.name,
+            "host": gateway.host,
+            "port": gateway.port,
+            "transport": gateway.transport.value,
+        }
+        for position, gateway in enumerate(carrier.gateways)
+    ]
+
+
+def destination_values(carrier: Carrier) -> list[dict[str, Any]]:
+    return [
+        {
+            "carrier_code": carrier.code,
+            "position": position,
+            "country": entry.rule.country,
+            "kind": entry.rule.kind.value,
+            "priority": entry.priority,
+        }
+        for position, entry in enumerate(carrier.destinations)
+    ]
+
+
+def rate_values(carrier: Carrier) -> list[dict[str, Any]]:
+    return [
+        {
+            "carrier_code": carrier.code,
+            "prefix": rate.prefix,
+            "per_minute_amount": checked_amount(rate.per_minute),
+            "currency": rate.per_minute.currency,
+            "effective_from": rate.effective_from,
+            "increment_first_seconds": rate.increment.first_seconds,
+            "increment_next_seconds": rate.increment.next_seconds,
+        }
+        for rate in carrier.rate_deck.rates()
+    ]
+
+
+def rate_from_tuple(values: Sequence[Any]) -> Rate:
+    """From (prefix, amount, currency, effective_from, first, next): rate decks are read as
+    plain tuples, ORM objects cost too much at tens of thousands of rows."""
+    prefix, amount, currency, effective_from, first_seconds, next_seconds = values
+    return Rate(
+        prefix=prefix,
+        per_minute=Money(amount, currency),
+        effective_from=effective_from,
+        increment=BillingIncrement(first_seconds=first_seconds, next_seconds=next_seconds),
+    )
+
+
+def carrier_from_rows(
+    row: CarrierRow,
+    gateways: Iterable[CarrierGatewayRow],
+    destinations: Iterable[CarrierDestinationRow],
+    rates: Iterable[Rate],
+) -> Carrier:
+    flat_rate = None
+    if row.flat_rate_channels is not None:
+        if row.flat_rate_fee_amount is None or row.flat_rate_fee_currency is None:
+            raise InvalidInput("flat-rate contract without a fee", carrier=row.code)
+        flat_rate = FlatRateContract(
+            channels=row.flat_rate_channels,
+            monthly_fee=Money(row.flat_rate_fee_amount, row.flat_rate_fee_currency),
+        )
+    return Carrier(
+        code=row.code,
+        name=row.name,
+        gateways=tuple(
+            Gateway(
+                name=item.name, host=item.host, port=item.port, transport=Transport(item.transport)
+            )
+            for item in sorted(gateways, key=lambda item: item.position)
+        ),
+        destinations=tuple(
+            CarrierDestination(
+                rule=DestinationRule(country=item.country, kind=NumberKind(item.kind)),
+                priority=item.priority,
+            )
+            for item in sorted(destinations, key=lambda item: item.position)
+        ),
+        flat_rate=flat_rate,
+        rate_deck=RateDeck(rates),
+        number_format=NumberFormat(row.number_format),
+        max_channels=row.max_channels,
+        enabled=row.enabled,
+    )
+
+
+# -- calls ------------------------------------------------------------------------------------
+CALL_FIELDS = (
+    "call_id",
+    "started_at",
+    "sip_username",
+    "dialled",
+    "subscriber_id",
+    "subscription_id",
+    "destination",
+    "country",
+    "kind",
+    "answered_at",
+    "ended_at",
+    "duration_ms",
+    "carrier",
+    "final_sip_code",
+    "hangup_cause",
+)
+
+
+def call_values(record: CallRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in CALL_FIELDS}
+
+
+def attempt_values(record: CallRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "call_id": record.call_id,
+            "attempt": attempt.attempt,
+            "carrier": attempt.carrier,
+            "gateway": attempt.gateway,
+            "sip_code": attempt.sip_code,
+            "pdd_ms": attempt.pdd_ms,
+            "at": attempt.at,
+        }
+        for attempt in record.attempts
+    ]
+
+
+def call_from_row(row: CallRow, attempts: Sequence[CallAttempt]) -> CallRecord:
+    values = {name: getattr(row, name) for name in CALL_FIELDS}
+    return CallRecord(**values, attempts=tuple(sorted(attempts, key=lambda item: item.attempt)))
+
+
+def attempts_by_call(rows: Iterable[Any]) -> Mapping[str, list[CallAttempt]]:
+    """Group attempt rows (with the call_attempts columns) by call id."""
+    grouped: dict[str, list[CallAttempt]] = {}
+    for row in rows:
+        grouped.setdefault(row.call_id, []).append(
+            CallAttempt(
+                attempt=row.attempt,
+                carrier=row.carrier,
+                gateway=row.gateway,
+                sip_code=row.sip_code,
+                pdd_ms=row.pdd_ms,
+                at=row.at,
+            )
+        )
+    return grouped

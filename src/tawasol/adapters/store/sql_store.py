@@ -1,0 +1,464 @@
+"""`SqlStore`: the system of record on SQLite or PostgreSQL, behind the `Store` port.
+
+Each public method is one transaction. Writers on SQLite begin with BEGIN IMMEDIATE so they
+queue on the busy timeout instead of failing half-way; PostgreSQL locks the rows it changes.
+Every catalog write (plans, subscribers, subscriptions, carriers) bumps the one-row catalog
+revision in the same transaction, so a decider that sees a new revision sees the whole change;
+`load_catalog` reads everything in one snapshot (REPEATABLE READ on PostgreSQL).
+Database errors leave this module only as `NotFound`, `Conflict`, `InvalidInput` or
+`Unavailable` (see `engine.translate`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Engine, delete, exc, insert, select, update
+from sqlalchemy.orm import Session
+
+from tawasol.adapters.store import call_queries, mapping
+from tawasol.adapters.store.engine import (
+    SQLITE_BEGIN,
+    create_store_engine,
+    describe_url,
+    is_retryable,
+    translate,
+    translated,
+)
+from tawasol.adapters.store.models import (
+    CarrierDestinationRow,
+    CarrierGatewayRow,
+    CarrierRateRow,
+    CarrierRow,
+    CatalogRevisionRow,
+    PlanRow,
+    SubscriberRow,
+    SubscriptionRow,
+)
+from tawasol.domain.calls import CallEvent, CallRecord
+from tawasol.domain.carriers import Carrier, Rate
+from tawasol.domain.catalog import Plan
+from tawasol.domain.decision import Usage
+from tawasol.domain.errors import Conflict, NotFound
+from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+from tawasol.services.ports import CallFold, CatalogSnapshot, NewSubscriber, Store
+
+T = TypeVar("T")
+
+# A transaction that lost a race on PostgreSQL (two inserts of one new call id, a deadlock) is
+# run again from the start; a few tries always suffice since the loser then finds the row.
+MAX_TRIES = 8
+
+
+class SqlStore:
+    """The `Store` port on SQLAlchemy. Thread-safe: each call checks out its own connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._database = describe_url(engine.url)
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._writer: Engine
+        self._snapshot: Engine
+        if self._sqlite:
+            self._writer = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            self._snapshot = engine
+        else:
+            self._writer = engine
+            # One consistent view for a multi-query read such as load_catalog.
+            self._snapshot = engine.execution_options(isolation_level="REPEATABLE READ")
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        """A store on `sqlite:///path/tawasol.db` or `postgresql+psycopg://user@host/db`."""
+        with translated(describe_url(url)):
+            return cls(create_store_engine(url))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def _session(self, bind: Engine) -> Iterator[Session]:
+        with (
+            translated(self._database),
+            Session(bind, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
+    @contextmanager
+    def _catalog_write(self) -> Iterator[Session]:
+        """A write transaction that first bumps the catalog revision.
+
+        Bumping first takes the revision row's lock on PostgreSQL, so catalog writers queue
+        one behind the other (they are rare) and a "create or replace" never races another
+        into a duplicate key; SQLite's BEGIN IMMEDIATE gives the same order. A write that
+        fails rolls its bump back with it.
+        """
+        with self._session(self._writer) as session:
+            _bump_revision(session)
+            yield session
+
+    # -- catalog ----------------------------------------------------------------------------
+    def catalog_revision(self) -> int:
+        with self._session(self._engine) as session:
+            return _revision(session)
+
+    def load_catalog(self) -> CatalogSnapshot:
+        with self._session(self._snapshot) as session:
+            revision = _revision(session)
+            plans = {plan.code: plan for plan in _plans(session)}
+            subscribers = {
+                row.sip_username: mapping.subscriber_from_row(row)
+                for row in session.scalars(select(SubscriberRow))
+            }
+            subscriptions: dict[int, list[Subscription]] = {}
+            for row in session.scalars(select(SubscriptionRow).order_by(SubscriptionRow.id)):
+                item = mapping.subscription_from_row(row)
+                subscriptions.setdefault(item.subscriber_id, []).append(item)
+            carriers = _carriers(session)
+        return CatalogSnapshot(
+            revision=revision,
+            plans=plans,
+            subscribers=subscribers,
+            subscriptions={key: tuple(items) for key, items in subscriptions.items()},
+            carriers=tuple(carriers),
+        )
+
+    def save_plan(self, plan: Plan) -> None:
+        values = mapping.plan_values(plan)
+        with self._catalog_write() as session:
+            row = session.get(PlanRow, plan.code, with_for_update=True)
+            if row is None:
+                session.add(PlanRow(**values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+
+    def add_plan(self, plan: Plan) -> None:
+        """Create a plan; unlike `save_plan`, raises Conflict when the code is taken."""
+        values = mapping.plan_values(plan)
+        with self._catalog_write() as session:
+            if session.get(PlanRow, plan.code) is not None:
+                raise Conflict(f"plan {plan.code} already exists", code=plan.code)
+            session.add(PlanRow(**values))
+
+    def get_plan(self, code: str) -> Plan:
+        with self._session(self._engine) as session:
+            row = session.get(PlanRow, code)
+            if row is None:
+                raise NotFound(f"no plan {code}", code=code)
+            return mapping.plan_from_row(row)
+
+    def list_plans(self) -> list[Plan]:
+        with self._session(self._engine) as session:
+            return _plans(session)
+
+    def add_subscriber(self, subscriber: NewSubscriber) -> Subscriber:
+        # Built first so the domain's rules (username, time zone, HA1) refuse bad input early.
+        Subscriber(id=0, **_subscriber_fields(subscriber))
+        with self._catalog_write() as session:
+            _check_username_free(session, subscriber.sip_username, owner=None)
+            fields = _subscriber_fields(subscriber)
+            row = SubscriberRow(**{**fields, "caller_ids": list(subscriber.caller_ids)})
+            session.add(row)
+            session.flush()
+            return mapping.subscriber_from_row(row)
+
+    def update_subscriber(self, subscriber: Subscriber) -> None:
+        with self._catalog_write() as session:
+            row = session.get(SubscriberRow, subscriber.id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no subscriber {subscriber.id}", subscriber_id=subscriber.id)
+            _check_username_free(session, subscriber.sip_username, owner=subscriber.id)
+            row.name = subscriber.name
+            row.email = subscriber.email
+            row.phone = subscriber.phone
+            row.locale = subscriber.locale
+            row.time_zone = subscriber.time_zone
+            row.sip_username = subscriber.sip_username
+            row.ha1 = subscriber.ha1
+            row.caller_ids = list(subscriber.caller_ids)
+
+    def get_subscriber(self, subscriber_id: int) -> Subscriber:
+        with self._session(self._engine) as session:
+            row = session.get(SubscriberRow, subscriber_id)
+            if row is None:
+                raise NotFound(f"no subscriber {subscriber_id}", subscriber_id=subscriber_id)
+            return mapping.subscriber_from_row(row)
+
+    def find_subscriber(self, sip_username: str) -> Subscriber | None:
+        with self._session(self._engine) as session:
+            row = session.scalar(
+                select(SubscriberRow).where(SubscriberRow.sip_username == sip_username)
+            )
+            return None if row is None else mapping.subscriber_from_row(row)
+
+    def list_subscribers(self, *, offset: int = 0, limit: int = 100) -> list[Subscriber]:
+        statement = (
+            select(SubscriberRow)
+            .order_by(SubscriberRow.id)
+            .offset(max(0, offset))
+            .limit(max(0, limit))
+        )
+        with self._session(self._engine) as session:
+            return [mapping.subscriber_from_row(row) for row in session.scalars(statement)]
+
+    def add_subscription(
+        self,
+        *,
+        subscriber_id: int,
+        plan_code: str,
+        status: SubscriptionStatus,
+        period_start: datetime,
+        period_end: datetime,
+    ) -> Subscription:
+        # Built first so the domain refuses a naive or inverted period before any write.
+        Subscription(
+            id=0,
+            subscriber_id=subscriber_id,
+            plan_code=plan_code,
+            status=status,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        with self._catalog_write() as session:
+            _check_references(session, subscriber_id=subscriber_id, plan_code=plan_code)
+            row = SubscriptionRow(
+                subscriber_id=subscriber_id,
+                plan_code=plan_code,
+                status=status.value,
+                period_start=period_start,
+                period_end=period_end,
+                created_at=datetime.now(UTC),
+            )
+            session.add(row)
+            session.flush()
+            return mapping.subscription_from_row(row)
+
+    def update_subscription(self, subscription: Subscription) -> None:
+        with self._catalog_write() as session:
+            row = session.get(SubscriptionRow, subscription.id, with_for_update=True)
+            if row is None:
+                raise NotFound(
+                    f"no subscription {subscription.id}", subscription_id=subscription.id
+                )
+            _check_references(
+                session, subscriber_id=subscription.subscriber_id, plan_code=subscription.plan_code
+            )
+            row.subscriber_id = subscription.subscriber_id
+            row.plan_code = subscription.plan_code
+            row.status = subscription.status.value
+            row.period_start = subscription.period_start
+            row.period_end = subscription.period_end
+
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        with self._session(self._engine) as session:
+            row = session.get(SubscriptionRow, subscription_id)
+            if row is None:
+                raise NotFound(
+                    f"no subscription {subscription_id}", subscription_id=subscription_id
+                )
+            return mapping.subscription_from_row(row)
+
+    def list_subscriptions(self, *, subscriber_id: int | None = None) -> list[Subscription]:
+        statement = select(SubscriptionRow).order_by(SubscriptionRow.id)
+        if subscriber_id is not None:
+            statement = statement.where(SubscriptionRow.subscriber_id == subscriber_id)
+        with self._session(self._engine) as session:
+            return [mapping.subscription_from_row(row) for row in session.scalars(statement)]
+
+    def save_carrier(self, carrier: Carrier) -> None:
+        values = mapping.carrier_values(carrier)
+        gateways = mapping.gateway_values(carrier)
+        destinations = mapping.destination_values(carrier)
+        rates = mapping.rate_values(carrier)
+        with self._catalog_write() as session:
+            row = session.get(CarrierRow, carrier.code, with_for_update=True)
+            if row is None:
+                session.add(CarrierRow(**values))
+                session.flush()
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+            for child in (CarrierGatewayRow, CarrierDestinationRow, CarrierRateRow):
+                session.execute(delete(child).where(child.carrier_code == carrier.code))
+            # ORM bulk INSERT: batched multi-row statements, no ORM object per rate.
+            for child, rows in (
+                (CarrierGatewayRow, gateways),
+                (CarrierDestinationRow, destinations),
+                (CarrierRateRow, rates),
+            ):
+                if rows:
+                    session.execute(insert(child), rows)
+
+    def get_carrier(self, code: str) -> Carrier:
+        with self._session(self._engine) as session:
+            carriers = _carriers(session, code=code)
+        if not carriers:
+            raise NotFound(f"no carrier {code}", code=code)
+        return carriers[0]
+
+    def list_carriers(self) -> list[Carrier]:
+        with self._session(self._engine) as session:
+            return _carriers(session)
+
+    # -- calls ------------------------------------------------------------------------------
+    def apply_call_events(self, events: Sequence[CallEvent], fold: CallFold) -> list[CallRecord]:
+        """Fold events per call id under a lock and upsert the records, in one transaction.
+
+        On PostgreSQL two transactions may both find a new call id absent and both insert it;
+        the second fails on the unique key and the whole transaction is run again, when it
+        finds and locks the first one's row. `fold` must therefore be pure.
+        """
+        if not events:
+            return []
+
+        def attempt() -> list[CallRecord]:
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                return call_queries.fold_and_upsert(session, events, fold, lock=not self._sqlite)
+
+        return self._retrying(attempt)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        with self._session(self._engine) as session:
+            _, records = call_queries.load_records(session, [call_id], lock=False)
+            return records.get(call_id)
+
+    def list_calls(self, *, subscriber_id: int | None = None, limit: int = 50) -> list[CallRecord]:
+        with self._session(self._engine) as session:
+            return call_queries.list_calls(session, subscriber_id=subscriber_id, limit=limit)
+
+    def open_calls(self, *, started_after: datetime) -> list[CallRecord]:
+        """Calls not finished (no end, no failure) that started after `started_after`, oldest
+        first."""
+        with self._session(self._engine) as session:
+            return call_queries.open_calls(session, started_after=started_after)
+
+    def usage(
+        self, subscriptions: Sequence[Subscription], *, now: datetime, open_call_horizon: timedelta
+    ) -> dict[int, Usage]:
+        if not subscriptions:
+            return {}
+        with self._session(self._engine) as session:
+            return call_queries.usage(
+                session, subscriptions, now=now, open_call_horizon=open_call_horizon
+            )
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        for tries in range(1, MAX_TRIES + 1):
+            try:
+                return work()
+            except exc.DBAPIError as error:
+                if tries == MAX_TRIES or self._sqlite or not is_retryable(error):
+                    raise translate(error, database=self._database) from error
+            except exc.SQLAlchemyError as error:
+                raise translate(error, database=self._database) from error
+            # Jitter so that the racers do not collide again in lockstep.
+            time.sleep(random.uniform(0, 0.005 * tries))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- helpers inside a transaction -------------------------------------------------------------
+def _revision(session: Session) -> int:
+    value = session.scalar(select(CatalogRevisionRow.revision).where(CatalogRevisionRow.id == 1))
+    return int(value or 0)
+
+
+def _bump_revision(session: Session) -> None:
+    result = session.execute(
+        update(CatalogRevisionRow)
+        .where(CatalogRevisionRow.id == 1)
+        .values(revision=CatalogRevisionRow.revision + 1)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(CatalogRevisionRow(id=1, revision=1))
+
+
+def _plans(session: Session) -> list[Plan]:
+    rows = session.scalars(select(PlanRow).order_by(PlanRow.code))
+    return [mapping.plan_from_row(row) for row in rows]
+
+
+def _carriers(session: Session, *, code: str | None = None) -> list[Carrier]:
+    """Carriers with their children in four queries, whatever the number of carriers."""
+    rows = select(CarrierRow).order_by(CarrierRow.code)
+    gateways = select(CarrierGatewayRow)
+    destinations = select(CarrierDestinationRow)
+    rate_table = CarrierRateRow.__table__.c
+    rates = select(
+        rate_table.carrier_code,
+        rate_table.prefix,
+        rate_table.per_minute_amount,
+        rate_table.currency,
+        rate_table.effective_from,
+        rate_table.increment_first_seconds,
+        rate_table.increment_next_seconds,
+    )
+    if code is not None:
+        rows = rows.where(CarrierRow.code == code)
+        gateways = gateways.where(CarrierGatewayRow.carrier_code == code)
+        destinations = destinations.where(CarrierDestinationRow.carrier_code == code)
+        rates = rates.where(rate_table.carrier_code == code)
+    gateways_of: dict[str, list[CarrierGatewayRow]] = {}
+    for gateway in session.scalars(gateways):
+        gateways_of.setdefault(gateway.carrier_code, []).append(gateway)
+    destinations_of: dict[str, list[CarrierDestinationRow]] = {}
+    for destination in session.scalars(destinations):
+        destinations_of.setdefault(destination.carrier_code, []).append(destination)
+    rates_of: dict[str, list[Rate]] = {}
+    for carrier_code, *values in session.execute(rates):
+        rates_of.setdefault(carrier_code, []).append(mapping.rate_from_tuple(values))
+    return [
+        mapping.carrier_from_rows(
+            row,
+            gateways_of.get(row.code, []),
+            destinations_of.get(row.code, []),
+            rates_of.get(row.code, []),
+        )
+        for row in session.scalars(rows)
+    ]
+
+
+def _check_username_free(session: Session, sip_username: str, *, owner: int | None) -> None:
+    holder = session.scalar(
+        select(SubscriberRow.id).where(SubscriberRow.sip_username == sip_username)
+    )
+    if holder is not None and holder != owner:
+        raise Conflict(f"SIP username {sip_username} is already taken", sip_username=sip_username)
+
+
+def _check_references(session: Session, *, subscriber_id: int, plan_code: str) -> None:
+    if session.get(SubscriberRow, subscriber_id) is None:
+        raise NotFound(f"no subscriber {subscriber_id}", subscriber_id=subscriber_id)
+    if session.get(PlanRow, plan_code) is None:
+        raise NotFound(f"no plan {plan_code}", code=plan_code)
+
+
+def _subscriber_fields(subscriber: NewSubscriber) -> dict[str, Any]:
+    return {
+        "name": subscriber.name,
+        "email": subscriber.email,
+        "phone": subscriber.phone,
+        "locale": subscriber.locale,
+        "time_zone": subscriber.time_zone,
+        "sip_username": subscriber.sip_username,
+        "ha1": subscriber.ha1,
+        "caller_ids": tuple(subscriber.caller_ids),
+    }
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: SqlStore) -> Store:
+        """mypy fails here, next to the code, when the port gains a method we lack."""
+        return store

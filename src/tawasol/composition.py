@@ -1,0 +1,57 @@
+"""Wire the adapters into the services, once, from Settings (the CLI's composition root)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tawasol.adapters.store import SqlStore
+from tawasol.config import Settings
+from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.catalog import CatalogService
+from tawasol.services.record_call_events import CallEventRecorder
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Brain:
+    """The brain's services, wired to one store."""
+
+    settings: Settings
+    store: SqlStore
+    authorizer: CallAuthorizer
+    recorder: CallEventRecorder
+    catalog: CatalogService
+    clock: Callable[[], datetime]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
+    settings.check()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore.from_url(settings.resolved_database_url)
+    authorizer = CallAuthorizer(
+        store=store,
+        clock=clock,
+        realm=settings.sip_realm,
+        fake_ha1_secret=secrets.token_bytes(32),
+        refresh_interval=timedelta(milliseconds=settings.catalog_refresh_ms),
+        route_timeout_ms=settings.route_timeout_ms,
+        platform_max_call_duration=timedelta(seconds=settings.platform_max_call_duration_s),
+        default_region=settings.default_region,
+    )
+    return Brain(
+        settings=settings,
+        store=store,
+        authorizer=authorizer,
+        recorder=CallEventRecorder(store=store, authorizer=authorizer),
+        catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
+        clock=clock,
+    )

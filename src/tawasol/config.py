@@ -1,0 +1,104 @@
+"""One typed Settings object, built once at start-up.
+
+Every setting has a safe default for the embedded mode (one machine, SQLite in `data_dir`) and
+can be set from the environment (`TAWASOL_` prefix, e.g. `TAWASOL_DATABASE_URL`) or a `.env`
+file. `Settings.check()` refuses contradictory settings with a clear message before anything
+starts. See `docs/tawasol.env.example` for an annotated example.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tawasol.domain.errors import InvalidConfiguration
+
+
+class Settings(BaseSettings):
+    """The brain's and the SIP edge's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="TAWASOL_", env_file=".env", extra="ignore")
+
+    # -- where things live ------------------------------------------------------------------
+    data_dir: Path = Field(default=Path("var"), description="SQLite file, run files, spools")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file tawasol.db in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+
+    # -- the brain's HTTP API ---------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8040, ge=1, le=65535)
+    admin_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token for /admin/v1; empty means the admin API is refused",
+    )
+    catalog_refresh_ms: int = Field(
+        default=1000, ge=0, le=60_000, description="how often deciders check for catalog changes"
+    )
+
+    # -- calls ------------------------------------------------------------------------------
+    default_region: str = Field(default="FR", description="where subscribers call from if unknown")
+    route_timeout_ms: int = Field(
+        default=3000, ge=200, le=30_000, description="no provisional reply: next route"
+    )
+    platform_max_call_duration_s: int = Field(default=4 * 3600, ge=60, le=24 * 3600)
+
+    # -- the SIP edge (Kamailio) ------------------------------------------------------------
+    sip_realm: str = Field(default="tawasol.local", description="digest realm; part of every HA1")
+    sip_listen: str = Field(default="127.0.0.1", description="address Kamailio listens on")
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    sip_children: int = Field(default=8, ge=1, le=64)
+    sip_shared_memory_mb: int = Field(default=128, ge=32, le=4096)
+    sip_pike_requests: int = Field(
+        default=64, ge=4, description="requests per IP per pike interval before a ban"
+    )
+    sip_pike_interval_s: int = Field(default=2, ge=1)
+    sip_ban_s: int = Field(default=300, ge=10, description="how long a flooding IP is banned")
+    sip_auth_failures: int = Field(default=3, ge=1, description="failed auths before lock-out")
+    sip_auth_window_s: int = Field(default=900, ge=60)
+    sip_auth_lockout_s: int = Field(default=900, ge=60)
+    sip_max_message_bytes: int = Field(default=8192, ge=1024, le=65535)
+    brain_timeout_ms: int = Field(
+        default=1000, ge=50, le=10_000, description="edge waits this long for a decision"
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("default_region is an ISO 3166 two-letter country code")
+        return value.upper()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tawasol.db').resolve()}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def check(self) -> None:
+        """Refuse contradictory settings with a message that says what to change."""
+        problems: list[str] = []
+        url = self.resolved_database_url
+        if not (url.startswith("sqlite") or url.startswith("postgresql")):
+            problems.append("database_url must be a sqlite:/// or postgresql+psycopg:// URL")
+        if self.sip_listen and self.sip_port == self.api_port and self.sip_listen == self.api_host:
+            problems.append("sip_port and api_port must differ on the same address")
+        try:
+            ipaddress.ip_address(self.sip_listen)
+        except ValueError:
+            problems.append(f"sip_listen must be an IP address, not {self.sip_listen!r}")
+        if self.route_timeout_ms >= self.platform_max_call_duration_s * 1000:
+            problems.append("route_timeout_ms must be far shorter than the max call duration")
+        if self.brain_timeout_ms > 5000:
+            problems.append("brain_timeout_ms over 5 s would hold every caller: keep it short")
+        if problems:
+            raise InvalidConfiguration("invalid settings: " + "; ".join(problems))

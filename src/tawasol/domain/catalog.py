@@ -1,0 +1,171 @@
+"""The catalog: the plans an operator sells.
+
+A *plan* is what a subscriber buys: "Maroc Illimité" for 9.99 EUR a month lets them call fixed and
+mobile phones in Morocco as much as they like, within fair-use limits that stop abuse (call
+shops, SIM boxes) without bothering a family. Some plans are cheaper because they only work at
+certain times ("Soirées Maghreb": evenings and weekends, in the subscriber's own time zone).
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from tawasol.domain.errors import InvalidConfiguration
+from tawasol.domain.money import Money
+from tawasol.domain.numbering import Destination, NumberKind
+
+LOCALES = ("fr", "ar", "en")
+
+
+class Period(enum.StrEnum):
+    """How often a plan is paid for and its fair-use counters start again."""
+
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+
+    def end_of_period_starting(self, start: datetime) -> datetime:
+        """When a period that starts at `start` ends: a week later, the same day next month
+        (the 31st becomes the month's last day), or the same day next year."""
+        if self is Period.WEEK:
+            return start + timedelta(days=7)
+        months = 1 if self is Period.MONTH else 12
+        month_index = start.month - 1 + months
+        year, month = start.year + month_index // 12, month_index % 12 + 1
+        day = min(start.day, calendar.monthrange(year, month)[1])
+        return start.replace(year=year, month=month, day=day)
+
+
+@dataclass(frozen=True, order=True)
+class DestinationRule:
+    """One country and one kind of line a plan or carrier covers, e.g. Morocco mobile.
+
+    `FIXED_OR_MOBILE` numbers (Tunisia's 31x ranges, the US) are covered by a rule for fixed or for
+    mobile: the plan sells calls to people's phones, whichever the metadata cannot tell apart.
+    """
+
+    country: str
+    kind: NumberKind
+
+    def covers(self, destination: Destination) -> bool:
+        if destination.country != self.country:
+            return False
+        if destination.kind == self.kind:
+            return True
+        if destination.kind == NumberKind.FIXED_OR_MOBILE:
+            return self.kind in (NumberKind.FIXED, NumberKind.MOBILE)
+        return False
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.kind.value}"
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """When a plan may be used: on the given weekdays (0 = Monday), from `start` to `end`.
+
+    An `end` at or before `start` runs past midnight: 20:00-08:00 on Monday covers Monday 20:00
+    to Tuesday 08:00. `start == end` means the whole day.
+    """
+
+    weekdays: frozenset[int]
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if not self.weekdays or not self.weekdays <= frozenset(range(7)):
+            raise InvalidConfiguration("a time window needs weekdays between 0 (Mon) and 6 (Sun)")
+
+    def contains(self, local: datetime) -> bool:
+        moment = local.time().replace(tzinfo=None)
+        today = local.weekday()
+        yesterday = (today - 1) % 7
+        if self.start == self.end:
+            return today in self.weekdays
+        if self.start < self.end:
+            return today in self.weekdays and self.start <= moment < self.end
+        # Past midnight: the evening part belongs to today, the morning part to yesterday.
+        return (today in self.weekdays and moment >= self.start) or (
+            yesterday in self.weekdays and moment < self.end
+        )
+
+    def describe(self) -> str:
+        names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        days = ",".join(names[d] for d in sorted(self.weekdays))
+        if self.start == self.end:
+            return f"{days} all day"
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class FairUse:
+    """The limits that keep an unlimited plan fair. None means no limit.
+
+    - `max_call_duration`: one call is cut after this long (it can be redialled).
+    - `minutes_per_period`: total answered minutes in the current period.
+    - `distinct_numbers_per_period`: how many different numbers may be called in the period;
+      a family calls a few, a call shop hundreds.
+    - `concurrent_calls`: calls at the same time on one subscription.
+    """
+
+    max_call_duration: timedelta | None = timedelta(hours=2)
+    minutes_per_period: int | None = None
+    distinct_numbers_per_period: int | None = None
+    concurrent_calls: int | None = 1
+
+    def __post_init__(self) -> None:
+        for name in ("minutes_per_period", "distinct_numbers_per_period", "concurrent_calls"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidConfiguration(f"fair use {name} must be at least 1 or unset")
+        if self.max_call_duration is not None and self.max_call_duration <= timedelta(0):
+            raise InvalidConfiguration("fair use max_call_duration must be positive or unset")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An offer sold to subscribers: a price per period for unlimited calls to destinations.
+
+    `names` holds the plan's commercial name per locale (fr, ar, en). `time_windows`, when not
+    empty, restricts use to those windows in the subscriber's time zone. `on_sale` False keeps
+    existing subscriptions running while no new one can be sold.
+    """
+
+    code: str
+    names: dict[str, str]
+    period: Period
+    price: Money
+    destinations: frozenset[DestinationRule]
+    fair_use: FairUse = field(default_factory=FairUse)
+    time_windows: tuple[TimeWindow, ...] = ()
+    on_sale: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.code or not self.code.replace("-", "").replace("_", "").isalnum():
+            raise InvalidConfiguration("a plan code is letters, digits, - and _", code=self.code)
+        if not self.destinations:
+            raise InvalidConfiguration("a plan needs at least one destination", code=self.code)
+        if self.price.amount < 0:
+            raise InvalidConfiguration("a plan price cannot be negative", code=self.code)
+        if not any(self.names.get(locale) for locale in LOCALES):
+            raise InvalidConfiguration("a plan needs a name in fr, ar or en", code=self.code)
+
+    def name(self, locale: str) -> str:
+        for candidate in (locale, "en", "fr", "ar"):
+            if self.names.get(candidate):
+                return self.names[candidate]
+        return self.code
+
+    def covers(self, destination: Destination) -> bool:
+        return any(rule.covers(destination) for rule in self.destinations)
+
+    def in_window(self, now: datetime, time_zone: str) -> bool:
+        """True when the plan may be used at `now` (aware) in the subscriber's time zone."""
+        if not self.time_windows:
+            return True
+        local = now.astimezone(ZoneInfo(time_zone))
+        return any(window.contains(local) for window in self.time_windows)

@@ -1,0 +1,301 @@
+"""The per-call decision: may this subscriber call this number now, and through which carriers?
+
+`authorize_call(request, state, now)` is pure: everything it needs is in `state`, and it returns a
+frozen `Decision`. The SIP adapter turns a Decision into JSON for Kamailio or a SIP reply; the
+support desk's `tawasol explain` prints its `explanation`, one line per rule checked.
+
+The checks run in this order, and the first that fails names the reason:
+unknown_subscriber, no_active_subscription, invalid_number, destination_not_sold,
+destination_not_in_plan, outside_time_window, fair_use_exceeded, concurrent_limit, no_route.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tawasol.domain.carriers import Carrier, CarrierLiveState
+from tawasol.domain.catalog import Plan
+from tawasol.domain.errors import InvalidNumber
+from tawasol.domain.numbering import Destination, NumberKind, classify, region_of
+from tawasol.domain.routing import Route, RoutingStrategy
+from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
+from tawasol.domain.subscribers import Subscriber, Subscription
+
+
+class Reason(enum.StrEnum):
+    """Stable reason codes: clients, logs and support scripts match on these strings."""
+
+    ALLOWED = "allowed"
+    UNKNOWN_SUBSCRIBER = "unknown_subscriber"
+    NO_ACTIVE_SUBSCRIPTION = "no_active_subscription"
+    INVALID_NUMBER = "invalid_number"
+    DESTINATION_NOT_SOLD = "destination_not_sold"
+    DESTINATION_NOT_IN_PLAN = "destination_not_in_plan"
+    OUTSIDE_TIME_WINDOW = "outside_time_window"
+    FAIR_USE_EXCEEDED = "fair_use_exceeded"
+    CONCURRENT_LIMIT = "concurrent_limit"
+    NO_ROUTE = "no_route"
+
+
+# What the caller's phone is told when a call is refused. RFC 3261 §21.4.3: 403 means the
+# request was understood and refused, retrying will not help; §21.4.22: 484 means the number is
+# incomplete or wrong; §21.5.4: 503 is temporary, so only "no route" uses it.
+SIP_REPLY: dict[Reason, tuple[int, str]] = {
+    Reason.UNKNOWN_SUBSCRIBER: (403, "Forbidden"),
+    Reason.NO_ACTIVE_SUBSCRIPTION: (403, "No Active Subscription"),
+    Reason.INVALID_NUMBER: (484, "Address Incomplete"),
+    Reason.DESTINATION_NOT_SOLD: (403, "Destination Not Sold"),
+    Reason.DESTINATION_NOT_IN_PLAN: (403, "Destination Not In Plan"),
+    Reason.OUTSIDE_TIME_WINDOW: (403, "Outside Plan Hours"),
+    Reason.FAIR_USE_EXCEEDED: (403, "Fair Use Limit Reached"),
+    Reason.CONCURRENT_LIMIT: (403, "Too Many Simultaneous Calls"),
+    Reason.NO_ROUTE: (503, "No Route Available"),
+}
+
+# RFC 3398 and the field notes: these final answers mean network trouble, another carrier may
+# succeed. 404, 480, 486, 600, 603 (and a 408 carrying Q.850 cause 18) are the callee's answer:
+# trying another carrier would ring twice and cost twice.
+FAILOVER_CODES: tuple[int, ...] = (408, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """A new call as the SIP edge saw it: who (SIP username) dialled what."""
+
+    sip_username: str
+    dialled: str
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A subscription's use in its current period, and its calls in progress now."""
+
+    answered_seconds: int = 0
+    distinct_numbers: frozenset[str] = frozenset()
+    active_calls: int = 0
+
+
+@dataclass(frozen=True)
+class DecisionState:
+    """Everything the decision reads, loaded by the service layer (from memory, not per call).
+
+    `subscriptions` maps a subscriber id to their subscriptions (any status);
+    `usage` maps a subscription id to its use; `live` maps a carrier code to its live state.
+    """
+
+    subscribers: Mapping[str, Subscriber]
+    subscriptions: Mapping[int, Sequence[Subscription]]
+    plans: Mapping[str, Plan]
+    carriers: Sequence[Carrier]
+    usage: Mapping[int, Usage] = field(default_factory=dict)
+    live: Mapping[str, CarrierLiveState] = field(default_factory=dict)
+    route_timeout_ms: int = 3000
+    platform_max_call_duration: timedelta = timedelta(hours=4)
+    default_region: str = "FR"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one call: allow or deny, why, for how long, and where to send it.
+
+    A denied decision has no routes and carries the SIP code and reason phrase to send back.
+    An allowed one has at least one route and a maximum duration after which the edge hangs up.
+    """
+
+    allowed: bool
+    reason: Reason
+    sip_code: int
+    sip_reason: str
+    max_duration: timedelta
+    routes: tuple[Route, ...]
+    explanation: tuple[str, ...]
+    destination: Destination | None = None
+    subscriber_id: int | None = None
+    subscription_id: int | None = None
+    plan_code: str | None = None
+    failover_codes: tuple[int, ...] = FAILOVER_CODES
+
+    @property
+    def max_duration_seconds(self) -> int:
+        return int(self.max_duration.total_seconds())
+
+
+def _deny(reason: Reason, explanation: list[str], **context: object) -> Decision:
+    sip_code, sip_reason = SIP_REPLY[reason]
+    explanation.append(f"DENIED {reason.value}: SIP {sip_code} {sip_reason}")
+    return Decision(
+        allowed=False,
+        reason=reason,
+        sip_code=sip_code,
+        sip_reason=sip_reason,
+        max_duration=timedelta(0),
+        routes=(),
+        explanation=tuple(explanation),
+        **context,  # type: ignore[arg-type]
+    )
+
+
+def _current_subscription(
+    subscriptions: Sequence[Subscription], now: datetime
+) -> Subscription | None:
+    usable = [subscription for subscription in subscriptions if subscription.usable_at(now)]
+    return max(usable, key=lambda subscription: subscription.period_start) if usable else None
+
+
+def authorize_call(
+    request: CallRequest,
+    state: DecisionState,
+    now: datetime,
+    *,
+    strategy: RoutingStrategy = committed_capacity_first,
+) -> Decision:
+    """Decide one call. Never raises on bad input: a malformed number is a denial."""
+    if now.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    why: list[str] = []
+
+    subscriber = state.subscribers.get(request.sip_username)
+    if subscriber is None:
+        why.append(f"no subscriber has SIP username {request.sip_username!r}")
+        return _deny(Reason.UNKNOWN_SUBSCRIBER, why)
+    why.append(f"subscriber {subscriber.sip_username} (id {subscriber.id}, {subscriber.name})")
+    context: dict[str, object] = {"subscriber_id": subscriber.id}
+
+    subscriptions = state.subscriptions.get(subscriber.id, ())
+    subscription = _current_subscription(subscriptions, now)
+    if subscription is None:
+        if not subscriptions:
+            why.append("no subscription at all")
+        for other in subscriptions:
+            why.append(
+                f"subscription {other.id} to {other.plan_code} is {other.status.value}, period "
+                f"{other.period_start.isoformat()} to {other.period_end.isoformat()}"
+            )
+        return _deny(Reason.NO_ACTIVE_SUBSCRIPTION, why, **context)
+    plan = state.plans.get(subscription.plan_code)
+    if plan is None:
+        why.append(f"subscription {subscription.id} names unknown plan {subscription.plan_code}")
+        return _deny(Reason.NO_ACTIVE_SUBSCRIPTION, why, **context)
+    context.update(subscription_id=subscription.id, plan_code=plan.code)
+    why.append(
+        f"subscription {subscription.id} to {plan.code} is active until "
+        f"{subscription.period_end.isoformat()}"
+    )
+
+    calling_region = region_of(subscriber.phone) or state.default_region
+    try:
+        destination = classify(request.dialled, calling_region=calling_region)
+    except InvalidNumber as error:
+        why.append(f"dialled {request.dialled[:40]!r}: {error.message}")
+        return _deny(Reason.INVALID_NUMBER, why, **context)
+    context["destination"] = destination
+    holder = f", range of {destination.range_holder}" if destination.range_holder else ""
+    why.append(
+        f"dialled {request.dialled[:40]!r} is {destination.e164}: {destination.country} "
+        f"{destination.kind.value}{holder}"
+    )
+    if not destination.validated:
+        # Authorise on a possible length: some real ranges (Côte d'Ivoire fixed) are missing
+        # from libphonenumber's metadata. The carrier rejects a number that does not exist.
+        destination = _with_kind(destination, NumberKind.FIXED_OR_MOBILE)
+        context["destination"] = destination
+        why.append("number not in libphonenumber's known ranges: treated as fixed-or-mobile")
+
+    if not destination.routable:
+        why.append(f"{destination.kind.value} numbers are never sold")
+        return _deny(Reason.DESTINATION_NOT_SOLD, why, **context)
+    if not plan.covers(destination):
+        covered = ", ".join(sorted(str(rule) for rule in plan.destinations))
+        why.append(f"plan {plan.code} covers {covered}")
+        return _deny(Reason.DESTINATION_NOT_IN_PLAN, why, **context)
+    why.append(f"plan {plan.code} covers {destination.country} {destination.kind.value}")
+
+    if not plan.in_window(now, subscriber.time_zone):
+        windows = "; ".join(window.describe() for window in plan.time_windows)
+        local = now.astimezone(ZoneInfo(subscriber.time_zone))
+        why.append(f"it is {local:%a %H:%M} in {subscriber.time_zone}; plan hours are {windows}")
+        return _deny(Reason.OUTSIDE_TIME_WINDOW, why, **context)
+
+    usage = state.usage.get(subscription.id, Usage())
+    fair_use = plan.fair_use
+    if fair_use.minutes_per_period is not None:
+        limit_seconds = fair_use.minutes_per_period * 60
+        why.append(
+            f"used {usage.answered_seconds // 60} of {fair_use.minutes_per_period} minutes "
+            "this period"
+        )
+        if usage.answered_seconds >= limit_seconds:
+            return _deny(Reason.FAIR_USE_EXCEEDED, why, **context)
+    if (
+        fair_use.distinct_numbers_per_period is not None
+        and destination.e164 not in usage.distinct_numbers
+    ):
+        why.append(
+            f"called {len(usage.distinct_numbers)} of {fair_use.distinct_numbers_per_period} "
+            "distinct numbers this period"
+        )
+        if len(usage.distinct_numbers) >= fair_use.distinct_numbers_per_period:
+            return _deny(Reason.FAIR_USE_EXCEEDED, why, **context)
+    if fair_use.concurrent_calls is not None:
+        why.append(f"{usage.active_calls} of {fair_use.concurrent_calls} simultaneous calls in use")
+        if usage.active_calls >= fair_use.concurrent_calls:
+            return _deny(Reason.CONCURRENT_LIMIT, why, **context)
+
+    routes, notes = strategy(
+        destination=destination,
+        carriers=state.carriers,
+        live=state.live,
+        now=now,
+        route_timeout_ms=state.route_timeout_ms,
+    )
+    why.extend(notes)
+    if not routes:
+        why.append(f"no carrier can take a call to {destination.country} now")
+        return _deny(Reason.NO_ROUTE, why, **context)
+
+    max_duration = state.platform_max_call_duration
+    if fair_use.max_call_duration is not None:
+        max_duration = min(max_duration, fair_use.max_call_duration)
+    if fair_use.minutes_per_period is not None:
+        remaining = timedelta(seconds=fair_use.minutes_per_period * 60 - usage.answered_seconds)
+        max_duration = min(max_duration, remaining)
+    why.append(f"ALLOWED: {len(routes)} route(s), call cut after {max_duration}")
+    return Decision(
+        allowed=True,
+        reason=Reason.ALLOWED,
+        sip_code=200,
+        sip_reason="OK",
+        max_duration=max_duration,
+        routes=tuple(routes),
+        explanation=tuple(why),
+        **context,  # type: ignore[arg-type]
+    )
+
+
+def _with_kind(destination: Destination, kind: NumberKind) -> Destination:
+    return Destination(
+        e164=destination.e164,
+        country=destination.country,
+        country_code=destination.country_code,
+        kind=kind,
+        range_holder=destination.range_holder,
+        validated=destination.validated,
+    )
+
+
+__all__ = [
+    "FAILOVER_CODES",
+    "SIP_REPLY",
+    "CallRequest",
+    "Carrier",
+    "Decision",
+    "DecisionState",
+    "Reason",
+    "Usage",
+    "authorize_call",
+]

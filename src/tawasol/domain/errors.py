@@ -1,0 +1,64 @@
+"""Every error the brain raises on purpose, as one tree.
+
+    TawasolError
+    ├── InvalidInput            the request or the data given is malformed
+    │   ├── InvalidNumber       a dialled string is not a telephone number
+    │   └── InvalidConfiguration  settings or operator data contradict each other
+    ├── NotFound                a named plan, subscriber, subscription or carrier does not exist
+    ├── Conflict                the thing exists already, or the change breaks an invariant
+    └── Unavailable             a dependency (database, brain) cannot be reached now
+
+Adapters map this tree through one table each (HTTP status + stable error id, SIP code + reason
+phrase, CLI exit code). A stable `error_id` on every class is what clients match on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TawasolError(Exception):
+    """Base of every error raised on purpose by tawasol."""
+
+    error_id = "tawasol_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+
+class InvalidInput(TawasolError):
+    """The caller sent something malformed: fix the request and try again."""
+
+    error_id = "invalid_input"
+
+
+class InvalidNumber(InvalidInput):
+    """What was dialled cannot be read as a telephone number."""
+
+    error_id = "invalid_number"
+
+
+class InvalidConfiguration(InvalidInput):
+    """Settings or operator data contradict each other (e.g. a plan with no destination)."""
+
+    error_id = "invalid_configuration"
+
+
+class NotFound(TawasolError):
+    """The plan, subscriber, subscription, carrier or call named does not exist."""
+
+    error_id = "not_found"
+
+
+class Conflict(TawasolError):
+    """The thing exists already, or the change would break an invariant."""
+
+    error_id = "conflict"
+
+
+class Unavailable(TawasolError):
+    """A dependency cannot be reached now; the same request may succeed later."""
+
+    error_id = "unavailable"

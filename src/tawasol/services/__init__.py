@@ -1,0 +1,1 @@
+"""Use cases: load state through ports, call the domain, persist results."""

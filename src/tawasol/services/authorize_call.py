@@ -1,0 +1,265 @@
+"""Authorise a call: the decision with state held in memory, refreshed when the catalog changes.
+
+A brain answers every new INVITE, so reading the database per call is not an option. The
+`CallAuthorizer` keeps the catalog (plans, subscribers, subscriptions, carriers) as an immutable
+snapshot, checks the store's catalog revision at most every `refresh_interval` and reloads when
+it moved. Fair-use usage (answered minutes, distinct numbers, calls in progress) is loaded once
+and then kept up to date from the call events this brain records and the calls it authorises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from tawasol.domain.calls import CallRecord
+from tawasol.domain.carriers import CarrierLiveState
+from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage, authorize_call
+from tawasol.domain.subscribers import Subscriber, Subscription
+from tawasol.services.ports import CatalogSnapshot, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A decision plus what the SIP edge needs to check the caller's credentials."""
+
+    decision: Decision
+    ha1: str
+    subscriber: Subscriber | None
+
+
+@dataclass
+class _OpenCall:
+    subscription_id: int
+    destination: str
+    expires_at: datetime
+
+
+class CallAuthorizer:
+    """Decides calls from an in-memory snapshot of the store; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Callable[[], datetime],
+        realm: str,
+        fake_ha1_secret: bytes,
+        refresh_interval: timedelta = timedelta(seconds=1),
+        route_timeout_ms: int = 3000,
+        platform_max_call_duration: timedelta = timedelta(hours=4),
+        default_region: str = "FR",
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._realm = realm
+        self._fake_ha1_secret = fake_ha1_secret
+        self._refresh_interval = refresh_interval
+        self._route_timeout_ms = route_timeout_ms
+        self._platform_max = platform_max_call_duration
+        self._default_region = default_region
+        self._lock = threading.RLock()
+        self._snapshot: CatalogSnapshot | None = None
+        self._checked_at: datetime | None = None
+        self._usage: dict[int, Usage] = {}
+        self._open: dict[str, _OpenCall] = {}
+        self._active: Counter[int] = Counter()
+        self._carrier_calls: dict[str, str] = {}
+        self._up: dict[str, bool] = {}
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def realm(self) -> str:
+        return self._realm
+
+    @property
+    def default_region(self) -> str:
+        return self._default_region
+
+    def invalidate(self) -> None:
+        """Reload the catalog at the next decision (called after an admin write here)."""
+        with self._lock:
+            self._checked_at = None
+
+    def snapshot(self) -> CatalogSnapshot:
+        now = self._clock()
+        with self._lock:
+            due = self._checked_at is None or now - self._checked_at >= self._refresh_interval
+            if self._snapshot is None or due:
+                revision = self._store.catalog_revision()
+                if self._snapshot is None or revision != self._snapshot.revision:
+                    self._load(now)
+                self._checked_at = now
+            assert self._snapshot is not None
+            return self._snapshot
+
+    def _load(self, now: datetime) -> None:
+        snapshot = self._store.load_catalog()
+        current = [
+            subscription
+            for subscriptions in snapshot.subscriptions.values()
+            for subscription in subscriptions
+            if subscription.usable_at(now)
+        ]
+        usage = self._store.usage(current, now=now, open_call_horizon=self._platform_max)
+        self._snapshot = snapshot
+        self._usage = {key: replace(used, active_calls=0) for key, used in usage.items()}
+        # Calls in progress: those the store knows as open, plus those this brain authorised
+        # that the store has not seen yet.
+        for record in self._store.open_calls(started_after=now - self._platform_max):
+            if record.subscription_id is not None and record.call_id not in self._open:
+                self._open[record.call_id] = _OpenCall(
+                    subscription_id=record.subscription_id,
+                    destination=record.destination,
+                    expires_at=record.started_at + self._platform_max,
+                )
+        self._active = Counter(call.subscription_id for call in self._open.values())
+        log.info("catalog revision %s loaded", snapshot.revision)
+
+    def set_carrier_up(self, carrier: str, up: bool) -> None:
+        """Mark a carrier reachable or not (probing, an operator, an incident)."""
+        with self._lock:
+            self._up[carrier] = up
+
+    def carrier_states(self) -> dict[str, CarrierLiveState]:
+        """Reachability and answered calls in progress per carrier (channels in use)."""
+        with self._lock:
+            in_use = Counter(self._carrier_calls.values())
+            codes = set(self._up) | set(in_use)
+            return {
+                code: CarrierLiveState(up=self._up.get(code, True), channels_in_use=in_use[code])
+                for code in codes
+            }
+
+    # -- deciding ---------------------------------------------------------------------------
+    def fake_ha1(self, sip_username: str) -> str:
+        """A stable HA1 for a username nobody has: the edge challenges and fails it exactly as
+        it would a wrong password, so probing cannot tell which usernames exist."""
+        return hmac.new(self._fake_ha1_secret, sip_username.encode(), hashlib.md5).hexdigest()
+
+    def decision_state(self, now: datetime) -> DecisionState:
+        snapshot = self.snapshot()
+        with self._lock:
+            self._expire_pending(now)
+            return DecisionState(
+                subscribers=snapshot.subscribers,
+                subscriptions=snapshot.subscriptions,
+                plans=snapshot.plans,
+                carriers=snapshot.carriers,
+                usage=self._usage_with_active(),
+                live=self.carrier_states(),
+                route_timeout_ms=self._route_timeout_ms,
+                platform_max_call_duration=self._platform_max,
+                default_region=self._default_region,
+            )
+
+    def authorize(self, request: CallRequest, *, now: datetime | None = None) -> Authorization:
+        """Decide a new call and, when allowed, count it as in progress until it ends."""
+        now = now or self._clock()
+        snapshot = self.snapshot()
+        with self._lock:
+            state = self.decision_state(now)
+            decision = authorize_call(request, state, now)
+            subscriber = snapshot.subscribers.get(request.sip_username)
+            if decision.allowed and decision.subscription_id is not None and request.call_id:
+                self._track(request.call_id, decision, now)
+        ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
+        return Authorization(decision=decision, ha1=ha1, subscriber=subscriber)
+
+    def explain(self, request: CallRequest, *, now: datetime) -> Decision:
+        """The decision at `now`, without counting the call: what support desks look at."""
+        return authorize_call(request, self.decision_state(now), now)
+
+    def _usage_with_active(self) -> dict[int, Usage]:
+        usage = dict(self._usage)
+        for subscription_id, active in self._active.items():
+            if active:
+                used = usage.get(subscription_id, Usage())
+                usage[subscription_id] = replace(used, active_calls=active)
+        return usage
+
+    def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
+        assert decision.subscription_id is not None and decision.destination is not None
+        if call_id in self._open:
+            return  # a retransmitted or re-asked INVITE is the same call
+        self._open_call(
+            call_id,
+            _OpenCall(
+                subscription_id=decision.subscription_id,
+                destination=decision.destination.e164,
+                expires_at=now + decision.max_duration + timedelta(minutes=5),
+            ),
+        )
+
+    def _open_call(self, call_id: str, call: _OpenCall) -> None:
+        self._open[call_id] = call
+        self._active[call.subscription_id] += 1
+        used = self._usage.get(call.subscription_id, Usage())
+        if call.destination and call.destination not in used.distinct_numbers:
+            self._usage[call.subscription_id] = replace(
+                used, distinct_numbers=used.distinct_numbers | {call.destination}
+            )
+
+    def _expire_pending(self, now: datetime) -> None:
+        expired = [key for key, value in self._open.items() if value.expires_at <= now]
+        for call_id in expired:
+            self._release(call_id)
+
+    def _release(self, call_id: str) -> None:
+        call = self._open.pop(call_id, None)
+        if call is not None:
+            self._active[call.subscription_id] = max(0, self._active[call.subscription_id] - 1)
+
+    def active_calls(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    # -- learning from call records ---------------------------------------------------------
+    def observe(self, before: dict[str, CallRecord | None], after: Iterable[CallRecord]) -> None:
+        """Update usage from call records just written: a call that finished frees its slot,
+        and its answered seconds count once, when its duration is first recorded."""
+        now = self._clock()
+        with self._lock:
+            for record in after:
+                if record.subscription_id is None:
+                    continue
+                previous = before.get(record.call_id)
+                if record.finished:
+                    self._release(record.call_id)
+                    self._carrier_calls.pop(record.call_id, None)
+                elif record.call_id not in self._open:
+                    # Authorised by another replica, or before this brain restarted.
+                    self._open_call(
+                        record.call_id,
+                        _OpenCall(
+                            subscription_id=record.subscription_id,
+                            destination=record.destination,
+                            expires_at=now + self._platform_max,
+                        ),
+                    )
+                if record.answered_at is not None and not record.finished and record.carrier:
+                    self._carrier_calls[record.call_id] = record.carrier
+                had_duration = previous is not None and previous.duration_ms is not None
+                used = self._usage.get(record.subscription_id, Usage())
+                if record.duration_ms is not None and not had_duration:
+                    used = replace(
+                        used, answered_seconds=used.answered_seconds + record.duration_ms // 1000
+                    )
+                if record.destination and record.destination not in used.distinct_numbers:
+                    used = replace(
+                        used, distinct_numbers=used.distinct_numbers | {record.destination}
+                    )
+                self._usage[record.subscription_id] = used
+
+    def current_subscription(self, subscriber_id: int, now: datetime) -> Subscription | None:
+        snapshot = self.snapshot()
+        usable = [s for s in snapshot.subscriptions.get(subscriber_id, ()) if s.usable_at(now)]
+        return max(usable, key=lambda s: s.period_start) if usable else None

@@ -1,0 +1,142 @@
+"""The ports the services need from the outside world, as Protocols.
+
+`adapters/store` implements `Store` with SQLAlchemy on SQLite or PostgreSQL; unit tests use an
+in-memory fake. Every method either returns domain values or raises from `domain.errors`
+(`NotFound`, `Conflict`, `Unavailable`); no SQLAlchemy type crosses this line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tawasol.domain.calls import CallEvent, CallRecord
+from tawasol.domain.carriers import Carrier
+from tawasol.domain.catalog import Plan
+from tawasol.domain.decision import Usage
+from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """Everything the per-call decision reads, as of one catalog revision.
+
+    `subscribers` is keyed by SIP username; `subscriptions` by subscriber id.
+    """
+
+    revision: int
+    plans: Mapping[str, Plan] = field(default_factory=dict)
+    subscribers: Mapping[str, Subscriber] = field(default_factory=dict)
+    subscriptions: Mapping[int, Sequence[Subscription]] = field(default_factory=dict)
+    carriers: Sequence[Carrier] = ()
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """A subscriber before the store has given it an id."""
+
+    name: str
+    email: str
+    phone: str
+    locale: str
+    time_zone: str
+    sip_username: str
+    ha1: str
+    caller_ids: tuple[str, ...] = ()
+
+
+# Folds the events of one call into its record: (record or None if new, events) -> record.
+CallFold = Callable[[CallRecord | None, Sequence[CallEvent]], CallRecord]
+
+
+class Store(Protocol):
+    """The system of record: the operator's catalog and the call detail records."""
+
+    # -- catalog: every write bumps the revision, so deciders know to reload ------------------
+    def catalog_revision(self) -> int: ...
+
+    def load_catalog(self) -> CatalogSnapshot: ...
+
+    def save_plan(self, plan: Plan) -> None:
+        """Create or replace the plan with this code."""
+
+    def get_plan(self, code: str) -> Plan:
+        """Raises NotFound."""
+        ...
+
+    def list_plans(self) -> list[Plan]: ...
+
+    def add_subscriber(self, subscriber: NewSubscriber) -> Subscriber:
+        """Raises Conflict when the SIP username is taken."""
+        ...
+
+    def update_subscriber(self, subscriber: Subscriber) -> None:
+        """Raises NotFound, or Conflict when the new SIP username is taken."""
+
+    def get_subscriber(self, subscriber_id: int) -> Subscriber:
+        """Raises NotFound."""
+        ...
+
+    def find_subscriber(self, sip_username: str) -> Subscriber | None: ...
+
+    def list_subscribers(self, *, offset: int = 0, limit: int = 100) -> list[Subscriber]: ...
+
+    def add_subscription(
+        self,
+        *,
+        subscriber_id: int,
+        plan_code: str,
+        status: SubscriptionStatus,
+        period_start: datetime,
+        period_end: datetime,
+    ) -> Subscription:
+        """Raises NotFound when the subscriber or plan does not exist."""
+        ...
+
+    def update_subscription(self, subscription: Subscription) -> None:
+        """Raises NotFound."""
+
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        """Raises NotFound."""
+        ...
+
+    def list_subscriptions(self, *, subscriber_id: int | None = None) -> list[Subscription]: ...
+
+    def save_carrier(self, carrier: Carrier) -> None:
+        """Create or replace the carrier with this code, its gateways, destinations and rates."""
+
+    def get_carrier(self, code: str) -> Carrier:
+        """Raises NotFound."""
+        ...
+
+    def list_carriers(self) -> list[Carrier]: ...
+
+    # -- calls ------------------------------------------------------------------------------
+    def apply_call_events(self, events: Sequence[CallEvent], fold: CallFold) -> list[CallRecord]:
+        """In one transaction, per call id: lock the record (if any), fold the events, upsert.
+
+        Returns the resulting records. Concurrent calls for the same call id are serialised.
+        """
+        ...
+
+    def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    def list_calls(self, *, subscriber_id: int | None = None, limit: int = 50) -> list[CallRecord]:
+        """Newest first."""
+        ...
+
+    def open_calls(self, *, started_after: datetime) -> list[CallRecord]:
+        """Calls not finished (no end, no failure) that started after the given time."""
+        ...
+
+    def usage(
+        self, subscriptions: Sequence[Subscription], *, now: datetime, open_call_horizon: timedelta
+    ) -> dict[int, Usage]:
+        """Per subscription id, its use in its current period [period_start, period_end):
+        answered seconds of finished calls, distinct destinations called (answered or not), and
+        calls not finished that started after `now - open_call_horizon`."""
+        ...
+
+    def close(self) -> None: ...

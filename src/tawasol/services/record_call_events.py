@@ -1,0 +1,76 @@
+"""Record call events from the SIP edge into exactly one call detail record per call.
+
+Events arrive in batches, possibly replayed (the edge's spool after a brain outage) or
+reordered. The store serialises writers per call id; the domain's `apply_event` makes every
+event idempotent. New records are filed against the subscriber and subscription that were
+current when the call started, and the destination is classified once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from tawasol.domain.calls import CallEvent, CallRecord, apply_event, new_record
+from tawasol.domain.errors import InvalidNumber
+from tawasol.domain.numbering import classify, region_of
+from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.ports import Store
+
+log = logging.getLogger(__name__)
+
+
+class CallEventRecorder:
+    """Writes call events to the store and keeps the authorizer's usage counters current."""
+
+    def __init__(self, *, store: Store, authorizer: CallAuthorizer) -> None:
+        self._store = store
+        self._authorizer = authorizer
+
+    def record(self, events: Sequence[CallEvent]) -> list[CallRecord]:
+        if not events:
+            return []
+        before: dict[str, CallRecord | None] = {}
+
+        def fold(existing: CallRecord | None, call_events: Sequence[CallEvent]) -> CallRecord:
+            before[call_events[0].call_id] = existing
+            record = existing or self._file(new_record(min(call_events, key=lambda e: e.at)))
+            for event in call_events:
+                record = apply_event(record, event)
+            if record.subscriber_id is None:
+                record = self._file(record)
+            return record
+
+        records = self._store.apply_call_events(events, fold)
+        self._authorizer.observe(before, records)
+        return records
+
+    def _file(self, record: CallRecord) -> CallRecord:
+        """Attach subscriber, subscription and classified destination to a new record."""
+        snapshot = self._authorizer.snapshot()
+        subscriber = snapshot.subscribers.get(record.sip_username)
+        if subscriber is None:
+            return record
+        subscription = self._authorizer.current_subscription(subscriber.id, record.started_at)
+        updated = replace(
+            record,
+            subscriber_id=subscriber.id,
+            subscription_id=subscription.id if subscription else None,
+        )
+        if record.dialled and not record.destination:
+            try:
+                destination = classify(
+                    record.dialled,
+                    calling_region=region_of(subscriber.phone) or self._authorizer.default_region,
+                )
+            except InvalidNumber:
+                log.warning("call %s: dialled %r is not a number", record.call_id, record.dialled)
+            else:
+                updated = replace(
+                    updated,
+                    destination=destination.e164,
+                    country=destination.country,
+                    kind=destination.kind.value,
+                )
+        return updated

@@ -1,0 +1,428 @@
+"""The HTTP API on a real SQLite store: decisions, events, admin, and bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tawasol.adapters.api.app import create_app
+from tawasol.adapters.store import migrate
+from tawasol.composition import build_brain
+from tawasol.config import Settings
+from tawasol.domain.subscribers import digest_ha1
+from tawasol.services.sample_operator import seed_sample_operator
+
+TOKEN = "test-admin-token-0123456789"
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def brain(tmp_path):
+    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
+    migrate(settings.resolved_database_url)
+    brain = build_brain(settings, clock=lambda: NOW)
+    seed_sample_operator(brain.catalog, now=NOW)
+    yield brain
+    brain.close()
+
+
+@pytest.fixture
+def client(brain):
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
+        yield client
+
+
+def authorize(client, user="amina", dialled="00212661234567", call_id="call-1"):
+    response = client.post(
+        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_given_monthly_morocco_subscriber_when_calling_moroccan_mobile_then_flat_rate_first(
+    client,
+):
+    body = authorize(client)
+    assert body["allow"] is True
+    assert body["reason"] == "allowed"
+    assert [route["carrier"] for route in body["routes"]] == ["ma-flat", "ma-minute"]
+    assert body["routes"][0]["billing"] == "flat_rate"
+    assert body["routes"][1]["cost_per_minute"] == "0.0780"
+    assert body["routes"][1]["uri"].startswith("sip:00212661234567@")
+    assert body["ha1"] == digest_ha1("amina", "tawasol.local", "amina-demo-2026")
+    assert body["max_duration_s"] == 7200
+    assert 503 in body["failover_codes"] and 486 not in body["failover_codes"]
+
+
+@pytest.mark.parametrize(
+    ("user", "dialled", "reason", "sip_code"),
+    [
+        ("amina", "0021671234567", "destination_not_in_plan", 403),
+        ("amina", "00212892123456", "destination_not_sold", 403),
+        ("amina", "00212abc", "invalid_number", 484),
+        ("leila", "00212661234567", "no_active_subscription", 403),
+        ("nobody", "00212661234567", "unknown_subscriber", 403),
+    ],
+)
+def test_given_a_refused_call_when_authorized_then_denial_with_sip_reply(
+    client, user, dialled, reason, sip_code
+):
+    body = authorize(client, user=user, dialled=dialled)
+    assert body["allow"] is False
+    assert body["reason"] == reason
+    assert body["sip_code"] == sip_code
+    assert body["routes"] == []
+
+
+def test_given_unknown_user_then_fake_ha1_is_stable_and_not_a_real_one(client):
+    first = authorize(client, user="ghost", call_id="a")["ha1"]
+    second = authorize(client, user="ghost", call_id="b")["ha1"]
+    assert first == second
+    assert len(first) == 32 and first != digest_ha1("ghost", "tawasol.local", "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"call_id": "x", "user": "amina"},
+        {"call_id": "x", "user": "amina", "dialled": 12},
+        {"call_id": "", "user": "amina", "dialled": "002126"},
+        {"call_id": "x" * 1000, "user": "amina", "dialled": "002126"},
+        [1, 2, 3],
+    ],
+)
+def test_given_malformed_authorize_body_then_422_with_clear_message(client, body):
+    response = client.post("/sip/v1/authorize", json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["error_id"] == "invalid_input"
+    assert payload["message"].startswith("invalid request")
+
+
+def test_given_body_that_is_not_json_then_422(client):
+    response = client.post(
+        "/sip/v1/authorize", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error_id"] == "invalid_input"
+
+
+def _call_events(call_id: str, base_ms: int) -> list[dict]:
+    common = {"call_id": call_id, "user": "amina", "dialled": "00212661234567"}
+    return [
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": base_ms,
+            "attempt": 1,
+            "carrier": "ma-flat",
+            "gateway": "gw1",
+            "sip_code": 503,
+        },
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": base_ms + 200,
+            "attempt": 2,
+            "carrier": "ma-minute",
+            "gateway": "gw1",
+            "sip_code": 200,
+            "pdd_ms": 150,
+        },
+        {**common, "type": "answer", "at_ms": base_ms + 1000, "carrier": "ma-minute"},
+        {**common, "type": "end", "at_ms": base_ms + 62_000, "hangup_cause": "caller"},
+    ]
+
+
+def test_given_each_event_replayed_three_times_then_one_cdr_with_right_duration(client):
+    base_ms = int(NOW.timestamp() * 1000)
+    events = _call_events("replayed-call", base_ms)
+    for event in events:
+        for _ in range(3):
+            response = client.post("/sip/v1/events", json={"events": [event]})
+            assert response.status_code == 200, response.text
+    # and the whole batch again, reordered
+    response = client.post("/sip/v1/events", json={"events": list(reversed(events))})
+    assert response.status_code == 200
+
+    calls = client.get("/admin/v1/calls", headers=AUTH).json()
+    assert [call["call_id"] for call in calls].count("replayed-call") == 1
+    call = client.get("/admin/v1/calls/replayed-call", headers=AUTH).json()
+    assert call["duration_ms"] == 61_000
+    assert call["status"] == "completed"
+    assert call["carrier"] == "ma-minute"
+    assert call["destination"] == "+212661234567"
+    assert [(a["carrier"], a["sip_code"]) for a in call["attempts"]] == [
+        ("ma-flat", 503),
+        ("ma-minute", 200),
+    ]
+    assert call["pdd_ms"] == 150
+    assert call["subscriber_id"] is not None
+
+
+def test_given_call_in_progress_then_second_call_refused_until_it_ends(client):
+    assert authorize(client, call_id="first")["allow"] is True
+    second = authorize(client, call_id="second")
+    assert second["reason"] == "concurrent_limit"
+    base_ms = int(NOW.timestamp() * 1000)
+    common = {"call_id": "first", "user": "amina", "dialled": "00212661234567"}
+    client.post(
+        "/sip/v1/events",
+        json={
+            "events": [
+                {**common, "type": "answer", "at_ms": base_ms, "carrier": "ma-flat"},
+                {**common, "type": "end", "at_ms": base_ms + 5000},
+            ]
+        },
+    )
+    assert authorize(client, call_id="third")["allow"] is True
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        {"events": []},
+        {"events": [{"call_id": "x", "type": "explode", "at_ms": 1795000000000}]},
+        {"events": [{"call_id": "x", "type": "end", "at_ms": 12}]},
+        {"events": [{"call_id": "x", "type": "attempt", "at_ms": 1795000000000, "sip_code": 99}]},
+        {"nothing": True},
+    ],
+)
+def test_given_malformed_events_then_422_and_nothing_recorded(client, events):
+    response = client.post("/sip/v1/events", json=events)
+    assert response.status_code == 422
+    assert client.get("/admin/v1/calls", headers=AUTH).json() == []
+
+
+def test_given_no_or_wrong_token_then_admin_api_refuses(client):
+    assert client.get("/admin/v1/plans").status_code == 401
+    wrong = client.get("/admin/v1/plans", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error_id"] == "unauthorized"
+
+
+def test_given_admin_creates_subscriber_and_plan_then_calls_are_decided_with_them(client):
+    plan = {
+        "code": "tunisie-soir",
+        "names": {"fr": "Tunisie Soir"},
+        "period": "week",
+        "price": "2.50",
+        "currency": "EUR",
+        "destinations": [{"country": "TN", "kind": "mobile"}, {"country": "TN", "kind": "fixed"}],
+        "time_windows": [{"weekdays": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "00:00"}],
+    }
+    assert client.post("/admin/v1/plans", json=plan, headers=AUTH).status_code == 201
+    assert client.get("/admin/v1/plans/tunisie-soir", headers=AUTH).json()["price"] == "2.50"
+    subscriber = client.post(
+        "/admin/v1/subscribers",
+        json={
+            "name": "Nour",
+            "phone": "+33611223344",
+            "sip_username": "nour",
+            "password": "nour-secret-99",
+            "time_zone": "Europe/Paris",
+        },
+        headers=AUTH,
+    )
+    assert subscriber.status_code == 201, subscriber.text
+    subscriber_id = subscriber.json()["id"]
+    assert "password" not in subscriber.json() and "ha1" not in subscriber.json()
+    subscription = client.post(
+        f"/admin/v1/subscribers/{subscriber_id}/subscriptions",
+        json={"plan_code": "tunisie-soir"},
+        headers=AUTH,
+    )
+    assert subscription.status_code == 201, subscription.text
+    assert authorize(client, user="nour", dialled="0021650123456")["routes"][0]["carrier"] == (
+        "tn-carrier"
+    )
+    duplicate = client.post(
+        "/admin/v1/subscribers",
+        json={
+            "name": "Nour 2",
+            "phone": "+33611223345",
+            "sip_username": "nour",
+            "password": "another-secret",
+        },
+        headers=AUTH,
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["error_id"] == "conflict"
+    suspended = client.patch(
+        f"/admin/v1/subscriptions/{subscription.json()['id']}",
+        json={"status": "suspended"},
+        headers=AUTH,
+    )
+    assert suspended.status_code == 200
+    assert authorize(client, user="nour", dialled="0021650123456")["reason"] == (
+        "no_active_subscription"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/admin/v1/plans",
+            {
+                "code": "x",
+                "names": {"fr": "X"},
+                "period": "month",
+                "price": 9.99,
+                "currency": "EUR",
+                "destinations": [{"country": "MA", "kind": "mobile"}],
+            },
+        ),
+        (
+            "/admin/v1/plans",
+            {
+                "code": "x",
+                "names": {"fr": "X"},
+                "period": "decade",
+                "price": "9.99",
+                "currency": "EUR",
+                "destinations": [{"country": "MA", "kind": "mobile"}],
+            },
+        ),
+        (
+            "/admin/v1/plans",
+            {
+                "code": "x",
+                "names": {"fr": "X"},
+                "period": "month",
+                "price": "9.99",
+                "currency": "EUR",
+                "destinations": [],
+            },
+        ),
+        (
+            "/admin/v1/subscribers",
+            {
+                "name": "A",
+                "phone": "not a phone",
+                "sip_username": "aa",
+                "password": "long-enough-1",
+            },
+        ),
+        (
+            "/admin/v1/subscribers",
+            {
+                "name": "A",
+                "phone": "+33611223344",
+                "sip_username": "a b",
+                "password": "long-enough-1",
+            },
+        ),
+        (
+            "/admin/v1/subscribers",
+            {"name": "A", "phone": "+33611223344", "sip_username": "ab", "password": "short"},
+        ),
+        (
+            "/admin/v1/subscribers",
+            {
+                "name": "A",
+                "phone": "+33611223344",
+                "sip_username": "ab",
+                "password": "long-enough-1",
+                "time_zone": "Mars/Olympus",
+            },
+        ),
+        (
+            "/admin/v1/carriers",
+            {
+                "code": "c",
+                "name": "C",
+                "gateways": [],
+                "destinations": [{"country": "MA", "kind": "fixed"}],
+            },
+        ),
+        (
+            "/admin/v1/carriers",
+            {
+                "code": "c",
+                "name": "C",
+                "gateways": [{"name": "g", "host": "h;evil"}],
+                "destinations": [{"country": "MA", "kind": "fixed"}],
+                "flat_rate": {"channels": 2, "monthly_fee": "1", "currency": "EUR"},
+            },
+        ),
+        (
+            "/admin/v1/carriers",
+            {
+                "code": "c",
+                "name": "C",
+                "gateways": [{"name": "g", "host": "10.0.0.1"}],
+                "destinations": [{"country": "MA", "kind": "fixed"}],
+            },
+        ),
+    ],
+)
+def test_given_invalid_admin_input_then_422_with_error_id_and_nothing_saved(client, path, body):
+    before = client.get("/admin/v1/carriers", headers=AUTH).json()
+    response = client.post(path, json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["error_id"] in {"invalid_input", "invalid_configuration"}
+    assert response.json()["message"]
+    assert client.get("/admin/v1/carriers", headers=AUTH).json() == before
+
+
+def test_given_unknown_things_then_404_with_error_id(client):
+    for path in (
+        "/admin/v1/plans/nope",
+        "/admin/v1/subscribers/999",
+        "/admin/v1/carriers/nope",
+        "/admin/v1/calls/nope",
+    ):
+        response = client.get(path, headers=AUTH)
+        assert response.status_code == 404, path
+        assert response.json()["error_id"] == "not_found"
+
+
+def test_carrier_round_trip_keeps_decimal_rates_exactly(client):
+    carrier = client.get("/admin/v1/carriers/ma-minute", headers=AUTH).json()
+    assert {rate["prefix"]: rate["per_minute"] for rate in carrier["rates"]}["2126"] == "0.0780"
+    carrier["rates"].append(
+        {
+            "prefix": "21266",
+            "per_minute": "0.0615",
+            "currency": "EUR",
+            "effective_from": "2026-11-01T00:00:00+00:00",
+            "increment": "1/1",
+        }
+    )
+    response = client.put("/admin/v1/carriers/ma-minute", json=carrier, headers=AUTH)
+    assert response.status_code == 200, response.text
+    routes = authorize(client, dialled="00212661234567", call_id="rate-check")["routes"]
+    assert routes[1]["cost_per_minute"] == "0.0615"
+
+
+def test_explain_endpoint_gives_every_reason(client):
+    response = client.post(
+        "/admin/v1/explain",
+        json={
+            "sip_username": "karim",
+            "dialled": "00212661234567",
+            "at": "2026-11-24T14:00:00+01:00",
+        },
+        headers=AUTH,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["reason"] == "outside_time_window"
+    assert any("Europe/Brussels" in line for line in body["explanation"])
+
+
+def test_openapi_is_published_with_both_apis(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/sip/v1/authorize" in paths and "/sip/v1/events" in paths
+    assert "/admin/v1/subscribers" in paths
+
+
+def test_health_reports_catalog_revision(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["catalog_revision"] > 0

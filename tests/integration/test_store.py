@@ -1,0 +1,859 @@
+"""The system of record against real databases: the same suite on SQLite and on PostgreSQL.
+
+Every PostgreSQL test gets a schema of its own (created, migrated into and dropped around it),
+so tests never see each other's rows. PostgreSQL must be reachable at TAWASOL_TEST_POSTGRES_URL:
+when it is not, these tests fail rather than skip, because CI starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from tawasol.adapters.store import (
+    SqlStore,
+    current_revision,
+    head_revision,
+    migrate,
+    sqlite_url_for,
+)
+from tawasol.adapters.store.models import Base, CallAttemptRow, CallRow
+from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
+from tawasol.domain.carriers import (
+    BillingIncrement,
+    Carrier,
+    CarrierDestination,
+    FlatRateContract,
+    Gateway,
+    NumberFormat,
+    Rate,
+    RateDeck,
+    Transport,
+)
+from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.decision import Usage
+from tawasol.domain.errors import (
+    Conflict,
+    InvalidConfiguration,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from tawasol.domain.money import Money
+from tawasol.domain.numbering import NumberKind
+from tawasol.domain.subscribers import Subscription, SubscriptionStatus, digest_ha1
+from tawasol.services.ports import CatalogSnapshot, NewSubscriber
+
+POSTGRES_URL = os.environ.get(
+    "TAWASOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+CASABLANCA = ZoneInfo("Africa/Casablanca")
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards: the URL's connections live only in it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        try:
+            url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield sqlite_url_for(tmp_path)
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlStore]:
+    migrate(database_url)
+    sql_store = SqlStore.from_url(database_url)
+    try:
+        yield sql_store
+    finally:
+        sql_store.close()
+
+
+# -- builders -----------------------------------------------------------------------------------
+def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
+    plan = Plan(
+        code=code,
+        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
+        period=Period.MONTH,
+        price=Money(Decimal("9.99"), "EUR"),
+        destinations=frozenset(
+            {
+                DestinationRule("MA", NumberKind.FIXED),
+                DestinationRule("MA", NumberKind.MOBILE),
+            }
+        ),
+        fair_use=FairUse(
+            max_call_duration=timedelta(minutes=90),
+            minutes_per_period=3000,
+            distinct_numbers_per_period=30,
+            concurrent_calls=2,
+        ),
+        time_windows=(
+            TimeWindow(frozenset({0, 1, 2, 3, 4}), clock(20, 0), clock(8, 0)),
+            TimeWindow(frozenset({5, 6}), clock(0, 0), clock(0, 0)),
+        ),
+    )
+    return replace(plan, **changes)  # type: ignore[arg-type]
+
+
+def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscriber:
+    subscriber = NewSubscriber(
+        name="Amina Benali",
+        email=f"{username}@example.org",
+        phone="+33612345678",
+        locale="ar",
+        time_zone="Europe/Paris",
+        sip_username=username,
+        ha1=digest_ha1(username, "tawasol", "secret"),
+        caller_ids=("+33612345678", "+33123456789"),
+    )
+    return replace(subscriber, **changes)  # type: ignore[arg-type]
+
+
+def a_carrier(code: str = "atlas", rates: Sequence[Rate] | None = None) -> Carrier:
+    if rates is None:
+        rates = (
+            Rate("2126", Money(Decimal("0.0123"), "EUR"), NOV_1),
+            Rate("2126", Money(Decimal("0.0780"), "EUR"), DEC_1, BillingIncrement(1, 1)),
+            Rate("2125", Money(Decimal("0.000001"), "EUR"), NOV_1, BillingIncrement(30, 6)),
+        )
+    return Carrier(
+        code=code,
+        name="Atlas Telecom",
+        gateways=(
+            Gateway("casa-1", "192.0.2.10"),
+            Gateway("casa-2", "2001:db8::10", 5061, Transport.TLS),
+        ),
+        destinations=(
+            CarrierDestination(DestinationRule("MA", NumberKind.MOBILE), priority=10),
+            CarrierDestination(DestinationRule("MA", NumberKind.FIXED), priority=20),
+        ),
+        flat_rate=FlatRateContract(channels=30, monthly_fee=Money(Decimal("450.50"), "EUR")),
+        rate_deck=RateDeck(rates),
+        number_format=NumberFormat.INTERNATIONAL_00,
+        max_channels=60,
+    )
+
+
+def subscription_for(store: SqlStore, username: str = "amina", **period: datetime) -> Subscription:
+    try:
+        store.get_plan("maroc-illimite")
+    except NotFound:
+        store.save_plan(a_plan())
+    subscriber = store.find_subscriber(username) or store.add_subscriber(a_new_subscriber(username))
+    return store.add_subscription(
+        subscriber_id=subscriber.id,
+        plan_code="maroc-illimite",
+        status=SubscriptionStatus.ACTIVE,
+        period_start=period.get("start", NOV_1),
+        period_end=period.get("end", DEC_1),
+    )
+
+
+def fold(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+    """The fold the services use: start from the stored record (or the first event), apply all."""
+    record = existing if existing is not None else new_record(events[0])
+    for event in events:
+        record = apply_event(record, event)
+    return record
+
+
+def filing_under(subscription: Subscription, destination: str) -> Callable[..., CallRecord]:
+    """A fold that also files the call under a subscription, as the decision would."""
+
+    def filed(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+        return replace(
+            fold(existing, events),
+            subscriber_id=subscription.subscriber_id,
+            subscription_id=subscription.id,
+            destination=destination,
+            country="MA",
+            kind="mobile",
+        )
+
+    return filed
+
+
+def answered_call(call_id: str, start: datetime, talk_ms: int) -> list[CallEvent]:
+    answer = start + timedelta(seconds=4)
+    return [
+        CallEvent(
+            call_id,
+            CallEventType.ATTEMPT,
+            start,
+            "amina",
+            "0661234567",
+            attempt=1,
+            carrier="orbit",
+            gateway="gw-1",
+            sip_code=503,
+            pdd_ms=None,
+        ),
+        CallEvent(
+            call_id,
+            CallEventType.ATTEMPT,
+            start + timedelta(seconds=1),
+            attempt=2,
+            carrier="atlas",
+            gateway="casa-1",
+            sip_code=200,
+            pdd_ms=1800,
+        ),
+        CallEvent(call_id, CallEventType.ANSWER, answer, carrier="atlas"),
+        CallEvent(
+            call_id,
+            CallEventType.END,
+            answer + timedelta(milliseconds=talk_ms),
+            duration_ms=talk_ms,
+            hangup_cause="normal_clearing",
+        ),
+    ]
+
+
+def count_rows(store: SqlStore, table: type[Base]) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+
+
+# -- migrations -----------------------------------------------------------------------------------
+def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(database_url: str) -> None:
+    assert current_revision(database_url) is None
+
+    migrate(database_url)
+    migrate(database_url)
+
+    assert current_revision(database_url) == head_revision() == "0001"
+    store = SqlStore.from_url(database_url)
+    try:
+        assert store.catalog_revision() == 0
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"plans", "subscribers", "subscriptions", "carriers", "carrier_rates"} <= tables
+        assert {"calls", "call_attempts", "catalog_revision", "alembic_version"} <= tables
+    finally:
+        store.close()
+
+
+def test_migrations_started_together_take_turns(database_url: str) -> None:
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def migrator() -> None:
+        barrier.wait()
+        try:
+            migrate(database_url)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrator) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert current_revision(database_url) == head_revision()
+
+
+def test_a_database_from_a_newer_version_is_refused_clearly(database_url: str) -> None:
+    migrate(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+
+    with pytest.raises(InvalidConfiguration, match="9999"):
+        migrate(database_url)
+
+
+def test_migrations_build_exactly_the_tables_the_models_describe(store: SqlStore) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    url = sqlite_url_for(tmp_path)
+    migrate(url)
+    store = SqlStore.from_url(url)
+    try:
+        with store.engine.connect() as connection:
+            pragma = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            }
+    finally:
+        store.close()
+    assert pragma == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
+
+
+# -- catalog round trips --------------------------------------------------------------------------
+def test_plan_round_trip_keeps_arabic_names_windows_and_fair_use(store: SqlStore) -> None:
+    plan = a_plan()
+    unlimited = a_plan(
+        "soirees-maghreb",
+        fair_use=FairUse(max_call_duration=None, concurrent_calls=None),
+        time_windows=(),
+        on_sale=False,
+        price=Money(Decimal("4.5"), "MAD"),
+        period=Period.WEEK,
+    )
+
+    store.save_plan(plan)
+    store.save_plan(unlimited)
+
+    assert store.get_plan(plan.code) == plan
+    assert store.get_plan(plan.code).names["ar"] == "المغرب بلا حدود"
+    assert store.get_plan(plan.code).price.amount.as_tuple() == Decimal("9.99").as_tuple()
+    assert store.get_plan(unlimited.code) == unlimited
+    assert [item.code for item in store.list_plans()] == ["maroc-illimite", "soirees-maghreb"]
+
+
+def test_saving_a_plan_again_replaces_it(store: SqlStore) -> None:
+    store.save_plan(a_plan())
+    cheaper = a_plan(price=Money(Decimal("7.49"), "EUR"), time_windows=())
+
+    store.save_plan(cheaper)
+
+    assert store.get_plan("maroc-illimite") == cheaper
+    assert len(store.list_plans()) == 1
+
+
+def test_adding_a_plan_whose_code_exists_is_a_conflict(store: SqlStore) -> None:
+    store.add_plan(a_plan())
+    with pytest.raises(Conflict, match="already exists"):
+        store.add_plan(a_plan(price=Money(Decimal("1"), "EUR")))
+    assert store.get_plan("maroc-illimite").price == Money(Decimal("9.99"), "EUR")
+
+
+def test_missing_plan_subscriber_subscription_and_carrier_are_not_found(store: SqlStore) -> None:
+    with pytest.raises(NotFound):
+        store.get_plan("nope")
+    with pytest.raises(NotFound):
+        store.get_subscriber(404)
+    with pytest.raises(NotFound):
+        store.get_subscription(404)
+    with pytest.raises(NotFound):
+        store.get_carrier("nope")
+    assert store.find_subscriber("nobody") is None
+
+
+def test_subscriber_round_trip_and_update(store: SqlStore) -> None:
+    added = store.add_subscriber(a_new_subscriber())
+
+    assert store.get_subscriber(added.id) == added
+    assert store.find_subscriber("amina") == added
+    assert added.caller_ids == ("+33612345678", "+33123456789")
+
+    moved = replace(added, time_zone="Africa/Casablanca", sip_username="amina.b", caller_ids=())
+    store.update_subscriber(moved)
+    assert store.get_subscriber(added.id) == moved
+    assert store.find_subscriber("amina") is None
+
+
+def test_subscribers_are_listed_by_id_page_by_page(store: SqlStore) -> None:
+    added = [store.add_subscriber(a_new_subscriber(f"user{index}")) for index in range(5)]
+
+    assert store.list_subscribers(offset=1, limit=2) == added[1:3]
+    assert store.list_subscribers() == added
+
+
+def test_a_taken_sip_username_is_a_conflict_on_add_and_on_update(store: SqlStore) -> None:
+    first = store.add_subscriber(a_new_subscriber("amina"))
+    second = store.add_subscriber(a_new_subscriber("karim"))
+
+    with pytest.raises(Conflict, match="already taken"):
+        store.add_subscriber(a_new_subscriber("amina", name="Someone Else"))
+    with pytest.raises(Conflict):
+        store.update_subscriber(replace(second, sip_username="amina"))
+    with pytest.raises(NotFound):
+        store.update_subscriber(replace(first, id=999))
+    assert [item.sip_username for item in store.list_subscribers()] == ["amina", "karim"]
+
+
+def test_subscription_round_trip_keeps_aware_instants(store: SqlStore) -> None:
+    store.save_plan(a_plan())
+    subscriber = store.add_subscriber(a_new_subscriber())
+    start = datetime(2026, 11, 1, 0, 0, 0, 123456, tzinfo=CASABLANCA)
+
+    added = store.add_subscription(
+        subscriber_id=subscriber.id,
+        plan_code="maroc-illimite",
+        status=SubscriptionStatus.ACTIVE,
+        period_start=start,
+        period_end=start + timedelta(days=30),
+    )
+
+    read = store.get_subscription(added.id)
+    assert read == added
+    assert read.period_start == start
+    assert read.period_start.utcoffset() == timedelta(0)
+    assert read.created_at is not None and read.created_at.tzinfo is not None
+    assert store.list_subscriptions(subscriber_id=subscriber.id) == [added]
+    assert store.list_subscriptions(subscriber_id=subscriber.id + 1) == []
+
+    suspended = replace(read, status=SubscriptionStatus.SUSPENDED)
+    store.update_subscription(suspended)
+    assert store.get_subscription(added.id).status is SubscriptionStatus.SUSPENDED
+
+
+def test_a_subscription_to_a_missing_plan_or_subscriber_is_not_found(store: SqlStore) -> None:
+    store.save_plan(a_plan())
+    subscriber = store.add_subscriber(a_new_subscriber())
+    period = {"status": SubscriptionStatus.ACTIVE, "period_start": NOV_1, "period_end": DEC_1}
+
+    with pytest.raises(NotFound, match="no plan"):
+        store.add_subscription(subscriber_id=subscriber.id, plan_code="ghost", **period)  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="no subscriber"):
+        store.add_subscription(subscriber_id=999, plan_code="maroc-illimite", **period)  # type: ignore[arg-type]
+    subscription = store.add_subscription(
+        subscriber_id=subscriber.id,
+        plan_code="maroc-illimite",
+        **period,  # type: ignore[arg-type]
+    )
+    with pytest.raises(NotFound):
+        store.update_subscription(replace(subscription, plan_code="ghost"))
+    with pytest.raises(NotFound):
+        store.update_subscription(replace(subscription, id=999))
+    assert store.list_subscriptions() == [subscription]
+
+
+def test_carrier_round_trip_keeps_gateways_destinations_and_exact_rates(store: SqlStore) -> None:
+    carrier = a_carrier()
+
+    store.save_carrier(carrier)
+
+    read = store.get_carrier("atlas")
+    assert read == carrier  # the rate deck is compared below
+    assert sorted(read.rate_deck.rates(), key=repr) == sorted(carrier.rate_deck.rates(), key=repr)
+    rate = read.rate_deck.lookup("+212661234567", datetime(2026, 11, 15, tzinfo=UTC))
+    assert rate is not None
+    assert str(rate.per_minute.amount) == "0.0123"
+    assert rate.effective_from == NOV_1 and rate.effective_from.tzinfo is not None
+    tiny = read.rate_deck.lookup("+212522000000", datetime(2026, 11, 15, tzinfo=UTC))
+    assert tiny is not None and tiny.per_minute.amount == Decimal("0.000001")
+    assert tiny.increment == BillingIncrement(30, 6)
+    later = read.rate_deck.lookup("+212661234567", DEC_1)
+    assert later is not None and str(later.per_minute.amount) == "0.0780"  # scale kept too
+    assert read.flat_rate == FlatRateContract(30, Money(Decimal("450.50"), "EUR"))
+    assert str(read.flat_rate.monthly_fee.amount) == "450.50"
+    assert store.list_carriers() == [carrier]
+
+
+def test_saving_a_carrier_again_replaces_all_its_children(store: SqlStore) -> None:
+    store.save_carrier(a_carrier())
+    other = replace(a_carrier("orbit"), name="Orbit")
+    store.save_carrier(other)
+    smaller = replace(
+        a_carrier(rates=[Rate("212", Money(Decimal("0.02"), "EUR"), NOV_1)]),
+        gateways=(Gateway("rabat-1", "198.51.100.7"),),
+        destinations=(CarrierDestination(DestinationRule("MA", NumberKind.FIXED), 5),),
+        flat_rate=None,
+        enabled=False,
+    )
+
+    store.save_carrier(smaller)
+
+    read = store.get_carrier("atlas")
+    assert read == smaller
+    assert len(read.rate_deck) == 1
+    assert len(store.get_carrier("orbit").rate_deck) == 3
+    assert [item.code for item in store.list_carriers()] == ["atlas", "orbit"]
+
+
+def test_a_rate_deck_of_ten_thousand_rates_is_written_in_bulk(store: SqlStore) -> None:
+    rates = [
+        Rate(f"2126{index:05d}", Money(Decimal(f"0.{index:06d}"), "EUR"), NOV_1)
+        for index in range(10_000)
+    ]
+    started = time.perf_counter()
+
+    store.save_carrier(a_carrier(rates=rates))
+    store.save_carrier(a_carrier(rates=rates))  # replaced, not doubled
+
+    assert time.perf_counter() - started < 20
+    deck = store.get_carrier("atlas").rate_deck
+    assert len(deck) == 10_000
+    found = deck.lookup("+212600042999", datetime(2026, 11, 2, tzinfo=UTC))
+    assert found is not None and found.per_minute.amount == Decimal("0.000042")
+
+
+def test_amounts_that_cannot_be_stored_exactly_are_refused(store: SqlStore) -> None:
+    with pytest.raises(InvalidInput, match="6 decimal places"):
+        store.save_plan(a_plan(price=Money(Decimal("9.9999999"), "EUR")))
+    with pytest.raises(InvalidInput, match="12 integer digits"):
+        store.save_carrier(a_carrier(rates=[Rate("1", Money(Decimal("1E+12"), "EUR"), NOV_1)]))
+    with pytest.raises(NotFound):
+        store.get_plan("maroc-illimite")
+    store.save_plan(a_plan(price=Money(Decimal("1E+2"), "EUR")))
+    assert str(store.get_plan("maroc-illimite").price.amount) == "100"
+
+
+# -- catalog revision -----------------------------------------------------------------------------
+def test_every_catalog_write_bumps_the_revision_and_nothing_else_does(store: SqlStore) -> None:
+    revisions = [store.catalog_revision()]
+    store.save_plan(a_plan())
+    revisions.append(store.catalog_revision())
+    subscriber = store.add_subscriber(a_new_subscriber())
+    revisions.append(store.catalog_revision())
+    store.update_subscriber(replace(subscriber, name="Amina B."))
+    revisions.append(store.catalog_revision())
+    subscription = subscription_for(store)
+    revisions.append(store.catalog_revision())
+    store.update_subscription(replace(subscription, status=SubscriptionStatus.EXPIRED))
+    revisions.append(store.catalog_revision())
+    store.save_carrier(a_carrier())
+    revisions.append(store.catalog_revision())
+
+    assert revisions == [0, 1, 2, 3, 4, 5, 6]
+
+    with pytest.raises(Conflict):
+        store.add_subscriber(a_new_subscriber())
+    store.load_catalog()
+    store.apply_call_events(answered_call("c-1", NOV_1, 1000), fold)
+    assert store.catalog_revision() == 6
+
+
+def test_load_catalog_returns_everything_at_its_revision(store: SqlStore) -> None:
+    subscription = subscription_for(store)
+    store.save_carrier(a_carrier())
+
+    snapshot = store.load_catalog()
+
+    assert isinstance(snapshot, CatalogSnapshot)
+    assert snapshot.revision == store.catalog_revision() == 4
+    assert snapshot.plans == {"maroc-illimite": a_plan()}
+    assert snapshot.subscribers["amina"].id == subscription.subscriber_id
+    assert list(snapshot.subscriptions[subscription.subscriber_id]) == [subscription]
+    assert list(snapshot.carriers) == [a_carrier()]
+    assert len(snapshot.carriers[0].rate_deck) == 3
+
+
+def test_concurrent_saves_of_one_new_plan_queue_instead_of_conflicting(store: SqlStore) -> None:
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def saver(minutes: int) -> None:
+        barrier.wait()
+        try:
+            store.save_plan(a_plan(fair_use=FairUse(minutes_per_period=minutes)))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=saver, args=(100 * (n + 1),)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert store.catalog_revision() == 4
+    assert store.get_plan("maroc-illimite").fair_use.minutes_per_period in {100, 200, 300, 400}
+
+
+# -- call records ---------------------------------------------------------------------------------
+def test_the_same_events_applied_three_times_make_one_record(store: SqlStore) -> None:
+    events = answered_call("call-1@edge", datetime(2026, 11, 3, 9, 0, tzinfo=UTC), 61_500)
+
+    results = [store.apply_call_events(events, fold) for _ in range(3)]
+
+    assert results[0] == results[1] == results[2]
+    (record,) = results[0]
+    assert record.duration_ms == 61_500
+    assert count_rows(store, CallRow) == 1
+    assert count_rows(store, CallAttemptRow) == 2
+    stored = store.get_call("call-1@edge")
+    assert stored == record
+    assert [
+        (item.attempt, item.carrier, item.sip_code, item.pdd_ms) for item in stored.attempts
+    ] == [
+        (1, "orbit", 503, None),
+        (2, "atlas", 200, 1800),
+    ]
+    assert stored.answered_at == datetime(2026, 11, 3, 9, 0, 4, tzinfo=UTC)
+    assert stored.answered_at.tzinfo is not None
+    assert store.get_call("unknown") is None
+
+
+def test_events_arriving_in_several_batches_fold_into_the_stored_record(store: SqlStore) -> None:
+    events = answered_call("call-2", datetime(2026, 11, 3, 9, 0, tzinfo=UTC), 30_000)
+    other = answered_call("call-3", datetime(2026, 11, 3, 9, 5, tzinfo=UTC), 5_000)
+
+    first = store.apply_call_events(events[:2] + other[:1], fold)
+    second = store.apply_call_events([*events[2:], *other[1:], events[0]], fold)
+
+    assert [record.call_id for record in first] == ["call-2", "call-3"]
+    assert first[0].status.value == "in_progress"
+    assert [record.call_id for record in second] == ["call-2", "call-3"]
+    assert [record.duration_ms for record in second] == [30_000, 5_000]
+    assert [len(record.attempts) for record in second] == [2, 2]
+    assert store.get_call("call-2") == second[0]
+
+
+def test_calls_are_listed_newest_first_per_subscriber(store: SqlStore) -> None:
+    subscription = subscription_for(store)
+    for minute in range(3):
+        call_id = f"mine-{minute}"
+        start = datetime(2026, 11, 5, 10, minute, tzinfo=UTC)
+        store.apply_call_events(
+            answered_call(call_id, start, 1000), filing_under(subscription, "+212661000000")
+        )
+    store.apply_call_events(
+        answered_call("someone-else", datetime(2026, 11, 6, tzinfo=UTC), 1), fold
+    )
+
+    mine = store.list_calls(subscriber_id=subscription.subscriber_id)
+    every = store.list_calls(limit=2)
+
+    assert [record.call_id for record in mine] == ["mine-2", "mine-1", "mine-0"]
+    assert all(len(record.attempts) == 2 for record in mine)
+    assert [record.call_id for record in every] == ["someone-else", "mine-2"]
+
+
+def test_concurrent_writers_of_one_new_call_id_make_one_record(store: SqlStore) -> None:
+    events = answered_call("race@edge", datetime(2026, 11, 7, 20, 0, tzinfo=UTC), 42_000)
+    barrier = threading.Barrier(4)
+    results: list[list[CallRecord]] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        barrier.wait()
+        try:
+            results.append(store.apply_call_events(events, fold))
+        except BaseException as error:  # reported below, a thread cannot fail the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert len(results) == 4
+    assert {result[0].duration_ms for result in results} == {42_000}
+    assert count_rows(store, CallRow) == 1
+    assert count_rows(store, CallAttemptRow) == 2
+
+
+def test_concurrent_batches_crossing_the_same_new_calls_in_opposite_orders(
+    store: SqlStore,
+) -> None:
+    start = datetime(2026, 11, 7, 21, 0, tzinfo=UTC)
+    forward = answered_call("cross-a", start, 1_000) + answered_call("cross-b", start, 2_000)
+    backward = answered_call("cross-b", start, 2_000) + answered_call("cross-a", start, 1_000)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def writer(events: list[CallEvent]) -> None:
+        barrier.wait()
+        try:
+            store.apply_call_events(events, fold)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=writer, args=(forward if index % 2 else backward,))
+        for index in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert count_rows(store, CallRow) == 2
+    assert [store.get_call(name).duration_ms for name in ("cross-a", "cross-b")] == [1_000, 2_000]  # type: ignore[union-attr]
+
+
+def test_a_naive_time_is_refused_not_stored(store: SqlStore) -> None:
+    naive = CallEvent("naive", CallEventType.ATTEMPT, datetime(2026, 11, 1, 10, 0), attempt=1)
+    with pytest.raises(InvalidInput, match="naive"):
+        store.apply_call_events([naive], fold)
+    assert store.get_call("naive") is None
+
+
+# -- usage ----------------------------------------------------------------------------------------
+def test_usage_counts_the_period_with_hand_worked_numbers(store: SqlStore) -> None:
+    subscription = subscription_for(store)  # period [Nov 1, Dec 1)
+    late = subscription_for(
+        store,
+        "karim",
+        start=datetime(2026, 11, 15, tzinfo=UTC),
+        end=datetime(2026, 12, 15, tzinfo=UTC),
+    )
+    idle = subscription_for(store, "idle")
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def file(number: str, events: list[CallEvent], owner: Subscription = subscription) -> None:
+        store.apply_call_events(events, filing_under(owner, number))
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+    def ringing(call_id: str, start: datetime) -> list[CallEvent]:
+        return [CallEvent(call_id, CallEventType.ATTEMPT, start, attempt=1, carrier="atlas")]
+
+    busy = CallEvent("a3", CallEventType.FAILURE, at(4, 10, 1), sip_code=486)
+    october_31 = datetime(2026, 10, 31, 23, 59, tzinfo=UTC)
+    # Answered in the period: 61.5 s + 30.7 s = 92.2 s -> 92 s (floored once, on the total).
+    file("+212600000001", answered_call("a1", at(2, 10), 61_500))
+    file("+212600000002", answered_call("a2", at(3, 10), 30_700))
+    # Failed (busy): a distinct number, no seconds.
+    file("+212600000003", [*ringing("a3", at(4, 10)), busy])
+    # Before the period, and at period_end exactly (outside [start, end)): count for nothing.
+    file("+212600000009", answered_call("a4", october_31, 100_000))
+    file("+212600000008", answered_call("a5", DEC_1, 50_000))
+    # Talking now (answered, not ended), to a number already called: active, not distinct.
+    file("+212600000001", answered_call("a6", at(20, 11), 0)[:3])
+    # Ringing now: active and distinct.
+    file("+212600000005", ringing("a7", at(20, 11, 30)))
+    # Never ended, but started before the 4-hour horizon (a lost BYE): distinct, not active.
+    file("+212600000004", ringing("a8", at(20, 6)))
+    # The later subscription's own period starts on Nov 15: b1 is before it.
+    file("+212600000006", answered_call("b1", at(14, 9), 20_000), late)
+    file("+212600000007", answered_call("b2", at(16, 9), 10_999), late)
+
+    usage = store.usage(
+        [subscription, late, idle, subscription], now=now, open_call_horizon=timedelta(hours=4)
+    )
+
+    assert usage == {
+        subscription.id: Usage(
+            answered_seconds=92,
+            distinct_numbers=frozenset(
+                {
+                    "+212600000001",
+                    "+212600000002",
+                    "+212600000003",
+                    "+212600000004",
+                    "+212600000005",
+                }
+            ),
+            active_calls=2,
+        ),
+        late.id: Usage(answered_seconds=10, distinct_numbers=frozenset({"+212600000007"})),
+        idle.id: Usage(),
+    }
+    assert store.usage([], now=now, open_call_horizon=timedelta(hours=4)) == {}
+
+
+# -- broken worlds --------------------------------------------------------------------------------
+def test_given_postgres_unreachable_then_store_raises_unavailable() -> None:
+    url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/test"
+    store = SqlStore.from_url(url)
+    try:
+        with pytest.raises(Unavailable, match="cannot reach the database") as raised:
+            store.catalog_revision()
+        with pytest.raises(Unavailable):
+            store.apply_call_events(answered_call("x", NOV_1, 1), fold)
+    finally:
+        store.close()
+    assert "127.0.0.1:1" in raised.value.message
+    assert "secret" not in raised.value.message
+    with pytest.raises(Unavailable):
+        migrate(url)
+
+
+def test_given_sqlite_file_cannot_be_opened_then_store_raises_unavailable(tmp_path: Path) -> None:
+    url = sqlite_url_for(tmp_path / "missing-directory")
+    with pytest.raises(Unavailable, match="cannot reach the database"):
+        migrate(url)
+
+
+def test_given_schema_never_migrated_then_store_says_to_run_init(database_url: str) -> None:
+    store = SqlStore.from_url(database_url)
+    try:
+        with pytest.raises(Unavailable, match="tawasol init"):
+            store.list_plans()
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_each_postgres_test_runs_in_a_schema_of_its_own() -> None:
+    """Guards the isolation the other PostgreSQL tests rely on."""
+    with postgres_schema() as first, postgres_schema() as second:
+        migrate(first)
+        migrate(second)
+        one, two = SqlStore.from_url(first), SqlStore.from_url(second)
+        try:
+            one.save_plan(a_plan())
+            with one.engine.connect() as connection:
+                schema = connection.execute(text("select current_schema()")).scalar()
+            assert str(schema).startswith("t_")
+            assert two.list_plans() == []
+        finally:
+            one.close()
+            two.close()
+
+
+def test_a_url_sqlalchemy_cannot_use_is_a_configuration_error() -> None:
+    with pytest.raises(InvalidConfiguration):
+        SqlStore.from_url("nonsense://somewhere")
+    with pytest.raises(InvalidConfiguration):
+        migrate("not a url at all")
+
+
+def test_open_calls_are_those_neither_ended_nor_failed_since_a_time(store: SqlStore) -> None:
+    subscription = subscription_for(store)
+    start = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    talking = answered_call("talking", start + timedelta(minutes=5), 0)[:3]
+    ringing = [CallEvent("ringing", CallEventType.ATTEMPT, start + timedelta(minutes=1), attempt=1)]
+    failed = [
+        CallEvent("failed", CallEventType.ATTEMPT, start, attempt=1),
+        CallEvent("failed", CallEventType.FAILURE, start, sip_code=503),
+    ]
+    stale = [CallEvent("stale", CallEventType.ATTEMPT, start - timedelta(hours=5), attempt=1)]
+    for events in (talking, ringing, failed, stale, answered_call("ended", start, 1_000)):
+        store.apply_call_events(events, filing_under(subscription, "+212661000000"))
+
+    found = store.open_calls(started_after=start - timedelta(hours=4))
+
+    assert [record.call_id for record in found] == ["ringing", "talking"]
+    assert found[1].subscription_id == subscription.id
+    assert [attempt.attempt for attempt in found[1].attempts] == [1, 2]
