@@ -205,19 +205,6 @@ def explain(body: ExplainIn, request: Request) -> ExplainOut:
         sip_reason=decision.sip_reason,
         max_duration_s=decision.max_duration_seconds,
         destination=decision.destination.e164 if decision.destination else None,
-        routes=[
-            RouteOut(
-                carrier=route.carrier,
-                gateway=route.gateway,
-                uri=route.uri,
-                timeout_ms=route.timeout_ms,
-                billing=route.billing.value,
-                cost_per_minute=str(route.cost_per_minute.amount)
-                if route.cost_per_minute
-                else None,
-                currency=route.cost_per_minute.currency if route.cost_per_minute else None,
-            )
-            for route in decision.routes
-        ],
+        routes=[RouteOut.from_domain(route) for route in decision.routes],
         explanation=list(decision.explanation),
     )

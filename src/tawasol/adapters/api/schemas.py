@@ -27,6 +27,7 @@ from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeW
 from tawasol.domain.decision import Decision
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
+from tawasol.domain.routing import Route
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 
 Amount = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,6})?$", examples=["9.99"])]
@@ -360,6 +361,19 @@ class RouteOut(BaseModel):
     cost_per_minute: str | None = None
     currency: str | None = None
 
+    @classmethod
+    def from_domain(cls, route: Route) -> RouteOut:
+        cost = route.cost_per_minute
+        return cls(
+            carrier=route.carrier,
+            gateway=route.gateway,
+            uri=route.uri,
+            timeout_ms=route.timeout_ms,
+            billing=route.billing.value,
+            cost_per_minute=str(cost.amount) if cost else None,
+            currency=cost.currency if cost else None,
+        )
+
 
 class AuthorizeOut(BaseModel):
     call_id: str
@@ -384,20 +398,7 @@ class AuthorizeOut(BaseModel):
             sip_reason=decision.sip_reason,
             max_duration_s=decision.max_duration_seconds,
             destination=decision.destination.e164 if decision.destination else None,
-            routes=[
-                RouteOut(
-                    carrier=route.carrier,
-                    gateway=route.gateway,
-                    uri=route.uri,
-                    timeout_ms=route.timeout_ms,
-                    billing=route.billing.value,
-                    cost_per_minute=(
-                        str(route.cost_per_minute.amount) if route.cost_per_minute else None
-                    ),
-                    currency=route.cost_per_minute.currency if route.cost_per_minute else None,
-                )
-                for route in decision.routes
-            ],
+            routes=[RouteOut.from_domain(route) for route in decision.routes],
             failover_codes=list(decision.failover_codes),
         )
 
