@@ -148,6 +148,7 @@ def _classify_cached(text: str, calling_region: str) -> Destination:
     )
 
 
+@lru_cache(maxsize=131072)
 def region_of(e164: str) -> str | None:
     """The ISO country of an E.164 number (e.g. the subscriber's own phone), or None."""
     try:

@@ -14,7 +14,7 @@ import hmac
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -41,6 +41,30 @@ class _OpenCall:
     subscription_id: int
     destination: str
     expires_at: datetime
+
+
+class _UsageView(Mapping[int, Usage]):
+    """Usage per subscription with calls in progress merged in, without copying 50,000
+    entries per decision: the decision reads one."""
+
+    def __init__(self, usage: dict[int, Usage], active: Counter[int]) -> None:
+        self._usage = usage
+        self._active = active
+
+    def __getitem__(self, subscription_id: int) -> Usage:
+        active = self._active.get(subscription_id, 0)
+        used = self._usage.get(subscription_id)
+        if used is None:
+            if not active:
+                raise KeyError(subscription_id)
+            return Usage(active_calls=active)
+        return replace(used, active_calls=active) if active != used.active_calls else used
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(set(self._usage) | {key for key, value in self._active.items() if value})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class CallAuthorizer:
@@ -73,6 +97,8 @@ class CallAuthorizer:
         self._open: dict[str, _OpenCall] = {}
         self._active: Counter[int] = Counter()
         self._carrier_calls: dict[str, str] = {}
+        self._carrier_in_use: Counter[str] = Counter()
+        self._expired_at: datetime | None = None
         self._up: dict[str, bool] = {}
 
     # -- state ------------------------------------------------------------------------------
@@ -132,7 +158,7 @@ class CallAuthorizer:
     def carrier_states(self) -> dict[str, CarrierLiveState]:
         """Reachability and answered calls in progress per carrier (channels in use)."""
         with self._lock:
-            in_use = Counter(self._carrier_calls.values())
+            in_use = self._carrier_in_use
             codes = set(self._up) | set(in_use)
             return {
                 code: CarrierLiveState(up=self._up.get(code, True), channels_in_use=in_use[code])
@@ -145,16 +171,20 @@ class CallAuthorizer:
         it would a wrong password, so probing cannot tell which usernames exist."""
         return hmac.new(self._fake_ha1_secret, sip_username.encode(), hashlib.md5).hexdigest()
 
-    def decision_state(self, now: datetime) -> DecisionState:
-        snapshot = self.snapshot()
+    def decision_state(
+        self, now: datetime, snapshot: CatalogSnapshot | None = None
+    ) -> DecisionState:
+        snapshot = snapshot or self.snapshot()
         with self._lock:
-            self._expire_pending(now)
+            if self._expired_at is None or now - self._expired_at >= self._refresh_interval:
+                self._expire_pending(now)
+                self._expired_at = now
             return DecisionState(
                 subscribers=snapshot.subscribers,
                 subscriptions=snapshot.subscriptions,
                 plans=snapshot.plans,
                 carriers=snapshot.carriers,
-                usage=self._usage_with_active(),
+                usage=_UsageView(self._usage, self._active),
                 live=self.carrier_states(),
                 route_timeout_ms=self._route_timeout_ms,
                 platform_max_call_duration=self._platform_max,
@@ -166,7 +196,9 @@ class CallAuthorizer:
         now = now or self._clock()
         snapshot = self.snapshot()
         with self._lock:
-            state = self.decision_state(now)
+            # The same call asked again (a retransmitted INVITE) must not count against itself.
+            self._release(request.call_id)
+            state = self.decision_state(now, snapshot)
             decision = authorize_call(request, state, now)
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
@@ -177,14 +209,6 @@ class CallAuthorizer:
     def explain(self, request: CallRequest, *, now: datetime) -> Decision:
         """The decision at `now`, without counting the call: what support desks look at."""
         return authorize_call(request, self.decision_state(now), now)
-
-    def _usage_with_active(self) -> dict[int, Usage]:
-        usage = dict(self._usage)
-        for subscription_id, active in self._active.items():
-            if active:
-                used = usage.get(subscription_id, Usage())
-                usage[subscription_id] = replace(used, active_calls=active)
-        return usage
 
     def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
         assert decision.subscription_id is not None and decision.destination is not None
@@ -217,6 +241,14 @@ class CallAuthorizer:
         call = self._open.pop(call_id, None)
         if call is not None:
             self._active[call.subscription_id] = max(0, self._active[call.subscription_id] - 1)
+        carrier = self._carrier_calls.pop(call_id, None)
+        if carrier is not None:
+            self._carrier_in_use[carrier] = max(0, self._carrier_in_use[carrier] - 1)
+
+    def forget_call(self, call_id: str) -> None:
+        """Stop counting a call as in progress (it ended without an event reaching us)."""
+        with self._lock:
+            self._release(call_id)
 
     def active_calls(self) -> int:
         with self._lock:
@@ -234,7 +266,6 @@ class CallAuthorizer:
                 previous = before.get(record.call_id)
                 if record.finished:
                     self._release(record.call_id)
-                    self._carrier_calls.pop(record.call_id, None)
                 elif record.call_id not in self._open:
                     # Authorised by another replica, or before this brain restarted.
                     self._open_call(
@@ -246,7 +277,9 @@ class CallAuthorizer:
                         ),
                     )
                 if record.answered_at is not None and not record.finished and record.carrier:
-                    self._carrier_calls[record.call_id] = record.carrier
+                    if record.call_id not in self._carrier_calls:
+                        self._carrier_calls[record.call_id] = record.carrier
+                        self._carrier_in_use[record.carrier] += 1
                 had_duration = previous is not None and previous.duration_ms is not None
                 used = self._usage.get(record.subscription_id, Usage())
                 if record.duration_ms is not None and not had_duration:
