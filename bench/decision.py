@@ -143,10 +143,10 @@ class SnapshotStore:
     def load_catalog(self) -> CatalogSnapshot:
         return self._snapshot
 
-    def usage(self, subscriptions, *, now, open_call_horizon):  # noqa: ARG002
+    def usage(self, subscriptions, *, now, open_call_horizon):
         return {}
 
-    def open_calls(self, *, started_after):  # noqa: ARG002
+    def open_calls(self, *, started_after):
         return []
 
 

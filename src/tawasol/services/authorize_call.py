@@ -276,10 +276,14 @@ class CallAuthorizer:
                             expires_at=now + self._platform_max,
                         ),
                     )
-                if record.answered_at is not None and not record.finished and record.carrier:
-                    if record.call_id not in self._carrier_calls:
-                        self._carrier_calls[record.call_id] = record.carrier
-                        self._carrier_in_use[record.carrier] += 1
+                if (
+                    record.answered_at is not None
+                    and not record.finished
+                    and record.carrier
+                    and record.call_id not in self._carrier_calls
+                ):
+                    self._carrier_calls[record.call_id] = record.carrier
+                    self._carrier_in_use[record.carrier] += 1
                 had_duration = previous is not None and previous.duration_ms is not None
                 used = self._usage.get(record.subscription_id, Usage())
                 if record.duration_ms is not None and not had_duration:
