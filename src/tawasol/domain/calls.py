@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from tawasol.domain.money import Money
+
 
 class CallEventType(enum.StrEnum):
     ATTEMPT = "attempt"
@@ -55,6 +57,8 @@ class CallEvent:
     pdd_ms: int | None = None
     duration_ms: int | None = None
     hangup_cause: str | None = None
+    q850_cause: int | None = None
+    billing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class CallAttempt:
     sip_code: int | None
     pdd_ms: int | None
     at: datetime
+    q850_cause: int | None = None
+    billing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class CallRecord:
     final_sip_code: int | None = None
     hangup_cause: str | None = None
     attempts: tuple[CallAttempt, ...] = ()
+    billing: str | None = None
+    rate_per_minute: Money | None = None
+    increment: str | None = None
+    cost: Money | None = None
 
     @property
     def status(self) -> CallStatus:
@@ -181,6 +191,10 @@ def _apply_attempt(record: CallRecord, event: CallEvent) -> CallRecord:
         sip_code=event.sip_code,
         pdd_ms=event.pdd_ms if event.pdd_ms is not None else (known.pdd_ms if known else None),
         at=known.at if known else event.at,
+        q850_cause=event.q850_cause
+        if event.q850_cause is not None
+        else (known.q850_cause if known else None),
+        billing=event.billing or (known.billing if known else None),
     )
     attempts = tuple(existing[key] for key in sorted(existing))
     updated = replace(record, attempts=attempts)

@@ -220,7 +220,43 @@ class Carrier:
 
 @dataclass(frozen=True)
 class CarrierLiveState:
-    """What is true of a carrier right now: reachable or not, and channels in use."""
+    """What is true of a carrier right now.
+
+    - `up`: its gateways answer (probing) and nobody took it out of service;
+    - `channels_in_use`: calls on it now, ringing or talking;
+    - `effective_channels`: how many simultaneous calls it really carries when that is fewer
+      than the contract says (learned from 503 / Q.850 cause 34 answers after a partial
+      restoration, or set by an operator); None means "as contracted";
+    - `de_preferred`: its network effectiveness (NER) fell below the threshold: it is tried
+      after the others of its tier, not removed.
+    """
 
     up: bool = True
     channels_in_use: int = 0
+    effective_channels: int | None = None
+    de_preferred: bool = False
+
+
+def channel_limit(carrier: Carrier, state: CarrierLiveState) -> int | None:
+    """The most calls the carrier takes at once now (None: no limit known)."""
+    limits = [
+        limit
+        for limit in (
+            carrier.max_channels,
+            state.effective_channels,
+            # A flat-rate-only carrier has nothing beyond its channels.
+            carrier.flat_rate.channels if carrier.flat_rate and not carrier.rate_deck else None,
+        )
+        if limit is not None
+    ]
+    return min(limits) if limits else None
+
+
+def flat_rate_channels_free(carrier: Carrier, state: CarrierLiveState) -> int:
+    """Paid-for channels still free: the contract's, capped by what the carrier carries now."""
+    if carrier.flat_rate is None:
+        return 0
+    limit = carrier.flat_rate.channels
+    if state.effective_channels is not None:
+        limit = min(limit, state.effective_channels)
+    return max(0, limit - state.channels_in_use)

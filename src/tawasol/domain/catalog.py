@@ -127,6 +127,23 @@ class FairUse:
 
 
 @dataclass(frozen=True)
+class CostCeiling:
+    """The most the operator will pay a carrier per minute for this plan's calls to a country
+    (optionally one kind of line). No call is routed over a dearer per-minute route: an
+    unlimited plan sold at 9.99 a month cannot carry hours of 0.30/min termination."""
+
+    country: str
+    max_per_minute: Money
+    kind: NumberKind | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.country) != 2 or not self.country.isupper():
+            raise InvalidConfiguration("a cost ceiling names an ISO country", country=self.country)
+        if self.max_per_minute.amount < 0:
+            raise InvalidConfiguration("a cost ceiling cannot be negative", country=self.country)
+
+
+@dataclass(frozen=True)
 class Plan:
     """An offer sold to subscribers: a price per period for unlimited calls to destinations.
 
@@ -143,6 +160,7 @@ class Plan:
     fair_use: FairUse = field(default_factory=FairUse)
     time_windows: tuple[TimeWindow, ...] = ()
     on_sale: bool = True
+    cost_ceilings: tuple[CostCeiling, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.code or not self.code.replace("-", "").replace("_", "").isalnum():
@@ -162,6 +180,19 @@ class Plan:
 
     def covers(self, destination: Destination) -> bool:
         return any(rule.covers(destination) for rule in self.destinations)
+
+    def cost_ceiling_for(self, destination: Destination) -> Money | None:
+        """The ceiling for this destination: one for its kind of line beats one for the
+        whole country; None when the plan sets none."""
+        best: CostCeiling | None = None
+        for ceiling in self.cost_ceilings:
+            if ceiling.country != destination.country:
+                continue
+            if ceiling.kind is not None and ceiling.kind != destination.kind:
+                continue
+            if best is None or (best.kind is None and ceiling.kind is not None):
+                best = ceiling
+        return best.max_per_minute if best else None
 
     def in_window(self, now: datetime, time_zone: str) -> bool:
         """True when the plan may be used at `now` (aware) in the subscriber's time zone."""

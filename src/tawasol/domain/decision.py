@@ -246,12 +246,18 @@ def authorize_call(
         if usage.active_calls >= fair_use.concurrent_calls:
             return _deny(Reason.CONCURRENT_LIMIT, why, **context)
 
+    ceiling = plan.cost_ceiling_for(destination)
+    if ceiling is not None:
+        why.append(
+            f"plan {plan.code} pays carriers at most {ceiling}/min for {destination.country}"
+        )
     routes, notes = strategy(
         destination=destination,
         carriers=state.carriers,
         live=state.live,
         now=now,
         route_timeout_ms=state.route_timeout_ms,
+        max_cost_per_minute=ceiling,
     )
     why.extend(notes)
     if not routes:

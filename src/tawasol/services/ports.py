@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from tawasol.domain.calls import CallEvent, CallRecord
+from tawasol.domain.carrier_health import CarrierEvent
 from tawasol.domain.carriers import Carrier
 from tawasol.domain.catalog import Plan
 from tawasol.domain.decision import Usage
@@ -137,6 +138,29 @@ class Store(Protocol):
         """Per subscription id, its use in its current period [period_start, period_end):
         answered seconds of finished calls, distinct destinations called (answered or not), and
         calls not finished that started after `now - open_call_horizon`."""
+        ...
+
+    def calls_since(self, *, since: datetime, limit: int = 100_000) -> list[CallRecord]:
+        """Calls started at or after `since`, with their attempts, oldest first (to warm the
+        quality windows after a restart)."""
+        ...
+
+    # -- carriers at run time -----------------------------------------------------------------
+    def record_carrier_event(self, event: CarrierEvent) -> None:
+        """Append a carrier state change (down, up, capacity learned/raised/restored/set)."""
+
+    def list_carrier_events(
+        self, *, carrier: str | None = None, limit: int = 100
+    ) -> list[CarrierEvent]:
+        """Newest first."""
+        ...
+
+    def set_carrier_capacity(self, code: str, effective_channels: int | None) -> None:
+        """An operator's cap on a carrier's simultaneous calls (None: as contracted).
+        Raises NotFound. Bumps the catalog revision so every brain applies it."""
+
+    def carrier_capacities(self) -> dict[str, int]:
+        """Operator-set caps by carrier code (carriers without one are absent)."""
         ...
 
     def close(self) -> None: ...

@@ -4,18 +4,19 @@
 2. Then every carrier with a per-minute rate for the number (including flat-rate carriers whose
    channels are full but whose trunk accepts overflow), cheapest first, then by priority.
 
-A carrier is skipped when it is disabled, marked down, or has no channel left at all.
+Within each tier, carriers de-preferred for low network effectiveness come last. A carrier is
+skipped when it is disabled, marked down, full, or dearer than the plan's cost ceiling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 
-from tawasol.domain.carriers import Carrier, CarrierLiveState, Rate
+from tawasol.domain.carriers import Carrier, CarrierLiveState
+from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
-from tawasol.domain.routing import Billing, Route
+from tawasol.domain.routing import Billing, Route, candidates, describe, routes_for
 
 
 def committed_capacity_first(
@@ -25,73 +26,32 @@ def committed_capacity_first(
     live: Mapping[str, CarrierLiveState],
     now: datetime,
     route_timeout_ms: int,
+    max_cost_per_minute: Money | None = None,
 ) -> tuple[list[Route], list[str]]:
-    flat: list[tuple[int, str, Carrier]] = []
-    per_minute: list[tuple[Decimal, int, str, Carrier, Rate]] = []
     notes: list[str] = []
-    for carrier in carriers:
-        priority = carrier.priority_for(destination)
-        if priority is None:
-            continue
-        state = live.get(carrier.code, CarrierLiveState())
-        if not carrier.enabled:
-            notes.append(f"carrier {carrier.code} skipped: disabled")
-            continue
-        if not state.up:
-            notes.append(f"carrier {carrier.code} skipped: down")
-            continue
-        if carrier.max_channels is not None and state.channels_in_use >= carrier.max_channels:
-            notes.append(
-                f"carrier {carrier.code} skipped: full "
-                f"({state.channels_in_use}/{carrier.max_channels} channels)"
-            )
-            continue
-        flat_free = (
-            carrier.flat_rate is not None and state.channels_in_use < carrier.flat_rate.channels
-        )
-        if flat_free:
-            flat.append((priority, carrier.code, carrier))
-            continue
-        rate = carrier.rate_deck.lookup(destination.e164, now)
-        if rate is not None:
-            per_minute.append((rate.per_minute.amount, priority, carrier.code, carrier, rate))
-        elif carrier.flat_rate is not None:
-            notes.append(
-                f"carrier {carrier.code} skipped: flat-rate channels full "
-                f"({state.channels_in_use}/{carrier.flat_rate.channels}) and no per-minute rate"
-            )
-        else:
-            notes.append(f"carrier {carrier.code} skipped: no rate for {destination.e164}")
-
+    found = candidates(
+        destination=destination,
+        carriers=carriers,
+        live=live,
+        now=now,
+        max_cost_per_minute=max_cost_per_minute,
+        notes=notes,
+    )
+    flat = sorted(
+        (c for c in found if c.billing is Billing.FLAT_RATE),
+        key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
+    )
+    per_minute = sorted(
+        (c for c in found if c.billing is Billing.PER_MINUTE),
+        key=lambda c: (
+            c.state.de_preferred,
+            c.rate.per_minute.amount if c.rate else 0,
+            c.priority,
+            c.carrier.code,
+        ),
+    )
     routes: list[Route] = []
-    for priority, _, carrier in sorted(flat, key=lambda entry: (entry[0], entry[1])):
-        notes.append(f"carrier {carrier.code}: flat-rate channel free (priority {priority})")
-        user = carrier.number_format.render(destination.e164)
-        routes.extend(
-            Route(
-                carrier=carrier.code,
-                gateway=gateway.name,
-                uri=gateway.uri(user),
-                timeout_ms=route_timeout_ms,
-                billing=Billing.FLAT_RATE,
-            )
-            for gateway in carrier.gateways
-        )
-    for _, priority, _, carrier, rate in sorted(per_minute, key=lambda e: (e[0], e[1], e[2])):
-        notes.append(
-            f"carrier {carrier.code}: per minute {rate.per_minute}/min "
-            f"(prefix {rate.prefix}, {rate.increment}, priority {priority})"
-        )
-        user = carrier.number_format.render(destination.e164)
-        routes.extend(
-            Route(
-                carrier=carrier.code,
-                gateway=gateway.name,
-                uri=gateway.uri(user),
-                timeout_ms=route_timeout_ms,
-                billing=Billing.PER_MINUTE,
-                cost_per_minute=rate.per_minute,
-            )
-            for gateway in carrier.gateways
-        )
+    for candidate in (*flat, *per_minute):
+        notes.append(describe(candidate))
+        routes.extend(routes_for(candidate, destination, route_timeout_ms))
     return routes, notes
