@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from tawasol.adapters.store import SqlStore
 from tawasol.config import Settings
+from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.record_call_events import CallEventRecorder
 
@@ -27,6 +29,7 @@ class Brain:
     authorizer: CallAuthorizer
     recorder: CallEventRecorder
     catalog: CatalogService
+    monitor: CarrierMonitor
     clock: Callable[[], datetime]
 
     def close(self) -> None:
@@ -47,11 +50,24 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         platform_max_call_duration=timedelta(seconds=settings.platform_max_call_duration_s),
         default_region=settings.default_region,
     )
+    monitor = CarrierMonitor(
+        store=store,
+        authorizer=authorizer,
+        clock=clock,
+        thresholds=ProbeThresholds(
+            down_after=settings.probe_down_after, up_after=settings.probe_up_after
+        ),
+        capacity_policy=CapacityPolicy(
+            raise_after=timedelta(seconds=settings.capacity_raise_after_s),
+            step=settings.capacity_raise_step,
+        ),
+    )
     return Brain(
         settings=settings,
         store=store,
         authorizer=authorizer,
-        recorder=CallEventRecorder(store=store, authorizer=authorizer),
+        recorder=CallEventRecorder(store=store, authorizer=authorizer, listeners=[monitor]),
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
+        monitor=monitor,
         clock=clock,
     )

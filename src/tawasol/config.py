@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,25 @@ class Settings(BaseSettings):
         default=3000, ge=200, le=30_000, description="no provisional reply: next route"
     )
     platform_max_call_duration_s: int = Field(default=4 * 3600, ge=60, le=24 * 3600)
+
+    # -- carriers: probing, capacity, quality --------------------------------------------------
+    probe_interval_s: float = Field(
+        default=5.0, ge=0.2, le=300, description="SIP OPTIONS to every gateway this often"
+    )
+    probe_timeout_ms: int = Field(default=1000, ge=50, le=10_000)
+    probe_down_after: int = Field(default=3, ge=1, le=100, description="failures in a row")
+    probe_up_after: int = Field(default=2, ge=1, le=100, description="successes in a row")
+    capacity_raise_after_s: int = Field(
+        default=120, ge=1, description="after learning a lower capacity, try one more channel"
+    )
+    capacity_raise_step: int = Field(default=1, ge=1, le=1000)
+    quality_ner_threshold: float = Field(
+        default=0.6, ge=0, le=1, description="below this NER (5 min) a carrier is de-preferred"
+    )
+    quality_min_attempts: int = Field(default=20, ge=1, description="before NER is trusted")
+    routing_strategy: Literal["committed_capacity_first", "quality_weighted"] = (
+        "committed_capacity_first"
+    )
 
     # -- the SIP edge (Kamailio) ------------------------------------------------------------
     sip_realm: str = Field(default="tawasol.local", description="digest realm; part of every HA1")
@@ -98,6 +118,8 @@ class Settings(BaseSettings):
             problems.append(f"sip_listen must be an IP address, not {self.sip_listen!r}")
         if self.route_timeout_ms >= self.platform_max_call_duration_s * 1000:
             problems.append("route_timeout_ms must be far shorter than the max call duration")
+        if self.probe_timeout_ms >= self.probe_interval_s * 1000:
+            problems.append("probe_timeout_ms must be shorter than probe_interval_s")
         if self.brain_timeout_ms > 5000:
             problems.append("brain_timeout_ms over 5 s would hold every caller: keep it short")
         if problems:

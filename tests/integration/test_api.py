@@ -31,7 +31,7 @@ def brain(tmp_path):
 
 @pytest.fixture
 def client(brain):
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
         yield client
 
 

@@ -21,20 +21,35 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from tawasol.adapters.store import (
     SqlStore,
     current_revision,
     head_revision,
+    mapping,
     migrate,
     sqlite_url_for,
 )
-from tawasol.adapters.store.models import Base, CallAttemptRow, CallRow
+from tawasol.adapters.store.engine import create_store_engine
+from tawasol.adapters.store.migrate import alembic_config
+from tawasol.adapters.store.models import (
+    Base,
+    CallAttemptRow,
+    CallRow,
+    CarrierCapacityRow,
+    CarrierEventRow,
+    CarrierRow,
+    CatalogRevisionRow,
+    PlanRow,
+)
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
+from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
 from tawasol.domain.carriers import (
     BillingIncrement,
     Carrier,
@@ -46,7 +61,14 @@ from tawasol.domain.carriers import (
     RateDeck,
     Transport,
 )
-from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.catalog import (
+    CostCeiling,
+    DestinationRule,
+    FairUse,
+    Period,
+    Plan,
+    TimeWindow,
+)
 from tawasol.domain.decision import Usage
 from tawasol.domain.errors import (
     Conflict,
@@ -260,13 +282,14 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0001"
+    assert current_revision(database_url) == head_revision() == "0002"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
         tables = set(inspect(store.engine).get_table_names())
         assert {"plans", "subscribers", "subscriptions", "carriers", "carrier_rates"} <= tables
         assert {"calls", "call_attempts", "catalog_revision", "alembic_version"} <= tables
+        assert {"carrier_events", "carrier_capacities"} <= tables
     finally:
         store.close()
 
@@ -309,6 +332,130 @@ def test_migrations_build_exactly_the_tables_the_models_describe(store: SqlStore
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+# Columns 0002 added: a database written by 0001-era code has none of them.
+COLUMNS_ADDED_BY_0002 = {
+    "plans": {"cost_ceilings"},
+    "calls": {
+        "billing",
+        "rate_per_minute_amount",
+        "rate_currency",
+        "increment",
+        "cost_amount",
+        "cost_currency",
+    },
+    "call_attempts": {"q850_cause", "billing"},
+}
+
+
+def run_alembic(url: str, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) to exactly `revision`, as `migrate` does for the head."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def without_0002_columns(table: str, values: dict[str, object]) -> dict[str, object]:
+    return {
+        name: value for name, value in values.items() if name not in COLUMNS_ADDED_BY_0002[table]
+    }
+
+
+def write_as_0001(url: str, plan: Plan, record: CallRecord) -> None:
+    """Write a plan and a call with their 0001 columns only, as the previous version did."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(CatalogRevisionRow).where(CatalogRevisionRow.id == 1).values(revision=7)
+            )
+            connection.execute(
+                insert(PlanRow), [without_0002_columns("plans", mapping.plan_values(plan))]
+            )
+            connection.execute(
+                insert(CallRow), [without_0002_columns("calls", mapping.call_values(record))]
+            )
+            connection.execute(
+                insert(CallAttemptRow),
+                [
+                    without_0002_columns("call_attempts", row)
+                    for row in mapping.attempt_values(record)
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
+def test_given_a_0001_database_with_a_plan_and_a_call_when_upgraded_then_they_survive(
+    database_url: str,
+) -> None:
+    run_alembic(database_url, "0001")
+    record = fold(None, answered_call("before-0002", NOV_1, 61_500))
+    write_as_0001(database_url, a_plan(), record)
+    assert current_revision(database_url) == "0001"
+
+    migrate(database_url)
+
+    assert current_revision(database_url) == "0002"
+    store = SqlStore.from_url(database_url)
+    try:
+        assert store.catalog_revision() == 7
+        assert store.get_plan("maroc-illimite") == a_plan()
+        assert store.get_plan("maroc-illimite").cost_ceilings == ()
+        stored = store.get_call("before-0002")
+        assert stored == record
+        assert stored is not None and len(stored.attempts) == 2
+        assert (stored.billing, stored.rate_per_minute, stored.increment, stored.cost) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        assert [(item.q850_cause, item.billing) for item in stored.attempts] == [(None, None)] * 2
+        with store.engine.connect() as connection:
+            # The server default filled the old row: an empty list, not NULL.
+            assert connection.scalar(select(PlanRow.cost_ceilings)) == []
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert differences == []
+        assert store.list_carrier_events() == []
+        assert store.carrier_capacities() == {}
+        # The new columns take writes on the upgraded database.
+        ceilings = (CostCeiling("MA", Money(Decimal("0.02"), "EUR")),)
+        store.save_plan(a_plan(cost_ceilings=ceilings))
+        assert store.get_plan("maroc-illimite").cost_ceilings == ceilings
+    finally:
+        store.close()
+
+
+def test_downgrading_to_0001_and_upgrading_again_keeps_calls_and_their_attempts(
+    database_url: str,
+) -> None:
+    """Guards against a batch copy of `calls` on SQLite: its DROP would cascade to attempts."""
+    migrate(database_url)
+    store = SqlStore.from_url(database_url)
+    try:
+        store.save_plan(a_plan(cost_ceilings=(CostCeiling("MA", Money(Decimal("1"), "EUR")),)))
+        (record,) = store.apply_call_events(answered_call("kept", NOV_1, 1_000), fold)
+    finally:
+        store.close()
+
+    run_alembic(database_url, "0001", down=True)
+    assert current_revision(database_url) == "0001"
+    migrate(database_url)
+
+    store = SqlStore.from_url(database_url)
+    try:
+        assert store.get_call("kept") == record
+        assert count_rows(store, CallAttemptRow) == 2
+        assert store.get_plan("maroc-illimite").cost_ceilings == ()
+    finally:
+        store.close()
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
@@ -857,3 +1004,244 @@ def test_open_calls_are_those_neither_ended_nor_failed_since_a_time(store: SqlSt
     assert [record.call_id for record in found] == ["ringing", "talking"]
     assert found[1].subscription_id == subscription.id
     assert [attempt.attempt for attempt in found[1].attempts] == [1, 2]
+
+
+# -- rating and cost ceilings ---------------------------------------------------------------------
+def test_plan_cost_ceilings_round_trip_exactly_and_in_order(store: SqlStore) -> None:
+    ceilings = (
+        CostCeiling("MA", Money(Decimal("0.0200"), "EUR"), NumberKind.MOBILE),
+        CostCeiling("MA", Money(Decimal("0.015"), "EUR")),
+        CostCeiling("TN", Money(Decimal("0.000001"), "MAD"), NumberKind.FIXED),
+    )
+    store.save_plan(a_plan(cost_ceilings=ceilings))
+
+    read = store.get_plan("maroc-illimite")
+
+    assert read == a_plan(cost_ceilings=ceilings)
+    assert read.cost_ceilings == ceilings
+    assert [str(item.max_per_minute.amount) for item in read.cost_ceilings] == [
+        "0.0200",
+        "0.015",
+        "0.000001",
+    ]
+    assert store.load_catalog().plans["maroc-illimite"].cost_ceilings == ceilings
+    store.save_plan(a_plan())
+    assert store.get_plan("maroc-illimite").cost_ceilings == ()
+
+
+def test_a_cost_ceiling_that_cannot_be_stored_exactly_is_refused(store: SqlStore) -> None:
+    too_fine = CostCeiling("MA", Money(Decimal("0.0000001"), "EUR"))
+    with pytest.raises(InvalidInput, match="6 decimal places"):
+        store.save_plan(a_plan(cost_ceilings=(too_fine,)))
+    with pytest.raises(NotFound):
+        store.get_plan("maroc-illimite")
+
+
+def rated(
+    billing: str | None,
+    rate: Money | None = None,
+    increment: str | None = None,
+    cost: Money | None = None,
+) -> Callable[..., CallRecord]:
+    """A fold that rates the call as `domain.rating` would once it is over."""
+
+    def folded(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+        return replace(
+            fold(existing, events),
+            billing=billing,
+            rate_per_minute=rate,
+            increment=increment,
+            cost=cost,
+        )
+
+    return folded
+
+
+def test_rated_calls_keep_billing_rate_increment_and_exact_cost(store: SqlStore) -> None:
+    start = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    events = answered_call("per-minute", start, 61_500)
+    events[0] = replace(events[0], q850_cause=34, billing="per_minute")
+    events[1] = replace(events[1], billing="flat_rate")
+    rate = Money(Decimal("0.0780"), "EUR")
+
+    (record,) = store.apply_call_events(
+        events, rated("per_minute", rate, "60/60", Money(Decimal("0.156000"), "EUR"))
+    )
+
+    stored = store.get_call("per-minute")
+    assert stored == record
+    assert stored is not None
+    assert stored.billing == "per_minute"
+    assert stored.rate_per_minute == rate
+    assert str(stored.rate_per_minute.amount) == "0.0780"
+    assert stored.increment == "60/60"
+    assert stored.cost == Money(Decimal("0.156000"), "EUR")
+    assert str(stored.cost.amount) == "0.156000"
+    assert [(item.q850_cause, item.billing) for item in stored.attempts] == [
+        (34, "per_minute"),
+        (None, "flat_rate"),
+    ]
+    assert store.list_calls() == [record]
+
+
+def test_a_zero_cost_is_stored_as_zero_and_no_cost_as_none(store: SqlStore) -> None:
+    start = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    zero = Money(Decimal(0), "EUR")
+    store.apply_call_events(answered_call("flat", start, 1_000), rated("flat_rate", cost=zero))
+    store.apply_call_events(answered_call("unrated", start, 1_000), rated("per_minute"))
+    store.apply_call_events(answered_call("plain", start, 1_000), fold)
+
+    flat, unrated, plain = (store.get_call(name) for name in ("flat", "unrated", "plain"))
+
+    assert flat is not None and flat.cost == zero and flat.rate_per_minute is None
+    assert unrated is not None and unrated.cost is None and unrated.billing == "per_minute"
+    assert plain is not None and plain.cost is None and plain.billing is None
+    with store.engine.connect() as connection:
+        costs = dict(connection.execute(select(CallRow.call_id, CallRow.cost_amount)).all())
+    assert costs == {"flat": Decimal(0), "unrated": None, "plain": None}
+
+
+def test_a_call_cost_that_cannot_be_stored_exactly_is_refused(store: SqlStore) -> None:
+    too_fine = Money(Decimal("0.0000001"), "EUR")
+    with pytest.raises(InvalidInput, match="6 decimal places"):
+        store.apply_call_events(
+            answered_call("fine", NOV_1, 1_000), rated("per_minute", cost=too_fine)
+        )
+    assert store.get_call("fine") is None
+
+
+def test_calls_since_are_those_started_at_or_after_oldest_first(store: SqlStore) -> None:
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    for call_id, start in (
+        ("later", now + timedelta(hours=1)),
+        ("before", now - timedelta(seconds=1)),
+        ("at-since", now),
+        ("long-before", now - timedelta(days=3)),
+        ("between", now + timedelta(minutes=30)),
+    ):
+        store.apply_call_events(answered_call(call_id, start, 1_000), fold)
+
+    found = store.calls_since(since=now)
+
+    assert [record.call_id for record in found] == ["at-since", "between", "later"]
+    assert all(len(record.attempts) == 2 for record in found)
+    assert found[0] == store.get_call("at-since")
+    assert [record.call_id for record in store.calls_since(since=now, limit=2)] == [
+        "at-since",
+        "between",
+    ]
+    assert store.calls_since(since=now, limit=0) == []
+    assert store.calls_since(since=now + timedelta(days=1)) == []
+
+
+# -- carriers at run time -------------------------------------------------------------------------
+def test_carrier_events_are_listed_newest_first_and_by_carrier(store: SqlStore) -> None:
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    down = CarrierEvent("atlas", at, CarrierEventKind.DOWN, "3 probes in a row unanswered")
+    learned = CarrierEvent(
+        "atlas",
+        at + timedelta(minutes=5),
+        CarrierEventKind.CAPACITY_LEARNED,
+        "congestion with 12 call(s) up of 30 contracted: effective capacity lowered to 12",
+        12,
+    )
+    same_instant = CarrierEvent("orbit", learned.at, CarrierEventKind.UP, "answered 2 probes")
+    restored = CarrierEvent(
+        "atlas", at + timedelta(minutes=9), CarrierEventKind.CAPACITY_RESTORED, "back to 30", None
+    )
+    casablanca = CarrierEvent(
+        "atlas", datetime(2026, 11, 20, 13, 1, tzinfo=CASABLANCA), CarrierEventKind.UP, "up"
+    )
+    for event in (learned, down, same_instant, restored, casablanca):
+        store.record_carrier_event(event)
+
+    every = store.list_carrier_events()
+    atlas = store.list_carrier_events(carrier="atlas")
+
+    # Casablanca is UTC+1 in November: 13:01 there is 12:01 UTC.
+    assert every == [restored, same_instant, learned, casablanca, down]
+    assert every[3].at == datetime(2026, 11, 20, 12, 1, tzinfo=UTC)
+    assert every[3].at.utcoffset() == timedelta(0)
+    assert atlas == [restored, learned, casablanca, down]
+    assert atlas[1].effective_channels == 12 and atlas[0].effective_channels is None
+    assert store.list_carrier_events(carrier="atlas", limit=2) == [restored, learned]
+    assert store.list_carrier_events(carrier="nobody") == []
+    assert store.catalog_revision() == 0  # a log, not a catalog write
+
+
+def test_carrier_events_need_no_carrier_row_and_outlive_it(store: SqlStore) -> None:
+    store.save_carrier(a_carrier())
+    event = CarrierEvent("atlas", NOV_1, CarrierEventKind.DOWN, "dead")
+    store.record_carrier_event(event)
+    store.record_carrier_event(CarrierEvent("ghost", NOV_1, CarrierEventKind.UP, "unknown"))
+
+    with store.engine.begin() as connection:
+        connection.execute(delete(CarrierRow).where(CarrierRow.code == "atlas"))
+
+    assert store.list_carrier_events(carrier="atlas") == [event]
+    assert count_rows(store, CarrierEventRow) == 2
+
+
+def test_a_carrier_event_at_a_naive_time_is_refused(store: SqlStore) -> None:
+    naive = CarrierEvent("atlas", datetime(2026, 11, 1, 10, 0), CarrierEventKind.DOWN, "naive")
+    with pytest.raises(InvalidInput, match="naive"):
+        store.record_carrier_event(naive)
+    assert store.list_carrier_events() == []
+
+
+def test_carrier_capacity_is_set_changed_and_cleared_each_a_catalog_write(
+    store: SqlStore,
+) -> None:
+    store.save_carrier(a_carrier())
+    store.save_carrier(replace(a_carrier("orbit"), name="Orbit"))
+    revision = store.catalog_revision()
+
+    store.set_carrier_capacity("atlas", 12)
+    assert store.carrier_capacities() == {"atlas": 12}
+    assert store.catalog_revision() == revision + 1
+
+    store.set_carrier_capacity("orbit", 0)  # out of rotation by capacity, still configured
+    store.set_carrier_capacity("atlas", 20)
+    assert store.carrier_capacities() == {"atlas": 20, "orbit": 0}
+    assert store.catalog_revision() == revision + 3
+
+    store.save_carrier(a_carrier())  # replacing the carrier keeps the operator's cap
+    assert store.carrier_capacities() == {"atlas": 20, "orbit": 0}
+
+    store.set_carrier_capacity("atlas", None)
+    assert store.carrier_capacities() == {"orbit": 0}
+    store.set_carrier_capacity("atlas", None)  # clearing twice is harmless
+    assert store.carrier_capacities() == {"orbit": 0}
+    assert store.catalog_revision() == revision + 6
+    assert count_rows(store, CarrierCapacityRow) == 1
+
+
+def test_capacity_of_an_unknown_carrier_or_below_zero_is_refused_without_a_bump(
+    store: SqlStore,
+) -> None:
+    store.save_carrier(a_carrier())
+    revision = store.catalog_revision()
+
+    with pytest.raises(NotFound, match="no carrier ghost"):
+        store.set_carrier_capacity("ghost", 5)
+    with pytest.raises(NotFound):
+        store.set_carrier_capacity("ghost", None)
+    with pytest.raises(InvalidInput, match="0 or more"):
+        store.set_carrier_capacity("atlas", -1)
+
+    assert store.catalog_revision() == revision
+    assert store.carrier_capacities() == {}
+
+
+def test_the_database_itself_refuses_a_negative_capacity_and_drops_it_with_its_carrier(
+    store: SqlStore,
+) -> None:
+    store.save_carrier(a_carrier())
+    store.set_carrier_capacity("atlas", 3)
+
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(update(CarrierCapacityRow).values(effective_channels=-1))
+    with store.engine.begin() as connection:
+        connection.execute(delete(CarrierRow).where(CarrierRow.code == "atlas"))
+
+    assert store.carrier_capacities() == {}

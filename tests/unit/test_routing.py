@@ -206,7 +206,7 @@ def test_given_flat_only_carrier_with_all_channels_busy_when_call_placed_then_sk
     routes, notes = route([flat_only], live={"ma-flat": CarrierLiveState(channels_in_use=30)})
 
     assert routes == []
-    assert any("flat-rate channels full (30/30)" in note for note in notes)
+    assert any("skipped: full (30/30 channels)" in note for note in notes)
 
 
 # --- Properties over random live states -----------------------------------------------------

@@ -41,6 +41,16 @@ class _OpenCall:
     subscription_id: int
     destination: str
     expires_at: datetime
+    carriers: tuple[str, ...] = ()  # the decision's carriers, in the order they are tried
+
+
+@dataclass(frozen=True)
+class CarrierCondition:
+    """What the carrier monitor knows of a carrier: reachable, capacity cap, de-preferred."""
+
+    up: bool = True
+    effective_channels: int | None = None
+    de_preferred: bool = False
 
 
 class _UsageView(Mapping[int, Usage]):
@@ -99,7 +109,7 @@ class CallAuthorizer:
         self._carrier_calls: dict[str, str] = {}
         self._carrier_in_use: Counter[str] = Counter()
         self._expired_at: datetime | None = None
-        self._up: dict[str, bool] = {}
+        self._conditions: dict[str, CarrierCondition] = {}
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -150,18 +160,37 @@ class CallAuthorizer:
         self._active = Counter(call.subscription_id for call in self._open.values())
         log.info("catalog revision %s loaded", snapshot.revision)
 
-    def set_carrier_up(self, carrier: str, up: bool) -> None:
-        """Mark a carrier reachable or not (probing, an operator, an incident)."""
+    def set_carrier_condition(self, carrier: str, condition: CarrierCondition) -> None:
+        """Apply what the carrier monitor learned (probing, capacity, quality)."""
         with self._lock:
-            self._up[carrier] = up
+            self._conditions[carrier] = condition
+
+    def set_carrier_up(self, carrier: str, up: bool) -> None:
+        with self._lock:
+            current = self._conditions.get(carrier, CarrierCondition())
+            self._conditions[carrier] = replace(current, up=up)
+
+    def channels_in_use(self, carrier: str, *, excluding: str = "") -> int:
+        """Calls on the carrier now (ringing or talking), leaving out one call if named."""
+        with self._lock:
+            count = self._carrier_in_use.get(carrier, 0)
+            if excluding and self._carrier_calls.get(excluding) == carrier:
+                count -= 1
+            return max(0, count)
 
     def carrier_states(self) -> dict[str, CarrierLiveState]:
-        """Reachability and answered calls in progress per carrier (channels in use)."""
+        """Reachability, capacity and calls in progress per carrier (channels in use)."""
         with self._lock:
             in_use = self._carrier_in_use
-            codes = set(self._up) | set(in_use)
+            codes = set(self._conditions) | {code for code, count in in_use.items() if count}
+            nominal = CarrierCondition()
             return {
-                code: CarrierLiveState(up=self._up.get(code, True), channels_in_use=in_use[code])
+                code: CarrierLiveState(
+                    up=self._conditions.get(code, nominal).up,
+                    channels_in_use=in_use.get(code, 0),
+                    effective_channels=self._conditions.get(code, nominal).effective_channels,
+                    de_preferred=self._conditions.get(code, nominal).de_preferred,
+                )
                 for code in codes
             }
 
@@ -214,14 +243,35 @@ class CallAuthorizer:
         assert decision.subscription_id is not None and decision.destination is not None
         if call_id in self._open:
             return  # a retransmitted or re-asked INVITE is the same call
+        carriers = tuple(dict.fromkeys(route.carrier for route in decision.routes))
         self._open_call(
             call_id,
             _OpenCall(
                 subscription_id=decision.subscription_id,
                 destination=decision.destination.e164,
                 expires_at=now + decision.max_duration + timedelta(minutes=5),
+                carriers=carriers,
             ),
         )
+        if carriers:
+            # The channel is taken now, not when the carrier answers: forty calls arriving in
+            # the same second must not all be sent to the same thirty flat-rate channels.
+            self._hold_channel(call_id, carriers[0])
+
+    def _hold_channel(self, call_id: str, carrier: str | None) -> None:
+        previous = self._carrier_calls.pop(call_id, None)
+        if previous is not None:
+            self._carrier_in_use[previous] = max(0, self._carrier_in_use[previous] - 1)
+        if carrier:
+            self._carrier_calls[call_id] = carrier
+            self._carrier_in_use[carrier] += 1
+
+    def _next_carrier(self, call_id: str, failed: str) -> str | None:
+        call = self._open.get(call_id)
+        if call is None or failed not in call.carriers:
+            return None
+        index = call.carriers.index(failed) + 1
+        return call.carriers[index] if index < len(call.carriers) else None
 
     def _open_call(self, call_id: str, call: _OpenCall) -> None:
         self._open[call_id] = call
@@ -241,9 +291,7 @@ class CallAuthorizer:
         call = self._open.pop(call_id, None)
         if call is not None:
             self._active[call.subscription_id] = max(0, self._active[call.subscription_id] - 1)
-        carrier = self._carrier_calls.pop(call_id, None)
-        if carrier is not None:
-            self._carrier_in_use[carrier] = max(0, self._carrier_in_use[carrier] - 1)
+        self._hold_channel(call_id, None)
 
     def forget_call(self, call_id: str) -> None:
         """Stop counting a call as in progress (it ended without an event reaching us)."""
@@ -276,14 +324,8 @@ class CallAuthorizer:
                             expires_at=now + self._platform_max,
                         ),
                     )
-                if (
-                    record.answered_at is not None
-                    and not record.finished
-                    and record.carrier
-                    and record.call_id not in self._carrier_calls
-                ):
-                    self._carrier_calls[record.call_id] = record.carrier
-                    self._carrier_in_use[record.carrier] += 1
+                if not record.finished:
+                    self._follow_channel(record)
                 had_duration = previous is not None and previous.duration_ms is not None
                 used = self._usage.get(record.subscription_id, Usage())
                 if record.duration_ms is not None and not had_duration:
@@ -295,6 +337,22 @@ class CallAuthorizer:
                         used, distinct_numbers=used.distinct_numbers | {record.destination}
                     )
                 self._usage[record.subscription_id] = used
+
+    def _follow_channel(self, record: CallRecord) -> None:
+        """Keep the call's channel on the carrier it is on: the one that answered, or the next
+        one after a carrier that failed."""
+        if record.answered_at is not None and record.carrier:
+            self._hold_channel(record.call_id, record.carrier)
+            return
+        held = self._carrier_calls.get(record.call_id)
+        if held is None and record.call_id in self._open:
+            return
+        failed = {
+            a.carrier for a in record.attempts if a.sip_code is not None and a.sip_code >= 300
+        }
+        while held is not None and held in failed:
+            held = self._next_carrier(record.call_id, held)
+        self._hold_channel(record.call_id, held)
 
     def current_subscription(self, subscriber_id: int, now: datetime) -> Subscription | None:
         snapshot = self.snapshot()

@@ -11,27 +11,47 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from tawasol.domain.calls import CallEvent, CallRecord, apply_event, new_record
 from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import classify, region_of
+from tawasol.domain.rating import rate_call
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.ports import Store
 
 log = logging.getLogger(__name__)
 
 
-class CallEventRecorder:
-    """Writes call events to the store and keeps the authorizer's usage counters current."""
+class AttemptListener(Protocol):
+    def on_attempt(
+        self, *, call_id: str, carrier: str, sip_code: int | None, q850_cause: int | None
+    ) -> object: ...
 
-    def __init__(self, *, store: Store, authorizer: CallAuthorizer) -> None:
+
+class CallEventRecorder:
+    """Writes call events to the store, rates finished calls, and tells the authorizer (usage,
+    channels) and the carrier monitor (congestion, quality) what happened."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        authorizer: CallAuthorizer,
+        listeners: Sequence[AttemptListener] = (),
+    ) -> None:
         self._store = store
         self._authorizer = authorizer
+        self._listeners = list(listeners)
+
+    def add_listener(self, listener: AttemptListener) -> None:
+        self._listeners.append(listener)
 
     def record(self, events: Sequence[CallEvent]) -> list[CallRecord]:
         if not events:
             return []
         before: dict[str, CallRecord | None] = {}
+        carriers = {carrier.code: carrier for carrier in self._authorizer.snapshot().carriers}
 
         def fold(existing: CallRecord | None, call_events: Sequence[CallEvent]) -> CallRecord:
             before[call_events[0].call_id] = existing
@@ -40,9 +60,26 @@ class CallEventRecorder:
                 record = apply_event(record, event)
             if record.subscriber_id is None:
                 record = self._file(record)
-            return record
+            return rate_call(record, carriers)
 
         records = self._store.apply_call_events(events, fold)
+        for record in records:
+            previous = before.get(record.call_id)
+            known = (
+                {a.attempt for a in previous.attempts if a.sip_code is not None}
+                if previous
+                else set()
+            )
+            for attempt in record.attempts:
+                if attempt.sip_code is None or attempt.attempt in known:
+                    continue
+                for listener in self._listeners:
+                    listener.on_attempt(
+                        call_id=record.call_id,
+                        carrier=attempt.carrier,
+                        sip_code=attempt.sip_code,
+                        q850_cause=attempt.q850_cause,
+                    )
         self._authorizer.observe(before, records)
         return records
 

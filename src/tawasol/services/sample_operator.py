@@ -22,7 +22,14 @@ from tawasol.domain.carriers import (
     Rate,
     RateDeck,
 )
-from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.catalog import (
+    CostCeiling,
+    DestinationRule,
+    FairUse,
+    Period,
+    Plan,
+    TimeWindow,
+)
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import SubscriptionStatus
@@ -35,6 +42,18 @@ FIXED, MOBILE = NumberKind.FIXED, NumberKind.MOBILE
 
 def _both(country: str) -> frozenset[DestinationRule]:
     return frozenset({DestinationRule(country, FIXED), DestinationRule(country, MOBILE)})
+
+
+# Above these prices per minute to a carrier, a plan of a few euros a month loses money within
+# hours: no call is routed over a dearer per-minute route.
+_CEILING_BY_COUNTRY = {"MA": "0.1000", "TN": "0.1000", "DZ": "0.1500"}
+
+
+def _ceilings(*countries: str) -> tuple[CostCeiling, ...]:
+    return tuple(
+        CostCeiling(country, Money(Decimal(_CEILING_BY_COUNTRY[country]), "EUR"))
+        for country in countries
+    )
 
 
 def sample_plans() -> list[Plan]:
@@ -51,6 +70,7 @@ def sample_plans() -> list[Plan]:
             price=Money(Decimal("3.99"), "EUR"),
             destinations=morocco,
             fair_use=FairUse(timedelta(hours=2), 1500, 30, 1),
+            cost_ceilings=_ceilings("MA"),
         ),
         Plan(
             code="maroc-illimite-mois",
@@ -59,6 +79,7 @@ def sample_plans() -> list[Plan]:
             price=Money(Decimal("9.99"), "EUR"),
             destinations=morocco,
             fair_use=FairUse(timedelta(hours=2), 5000, 100, 1),
+            cost_ceilings=_ceilings("MA"),
         ),
         Plan(
             code="maroc-illimite-an",
@@ -71,6 +92,7 @@ def sample_plans() -> list[Plan]:
             price=Money(Decimal("99.00"), "EUR"),
             destinations=morocco,
             fair_use=FairUse(timedelta(hours=2), 60000, 300, 1),
+            cost_ceilings=_ceilings("MA"),
         ),
         Plan(
             code="soirees-maghreb",
@@ -83,6 +105,7 @@ def sample_plans() -> list[Plan]:
                 TimeWindow(EVERY_DAY, time(20, 0), time(8, 0)),
                 TimeWindow(WEEKEND, time(0, 0), time(0, 0)),
             ),
+            cost_ceilings=_ceilings("MA", "TN", "DZ"),
         ),
     ]
 

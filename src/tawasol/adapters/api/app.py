@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 
 from tawasol import __version__
 from tawasol.adapters.api import admin, sip
 from tawasol.adapters.api.errors import install_error_handlers
+from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.composition import Brain
 
 
-def create_app(brain: Brain) -> FastAPI:
+def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
+    """The brain's app. `background` runs carrier probing and the monitor's clock while the app
+    is served (off in tests that drive the monitor by hand)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = []
+        if background:
+            tasks = [
+                asyncio.create_task(_probe(brain, stop)),
+                asyncio.create_task(_tick(brain, stop)),
+            ]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="tawasol",
         version=__version__,
         description="The brain of an operator of unlimited international calling plans.",
@@ -28,3 +54,33 @@ def create_app(brain: Brain) -> FastAPI:
         return {"status": "ok", "version": __version__, "catalog_revision": snapshot.revision}
 
     return app
+
+
+log = logging.getLogger(__name__)
+
+
+async def _probe(brain: Brain, stop: asyncio.Event) -> None:
+    settings = brain.settings
+    prober = OptionsProber(timeout_s=settings.probe_timeout_ms / 1000)
+
+    def on_result(result: ProbeResult) -> None:
+        brain.monitor.on_probe(result.carrier, answered=result.answered, detail=result.detail)
+
+    await probe_forever(
+        prober=prober,
+        carriers=lambda: brain.authorizer.snapshot().carriers,
+        on_result=on_result,
+        interval_s=settings.probe_interval_s,
+        stop=stop,
+    )
+
+
+async def _tick(brain: Brain, stop: asyncio.Event) -> None:
+    """Once a second: capacity probing upward, operators' caps, quality de-preference."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(brain.monitor.tick)
+        except Exception:
+            log.exception("carrier monitor tick failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)

@@ -23,7 +23,14 @@ from tawasol.domain.carriers import (
     RateDeck,
     Transport,
 )
-from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.catalog import (
+    CostCeiling,
+    DestinationRule,
+    FairUse,
+    Period,
+    Plan,
+    TimeWindow,
+)
 from tawasol.domain.decision import Decision
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
@@ -66,6 +73,13 @@ class FairUseSchema(Strict):
     concurrent_calls: int | None = Field(default=1, ge=1)
 
 
+class CostCeilingSchema(Strict):
+    country: Country
+    kind: Literal["fixed", "mobile"] | None = None
+    max_per_minute: Amount
+    currency: Currency
+
+
 class PlanSchema(Strict):
     code: Code
     names: dict[Literal["fr", "ar", "en"], Annotated[str, Field(min_length=1, max_length=120)]]
@@ -76,6 +90,7 @@ class PlanSchema(Strict):
     fair_use: FairUseSchema = Field(default_factory=FairUseSchema)
     time_windows: list[TimeWindowSchema] = Field(default_factory=list, max_length=20)
     on_sale: bool = True
+    cost_ceilings: list[CostCeilingSchema] = Field(default_factory=list, max_length=500)
 
     def to_domain(self) -> Plan:
         fair = self.fair_use
@@ -106,6 +121,14 @@ class PlanSchema(Strict):
                 for window in self.time_windows
             ),
             on_sale=self.on_sale,
+            cost_ceilings=tuple(
+                CostCeiling(
+                    country=ceiling.country,
+                    max_per_minute=Money.parse(ceiling.max_per_minute, ceiling.currency),
+                    kind=NumberKind(ceiling.kind) if ceiling.kind else None,
+                )
+                for ceiling in self.cost_ceilings
+            ),
         )
 
     @classmethod
@@ -141,6 +164,15 @@ class PlanSchema(Strict):
                     for window in plan.time_windows
                 ],
                 "on_sale": plan.on_sale,
+                "cost_ceilings": [
+                    {
+                        "country": ceiling.country,
+                        "kind": ceiling.kind.value if ceiling.kind else None,
+                        "max_per_minute": str(ceiling.max_per_minute.amount),
+                        "currency": ceiling.max_per_minute.currency,
+                    }
+                    for ceiling in plan.cost_ceilings
+                ],
             }
         )
 
@@ -423,6 +455,8 @@ class CallEventIn(BaseModel):
     pdd_ms: int | None = Field(default=None, ge=0, le=600_000)
     duration_ms: int | None = Field(default=None, ge=0, le=7 * 86_400_000)
     hangup_cause: Annotated[str, Field(max_length=64)] | None = None
+    q850_cause: int | None = Field(default=None, ge=0, le=127)
+    billing: Literal["flat_rate", "per_minute"] | None = None
 
     def to_domain(self) -> CallEvent:
         return CallEvent(
@@ -438,6 +472,8 @@ class CallEventIn(BaseModel):
             pdd_ms=self.pdd_ms,
             duration_ms=self.duration_ms,
             hangup_cause=self.hangup_cause,
+            q850_cause=self.q850_cause,
+            billing=self.billing,
         )
 
 
@@ -452,6 +488,8 @@ class CallAttemptOut(BaseModel):
     sip_code: int | None
     pdd_ms: int | None
     at: datetime
+    q850_cause: int | None = None
+    billing: str | None = None
 
 
 class CallOut(BaseModel):
@@ -473,6 +511,11 @@ class CallOut(BaseModel):
     hangup_cause: str | None
     pdd_ms: int | None
     attempts: list[CallAttemptOut]
+    billing: str | None = None
+    rate_per_minute: str | None = None
+    increment: str | None = None
+    cost: str | None = None
+    currency: str | None = None
 
     @classmethod
     def from_domain(cls, record: CallRecord) -> CallOut:
@@ -502,9 +545,16 @@ class CallOut(BaseModel):
                     sip_code=a.sip_code,
                     pdd_ms=a.pdd_ms,
                     at=a.at,
+                    q850_cause=a.q850_cause,
+                    billing=a.billing,
                 )
                 for a in record.attempts
             ],
+            billing=record.billing,
+            rate_per_minute=str(record.rate_per_minute.amount) if record.rate_per_minute else None,
+            increment=record.increment,
+            cost=str(record.cost.amount) if record.cost else None,
+            currency=record.cost.currency if record.cost else None,
         )
 
 

@@ -117,6 +117,19 @@ def list_calls(session: Session, *, subscriber_id: int | None, limit: int) -> li
     return [mapping.call_from_row(row, attempts.get(row.call_id, [])) for row in rows]
 
 
+def calls_since(session: Session, *, since: datetime, limit: int) -> list[CallRecord]:
+    """Calls started at or after `since`, oldest first, at most `limit` (the oldest ones)."""
+    statement = (
+        select(CallRow)
+        .where(CallRow.started_at >= since)
+        .order_by(CallRow.started_at, CallRow.id)
+        .limit(max(0, limit))
+    )
+    rows = list(session.scalars(statement))
+    attempts = load_attempts(session, [row.call_id for row in rows])
+    return [mapping.call_from_row(row, attempts.get(row.call_id, [])) for row in rows]
+
+
 def _open_since(since: datetime) -> ColumnElement[bool]:
     """Calls not finished, as `CallRecord.finished` defines it (no end, not failed), that
     started after `since`: older ones lost their end event and are no longer counted."""

@@ -14,14 +14,16 @@ from typing import Any
 from tawasol.adapters.store.models import (
     CallRow,
     CarrierDestinationRow,
+    CarrierEventRow,
     CarrierGatewayRow,
     CarrierRow,
     PlanRow,
     SubscriberRow,
     SubscriptionRow,
 )
-from tawasol.adapters.store.types import amount_fits
+from tawasol.adapters.store.types import amount_fits, canonical_amount
 from tawasol.domain.calls import CallAttempt, CallRecord
+from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
 from tawasol.domain.carriers import (
     BillingIncrement,
     Carrier,
@@ -33,7 +35,14 @@ from tawasol.domain.carriers import (
     RateDeck,
     Transport,
 )
-from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeWindow
+from tawasol.domain.catalog import (
+    CostCeiling,
+    DestinationRule,
+    FairUse,
+    Period,
+    Plan,
+    TimeWindow,
+)
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
@@ -48,6 +57,23 @@ def checked_amount(money: Money) -> Decimal:
             amount=str(money.amount),
         )
     return money.amount
+
+
+def money_columns(money: Money | None) -> tuple[Decimal | None, str | None]:
+    """(amount, currency) to store, both None for no money at all (which is not zero)."""
+    if money is None:
+        return None, None
+    return checked_amount(money), money.currency
+
+
+def money_from_columns(
+    amount: Decimal | None, currency: str | None, *, what: str, **context: Any
+) -> Money | None:
+    if amount is None and currency is None:
+        return None
+    if amount is None or currency is None:
+        raise InvalidInput(f"{what}: an amount without a currency or the reverse", **context)
+    return Money(amount, currency)
 
 
 # -- plans ------------------------------------------------------------------------------------
@@ -76,6 +102,16 @@ def plan_values(plan: Plan) -> dict[str, Any]:
         "distinct_numbers_per_period": fair_use.distinct_numbers_per_period,
         "concurrent_calls": fair_use.concurrent_calls,
         "on_sale": plan.on_sale,
+        "cost_ceilings": [
+            {
+                "country": ceiling.country,
+                "kind": None if ceiling.kind is None else ceiling.kind.value,
+                # Text, not a JSON number: a JSON number is read back as a float.
+                "max_per_minute": str(canonical_amount(checked_amount(ceiling.max_per_minute))),
+                "currency": ceiling.max_per_minute.currency,
+            }
+            for ceiling in plan.cost_ceilings
+        ],
     }
 
 
@@ -111,6 +147,14 @@ def plan_from_row(row: PlanRow) -> Plan:
             for item in row.time_windows
         ),
         on_sale=row.on_sale,
+        cost_ceilings=tuple(
+            CostCeiling(
+                country=item["country"],
+                max_per_minute=Money(Decimal(str(item["max_per_minute"])), item["currency"]),
+                kind=None if item.get("kind") is None else NumberKind(item["kind"]),
+            )
+            for item in row.cost_ceilings
+        ),
     )
 
 
@@ -265,11 +309,21 @@ CALL_FIELDS = (
     "carrier",
     "final_sip_code",
     "hangup_cause",
+    "billing",
+    "increment",
 )
 
 
 def call_values(record: CallRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in CALL_FIELDS}
+    rate_amount, rate_currency = money_columns(record.rate_per_minute)
+    cost_amount, cost_currency = money_columns(record.cost)
+    return {
+        **{name: getattr(record, name) for name in CALL_FIELDS},
+        "rate_per_minute_amount": rate_amount,
+        "rate_currency": rate_currency,
+        "cost_amount": cost_amount,
+        "cost_currency": cost_currency,
+    }
 
 
 def attempt_values(record: CallRecord) -> list[dict[str, Any]]:
@@ -282,6 +336,8 @@ def attempt_values(record: CallRecord) -> list[dict[str, Any]]:
             "sip_code": attempt.sip_code,
             "pdd_ms": attempt.pdd_ms,
             "at": attempt.at,
+            "q850_cause": attempt.q850_cause,
+            "billing": attempt.billing,
         }
         for attempt in record.attempts
     ]
@@ -289,7 +345,16 @@ def attempt_values(record: CallRecord) -> list[dict[str, Any]]:
 
 def call_from_row(row: CallRow, attempts: Sequence[CallAttempt]) -> CallRecord:
     values = {name: getattr(row, name) for name in CALL_FIELDS}
-    return CallRecord(**values, attempts=tuple(sorted(attempts, key=lambda item: item.attempt)))
+    return CallRecord(
+        **values,
+        attempts=tuple(sorted(attempts, key=lambda item: item.attempt)),
+        rate_per_minute=money_from_columns(
+            row.rate_per_minute_amount, row.rate_currency, what="call rate", call_id=row.call_id
+        ),
+        cost=money_from_columns(
+            row.cost_amount, row.cost_currency, what="call cost", call_id=row.call_id
+        ),
+    )
 
 
 def attempts_by_call(rows: Iterable[Any]) -> Mapping[str, list[CallAttempt]]:
@@ -304,6 +369,33 @@ def attempts_by_call(rows: Iterable[Any]) -> Mapping[str, list[CallAttempt]]:
                 sip_code=row.sip_code,
                 pdd_ms=row.pdd_ms,
                 at=row.at,
+                q850_cause=row.q850_cause,
+                billing=row.billing,
             )
         )
     return grouped
+
+
+# -- carrier events ---------------------------------------------------------------------------
+def carrier_event_values(event: CarrierEvent) -> dict[str, Any]:
+    try:
+        kind = CarrierEventKind(event.kind)
+    except ValueError as error:
+        raise InvalidInput("unknown carrier event kind", kind=str(event.kind)) from error
+    return {
+        "carrier_code": event.carrier,
+        "at": event.at,
+        "kind": kind.value,
+        "detail": event.detail,
+        "effective_channels": event.effective_channels,
+    }
+
+
+def carrier_event_from_row(row: CarrierEventRow) -> CarrierEvent:
+    return CarrierEvent(
+        carrier=row.carrier_code,
+        at=row.at,
+        kind=CarrierEventKind(row.kind),
+        detail=row.detail,
+        effective_channels=row.effective_channels,
+    )

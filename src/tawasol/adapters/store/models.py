@@ -9,7 +9,9 @@ Choices worth knowing:
   queried, so they are JSON columns; its fair-use limits are plain columns;
 - a carrier's gateways, destinations and rates are child tables because rate decks run to tens
   of thousands of rows and are replaced in bulk;
-- money is an `Amount` (exact decimal) plus a CHAR(3) currency, times are `UtcDateTime`.
+- money is an `Amount` (exact decimal) plus a CHAR(3) currency, times are `UtcDateTime`;
+- carrier events are a log with no foreign key to `carriers`: incidents and compensation are
+  built on them, so they must outlive any change to the carrier they name.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -85,6 +88,9 @@ class PlanRow(Base):
     distinct_numbers_per_period: Mapped[int | None] = mapped_column(Integer)
     concurrent_calls: Mapped[int | None] = mapped_column(Integer)
     on_sale: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # [{"country": "MA", "kind": "mobile" or null, "max_per_minute": "0.0200",
+    #   "currency": "EUR"}, ...], in plan order; amounts as text so they stay exact
+    cost_ceilings: Mapped[list[Any]] = mapped_column(nullable=False, server_default="[]")
 
 
 class SubscriberRow(Base):
@@ -207,6 +213,15 @@ class CallRow(Base):
     carrier: Mapped[str | None] = mapped_column(Text)
     final_sip_code: Mapped[int | None] = mapped_column(Integer)
     hangup_cause: Mapped[str | None] = mapped_column(Text)
+    # Rating, once the call is answered and over: how the carrier is paid ("flat_rate",
+    # "per_minute"), the rate applied and its increment ("60/60"), and the cost. A NULL cost
+    # means "not rated" (unanswered, or no rate found), distinct from a rated cost of zero.
+    billing: Mapped[str | None] = mapped_column(Text)
+    rate_per_minute_amount: Mapped[Decimal | None] = mapped_column()
+    rate_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    increment: Mapped[str | None] = mapped_column(Text)
+    cost_amount: Mapped[Decimal | None] = mapped_column()
+    cost_currency: Mapped[str | None] = mapped_column(CHAR(3))
 
 
 class CallAttemptRow(Base):
@@ -223,3 +238,46 @@ class CallAttemptRow(Base):
     sip_code: Mapped[int | None] = mapped_column(Integer)
     pdd_ms: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(nullable=False)
+    # ITU-T Q.850 cause from the carrier's Reason header (RFC 3326), e.g. 34 "no circuit".
+    q850_cause: Mapped[int | None] = mapped_column(Integer)
+    billing: Mapped[str | None] = mapped_column(Text)
+
+
+class CarrierEventRow(Base):
+    """A carrier's state change (down, up, capacity learned, raised, restored or set).
+
+    An append-only log: no foreign key, so events outlive whatever later happens to the
+    carrier row, and recording one never fails because of the catalog.
+    """
+
+    __tablename__ = "carrier_events"
+    __table_args__ = (
+        # One carrier's events newest first, and everyone's newest first.
+        Index("ix_carrier_events_carrier_code_at", "carrier_code", "at"),
+        Index("ix_carrier_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    carrier_code: Mapped[str] = mapped_column(Text, nullable=False)
+    at: Mapped[datetime] = mapped_column(nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    effective_channels: Mapped[int | None] = mapped_column(Integer)
+
+
+class CarrierCapacityRow(Base):
+    """An operator's cap on a carrier's simultaneous calls; no row means "as contracted".
+
+    Part of the catalog (writing it bumps the revision); it goes with its carrier.
+    """
+
+    __tablename__ = "carrier_capacities"
+    __table_args__ = (
+        CheckConstraint("effective_channels >= 0", name="effective_channels_not_negative"),
+    )
+
+    carrier_code: Mapped[str] = mapped_column(
+        ForeignKey("carriers.code", ondelete="CASCADE"), primary_key=True
+    )
+    effective_channels: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)

@@ -2,9 +2,9 @@
 
 Each public method is one transaction. Writers on SQLite begin with BEGIN IMMEDIATE so they
 queue on the busy timeout instead of failing half-way; PostgreSQL locks the rows it changes.
-Every catalog write (plans, subscribers, subscriptions, carriers) bumps the one-row catalog
-revision in the same transaction, so a decider that sees a new revision sees the whole change;
-`load_catalog` reads everything in one snapshot (REPEATABLE READ on PostgreSQL).
+Every catalog write (plans, subscribers, subscriptions, carriers and their capacity caps) bumps
+the one-row catalog revision in the same transaction, so a decider that sees a new revision sees
+the whole change; `load_catalog` reads everything in one snapshot (REPEATABLE READ on PostgreSQL).
 Database errors leave this module only as `NotFound`, `Conflict`, `InvalidInput` or
 `Unavailable` (see `engine.translate`).
 """
@@ -31,7 +31,9 @@ from tawasol.adapters.store.engine import (
     translated,
 )
 from tawasol.adapters.store.models import (
+    CarrierCapacityRow,
     CarrierDestinationRow,
+    CarrierEventRow,
     CarrierGatewayRow,
     CarrierRateRow,
     CarrierRow,
@@ -41,10 +43,11 @@ from tawasol.adapters.store.models import (
     SubscriptionRow,
 )
 from tawasol.domain.calls import CallEvent, CallRecord
+from tawasol.domain.carrier_health import CarrierEvent
 from tawasol.domain.carriers import Carrier, Rate
 from tawasol.domain.catalog import Plan
 from tawasol.domain.decision import Usage
-from tawasol.domain.errors import Conflict, NotFound
+from tawasol.domain.errors import Conflict, InvalidInput, NotFound
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 from tawasol.services.ports import CallFold, CatalogSnapshot, NewSubscriber, Store
 
@@ -312,6 +315,66 @@ class SqlStore:
         with self._session(self._engine) as session:
             return _carriers(session)
 
+    # -- carriers at run time ---------------------------------------------------------------
+    def record_carrier_event(self, event: CarrierEvent) -> None:
+        """Append to the carrier event log; not a catalog write (no revision bump)."""
+        values = mapping.carrier_event_values(event)
+        with self._session(self._writer) as session:
+            session.add(CarrierEventRow(**values))
+
+    def list_carrier_events(
+        self, *, carrier: str | None = None, limit: int = 100
+    ) -> list[CarrierEvent]:
+        """Newest first; events recorded at the same instant, the last recorded first."""
+        statement = select(CarrierEventRow).order_by(
+            CarrierEventRow.at.desc(), CarrierEventRow.id.desc()
+        )
+        if carrier is not None:
+            statement = statement.where(CarrierEventRow.carrier_code == carrier)
+        with self._session(self._engine) as session:
+            rows = session.scalars(statement.limit(max(0, limit)))
+            return [mapping.carrier_event_from_row(row) for row in rows]
+
+    def set_carrier_capacity(self, code: str, effective_channels: int | None) -> None:
+        """Cap a carrier's simultaneous calls, or with None go back to its contract.
+
+        0 is allowed: the carrier stays configured but takes no call, by capacity. A catalog
+        write, so every brain's next reload applies it.
+        """
+        if effective_channels is not None and (
+            isinstance(effective_channels, bool)
+            or not isinstance(effective_channels, int)
+            or effective_channels < 0
+        ):
+            raise InvalidInput(
+                "a carrier's effective channels are a whole number, 0 or more",
+                code=code,
+                effective_channels=str(effective_channels),
+            )
+        with self._catalog_write() as session:
+            if session.get(CarrierRow, code) is None:
+                raise NotFound(f"no carrier {code}", code=code)
+            row = session.get(CarrierCapacityRow, code, with_for_update=True)
+            if effective_channels is None:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(
+                    CarrierCapacityRow(
+                        carrier_code=code,
+                        effective_channels=effective_channels,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+            else:
+                row.effective_channels = effective_channels
+                row.updated_at = datetime.now(UTC)
+
+    def carrier_capacities(self) -> dict[str, int]:
+        statement = select(CarrierCapacityRow.carrier_code, CarrierCapacityRow.effective_channels)
+        with self._session(self._engine) as session:
+            return {code: channels for code, channels in session.execute(statement)}
+
     # -- calls ------------------------------------------------------------------------------
     def apply_call_events(self, events: Sequence[CallEvent], fold: CallFold) -> list[CallRecord]:
         """Fold events per call id under a lock and upsert the records, in one transaction.
@@ -343,6 +406,11 @@ class SqlStore:
         first."""
         with self._session(self._engine) as session:
             return call_queries.open_calls(session, started_after=started_after)
+
+    def calls_since(self, *, since: datetime, limit: int = 100_000) -> list[CallRecord]:
+        """Calls started at or after `since`, with their attempts, oldest first."""
+        with self._session(self._engine) as session:
+            return call_queries.calls_since(session, since=since, limit=limit)
 
     def usage(
         self, subscriptions: Sequence[Subscription], *, now: datetime, open_call_horizon: timedelta

@@ -1,0 +1,254 @@
+"""Watch carriers: probe results, congestion answers, capacity, and what routing should know.
+
+The `CarrierMonitor` folds three kinds of news into each carrier's condition and pushes it to
+the authorizer at once (no restart, no reload):
+
+- probe results (SIP OPTIONS to every gateway, `adapters/probing.py`): up / down;
+- attempts reported by the SIP edge: a 503 or Q.850 congestion cause below the contracted
+  channels lowers the carrier's effective capacity (partial restoration), and a timer probes it
+  upward again;
+- an operator's capacity cap (CLI, admin API), kept in the store so every brain applies it.
+
+Every change is stored as a `CarrierEvent` with its time, and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from tawasol.domain.carrier_health import (
+    CapacityPolicy,
+    CapacityState,
+    CarrierEvent,
+    CarrierEventKind,
+    ProbeState,
+    ProbeThresholds,
+    is_congestion,
+    learn_from_congestion,
+    observe_probe,
+    probe_upward,
+)
+from tawasol.domain.carriers import Carrier
+from tawasol.services.authorize_call import CallAuthorizer, CarrierCondition
+from tawasol.services.ports import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CarrierStatus:
+    """One carrier as an operator's status board shows it."""
+
+    carrier: Carrier
+    up: bool
+    channels_in_use: int
+    effective_channels: int | None
+    operator_cap: int | None
+    learned_capacity: int | None
+    de_preferred: bool
+
+
+def contracted_channels(carrier: Carrier) -> int | None:
+    """Channels the contract promises: the flat-rate channels, else the trunk's maximum."""
+    if carrier.flat_rate is not None:
+        return carrier.flat_rate.channels
+    return carrier.max_channels
+
+
+class CarrierMonitor:
+    """Keeps each carrier's condition and tells the authorizer; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        authorizer: CallAuthorizer,
+        clock: Callable[[], datetime],
+        thresholds: ProbeThresholds | None = None,
+        capacity_policy: CapacityPolicy | None = None,
+    ) -> None:
+        self._store = store
+        self._authorizer = authorizer
+        self._clock = clock
+        self._thresholds = thresholds or ProbeThresholds()
+        self._policy = capacity_policy or CapacityPolicy()
+        self._lock = threading.RLock()
+        self._probes: dict[str, ProbeState] = {}
+        self._capacity: dict[str, CapacityState] = {}
+        self._caps: dict[str, int] = {}
+        self._de_preferred: set[str] = set()
+        self._caps_revision: int | None = None
+
+    # -- news -----------------------------------------------------------------------------------
+    def on_probe(self, carrier: str, *, answered: bool, detail: str = "") -> CarrierEvent | None:
+        now = self._clock()
+        with self._lock:
+            state, event = observe_probe(
+                self._probes.get(carrier, ProbeState()),
+                carrier=carrier,
+                answered=answered,
+                now=now,
+                thresholds=self._thresholds,
+                detail=detail,
+            )
+            self._probes[carrier] = state
+            if event is not None:
+                self._publish(carrier)
+        if event is not None:
+            self._record(event)
+        return event
+
+    def on_attempt(
+        self, *, call_id: str, carrier: str, sip_code: int | None, q850_cause: int | None
+    ) -> CarrierEvent | None:
+        """An attempt on `carrier` ended with this answer; learn capacity from congestion."""
+        if not is_congestion(sip_code, q850_cause):
+            return None
+        now = self._clock()
+        definition = self._carrier(carrier)
+        contracted = contracted_channels(definition) if definition else None
+        if contracted is None:
+            return None
+        other_calls = self._authorizer.channels_in_use(carrier, excluding=call_id)
+        with self._lock:
+            state, event = learn_from_congestion(
+                self._capacity.get(carrier, CapacityState()),
+                carrier=carrier,
+                other_calls=other_calls,
+                contracted=contracted,
+                now=now,
+            )
+            self._capacity[carrier] = state
+            if event is not None:
+                self._publish(carrier)
+        if event is not None:
+            log.warning("carrier %s: %s", carrier, event.detail)
+            self._record(event)
+        return event
+
+    def set_de_preferred(self, carrier: str, de_preferred: bool) -> None:
+        with self._lock:
+            if (carrier in self._de_preferred) == de_preferred:
+                return
+            if de_preferred:
+                self._de_preferred.add(carrier)
+            else:
+                self._de_preferred.discard(carrier)
+            self._publish(carrier)
+
+    def set_capacity(self, carrier: str, effective_channels: int | None) -> CarrierEvent:
+        """An operator caps (or uncaps) a carrier's simultaneous calls, at run time."""
+        self._store.set_carrier_capacity(carrier, effective_channels)
+        now = self._clock()
+        what = "as contracted" if effective_channels is None else f"{effective_channels} channels"
+        event = CarrierEvent(
+            carrier,
+            now,
+            CarrierEventKind.CAPACITY_SET,
+            f"set by an operator: {what}",
+            effective_channels,
+        )
+        with self._lock:
+            if effective_channels is None:
+                self._caps.pop(carrier, None)
+            else:
+                self._caps[carrier] = effective_channels
+            self._publish(carrier)
+        self._record(event)
+        self._authorizer.invalidate()
+        return event
+
+    def tick(self) -> list[CarrierEvent]:
+        """Periodic work: probe learned capacities upward, pick up operators' caps."""
+        now = self._clock()
+        events: list[CarrierEvent] = []
+        self._refresh_caps()
+        with self._lock:
+            for code, state in list(self._capacity.items()):
+                definition = self._carrier(code)
+                contracted = contracted_channels(definition) if definition else None
+                if contracted is None:
+                    continue
+                new_state, event = probe_upward(
+                    state, carrier=code, contracted=contracted, now=now, policy=self._policy
+                )
+                self._capacity[code] = new_state
+                if event is not None:
+                    events.append(event)
+                    self._publish(code)
+        for event in events:
+            log.info("carrier %s: %s", event.carrier, event.detail)
+            self._record(event)
+        return events
+
+    # -- reading ----------------------------------------------------------------------------------
+    def statuses(self) -> list[CarrierStatus]:
+        self._refresh_caps()
+        live = self._authorizer.carrier_states()
+        result = []
+        with self._lock:
+            for carrier in self._authorizer.snapshot().carriers:
+                state = live.get(carrier.code)
+                learned = self._capacity.get(carrier.code, CapacityState()).effective_channels
+                result.append(
+                    CarrierStatus(
+                        carrier=carrier,
+                        up=self._probes.get(carrier.code, ProbeState()).up,
+                        channels_in_use=state.channels_in_use if state else 0,
+                        effective_channels=self._effective(carrier.code),
+                        operator_cap=self._caps.get(carrier.code),
+                        learned_capacity=learned,
+                        de_preferred=carrier.code in self._de_preferred,
+                    )
+                )
+        return result
+
+    # -- inside -----------------------------------------------------------------------------------
+    def _effective(self, code: str) -> int | None:
+        limits = [
+            limit
+            for limit in (
+                self._caps.get(code),
+                self._capacity.get(code, CapacityState()).effective_channels,
+            )
+            if limit is not None
+        ]
+        return min(limits) if limits else None
+
+    def _publish(self, code: str) -> None:
+        self._authorizer.set_carrier_condition(
+            code,
+            CarrierCondition(
+                up=self._probes.get(code, ProbeState()).up,
+                effective_channels=self._effective(code),
+                de_preferred=code in self._de_preferred,
+            ),
+        )
+
+    def _refresh_caps(self) -> None:
+        revision = self._authorizer.snapshot().revision
+        if revision == self._caps_revision:
+            return
+        caps = self._store.carrier_capacities()
+        with self._lock:
+            changed = set(caps.items()) ^ set(self._caps.items())
+            self._caps = caps
+            self._caps_revision = revision
+            for code in {code for code, _ in changed}:
+                self._publish(code)
+
+    def _carrier(self, code: str) -> Carrier | None:
+        for carrier in self._authorizer.snapshot().carriers:
+            if carrier.code == code:
+                return carrier
+        return None
+
+    def _record(self, event: CarrierEvent) -> None:
+        try:
+            self._store.record_carrier_event(event)
+        except Exception:  # the event is logged; routing already applied it
+            log.exception("could not store carrier event %s", event)
