@@ -240,6 +240,197 @@ def sip_config(
         raise _fail(error) from error
 
 
+carriers_app = typer.Typer(help="Carriers: status, capacity, rate decks.", no_args_is_help=True)
+app.add_typer(carriers_app, name="carriers")
+
+
+def _api(method: str, path: str, **kwargs: object) -> object:
+    """Ask the running brain (live channel counts and probing live in its memory)."""
+    import httpx
+
+    settings = _settings()
+    token = settings.admin_token.get_secret_value()
+    if not token:
+        raise InvalidInput("set TAWASOL_ADMIN_TOKEN to the running brain's admin token")
+    try:
+        response = httpx.request(
+            method,
+            f"{settings.api_url}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5.0,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except httpx.HTTPError as error:
+        raise Unavailable(
+            f"the brain does not answer at {settings.api_url}: is `tawasol up` running?"
+        ) from error
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+            message = body.get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise (NotFound if response.status_code == 404 else InvalidInput)(str(message))
+    return response.json()
+
+
+def _status_table(rows: list[dict[str, object]]) -> Table:
+    table = Table(title="carriers (quality over the last 5 minutes)")
+    for column in (
+        "carrier",
+        "state",
+        "channels use/eff/contract",
+        "attempts",
+        "ASR",
+        "NER",
+        "ACD",
+        "PDD p50/p95",
+        "cost/min",
+    ):
+        table.add_column(column)
+
+    def ratio(value: object) -> str:
+        return f"{float(value):.0%}" if isinstance(value, int | float) else "-"
+
+    for row in rows:
+        overall = next(
+            (q for q in row["quality"] if q["country"] is None),  # type: ignore[attr-defined]
+            None,
+        )
+        effective = row["effective_channels"]
+        contracted = row["contracted_channels"]
+        state = str(row["state"]) + (" (de-preferred)" if row["de_preferred"] else "")
+        colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
+        rate = (
+            f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
+            if row["rate_min_per_minute"]
+            else "flat rate"
+        )
+        table.add_row(
+            str(row["code"]),
+            f"[{colour}]{state}[/{colour}]",
+            f"{row['channels_in_use']}/{effective if effective is not None else '-'}"
+            f"/{contracted if contracted is not None else '-'}",
+            str(overall["attempts"]) if overall else "0",
+            ratio(overall["asr"]) if overall else "-",
+            ratio(overall["ner"]) if overall else "-",
+            f"{overall['acd_s']:.0f} s" if overall and overall["acd_s"] is not None else "-",
+            f"{overall['pdd_p50_ms']}/{overall['pdd_p95_ms']} ms"
+            if overall and overall["pdd_p50_ms"] is not None
+            else "-",
+            rate,
+        )
+    return table
+
+
+@carriers_app.command("status")
+def carriers_status(
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 seconds.")] = False,
+) -> None:
+    """State, channels, ASR/NER/ACD/PDD of every carrier, from the running brain."""
+    import time
+
+    from rich.live import Live
+
+    try:
+        rows = _api("GET", "/admin/v1/carriers/status")
+        if not watch:
+            console.print(_status_table(rows))  # type: ignore[arg-type]
+            return
+        with Live(_status_table(rows), console=console, refresh_per_second=1) as live:  # type: ignore[arg-type]
+            while True:
+                time.sleep(2)
+                live.update(_status_table(_api("GET", "/admin/v1/carriers/status")))  # type: ignore[arg-type]
+    except TawasolError as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt:
+        return
+
+
+@carriers_app.command("capacity")
+def carriers_capacity(
+    code: Annotated[str, typer.Argument(help="Carrier code.")],
+    channels: Annotated[
+        int | None, typer.Argument(help="Most simultaneous calls; omit with --contract.")
+    ] = None,
+    contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
+) -> None:
+    """Cap a carrier's simultaneous calls at run time (every brain applies it at once)."""
+    if (channels is None) == (not contract):
+        errors.print("give a number of channels, or --contract")
+        raise typer.Exit(2)
+    try:
+        row = _api(
+            "PUT", f"/admin/v1/carriers/{code}/capacity", json={"effective_channels": channels}
+        )
+    except TawasolError as error:
+        raise _fail(error) from error
+    console.print(_status_table([row]))  # type: ignore[list-item]
+
+
+@carriers_app.command("events")
+def carriers_events(
+    code: Annotated[str, typer.Argument(help="Carrier code.")],
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """The carrier's state changes, newest first."""
+    brain = _brain()
+    try:
+        events = brain.store.list_carrier_events(carrier=code, limit=limit)
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+    table = Table(title=f"{code}: state changes")
+    for column in ("at", "change", "channels", "detail"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            event.at.isoformat(timespec="seconds"),
+            event.kind.value,
+            str(event.effective_channels) if event.effective_channels is not None else "-",
+            event.detail,
+        )
+    console.print(table)
+
+
+@carriers_app.command("rates")
+def carriers_rates(
+    code: Annotated[str, typer.Argument(help="Carrier code.")],
+    import_file: Annotated[
+        Path | None, typer.Option("--import", help="Replace the rate deck with this CSV.")
+    ] = None,
+    export_file: Annotated[
+        Path | None, typer.Option("--export", help="Write the rate deck to this CSV.")
+    ] = None,
+) -> None:
+    """Import or export a carrier's per-minute rate deck (CSV: prefix, rate, currency,
+    effective_from, increment). An import is all or nothing."""
+    from tawasol.adapters.rate_deck_csv import parse_rate_deck, rate_deck_to_csv
+    from tawasol.domain.carriers import RateDeck
+
+    brain = _brain()
+    try:
+        if import_file is not None:
+            try:
+                text = import_file.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InvalidInput(f"cannot read {import_file}: {error}") from error
+            rates = parse_rate_deck(text)
+            old = brain.catalog.replace_rate_deck(code, RateDeck(rates))
+            console.print(f"{code}: {len(rates)} rates imported (replacing {old})")
+        carrier = brain.catalog.get_carrier(code)
+        if export_file is not None:
+            export_file.write_text(rate_deck_to_csv(carrier.rate_deck.rates()), encoding="utf-8")
+            console.print(f"{code}: {len(carrier.rate_deck)} rates written to {export_file}")
+        elif import_file is None:
+            sys.stdout.write(rate_deck_to_csv(carrier.rate_deck.rates()))
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+
+
 # -- support ----------------------------------------------------------------------------------
 @app.command()
 def explain(

@@ -61,6 +61,9 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
             raise_after=timedelta(seconds=settings.capacity_raise_after_s),
             step=settings.capacity_raise_step,
         ),
+        ner_threshold=settings.quality_ner_threshold,
+        min_attempts=settings.quality_min_attempts,
+        quality_weighted_routing=settings.routing_strategy == "quality_weighted",
     )
     return Brain(
         settings=settings,

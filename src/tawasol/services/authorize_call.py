@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from tawasol.domain.calls import CallRecord
 from tawasol.domain.carriers import CarrierLiveState
 from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage, authorize_call
+from tawasol.domain.routing import RoutingStrategy
+from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.subscribers import Subscriber, Subscription
 from tawasol.services.ports import CatalogSnapshot, Store
 
@@ -110,6 +112,7 @@ class CallAuthorizer:
         self._carrier_in_use: Counter[str] = Counter()
         self._expired_at: datetime | None = None
         self._conditions: dict[str, CarrierCondition] = {}
+        self._strategy: RoutingStrategy = committed_capacity_first
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -159,6 +162,10 @@ class CallAuthorizer:
                 )
         self._active = Counter(call.subscription_id for call in self._open.values())
         log.info("catalog revision %s loaded", snapshot.revision)
+
+    def set_strategy(self, strategy: RoutingStrategy) -> None:
+        with self._lock:
+            self._strategy = strategy
 
     def set_carrier_condition(self, carrier: str, condition: CarrierCondition) -> None:
         """Apply what the carrier monitor learned (probing, capacity, quality)."""
@@ -228,7 +235,7 @@ class CallAuthorizer:
             # The same call asked again (a retransmitted INVITE) must not count against itself.
             self._release(request.call_id)
             state = self.decision_state(now, snapshot)
-            decision = authorize_call(request, state, now)
+            decision = authorize_call(request, state, now, strategy=self._strategy)
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
                 self._track(request.call_id, decision, now)
@@ -237,7 +244,7 @@ class CallAuthorizer:
 
     def explain(self, request: CallRequest, *, now: datetime) -> Decision:
         """The decision at `now`, without counting the call: what support desks look at."""
-        return authorize_call(request, self.decision_state(now), now)
+        return authorize_call(request, self.decision_state(now), now, strategy=self._strategy)
 
     def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
         assert decision.subscription_id is not None and decision.destination is not None

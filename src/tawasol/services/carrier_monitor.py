@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from tawasol.domain.calls import CallAttempt, CallRecord
 from tawasol.domain.carrier_health import (
     CapacityPolicy,
     CapacityState,
@@ -33,10 +34,15 @@ from tawasol.domain.carrier_health import (
     probe_upward,
 )
 from tawasol.domain.carriers import Carrier
+from tawasol.domain.quality import AttemptOutcome, QualityFigures, QualityWindow, should_de_prefer
+from tawasol.domain.routing.quality_weighted import QualityWeighted
 from tawasol.services.authorize_call import CallAuthorizer, CarrierCondition
 from tawasol.services.ports import Store
 
 log = logging.getLogger(__name__)
+
+# The windows quality is shown over: 5 minutes (what routing reacts to) and 1 hour.
+QUALITY_WINDOWS = (timedelta(minutes=5), timedelta(hours=1))
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class CarrierMonitor:
         clock: Callable[[], datetime],
         thresholds: ProbeThresholds | None = None,
         capacity_policy: CapacityPolicy | None = None,
+        ner_threshold: float = 0.6,
+        min_attempts: int = 20,
+        quality_weighted_routing: bool = False,
     ) -> None:
         self._store = store
         self._authorizer = authorizer
@@ -82,6 +91,13 @@ class CarrierMonitor:
         self._caps: dict[str, int] = {}
         self._de_preferred: set[str] = set()
         self._caps_revision: int | None = None
+        self._quality = QualityWindow(longest_window=QUALITY_WINDOWS[-1])
+        self._ner_threshold = ner_threshold
+        self._min_attempts = min_attempts
+        self._strategy: QualityWeighted | None = None
+        if quality_weighted_routing:
+            self._strategy = QualityWeighted({})
+            authorizer.set_strategy(self._strategy)
 
     # -- news -----------------------------------------------------------------------------------
     def on_probe(self, carrier: str, *, answered: bool, detail: str = "") -> CarrierEvent | None:
@@ -102,10 +118,45 @@ class CarrierMonitor:
             self._record(event)
         return event
 
-    def on_attempt(
-        self, *, call_id: str, carrier: str, sip_code: int | None, q850_cause: int | None
+    def on_attempt(self, *, record: CallRecord, attempt: CallAttempt) -> CarrierEvent | None:
+        """An attempt got its final answer: count it for quality (answered ones when the call
+        ends, with their duration), and learn capacity from congestion."""
+        if not (attempt.sip_code is not None and 200 <= attempt.sip_code < 300):
+            self._record_quality(record, attempt, duration_ms=None)
+        return self._learn(record.call_id, attempt.carrier, attempt.sip_code, attempt.q850_cause)
+
+    def on_call_finished(self, record: CallRecord) -> None:
+        for attempt in record.attempts:
+            if attempt.sip_code is not None and 200 <= attempt.sip_code < 300:
+                duration = record.duration_ms if attempt.carrier == record.carrier else None
+                self._record_quality(record, attempt, duration_ms=duration)
+
+    def _record_quality(
+        self, record: CallRecord, attempt: CallAttempt, *, duration_ms: int | None
+    ) -> None:
+        if len(record.country) != 2 or not attempt.carrier:
+            return
+        answered = attempt.sip_code is not None and 200 <= attempt.sip_code < 300
+        try:
+            outcome = AttemptOutcome(
+                carrier=attempt.carrier,
+                country=record.country,
+                at=attempt.at,
+                sip_code=attempt.sip_code,
+                q850_cause=attempt.q850_cause,
+                answered=answered,
+                pdd_ms=attempt.pdd_ms,
+                duration_ms=duration_ms if answered else None,
+            )
+        except ValueError as error:
+            log.warning("call %s: attempt not counted for quality: %s", record.call_id, error)
+            return
+        with self._lock:
+            self._quality.record(outcome)
+
+    def _learn(
+        self, call_id: str, carrier: str, sip_code: int | None, q850_cause: int | None
     ) -> CarrierEvent | None:
-        """An attempt on `carrier` ended with this answer; learn capacity from congestion."""
         if not is_congestion(sip_code, q850_cause):
             return None
         now = self._clock()
@@ -180,10 +231,48 @@ class CarrierMonitor:
                 if event is not None:
                     events.append(event)
                     self._publish(code)
+        self._apply_quality(now)
         for event in events:
             log.info("carrier %s: %s", event.carrier, event.detail)
             self._record(event)
         return events
+
+    def _apply_quality(self, now: datetime) -> None:
+        """De-prefer carriers whose NER over 5 minutes fell below the threshold; feed the
+        quality-weighted strategy its NER table."""
+        window = QUALITY_WINDOWS[0]
+        with self._lock:
+            self._quality.evict(now)
+            verdicts = {}
+            for carrier in self._quality.carriers():
+                figures = self._quality.figures(carrier=carrier, window=window, now=now)
+                verdicts[carrier] = should_de_prefer(
+                    figures, threshold_ner=self._ner_threshold, min_attempts=self._min_attempts
+                )
+            table = self._quality.ner_table(window=window, now=now, min_attempts=self._min_attempts)
+        for carrier in set(verdicts) | set(self._de_preferred):
+            self.set_de_preferred(carrier, verdicts.get(carrier, False))
+        if self._strategy is not None:
+            self._strategy.update(table)
+
+    def quality(self, *, window: timedelta, now: datetime | None = None) -> list[QualityFigures]:
+        """Quality per carrier (country None) and per carrier x country over the window."""
+        with self._lock:
+            return self._quality.all_figures(window=window, now=now or self._clock())
+
+    def warm_up(self, records: Sequence[CallRecord]) -> None:
+        """Feed the quality windows with calls from before this brain started."""
+        for record in records:
+            for attempt in record.attempts:
+                answered = attempt.sip_code is not None and 200 <= attempt.sip_code < 300
+                if attempt.sip_code is None and not record.finished:
+                    continue
+                duration = (
+                    record.duration_ms if answered and attempt.carrier == record.carrier else None
+                )
+                if answered and not record.finished:
+                    continue
+                self._record_quality(record, attempt, duration_ms=duration)
 
     # -- reading ----------------------------------------------------------------------------------
     def statuses(self) -> list[CarrierStatus]:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import phonenumbers
 
-from tawasol.domain.carriers import Carrier
+from tawasol.domain.carriers import Carrier, RateDeck
 from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.subscribers import (
@@ -163,6 +163,13 @@ class CatalogService:
         self._store.save_carrier(carrier)
         self._authorizer.invalidate()
         return carrier
+
+    def replace_rate_deck(self, code: str, rate_deck: RateDeck) -> int:
+        """Give a carrier a new rate deck; returns how many rates the old one had."""
+        carrier = self._store.get_carrier(code)
+        old = len(carrier.rate_deck)
+        self.save_carrier(replace(carrier, rate_deck=rate_deck))
+        return old
 
     def list_carriers(self) -> list[Carrier]:
         return self._store.list_carriers()

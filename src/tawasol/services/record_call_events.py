@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from tawasol.domain.calls import CallEvent, CallRecord, apply_event, new_record
+from tawasol.domain.calls import CallAttempt, CallEvent, CallRecord, apply_event, new_record
 from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import classify, region_of
 from tawasol.domain.rating import rate_call
@@ -23,10 +23,12 @@ from tawasol.services.ports import Store
 log = logging.getLogger(__name__)
 
 
-class AttemptListener(Protocol):
-    def on_attempt(
-        self, *, call_id: str, carrier: str, sip_code: int | None, q850_cause: int | None
-    ) -> object: ...
+class CallListener(Protocol):
+    """Told of every attempt that just got its final answer, and of every call that ended."""
+
+    def on_attempt(self, *, record: CallRecord, attempt: CallAttempt) -> object: ...
+
+    def on_call_finished(self, record: CallRecord) -> object: ...
 
 
 class CallEventRecorder:
@@ -38,13 +40,13 @@ class CallEventRecorder:
         *,
         store: Store,
         authorizer: CallAuthorizer,
-        listeners: Sequence[AttemptListener] = (),
+        listeners: Sequence[CallListener] = (),
     ) -> None:
         self._store = store
         self._authorizer = authorizer
         self._listeners = list(listeners)
 
-    def add_listener(self, listener: AttemptListener) -> None:
+    def add_listener(self, listener: CallListener) -> None:
         self._listeners.append(listener)
 
     def record(self, events: Sequence[CallEvent]) -> list[CallRecord]:
@@ -74,12 +76,10 @@ class CallEventRecorder:
                 if attempt.sip_code is None or attempt.attempt in known:
                     continue
                 for listener in self._listeners:
-                    listener.on_attempt(
-                        call_id=record.call_id,
-                        carrier=attempt.carrier,
-                        sip_code=attempt.sip_code,
-                        q850_cause=attempt.q850_cause,
-                    )
+                    listener.on_attempt(record=record, attempt=attempt)
+            if record.finished and not (previous is not None and previous.finished):
+                for listener in self._listeners:
+                    listener.on_call_finished(record)
         self._authorizer.observe(before, records)
         return records
 

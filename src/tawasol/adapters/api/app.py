@@ -7,11 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 
 from tawasol import __version__
-from tawasol.adapters.api import admin, sip
+from tawasol.adapters.api import admin, carriers, sip
 from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.composition import Brain
@@ -26,6 +27,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
         stop = asyncio.Event()
         tasks = []
         if background:
+            await asyncio.to_thread(_warm_up, brain)
             tasks = [
                 asyncio.create_task(_probe(brain, stop)),
                 asyncio.create_task(_tick(brain, stop)),
@@ -45,6 +47,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
     app.state.brain = brain
     install_error_handlers(app)
     app.include_router(sip.router)
+    app.include_router(carriers.router)
     app.include_router(admin.router)
 
     @app.get("/health", tags=["health"])
@@ -84,3 +87,9 @@ async def _tick(brain: Brain, stop: asyncio.Event) -> None:
             log.exception("carrier monitor tick failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _warm_up(brain: Brain) -> None:
+    """Quality figures survive a restart: replay the last hour of calls into the windows."""
+    since = brain.clock() - timedelta(hours=1)
+    brain.monitor.warm_up(brain.store.calls_since(since=since))

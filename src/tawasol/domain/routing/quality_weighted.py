@@ -29,6 +29,10 @@ class QualityWeighted:
     def __init__(self, ner: Mapping[tuple[str, str], Decimal]) -> None:
         self._ner = ner
 
+    def update(self, ner: Mapping[tuple[str, str], Decimal]) -> None:
+        """Use fresh figures from now on (the mapping is replaced whole, never mutated)."""
+        self._ner = ner
+
     def __call__(
         self,
         *,

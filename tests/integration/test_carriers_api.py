@@ -1,0 +1,349 @@
+"""Carriers at run time through the API, on a real SQLite store: channels held per call,
+capacity learned from 503s and caps set by operators, rating, rate decks, cost ceilings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tawasol.adapters.api.app import create_app
+from tawasol.adapters.store import migrate
+from tawasol.composition import build_brain
+from tawasol.config import Settings
+from tawasol.services.sample_operator import seed_sample_operator
+
+TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def brain(tmp_path, clock):
+    settings = Settings(
+        data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0, capacity_raise_after_s=60
+    )
+    migrate(settings.resolved_database_url)
+    brain = build_brain(settings, clock=clock)
+    seed_sample_operator(brain.catalog, now=clock.now)
+    # Many subscribers on the monthly plan, one call each at a time.
+    for index in range(45):
+        subscriber = brain.catalog.add_subscriber(
+            name=f"Caller {index}",
+            email="",
+            phone=f"+336120000{index:02d}",
+            locale="fr",
+            time_zone="Europe/Paris",
+            sip_username=f"caller{index}",
+            password="caller-pass-1",
+        )
+        brain.catalog.subscribe(
+            subscriber_id=subscriber.id,
+            plan_code="maroc-illimite-mois",
+            start=clock.now - timedelta(days=1),
+        )
+    yield brain
+    brain.close()
+
+
+@pytest.fixture
+def client(brain):
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        yield client
+
+
+def authorize(client, user, call_id, dialled="00212661234567"):
+    response = client.post(
+        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def events(client, *items):
+    response = client.post("/sip/v1/events", json={"events": list(items)})
+    assert response.status_code == 200, response.text
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def status(client, code):
+    rows = client.get("/admin/v1/carriers/status", headers=AUTH).json()
+    return next(row for row in rows if row["code"] == code)
+
+
+def test_given_40_simultaneous_calls_and_30_flat_channels_then_30_flat_first_and_10_per_minute(
+    client,
+):
+    first_carriers = [
+        authorize(client, f"caller{index}", f"call-{index}")["routes"][0]["carrier"]
+        for index in range(40)
+    ]
+    assert first_carriers.count("ma-flat") == 30
+    assert first_carriers.count("ma-minute") == 10
+    assert first_carriers[:30] == ["ma-flat"] * 30
+    assert status(client, "ma-flat")["channels_in_use"] == 30
+    assert status(client, "ma-minute")["channels_in_use"] == 10
+
+
+def test_given_a_call_ends_then_its_flat_channel_is_free_again(client, clock):
+    for index in range(30):
+        authorize(client, f"caller{index}", f"call-{index}")
+    assert authorize(client, "caller30", "call-30")["routes"][0]["carrier"] == "ma-minute"
+    common = {"call_id": "call-0", "user": "caller0", "dialled": "00212661234567"}
+    events(
+        client,
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": ms(clock.now),
+            "attempt": 1,
+            "carrier": "ma-flat",
+            "gateway": "gw1",
+            "sip_code": 200,
+            "billing": "flat_rate",
+        },
+        {**common, "type": "answer", "at_ms": ms(clock.now), "carrier": "ma-flat"},
+        {**common, "type": "end", "at_ms": ms(clock.now) + 30_000},
+    )
+    assert status(client, "ma-flat")["channels_in_use"] == 29
+    assert authorize(client, "caller31", "call-31")["routes"][0]["carrier"] == "ma-flat"
+
+
+def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and_alert_recorded(
+    client, clock
+):
+    for index in range(16):
+        authorize(client, f"caller{index}", f"call-{index}")
+    # The 16th call's INVITE on the flat carrier gets 503 with 15 others up.
+    events(
+        client,
+        {
+            "call_id": "call-15",
+            "user": "caller15",
+            "dialled": "00212661234567",
+            "type": "attempt",
+            "at_ms": ms(clock.now),
+            "attempt": 1,
+            "carrier": "ma-flat",
+            "gateway": "gw1",
+            "sip_code": 503,
+            "q850_cause": 34,
+            "billing": "flat_rate",
+        },
+    )
+    flat = status(client, "ma-flat")
+    assert flat["learned_capacity"] == 15
+    assert flat["effective_channels"] == 15
+    assert flat["channels_in_use"] == 15  # the refused call moved to the next carrier
+    assert status(client, "ma-minute")["channels_in_use"] == 1
+    history = client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()
+    assert history[0]["kind"] == "capacity_learned"
+    assert history[0]["effective_channels"] == 15
+    # A 17th caller goes straight to the per-minute carrier: no wait, no failure.
+    assert authorize(client, "caller16", "call-16")["routes"][0]["carrier"] == "ma-minute"
+
+    # Later, with no new congestion, capacity is probed upward a channel at a time.
+    clock.now += timedelta(seconds=61)
+    client.app.state.brain.monitor.tick()
+    assert status(client, "ma-flat")["effective_channels"] == 16
+    assert client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()[0]["kind"] == (
+        "capacity_raised"
+    )
+
+
+def test_given_503_from_a_carrier_without_contracted_channels_then_nothing_learned(client, clock):
+    authorize(client, "caller0", "call-0")
+    events(
+        client,
+        {
+            "call_id": "call-0",
+            "user": "caller0",
+            "dialled": "00212661234567",
+            "type": "attempt",
+            "at_ms": ms(clock.now),
+            "attempt": 2,
+            "carrier": "ma-minute",
+            "gateway": "gw1",
+            "sip_code": 503,
+        },
+    )
+    minute = status(client, "ma-minute")
+    assert minute["learned_capacity"] is None and minute["effective_channels"] is None
+    assert client.get("/admin/v1/carriers/ma-minute/events", headers=AUTH).json() == []
+
+
+def test_given_operator_caps_capacity_then_applied_at_once_and_recorded(client):
+    response = client.put(
+        "/admin/v1/carriers/ma-flat/capacity", json={"effective_channels": 2}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["operator_cap"] == 2
+    carriers = [authorize(client, f"caller{i}", f"c{i}")["routes"][0]["carrier"] for i in range(3)]
+    assert carriers == ["ma-flat", "ma-flat", "ma-minute"]
+    assert client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()[0]["kind"] == (
+        "capacity_set"
+    )
+    cleared = client.put(
+        "/admin/v1/carriers/ma-flat/capacity", json={"effective_channels": None}, headers=AUTH
+    )
+    assert cleared.json()["operator_cap"] is None
+    assert authorize(client, "caller3", "c3")["routes"][0]["carrier"] == "ma-flat"
+
+
+@pytest.mark.parametrize("body", [{"effective_channels": -1}, {"effective_channels": "ten"}, {}])
+def test_given_a_bad_capacity_then_422(client, body):
+    response = client.put("/admin/v1/carriers/ma-flat/capacity", json=body, headers=AUTH)
+    assert response.status_code == 422
+
+
+def test_capacity_of_unknown_carrier_is_404(client):
+    response = client.put(
+        "/admin/v1/carriers/nope/capacity", json={"effective_channels": 3}, headers=AUTH
+    )
+    assert response.status_code == 404
+
+
+def test_given_per_minute_call_ends_then_cdr_cost_matches_the_rate_deck(client, clock):
+    for index in range(30):
+        authorize(client, f"caller{index}", f"call-{index}")
+    decision = authorize(client, "caller30", "paid-call")
+    assert decision["routes"][0]["carrier"] == "ma-minute"
+    common = {"call_id": "paid-call", "user": "caller30", "dialled": "00212661234567"}
+    start = ms(clock.now)
+    events(
+        client,
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": start,
+            "attempt": 1,
+            "carrier": "ma-minute",
+            "gateway": "gw1",
+            "sip_code": 200,
+            "pdd_ms": 120,
+            "billing": "per_minute",
+        },
+        {**common, "type": "answer", "at_ms": start + 2000, "carrier": "ma-minute"},
+        {**common, "type": "end", "at_ms": start + 2000 + 90_500},
+    )
+    call = client.get("/admin/v1/calls/paid-call", headers=AUTH).json()
+    # 2126 -> 0.0780 EUR/min, 1/1 increment; 90.5 s talk -> 91 billable seconds.
+    # 0.0780 * 91 / 60 = 0.1183 exactly.
+    assert call["rate_per_minute"] == "0.0780"
+    assert call["increment"] == "1/1"
+    assert call["cost"] == "0.118300"
+    assert call["currency"] == "EUR"
+    assert call["billing"] == "per_minute"
+
+
+def test_given_flat_rate_call_then_cost_is_zero(client, clock):
+    authorize(client, "caller0", "flat-call")
+    common = {"call_id": "flat-call", "user": "caller0", "dialled": "00212661234567"}
+    start = ms(clock.now)
+    events(
+        client,
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": start,
+            "attempt": 1,
+            "carrier": "ma-flat",
+            "gateway": "gw1",
+            "sip_code": 200,
+            "billing": "flat_rate",
+        },
+        {**common, "type": "answer", "at_ms": start, "carrier": "ma-flat"},
+        {**common, "type": "end", "at_ms": start + 600_000},
+    )
+    call = client.get("/admin/v1/calls/flat-call", headers=AUTH).json()
+    assert call["billing"] == "flat_rate"
+    assert call["cost"] == "0"
+
+
+def test_given_per_minute_route_dearer_than_the_ceiling_then_never_used(client):
+    carrier = client.get("/admin/v1/carriers/ma-minute", headers=AUTH).json()
+    for rate in carrier["rates"]:
+        rate["per_minute"] = "0.2500"  # above the plan's 0.10 EUR/min ceiling for Morocco
+    assert client.put("/admin/v1/carriers/ma-minute", json=carrier, headers=AUTH).status_code == 200
+    for index in range(30):
+        authorize(client, f"caller{index}", f"call-{index}")
+    refused = authorize(client, "caller30", "too-dear")
+    assert refused["allow"] is False
+    assert refused["reason"] == "no_route"
+    explained = client.post(
+        "/admin/v1/explain",
+        json={"sip_username": "caller31", "dialled": "00212661234567"},
+        headers=AUTH,
+    ).json()
+    assert any("above the plan's ceiling" in line for line in explained["explanation"])
+
+
+def test_rate_deck_csv_upload_replaces_rates_all_or_nothing(client):
+    good = (
+        "prefix,rate,currency,effective_from,increment\n"
+        "212,0.0700,EUR,2026-01-01,60/60\n"
+        "2126,0.0610,EUR,2026-01-01,1/1\n"
+        "2126,0.0550,EUR,2027-01-01,1/1\n"
+    )
+    response = client.put("/admin/v1/carriers/ma-minute/rates", content=good.encode(), headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["rates"] == 3
+    exported = client.get("/admin/v1/carriers/ma-minute/rates", headers=AUTH).text
+    assert "2126,0.0610,EUR" in exported and "2126,0.0550,EUR" in exported
+    bad = good + "21x,0.01,EUR,2026-01-01,60/60\n"
+    refused = client.put("/admin/v1/carriers/ma-minute/rates", content=bad.encode(), headers=AUTH)
+    assert refused.status_code == 422
+    assert "line 5" in refused.json()["message"]
+    assert client.get("/admin/v1/carriers/ma-minute/rates", headers=AUTH).text == exported
+
+
+def test_status_board_lists_every_carrier_with_quality(client, clock):
+    authorize(client, "caller0", "q1")
+    common = {"call_id": "q1", "user": "caller0", "dialled": "00212661234567"}
+    start = ms(clock.now) - 10_000
+    events(
+        client,
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": start,
+            "attempt": 1,
+            "carrier": "ma-flat",
+            "gateway": "gw1",
+            "sip_code": 503,
+        },
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": start + 100,
+            "attempt": 2,
+            "carrier": "ma-minute",
+            "gateway": "gw1",
+            "sip_code": 486,
+        },
+        {**common, "type": "failure", "at_ms": start + 200, "sip_code": 486},
+    )
+    rows = client.get("/admin/v1/carriers/status", headers=AUTH).json()
+    assert {row["code"] for row in rows} == {"ma-flat", "ma-minute", "tn-carrier", "dz-carrier"}
+    minute = status(client, "ma-minute")
+    overall = next(q for q in minute["quality"] if q["country"] is None)
+    assert overall["attempts"] == 1 and overall["asr"] == 0.0 and overall["ner"] == 1.0
+    flat = next(q for q in status(client, "ma-flat")["quality"] if q["country"] is None)
+    assert flat["ner"] == 0.0
+    assert minute["rate_min_per_minute"] == "0.0250" and minute["currency"] == "EUR"
