@@ -1,0 +1,475 @@
+"""tawasol's SIP routing script, run by Kamailio's app_python3 (KEMI) in every Kamailio process.
+
+Kamailio loads this file by path (see templates/kamailio.cfg): it runs under Debian's system
+Python 3.11 with the system `sys.path`, not the project's virtualenv, so it imports only the
+standard library and its siblings, which app_python3 makes importable by putting this directory
+first on `sys.path`: `edge_settings` (the rendered configuration's `#!define TAWASOL_*`),
+`edge_auth` (digest, lock-outs, REGISTER), `edge_brain` (decision API client, event spool),
+`edge_dialog` (per-call state, the cut at the maximum duration) and `edge_rules` (pure rules).
+
+The call flow (docs/sip-edge.md has the picture):
+1. every request: banned source IP -> drop; flood (pike) -> ban + drop; scanner User-Agent ->
+   drop; too large -> 513; Max-Forwards; sanity checks.
+2. a new INVITE without credentials -> 407 challenge (no brain query).
+3. with credentials: refused for a while if the user failed too often; else one
+   `POST /sip/v1/authorize` (fail closed: no answer in time -> 503); the digest is checked
+   against the HA1 in the answer *before* the decision is used, so an unknown user and a wrong
+   password get the same 403.
+4. a denial -> the decision's SIP code with `Warning: 399 tawasol "<reason>"`; nothing is sent
+   to any carrier.
+5. allowed -> a dialog cut at the decision's max duration (BYE both ways), routes tried in
+   order (serial forking) with a timer per route; the failure route moves on only on network
+   failures.
+6. every attempt, answer, end and failure is written to the event spool; a timer process ships
+   it to `POST /sip/v1/events`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import KSR  # provided by app_python3 inside Kamailio
+
+try:  # imported as part of the tawasol package (tests)
+    from . import edge_auth, edge_brain, edge_dialog, edge_rules, edge_settings
+    from .edge_dialog import now_ms
+except ImportError:  # loaded by app_python3 from this directory
+    import edge_auth  # type: ignore[no-redef]
+    import edge_brain  # type: ignore[no-redef]
+    import edge_dialog  # type: ignore[no-redef]
+    import edge_rules  # type: ignore[no-redef]
+    import edge_settings  # type: ignore[no-redef]
+    from edge_dialog import now_ms  # type: ignore[no-redef]
+
+# The dialog module's timer ticks once a second, so a call it cuts lasts anywhere between the
+# limit minus one second and the limit plus one. The edge cuts calls itself from a 100 ms timer
+# and keeps the dialog timeout, a little later, as a safety net.
+CUT_SAFETY_NET_S = 2
+
+
+class Edge:
+    """The routing logic. One instance per Kamailio process (created before the fork)."""
+
+    def __init__(self) -> None:
+        self._settings: edge_settings.Settings | None = None
+        self._brain: edge_brain.BrainClient | None = None
+        self._spool: edge_brain.EventSpool | None = None
+        self._cutter = edge_dialog.CallCutter()
+
+    # -- per-process state, created lazily after the fork -------------------------------------
+    @property
+    def settings(self) -> edge_settings.Settings:
+        if self._settings is None:
+            self._settings = edge_settings.Settings()
+        return self._settings
+
+    @property
+    def brain(self) -> edge_brain.BrainClient:
+        if self._brain is None:
+            settings = self.settings
+            self._brain = edge_brain.BrainClient(
+                settings.brain_host, settings.brain_port, timeout_ms=settings.brain_timeout_ms
+            )
+        return self._brain
+
+    @property
+    def spool(self) -> edge_brain.EventSpool:
+        if self._spool is None:
+            self._spool = edge_brain.EventSpool(self.settings.spool_dir)
+            self._spool.ensure()
+        return self._spool
+
+    def child_init(self, rank: int) -> int:
+        return 0
+
+    # -- request route ----------------------------------------------------------------------
+    def ksr_request_route(self, msg: Any) -> int:
+        try:
+            return self._request_route()
+        except Exception as error:  # a bug must cost one request a 500, not a hung call
+            KSR.err(f"tawasol: request route failed: {error!r}\n")
+            if not KSR.is_ACK():
+                KSR.sl.send_reply(500, "Server Internal Error")
+            return 1
+
+    def _request_route(self) -> int:
+        settings = self.settings
+        source_ip = KSR.kx.get_srcip()
+        if KSR.htable.sht_get("ipban", source_ip) is not None:
+            return 1  # banned: no reply at all
+        if KSR.siputils.has_totag() < 0 and KSR.pike.pike_check_req() < 0:
+            KSR.htable.sht_seti("ipban", source_ip, 1)
+            KSR.warn(f"tawasol: {source_ip} above the request rate: banned {settings.ban_s}s\n")
+            return 1
+        if edge_rules.is_scanner(KSR.kx.get_ua()):
+            KSR.notice(f"tawasol: scanner from {source_ip} dropped ({KSR.kx.get_ua()})\n")
+            return 1
+        if KSR.kx.get_msglen() > settings.max_message_bytes:
+            KSR.sl.sl_send_reply(513, "Message Too Large")
+            return 1
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return 1
+        if KSR.sanity.sanity_check_defaults() < 0:
+            return 1  # sanity has replied (400 ...) where a reply makes sense
+
+        KSR.force_rport()
+        if KSR.is_CANCEL():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1
+        if KSR.siputils.has_totag() > 0:
+            return self.within_dialog()
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1
+        if KSR.tmx.t_precheck_trans() > 0:  # a retransmission being processed now
+            KSR.tm.t_check_trans()
+            return 1
+        if KSR.tm.t_check_trans() == 0:  # a retransmission already answered
+            return 1
+        KSR.hdr.remove("Route")
+
+        if KSR.is_INVITE():
+            return self.invite()
+        if KSR.is_REGISTER():
+            return self.register()
+        if KSR.is_OPTIONS() and not KSR.kx.get_ruser():
+            KSR.sl.sl_send_reply(200, "OK")  # keep-alive pings from phones and carriers
+            return 1
+        KSR.hdr.append_to_reply("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER\r\n")
+        KSR.sl.sl_send_reply(405, "Method Not Allowed")
+        return 1
+
+    def within_dialog(self) -> int:
+        if KSR.rr.loose_route() > 0:
+            KSR.dialog.dlg_manage()
+            if KSR.is_INVITE():
+                KSR.rr.record_route()  # re-INVITE: stay on the path
+            KSR.tm.t_relay()
+            return 1
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1  # an ACK for nothing we know: absorb
+        KSR.sl.sl_send_reply(404, "Not Here")
+        return 1
+
+    # -- REGISTER: authenticated, granted, not stored (tawasol places calls; it takes none) ---
+    def register(self) -> int:
+        return edge_auth.register(self.settings, self.brain)
+
+    # -- a new call ---------------------------------------------------------------------------
+    def invite(self) -> int:
+        settings = self.settings
+        if KSR.auth.has_credentials(settings.realm) < 0:
+            return edge_auth.challenge(settings)
+        user = KSR.kx.get_au() or ""
+        # One transaction from now on: retransmissions are absorbed while the brain answers,
+        # and the 100 stops the phone retransmitting at all (RFC 3261 §17.1.1.2). Sent before
+        # the lock-out check too, so that a locked user gets the same replies as a wrong
+        # password.
+        if KSR.tm.t_newtran() < 0:
+            KSR.sl.sl_reply_error()  # out of memory: 500, the phone may retry elsewhere
+            return 1
+        KSR.tm.t_reply(100, "Trying")
+        if edge_auth.locked_out(user):
+            return edge_auth.reply(403, "Forbidden")
+        call_id = KSR.kx.get_callid()
+        dialled = KSR.kx.get_ruser() or ""
+        try:
+            decision = self.brain.post(
+                "/sip/v1/authorize",
+                {
+                    "call_id": call_id,
+                    "user": user,
+                    "dialled": dialled or "-",
+                    "source_ip": KSR.kx.get_srcip(),
+                    "user_agent": (KSR.kx.get_ua() or "")[:256],
+                    "node": settings.node,
+                },
+            )
+        except edge_brain.BrainUnavailable as error:
+            # Fail closed (docs/sip-decision-api.md): no decision, no call.
+            KSR.err(f"tawasol: no decision for {call_id}: {error}\n")
+            if error.request_sent:
+                # The brain may still decide (late) and count the call as in progress: tell
+                # it the call failed, so that the subscriber's slot is freed.
+                self._emit(
+                    edge_rules.event(
+                        "failure",
+                        call_id=call_id,
+                        at_ms=now_ms(),
+                        user=user,
+                        dialled=dialled,
+                        sip_code=503,
+                        hangup_cause="brain_timeout",
+                    )
+                )
+            return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
+
+        if KSR.tm.t_is_canceled() > 0:  # the caller gave up while the brain answered
+            if decision.get("allow"):
+                self._emit(
+                    edge_rules.event(
+                        "failure",
+                        call_id=call_id,
+                        at_ms=now_ms(),
+                        user=user,
+                        dialled=dialled,
+                        sip_code=487,
+                        hangup_cause="caller_cancelled",
+                    )
+                )
+            return 1
+        result = edge_auth.check_digest(settings, str(decision.get("ha1", "")))
+        if result in edge_auth.RECHALLENGE:
+            return edge_auth.challenge(settings, stale=result in edge_auth.STALE)
+        if result < 0:
+            edge_auth.failed(settings, user)
+            if decision.get("allow"):
+                # The brain counted this call as in progress when it decided: tell it the call
+                # never happened, or the subscriber's slot stays taken.
+                self._emit(
+                    edge_rules.event(
+                        "failure",
+                        call_id=call_id,
+                        at_ms=now_ms(),
+                        user=user,
+                        dialled=dialled,
+                        sip_code=403,
+                        hangup_cause="auth_failed",
+                    )
+                )
+            return edge_auth.reply(403, "Forbidden")
+        KSR.htable.sht_rm("authfail", user)
+        KSR.auth.consume_credentials()  # carriers never see the subscriber's credentials
+
+        if not decision.get("allow"):
+            code = int(decision.get("sip_code") or 403)
+            reason = str(decision.get("reason") or "denied")
+            phrase = edge_rules.safe_reason_phrase(
+                str(decision.get("sip_reason") or ""), "Forbidden"
+            )
+            KSR.info(f"tawasol: {call_id} from {user} to {dialled} denied: {reason}\n")
+            return edge_auth.reply(code if 400 <= code < 700 else 403, phrase, reason)
+
+        routes = [route for route in decision.get("routes") or [] if route.get("uri")]
+        if not routes:
+            return edge_auth.reply(503, "No Route Available", "no_route")
+        KSR.dialog.dlg_manage()
+        max_duration_s = max(1, int(decision.get("max_duration_s") or 1))
+        # The cut itself comes from the "cuts" timer (100 ms precision, see _answered); the
+        # dialog module's own timeout (1 s ticks) is the safety net behind it.
+        KSR.dialog.dlg_set_timeout(max_duration_s + CUT_SAFETY_NET_S)
+        state = {
+            "user": user,
+            "dialled": dialled,
+            "routes": routes,
+            "failover": [int(code) for code in decision.get("failover_codes") or []],
+            "max_s": max_duration_s,
+            "ftag": KSR.pv.get("$ft") or "",
+        }
+        edge_dialog.save_call(state)
+        KSR.dialog.set_dlg_profile("subscriber", user)
+        KSR.rr.record_route()
+        if self._next_route(state, first_attempt=1):
+            return 1
+        return edge_auth.reply(503, "All Routes Failed", "all_routes_failed")
+
+    def _next_route(self, state: dict[str, Any], *, first_attempt: int) -> bool:
+        """Relay to the first route from `first_attempt` (1-based) that takes the INVITE."""
+        routes = state["routes"]
+        for attempt in range(first_attempt, len(routes) + 1):
+            route = routes[attempt - 1]
+            KSR.seturi(str(route["uri"]))
+            timeout_ms = int(route.get("timeout_ms") or 3000)
+            KSR.tm.t_set_fr(self.settings.ring_timeout_ms, timeout_ms)
+            KSR.tm.t_on_failure("ksr_failure_route")
+            KSR.tm.t_on_reply("ksr_onreply_route")
+            edge_dialog.start_attempt(attempt)
+            if KSR.tm.t_relay() > 0:
+                if attempt > 1:
+                    previous = str(routes[attempt - 2].get("carrier", ""))
+                    KSR.dialog.unset_dlg_profile("carrier", previous)
+                KSR.dialog.set_dlg_profile("carrier", str(route.get("carrier", "")))
+                return True
+            KSR.err(f"tawasol: could not send to {route['uri']}\n")
+            self._emit(self._attempt_event(state, attempt, sip_code=503, pdd_ms=None))
+        return False
+
+    def _attempt_event(
+        self,
+        state: dict[str, Any],
+        attempt: int,
+        *,
+        sip_code: int,
+        pdd_ms: int | None,
+        q850: int | None = None,
+    ) -> dict[str, Any]:
+        return edge_rules.attempt_event(
+            call_id=KSR.kx.get_callid(),
+            at_ms=edge_dialog.get_int("tw_sent_ms") or now_ms(),
+            user=state["user"],
+            dialled=state["dialled"],
+            attempt=attempt,
+            route=state["routes"][attempt - 1],
+            sip_code=sip_code,
+            pdd_ms=pdd_ms,
+            q850=q850,
+        )
+
+    # -- replies from the carrier -------------------------------------------------------------
+    def ksr_onreply_route(self, msg: Any) -> int:
+        try:
+            self._note_progress()
+        except Exception as error:
+            KSR.err(f"tawasol: reply route failed: {error!r}\n")
+        return 1
+
+    def _note_progress(self) -> None:
+        if 180 <= int(KSR.kx.get_status()) < 190:
+            edge_dialog.note_ringing()
+
+    def ksr_failure_route(self, msg: Any) -> int:
+        try:
+            return self._failure_route()
+        except Exception as error:  # tm then relays the best answer it has
+            KSR.err(f"tawasol: failure route failed: {error!r}\n")
+            return 1
+
+    def _failure_route(self) -> int:
+        state = edge_dialog.load_call()
+        attempt = edge_dialog.get_int("tw_attempt") or 1
+        if state is None:
+            return 1
+        code = int(KSR.pv.get("$T_reply_code") or 500)
+        timed_out = KSR.tm.t_branch_timeout() > 0
+        replied = KSR.tm.t_branch_replied() > 0
+        pdd = edge_dialog.pdd(attempt)
+        reason = None if timed_out else KSR.pv.get("$T_rpl($hdr(Reason))")
+        self._emit(
+            self._attempt_event(
+                state, attempt, sip_code=code, pdd_ms=pdd, q850=edge_rules.q850_cause(reason)
+            )
+        )
+        call_id = KSR.kx.get_callid()
+        if KSR.tm.t_is_canceled() > 0:
+            self._emit(self._failure(state, 487))
+            return 1
+        if edge_rules.should_fail_over(
+            code,
+            local_timeout=timed_out,
+            provisional_seen=replied,
+            reason_header=reason,
+            failover_codes=state["failover"],
+        ):
+            KSR.info(f"tawasol: {call_id} attempt {attempt} failed with {code}: next route\n")
+            if self._next_route(state, first_attempt=attempt + 1):
+                return 1
+            self._emit(self._failure(state, 503))
+            KSR.hdr.append_to_reply('Reason: Q.850;cause=34;text="all routes failed"\r\n')
+            KSR.hdr.append_to_reply(edge_rules.warning_header("all_routes_failed"))
+            KSR.tm.t_reply(503, "All Routes Failed")
+            return 1
+        self._emit(self._failure(state, code))
+        return 1  # tm relays the callee's answer (486, 404, 480, 603 ...)
+
+    def _failure(self, state: dict[str, Any], sip_code: int) -> dict[str, Any]:
+        return edge_rules.event(
+            "failure",
+            call_id=KSR.kx.get_callid(),
+            at_ms=now_ms(),
+            user=state["user"],
+            dialled=state["dialled"],
+            sip_code=sip_code,
+        )
+
+    # -- dialog events: answered, ended ---------------------------------------------------------
+    def ksr_dialog_event(self, msg: Any, name: str) -> int:
+        try:
+            if name == "dialog:start":
+                self._answered()
+            elif name == "dialog:end":
+                self._ended()
+        except Exception as error:  # an event must never break the call
+            KSR.err(f"tawasol: dialog event {name} failed: {error!r}\n")
+        return 1
+
+    def _answered(self) -> None:
+        state = edge_dialog.load_call()
+        if state is None or KSR.dialog.var_get("tw_answer_ms"):
+            return
+        at = now_ms()
+        edge_dialog.set_var("tw_answer_ms", at)
+        edge_dialog.schedule_cut(at + int(state["max_s"]) * 1000)
+        attempt = edge_dialog.get_int("tw_attempt") or 1
+        route = state["routes"][attempt - 1]
+        answered = self._attempt_event(
+            state, attempt, sip_code=200, pdd_ms=edge_dialog.pdd(attempt)
+        )
+        answer = edge_rules.event(
+            "answer",
+            call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
+            at_ms=at,
+            user=state["user"],
+            dialled=state["dialled"],
+            carrier=str(route.get("carrier", "")),
+        )
+        answered["call_id"] = answer["call_id"]
+        self._emit(answered, answer)
+
+    def _ended(self) -> None:
+        state = edge_dialog.load_call()
+        answered_at = edge_dialog.get_int("tw_answer_ms")
+        if state is None or answered_at is None:
+            return
+        at = now_ms()
+        edge_dialog.unschedule_cut()
+        cut_at = edge_dialog.get_int("tw_cut_ms")
+        if cut_at is not None:
+            at, cause = cut_at, "max_duration"
+        elif KSR.siputils.is_request() > 0 and KSR.kx.get_method() == "BYE":
+            # RFC 3261 §12: the caller's requests carry its own tag in From
+            cause = "caller" if KSR.pv.get("$ft") == state.get("ftag") else "callee"
+        else:
+            cause = "max_duration"  # the dialog module's own timeout (the safety net)
+        self._emit(
+            edge_rules.event(
+                "end",
+                call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
+                at_ms=at,
+                user=state["user"],
+                dialled=state["dialled"],
+                duration_ms=max(0, at - answered_at),
+                hangup_cause=cause,
+            )
+        )
+
+    def ksr_cut_calls(self, msg: Any, name: str = "") -> int:
+        """rtimer, every 100 ms in its own process: BYE both sides of calls whose time is up."""
+        try:
+            self._cutter.run(now_ms())
+        except Exception as error:
+            KSR.err(f"tawasol: cutting calls failed: {error!r}\n")
+        return 1
+
+    # -- the event outbox -----------------------------------------------------------------------
+    def _emit(self, *events: dict[str, Any]) -> None:
+        try:
+            self.spool.write(list(events))
+        except OSError as error:
+            KSR.crit(f"tawasol: cannot spool call events {events!r}: {error}\n")
+
+    def ksr_ship_events(self, msg: Any, name: str = "") -> int:
+        """rtimer: ship spooled events to the brain (one dedicated timer process)."""
+        try:
+            self.spool.ship(self.brain)
+        except Exception as error:
+            KSR.err(f"tawasol: shipping events failed: {error!r}\n")
+        return 1
+
+
+def mod_init() -> Edge:
+    return Edge()

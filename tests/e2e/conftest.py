@@ -1,0 +1,347 @@
+"""The e2e world: the real brain (`tawasol serve`, its own data dir and SQLite), the real edge
+(Kamailio from the Debian packages, started by `start_edge`) and carriers played by SIPp.
+
+One brain and one edge serve the whole session (starting them costs a few seconds); each test
+points the two test carriers at its own SIPp ports through the admin API. Ports are picked free
+at run time; everything listens on 127.0.0.1 only.
+
+The session's catalog, created through the admin API:
+- plan "e2e-maroc": Moroccan fixed and mobile, 100 calls at a time, no minute cap;
+- plan "e2e-one-minute": the same with one minute a month (to run a subscriber out of time);
+- per test, two carriers for Morocco: "flat-N" (flat-rate channels, tried first) and
+  "minute-N" (per minute, second), pointed at that test's SIPp servers;
+- one subscriber per story, so that no test's calls or failed logins affect another's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sipp_driver import free_port
+
+from tawasol.adapters.sip import EdgeProcess, start_edge
+from tawasol.config import Settings
+
+REALM = "tawasol.e2e"
+ADMIN_TOKEN = "e2e-admin-token"
+ROUTE_TIMEOUT_MS = 1500
+MOROCCAN_MOBILE = "00212661234567"
+FRENCH_MOBILE = "0033612345678"
+
+# sip username -> (password, plan)
+SUBSCRIBERS: dict[str, tuple[str, str]] = {
+    "amina": ("amina-e2e-2026", "e2e-maroc"),
+    "bilal": ("bilal-e2e-2026", "e2e-maroc"),
+    "chems": ("chems-e2e-2026", "e2e-maroc"),
+    "driss": ("driss-e2e-2026", "e2e-one-minute"),
+    "farah": ("farah-e2e-2026", "e2e-maroc"),
+    "ghita": ("ghita-e2e-2026", "e2e-maroc"),
+    "hamza": ("hamza-e2e-2026", "e2e-maroc"),
+}
+
+
+def _tawasol_command() -> str:
+    beside_python = Path(sys.executable).parent / "tawasol"
+    found = str(beside_python) if beside_python.exists() else shutil.which("tawasol")
+    if found is None:
+        raise RuntimeError("the tawasol command is not installed in this environment")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [tool for tool in ("sipp",) if shutil.which(tool) is None]
+    if not (shutil.which("kamailio") or os.access("/usr/sbin/kamailio", os.X_OK)):
+        missing.append("kamailio")
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"needs {' and '.join(missing)} (see docs/sip-edge.md)")
+    for item in items:
+        if "sip" in item.keywords:
+            item.add_marker(skip)
+
+
+# -- the brain ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Carriers:
+    """The codes of one test's two carriers: flat-rate (tried first) and per minute."""
+
+    flat: str
+    minute: str
+
+
+@dataclass
+class Brain:
+    """`tawasol serve` as a subprocess, with its own data directory."""
+
+    data_dir: Path
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log_handle: Any = field(default=None, repr=False)
+    _generation: int = 0
+    _active: list[tuple[str, int, Callable[[str, int], dict[str, Any]]]] = field(
+        default_factory=list
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("TAWASOL_")}
+        env.update(
+            TAWASOL_DATA_DIR=str(self.data_dir),
+            TAWASOL_API_HOST="127.0.0.1",
+            TAWASOL_API_PORT=str(self.port),
+            TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
+            TAWASOL_SIP_REALM=REALM,
+            TAWASOL_ROUTE_TIMEOUT_MS=str(ROUTE_TIMEOUT_MS),
+            TAWASOL_CATALOG_REFRESH_MS="200",
+            # SIPp's carriers do not answer the brain's OPTIONS probes: never mark them down
+            # during the suite (probing has its own tests).
+            TAWASOL_PROBE_DOWN_AFTER="100",
+        )
+        return env
+
+    def init(self) -> None:
+        subprocess.run(
+            [_tawasol_command(), "--data-dir", str(self.data_dir), "init"],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the brain exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the brain did not come up: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- admin API ------------------------------------------------------------------------------
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.url}/admin/v1{path}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=10,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def post_events(self, events: list[dict[str, Any]]) -> None:
+        """What an edge would send (`POST /sip/v1/events`)."""
+        httpx.post(
+            f"{self.url}/sip/v1/events", json={"events": events}, timeout=5
+        ).raise_for_status()
+
+    def call(self, call_id: str) -> dict[str, Any] | None:
+        response = httpx.get(
+            f"{self.url}/admin/v1/calls/{call_id}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=5,
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        return record
+
+    def wait_call(
+        self,
+        call_id: str,
+        until: Callable[[dict[str, Any]], bool] = lambda record: (
+            record["status"] in ("completed", "failed")
+        ),
+        timeout_s: float = 10,
+    ) -> dict[str, Any]:
+        """The CDR once `until` holds (events reach the brain within ~100 ms when it is up)."""
+        deadline = time.monotonic() + timeout_s
+        record = None
+        while time.monotonic() < deadline:
+            record = self.call(call_id)
+            if record is not None and until(record):
+                return record
+            time.sleep(0.1)
+        raise AssertionError(f"call {call_id} not as expected after {timeout_s}s: {record}")
+
+    def point_carriers(self, *, flat_port: int, minute_port: int) -> Carriers:
+        """Two new carriers for Morocco, at these SIPp ports; the previous pair is disabled.
+
+        Each test gets carriers of its own: what the brain learnt about the last test's
+        carriers (a 503 lowers a carrier's capacity, silence marks it down, poor quality
+        de-prefers it) must not change the next test's routes.
+        """
+        self._generation += 1
+        carriers = Carriers(flat=f"flat-{self._generation}", minute=f"minute-{self._generation}")
+        for code, port, build in self._active:
+            self.admin("PUT", f"/carriers/{code}", json={**build(code, port), "enabled": False})
+        self.admin("POST", "/carriers", json=_flat_carrier(carriers.flat, flat_port))
+        self.admin("POST", "/carriers", json=_minute_carrier(carriers.minute, minute_port))
+        self._active = [
+            (carriers.flat, flat_port, _flat_carrier),
+            (carriers.minute, minute_port, _minute_carrier),
+        ]
+        return carriers
+
+
+def _plan(code: str, *, minutes: int | None) -> dict[str, Any]:
+    return {
+        "code": code,
+        "names": {"fr": code, "en": code},
+        "period": "month",
+        "price": "9.99",
+        "currency": "EUR",
+        "destinations": [{"country": "MA", "kind": "fixed"}, {"country": "MA", "kind": "mobile"}],
+        "fair_use": {
+            "max_call_duration_s": 7200,
+            "minutes_per_period": minutes,
+            "distinct_numbers_per_period": None,
+            "concurrent_calls": 100,
+        },
+    }
+
+
+def _flat_carrier(code: str, port: int) -> dict[str, Any]:
+    return {
+        "code": code,
+        "name": "E2E flat-rate carrier",
+        "gateways": [{"name": "gw1", "host": "127.0.0.1", "port": port, "transport": "udp"}],
+        "destinations": [
+            {"country": "MA", "kind": "mobile", "priority": 10},
+            {"country": "MA", "kind": "fixed", "priority": 10},
+        ],
+        "flat_rate": {"channels": 500, "monthly_fee": "300.00", "currency": "EUR"},
+        "number_format": "e164",
+    }
+
+
+def _minute_carrier(code: str, port: int) -> dict[str, Any]:
+    return {
+        "code": code,
+        "name": "E2E per-minute carrier",
+        "gateways": [{"name": "gw1", "host": "127.0.0.1", "port": port, "transport": "udp"}],
+        "destinations": [
+            {"country": "MA", "kind": "mobile", "priority": 20},
+            {"country": "MA", "kind": "fixed", "priority": 20},
+        ],
+        "rates": [
+            {
+                "prefix": "212",
+                "per_minute": "0.0800",
+                "currency": "EUR",
+                "effective_from": "2025-01-01T00:00:00Z",
+                "increment": "1/1",
+            }
+        ],
+        "number_format": "00",
+    }
+
+
+@pytest.fixture(scope="session")
+def brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brain]:
+    data_dir = tmp_path_factory.mktemp("brain")
+    brain = Brain(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log")
+    brain.init()
+    brain.start()
+    try:
+        brain.admin("POST", "/plans", json=_plan("e2e-maroc", minutes=None))
+        brain.admin("POST", "/plans", json=_plan("e2e-one-minute", minutes=1))
+        for index, (user, (password, plan)) in enumerate(SUBSCRIBERS.items()):
+            subscriber = brain.admin(
+                "POST",
+                "/subscribers",
+                json={
+                    "name": user.title(),
+                    "phone": f"+3361234{index:04d}",
+                    "time_zone": "Europe/Paris",
+                    "sip_username": user,
+                    "password": password,
+                },
+            )
+            brain.admin(
+                "POST",
+                f"/subscribers/{subscriber['id']}/subscriptions",
+                json={"plan_code": plan},
+            )
+        yield brain
+    finally:
+        brain.stop()
+
+
+# -- the edge -----------------------------------------------------------------------------------
+def edge_settings(brain: Brain, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "api_host": "127.0.0.1",
+        "api_port": brain.port,
+        "sip_listen": "127.0.0.1",
+        "sip_port": free_port(),
+        "sip_children": 4,
+        "sip_realm": REALM,
+        "route_timeout_ms": ROUTE_TIMEOUT_MS,
+        "brain_timeout_ms": 1000,
+        # The load test sends 40 new requests a second from 127.0.0.1; the flood test runs
+        # its own edge with a low limit.
+        "sip_pike_requests": 5000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def edge(brain: Brain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    run_dir = tmp_path_factory.mktemp("edge")
+    process = start_edge(edge_settings(brain, run_dir), run_dir)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,373 @@
+"""Drive SIPp (Debian `sip-tester`) from the tests, and read what it saw.
+
+Every SIPp run writes its message trace (`-trace_msg -message_file`), which `read_trace` turns
+into `SipMessage`s with their timestamps: the tests assert on what the caller and each carrier
+actually sent and received. SIPp is driven with subprocess (pysipp is broken, see the field
+notes); every run is bounded by `-m` (calls) and `-timeout` (time).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from tawasol.adapters.sip.render import KEMI_SCRIPT
+
+SCENARIOS = KEMI_SCRIPT.parent.parent / "scenarios"
+SIPP = shutil.which("sipp") or "/usr/bin/sipp"
+_SEPARATOR = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*$")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on `host` right now (Kamailio listens on both)."""
+    for _attempt in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+@dataclass
+class SipMessage:
+    """One SIP message as SIPp logged it."""
+
+    at: datetime
+    direction: str  # "sent" or "received"
+    first_line: str
+    headers: list[tuple[str, str]]
+    body: str = ""
+
+    @property
+    def is_request(self) -> bool:
+        return not self.first_line.startswith("SIP/2.0")
+
+    @property
+    def method(self) -> str:
+        return self.first_line.split(" ", 1)[0] if self.is_request else ""
+
+    @property
+    def status(self) -> int | None:
+        if self.is_request:
+            return None
+        return int(self.first_line.split(" ")[1])
+
+    @property
+    def reason_phrase(self) -> str:
+        return "" if self.is_request else self.first_line.split(" ", 2)[2]
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def all_headers(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    @property
+    def call_id(self) -> str:
+        return self.header("Call-ID") or self.header("i") or ""
+
+    @property
+    def cseq_method(self) -> str:
+        return (self.header("CSeq") or " ").split()[-1]
+
+    @property
+    def branch(self) -> str:
+        via = self.header("Via") or ""
+        match = re.search(r"branch=([^;,\s]+)", via)
+        return match.group(1) if match else ""
+
+
+def read_trace(path: Path) -> list[SipMessage]:
+    """Parse a SIPp `-trace_msg` file (timestamps are local time, made aware here)."""
+    if not path.exists():
+        return []
+    messages: list[SipMessage] = []
+    lines = path.read_text(errors="replace").splitlines()
+    index = 0
+    while index < len(lines):
+        match = _SEPARATOR.match(lines[index])
+        if not match:
+            index += 1
+            continue
+        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").astimezone()
+        direction_line = lines[index + 1] if index + 1 < len(lines) else ""
+        direction = "sent" if " sent " in direction_line else "received"
+        index += 2
+        block: list[str] = []
+        while index < len(lines) and not _SEPARATOR.match(lines[index]):
+            block.append(lines[index])
+            index += 1
+        while block and not block[0].strip():
+            block.pop(0)
+        if not block:
+            continue
+        first_line = block[0].strip()
+        headers: list[tuple[str, str]] = []
+        body_lines: list[str] = []
+        in_body = False
+        for line in block[1:]:
+            if in_body:
+                body_lines.append(line)
+            elif not line.strip():
+                in_body = True
+            elif ":" in line:
+                name, value = line.split(":", 1)
+                headers.append((name.strip(), value.strip()))
+        messages.append(
+            SipMessage(
+                at=at,
+                direction=direction,
+                first_line=first_line,
+                headers=headers,
+                body="\n".join(body_lines).strip(),
+            )
+        )
+    return messages
+
+
+def new_invites(messages: list[SipMessage]) -> list[SipMessage]:
+    """INVITEs received, one per transaction (retransmissions left out)."""
+    seen: set[tuple[str, str]] = set()
+    invites = []
+    for message in messages:
+        if message.direction == "received" and message.method == "INVITE":
+            key = (message.call_id, message.branch)
+            if key not in seen:
+                seen.add(key)
+                invites.append(message)
+    return invites
+
+
+@dataclass
+class SippCarrier:
+    """A carrier's gateway played by SIPp in server mode (UAS), in the background."""
+
+    scenario: str
+    port: int
+    workdir: Path
+    calls: int = 10_000  # the brain's OPTIONS probes count as calls too: never rely on -m here
+    delay_ms: int = 0
+    keys: dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 60
+    reply: tuple[int, str, str] | None = None  # carrier_reject.xml: (code, phrase, Reason)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def trace(self) -> Path:
+        return self.workdir / f"carrier-{self.port}-{Path(self.scenario).stem}.msg"
+
+    def _scenario_file(self) -> Path:
+        source = SCENARIOS / self.scenario
+        if self.reply is None:
+            return source
+        code, phrase, reason = self.reply
+        text = source.read_text()
+        text = text.replace("SIP/2.0 503 Service Unavailable", f"SIP/2.0 {code} {phrase}")
+        text = text.replace("Reason: Q.850;cause=34", f"Reason: {reason}")
+        variant = self.workdir / f"{source.stem}-{code}-{self.port}.xml"
+        variant.write_text(text)
+        return variant
+
+    def start(self) -> SippCarrier:
+        command = [
+            SIPP,
+            "-sf",
+            str(self._scenario_file()),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-nd",
+            "-nostdin",
+            "-m",
+            str(self.calls),
+            "-d",
+            str(self.delay_ms),
+            "-timeout",
+            f"{self.timeout_s}s",
+            "-max_socket",
+            "1000",
+            "-trace_msg",
+            "-message_file",
+            str(self.trace),
+            "-trace_err",
+            "-error_file",
+            str(self.trace.with_suffix(".err")),
+        ]
+        for key, value in self.keys.items():
+            command += ["-key", key, value]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_udp_bound(self.port)
+        return self
+
+    def wait_for(self, predicate: Callable[[SipMessage], bool], timeout_s: float = 3) -> bool:
+        """Wait until the carrier's trace holds a message matching `predicate`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(predicate(message) for message in self.messages()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def messages(self) -> list[SipMessage]:
+        return read_trace(self.trace)
+
+    def invites(self) -> list[SipMessage]:
+        return new_invites(self.messages())
+
+    def answered_bye(self) -> bool:
+        """The carrier received a BYE and answered it 200."""
+        messages = self.messages()
+        return any(m.direction == "received" and m.method == "BYE" for m in messages) and any(
+            m.direction == "sent" and m.status == 200 and m.cseq_method == "BYE" for m in messages
+        )
+
+
+@dataclass
+class CallerRun:
+    returncode: int
+    elapsed_s: float
+    trace: Path
+    output: str
+
+    def messages(self) -> list[SipMessage]:
+        return read_trace(self.trace)
+
+    def received(self, status: int) -> list[SipMessage]:
+        return [m for m in self.messages() if m.direction == "received" and m.status == status]
+
+    def final_statuses(self) -> list[int]:
+        """Final answers to the authenticated INVITEs (the 407 challenges left out),
+        retransmissions included."""
+        return [
+            m.status
+            for m in self.messages()
+            if m.direction == "received"
+            and m.status
+            and m.status >= 200
+            and m.status != 407
+            and m.cseq_method == "INVITE"
+        ]
+
+
+def run_caller(
+    scenario: str,
+    *,
+    edge_port: int,
+    dialled: str,
+    user: str,
+    password: str,
+    workdir: Path,
+    name: str,
+    calls: int = 1,
+    rate: float | None = None,
+    talk_ms: int = 0,
+    timeout_s: int = 30,
+    source_ip: str = "127.0.0.1",
+    call_id_prefix: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> CallerRun:
+    """Place `calls` calls through the edge as `user` and wait for SIPp to finish."""
+    trace = workdir / f"caller-{name}.msg"
+    command = [
+        SIPP,
+        f"127.0.0.1:{edge_port}",
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-s",
+        dialled,
+        "-key",
+        "caller",
+        user,
+        "-au",
+        user,
+        "-ap",
+        password,
+        "-i",
+        source_ip,
+        "-p",
+        str(free_port(source_ip)),
+        "-nostdin",
+        "-m",
+        str(calls),
+        "-l",
+        str(max(1, calls)),
+        "-d",
+        str(talk_ms),
+        "-timeout",
+        f"{timeout_s}s",
+        "-timeout_error",
+        "-max_socket",
+        "1000",
+        "-trace_msg",
+        "-message_file",
+        str(trace),
+        "-trace_err",
+        "-error_file",
+        str(trace.with_suffix(".err")),
+    ]
+    if rate is not None:
+        command += ["-r", str(rate), "-rp", "1000"]
+    if call_id_prefix:
+        command += ["-cid_str", f"{call_id_prefix}-%u-%p@%s"]
+    command += list(extra)
+    started = time.monotonic()
+    result = subprocess.run(
+        command,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout_s + 15,
+        check=False,
+    )
+    return CallerRun(
+        returncode=result.returncode,
+        elapsed_s=time.monotonic() - started,
+        trace=trace,
+        output=(result.stdout + result.stderr).decode(errors="replace")[-3000:],
+    )
+
+
+def _wait_udp_bound(port: int, timeout_s: float = 5) -> None:
+    """Wait until something has bound UDP `port` on 127.0.0.1 (SIPp is listening)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"SIPp did not bind UDP port {port}")
