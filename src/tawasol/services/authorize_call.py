@@ -281,13 +281,10 @@ class CallAuthorizer:
         return call.carriers[index] if index < len(call.carriers) else None
 
     def _open_call(self, call_id: str, call: _OpenCall) -> None:
+        # Only answered calls count as distinct numbers (see `observe`): the edge asks for the
+        # decision before it has checked the caller's password.
         self._open[call_id] = call
         self._active[call.subscription_id] += 1
-        used = self._usage.get(call.subscription_id, Usage())
-        if call.destination and call.destination not in used.distinct_numbers:
-            self._usage[call.subscription_id] = replace(
-                used, distinct_numbers=used.distinct_numbers | {call.destination}
-            )
 
     def _expire_pending(self, now: datetime) -> None:
         expired = [key for key, value in self._open.items() if value.expires_at <= now]
@@ -339,7 +336,11 @@ class CallAuthorizer:
                     used = replace(
                         used, answered_seconds=used.answered_seconds + record.duration_ms // 1000
                     )
-                if record.destination and record.destination not in used.distinct_numbers:
+                if (
+                    record.destination
+                    and record.answered_at is not None
+                    and record.destination not in used.distinct_numbers
+                ):
                     used = replace(
                         used, distinct_numbers=used.distinct_numbers | {record.destination}
                     )

@@ -203,7 +203,10 @@ def usage(
         distinct = (
             select(periods.c.subscription_id, CallRow.destination)
             .join(CallRow, CallRow.subscription_id == periods.c.subscription_id)
-            .where(in_period, CallRow.destination != "")
+            # Only numbers that answered count against the distinct-number limit: a family
+            # retrying an unreachable relative, or a stranger failing our password check with
+            # a subscriber's username, must not use up the subscriber's quota.
+            .where(in_period, CallRow.destination != "", CallRow.answered_at.is_not(None))
             .distinct()
         )
         for subscription_id, destination in session.execute(distinct):
