@@ -197,3 +197,39 @@ def test_given_a_call_never_reported_then_it_stops_counting_after_its_max_durati
     assert service.authorize(CallRequest("user1", MOBILE, call_id="lost")).decision.allowed
     clock.now += timedelta(hours=2, minutes=6)
     assert service.authorize(CallRequest("user1", MOBILE, call_id="next")).decision.allowed
+
+
+def test_given_the_password_check_failed_after_the_decision_then_nothing_is_used_up() -> None:
+    service = authorizer(MemoryCatalog(operator()), Clock())
+    assert service.authorize(CallRequest("user1", MOBILE, call_id="probe")).decision.allowed
+    refused = CallRecord(
+        call_id="probe",
+        started_at=NOW,
+        subscriber_id=1,
+        subscription_id=1,
+        destination="+212661234567",
+        final_sip_code=403,
+        ended_at=NOW,
+        hangup_cause="auth_failed",
+    )
+    service.observe({"probe": None}, [refused])
+    state = service.decision_state(NOW)
+    assert state.usage[1].active_calls == 0
+    assert state.usage[1].distinct_numbers == frozenset()
+    assert service.channels_in_use("ma-flat") == 0
+
+
+def test_given_an_answered_call_then_its_number_counts_as_distinct() -> None:
+    service = authorizer(MemoryCatalog(operator()), Clock())
+    service.authorize(CallRequest("user1", MOBILE, call_id="talk"))
+    answered = CallRecord(
+        call_id="talk",
+        started_at=NOW,
+        subscriber_id=1,
+        subscription_id=1,
+        destination="+212661234567",
+        answered_at=NOW,
+        carrier="ma-flat",
+    )
+    service.observe({"talk": None}, [answered])
+    assert service.decision_state(NOW).usage[1].distinct_numbers == {"+212661234567"}
