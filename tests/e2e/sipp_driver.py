@@ -371,3 +371,305 @@ def _wait_udp_bound(port: int, timeout_s: float = 5) -> None:
                 return
         time.sleep(0.02)
     raise RuntimeError(f"SIPp did not bind UDP port {port}")
+
+
+# -- many subscribers at once: SIPp injection files (-inf) --------------------------------------
+def write_injection_file(path: Path, calls: list[tuple[str, str, str]]) -> Path:
+    """A SIPp injection file for `carrier_caller.xml`: one line per call, read in order
+    (SEQUENTIAL), each `USER;[authentication username=USER password=PW];DIALLED`.
+
+    SIPp 3.6 does not expand `[field0]` inside `[authentication username=...]`, but a field that
+    holds the whole `[authentication ...]` keyword is expanded as a keyword (SIPp's
+    docs/scenarios/sipauth.rst): each call answers its challenge with its own credentials.
+    """
+    lines = ["SEQUENTIAL"]
+    for user, password, dialled in calls:
+        for value in (user, password, dialled):
+            if not value or any(character in value for character in ";[] \r\n"):
+                raise ValueError(f"not usable in an injection file: {value!r}")
+        lines.append(f"{user};[authentication username={user} password={password}];{dialled}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def callers_command(
+    *,
+    edge_port: int,
+    injection: Path,
+    calls: int,
+    trace: Path,
+    rate: float,
+    timeout_s: int,
+    call_id_prefix: str,
+    scenario: str = "carrier_caller.xml",
+    source_ip: str = "127.0.0.1",
+) -> list[str]:
+    """The SIPp command placing `calls` calls, one per injection line, `rate` new calls a second,
+    all allowed to be up at once (-l), bounded by -m and -timeout."""
+    return [
+        SIPP,
+        f"127.0.0.1:{edge_port}",
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-inf",
+        str(injection),
+        "-i",
+        source_ip,
+        "-p",
+        str(free_port(source_ip)),
+        "-nostdin",
+        "-m",
+        str(calls),
+        "-l",
+        str(max(1, calls)),
+        "-r",
+        str(rate),
+        "-rp",
+        "1000",
+        "-timeout",
+        f"{timeout_s}s",
+        "-timeout_error",
+        "-max_socket",
+        "1000",
+        "-cid_str",
+        f"{call_id_prefix}-%u-%p@%s",
+        "-trace_msg",
+        "-message_file",
+        str(trace),
+        "-trace_err",
+        "-error_file",
+        str(trace.with_suffix(".err")),
+    ]
+
+
+def start_callers(
+    *,
+    edge_port: int,
+    calls: list[tuple[str, str, str]],
+    workdir: Path,
+    name: str,
+    rate: float = 100,
+    timeout_s: int = 30,
+) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """Start SIPp placing one call per (user, password, dialled), in the background.
+
+    Returns the process, its message trace and its start time (monotonic); hand them to
+    `wait_callers`. Call ids start with `name`.
+    """
+    trace = workdir / f"callers-{name}.msg"
+    command = callers_command(
+        edge_port=edge_port,
+        injection=write_injection_file(workdir / f"callers-{name}.csv", calls),
+        calls=len(calls),
+        trace=trace,
+        rate=rate,
+        timeout_s=timeout_s,
+        call_id_prefix=name,
+    )
+    output = (workdir / f"callers-{name}.out").open("wb")
+    try:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+        )
+    finally:
+        output.close()  # the child holds its own copy
+    return process, trace, time.monotonic()
+
+
+def wait_callers(
+    process: subprocess.Popen[bytes], trace: Path, started: float, *, timeout_s: float
+) -> CallerRun:
+    """Wait for callers started by `start_callers`; SIPp 3.6 sometimes ignores its own -timeout,
+    so past `timeout_s` (from the start) it is killed and the run reported as failed."""
+    try:
+        returncode = process.wait(timeout=max(0.1, started + timeout_s - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+        returncode = -9
+    output = trace.with_name(trace.name.replace(".msg", ".out"))
+    return CallerRun(
+        returncode=returncode,
+        elapsed_s=time.monotonic() - started,
+        trace=trace,
+        output=output.read_text(errors="replace")[-3000:] if output.exists() else "",
+    )
+
+
+def run_callers(
+    *,
+    edge_port: int,
+    calls: list[tuple[str, str, str]],
+    workdir: Path,
+    name: str,
+    rate: float = 100,
+    timeout_s: int = 30,
+) -> CallerRun:
+    """`start_callers` then `wait_callers`: place the calls and wait until SIPp is done."""
+    process, trace, started = start_callers(
+        edge_port=edge_port, calls=calls, workdir=workdir, name=name, rate=rate, timeout_s=timeout_s
+    )
+    return wait_callers(process, trace, started, timeout_s=timeout_s + 15)
+
+
+# -- carriers that die and come back; what each of many callers got ------------------------------
+@dataclass
+class SippGateway:
+    """A carrier's gateway played by SIPp (UAS) in the background, on its own port, that can be
+    killed and started again on the same port (each run keeps its own message trace).
+
+    `carrier_channels.xml` takes `channels` calls at once and refuses the others with 503 after
+    `refuse_ms`; `hold_ms` is the talk time before the callee hangs up (-d).
+    """
+
+    scenario: str
+    workdir: Path
+    name: str
+    hold_ms: int = 1000
+    channels: int = 100_000  # carrier_channels.xml: calls taken at once ...
+    refuse_ms: int = 0  # ... and how long it takes to refuse one more
+    port: int = field(default_factory=free_port)
+    timeout_s: int = 90
+    process: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+
+    @property
+    def trace(self) -> Path:
+        return self.workdir / f"gateway-{self.name}-{self.runs}.msg"
+
+    def start(self) -> SippGateway:
+        self.runs += 1
+        command = [
+            SIPP,
+            "-sf",
+            str(SCENARIOS / self.scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-nd",
+            "-nostdin",
+            "-m",
+            "100000",  # the brain's OPTIONS probes are calls too: -timeout bounds the run
+            "-d",
+            str(self.hold_ms),
+            "-timeout",
+            f"{self.timeout_s}s",
+            "-max_socket",
+            "1000",
+            "-trace_msg",
+            "-message_file",
+            str(self.trace),
+            "-trace_err",
+            "-error_file",
+            str(self.trace.with_suffix(".err")),
+        ]
+        if self.scenario == "carrier_channels.xml":
+            command += ["-set", "channels", str(self.channels)]
+            command += ["-set", "refuse_ms", str(self.refuse_ms)]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_udp_bound(self.port)
+        return self
+
+    def kill(self) -> None:
+        """The gateway stops answering anything at once (SIGKILL, no goodbye)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()  # SIGKILL
+            self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def messages(self, run: int | None = None) -> list[SipMessage]:
+        runs = [run] if run is not None else range(1, self.runs + 1)
+        messages: list[SipMessage] = []
+        for number in runs:
+            messages += read_trace(self.workdir / f"gateway-{self.name}-{number}.msg")
+        return messages
+
+    def invites(self, run: int | None = None) -> list[SipMessage]:
+        return new_invites(self.messages(run))
+
+    def sent_finals(self) -> dict[int, int]:
+        """Final answers this gateway gave to INVITEs, by status code (retransmissions once)."""
+        seen: set[tuple[str, int]] = set()
+        for message in self.messages():
+            final = message.status is not None and message.status >= 200
+            if message.direction == "sent" and message.cseq_method == "INVITE" and final:
+                seen.add((message.call_id, message.status or 0))
+        counts: dict[int, int] = {}
+        for _call_id, status in seen:
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """One call as its caller saw it."""
+
+    call_id: str
+    user: str
+    invited_at: datetime  # the INVITE with credentials left the phone
+    final_status: int
+    final_at: datetime
+    hung_up_at: datetime | None  # the callee's BYE arrived
+
+    @property
+    def setup_ms(self) -> float:
+        return (self.final_at - self.invited_at).total_seconds() * 1000
+
+
+def placed_calls(run: CallerRun) -> dict[str, PlacedCall]:
+    """Every call of a caller run, by subscriber."""
+    by_call: dict[str, list[SipMessage]] = {}
+    for message in run.messages():
+        by_call.setdefault(message.call_id, []).append(message)
+    calls = {}
+    for call_id, messages in by_call.items():
+        invites = [m for m in messages if m.direction == "sent" and m.header("CSeq") == "2 INVITE"]
+        finals = [
+            m
+            for m in messages
+            if m.direction == "received"
+            and m.cseq_method == "INVITE"
+            and m.status is not None
+            and m.status >= 200
+            and m.status != 407
+        ]
+        if not invites or not finals:
+            raise AssertionError(f"call {call_id}: no authenticated INVITE or no final answer")
+        invite, final = invites[0], finals[0]
+        bye = next((m for m in messages if m.direction == "received" and m.method == "BYE"), None)
+        user = (invite.header("From") or "").split("<sip:", 1)[1].split("@", 1)[0]
+        calls[user] = PlacedCall(
+            call_id=call_id,
+            user=user,
+            invited_at=invite.at,
+            final_status=final.status or 0,
+            final_at=final.at,
+            hung_up_at=bye.at if bye else None,
+        )
+    return calls
+
+
+def answered_calls(trace: Path) -> int:
+    """Calls of a caller run answered so far."""
+    return len(
+        {
+            m.call_id
+            for m in read_trace(trace)
+            if m.direction == "received" and m.status == 200 and m.cseq_method == "INVITE"
+        }
+    )

@@ -233,3 +233,25 @@ def test_given_an_answered_call_then_its_number_counts_as_distinct() -> None:
     )
     service.observe({"talk": None}, [answered])
     assert service.decision_state(NOW).usage[1].distinct_numbers == {"+212661234567"}
+
+
+def test_given_a_burst_then_a_refusal_is_explained_only_by_calls_routed_before_it() -> None:
+    service = authorizer(MemoryCatalog(operator(subscribers=5)), Clock())
+    for index in range(1, 6):
+        service.authorize(CallRequest(f"user{index}", MOBILE, call_id=f"c{index}"))
+    assert service.channels_in_use("ma-flat") == 5
+    assert service.channels_held_before("ma-flat", "c3") == 2
+    assert service.routing_order("c1") < service.routing_order("c3") < service.routing_order("c5")
+    # An answer on the carrier it was sent to keeps the call's place in line.
+    answered = CallRecord(
+        call_id="c1",
+        started_at=NOW,
+        subscriber_id=1,
+        subscription_id=1,
+        destination="+212661234567",
+        answered_at=NOW,
+        carrier="ma-flat",
+    )
+    order = service.routing_order("c1")
+    service.observe({"c1": None}, [answered])
+    assert service.routing_order("c1") == order

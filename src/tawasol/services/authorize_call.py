@@ -110,6 +110,8 @@ class CallAuthorizer:
         self._active: Counter[int] = Counter()
         self._carrier_calls: dict[str, str] = {}
         self._carrier_in_use: Counter[str] = Counter()
+        self._held_since: dict[str, int] = {}
+        self._hold_sequence = 0
         self._expired_at: datetime | None = None
         self._conditions: dict[str, CarrierCondition] = {}
         self._strategy: RoutingStrategy = committed_capacity_first
@@ -177,13 +179,31 @@ class CallAuthorizer:
             current = self._conditions.get(carrier, CarrierCondition())
             self._conditions[carrier] = replace(current, up=up)
 
-    def channels_in_use(self, carrier: str, *, excluding: str = "") -> int:
-        """Calls on the carrier now (ringing or talking), leaving out one call if named."""
+    def channels_in_use(self, carrier: str) -> int:
+        """Calls on the carrier now (ringing or talking)."""
         with self._lock:
-            count = self._carrier_in_use.get(carrier, 0)
-            if excluding and self._carrier_calls.get(excluding) == carrier:
-                count -= 1
-            return max(0, count)
+            return self._carrier_in_use.get(carrier, 0)
+
+    def routing_order(self, call_id: str) -> int:
+        """When the call took its current channel, as a sequence number (0: unknown)."""
+        with self._lock:
+            return self._held_since.get(call_id, 0)
+
+    def channels_held_before(self, carrier: str, call_id: str) -> int:
+        """Calls on the carrier that were sent there before this one.
+
+        When a carrier refuses a call for lack of channels, these are the calls it was
+        carrying: calls routed after it (a burst whose refusals have not come back yet) do not
+        count, or a carrier carrying 15 calls would be taken for one carrying 24."""
+        with self._lock:
+            own = self._held_since.get(call_id)
+            if own is None or self._carrier_calls.get(call_id) != carrier:
+                return self._carrier_in_use.get(carrier, 0)
+            return sum(
+                1
+                for other, held in self._carrier_calls.items()
+                if held == carrier and self._held_since.get(other, 0) < own
+            )
 
     def carrier_states(self) -> dict[str, CarrierLiveState]:
         """Reachability, capacity and calls in progress per carrier (channels in use)."""
@@ -266,11 +286,17 @@ class CallAuthorizer:
             self._hold_channel(call_id, carriers[0])
 
     def _hold_channel(self, call_id: str, carrier: str | None) -> None:
-        previous = self._carrier_calls.pop(call_id, None)
+        previous = self._carrier_calls.get(call_id)
+        if previous == carrier:
+            return  # re-confirmed (e.g. answered where it was sent): keeps its place in line
         if previous is not None:
+            del self._carrier_calls[call_id]
+            self._held_since.pop(call_id, None)
             self._carrier_in_use[previous] = max(0, self._carrier_in_use[previous] - 1)
         if carrier:
+            self._hold_sequence += 1
             self._carrier_calls[call_id] = carrier
+            self._held_since[call_id] = self._hold_sequence
             self._carrier_in_use[carrier] += 1
 
     def _next_carrier(self, call_id: str, failed: str) -> str | None:

@@ -164,7 +164,7 @@ class CarrierMonitor:
         contracted = contracted_channels(definition) if definition else None
         if contracted is None:
             return None
-        other_calls = self._authorizer.channels_in_use(carrier, excluding=call_id)
+        other_calls = self._authorizer.channels_held_before(carrier, call_id)
         with self._lock:
             state, event = learn_from_congestion(
                 self._capacity.get(carrier, CapacityState()),

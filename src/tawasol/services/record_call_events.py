@@ -65,6 +65,9 @@ class CallEventRecorder:
             return rate_call(record, carriers)
 
         records = self._store.apply_call_events(events, fold)
+        # Attempts in the order their calls were routed: when a burst of refusals comes back
+        # in one batch, the earliest routed call is the one that tells what the carrier carries.
+        new_attempts: list[tuple[CallRecord, CallAttempt]] = []
         for record in records:
             previous = before.get(record.call_id)
             known = (
@@ -72,11 +75,17 @@ class CallEventRecorder:
                 if previous
                 else set()
             )
-            for attempt in record.attempts:
-                if attempt.sip_code is None or attempt.attempt in known:
-                    continue
-                for listener in self._listeners:
-                    listener.on_attempt(record=record, attempt=attempt)
+            new_attempts.extend(
+                (record, attempt)
+                for attempt in record.attempts
+                if attempt.sip_code is not None and attempt.attempt not in known
+            )
+        new_attempts.sort(key=lambda item: self._authorizer.routing_order(item[0].call_id))
+        for record, attempt in new_attempts:
+            for listener in self._listeners:
+                listener.on_attempt(record=record, attempt=attempt)
+        for record in records:
+            previous = before.get(record.call_id)
             if record.finished and not (previous is not None and previous.finished):
                 for listener in self._listeners:
                     listener.on_call_finished(record)
