@@ -426,3 +426,28 @@ def test_openapi_is_published_with_both_apis(client):
 def test_health_reports_catalog_revision(client):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["catalog_revision"] > 0
+
+
+def test_stats_report_decision_latency_measured_inside_the_brain(client):
+    assert client.get("/sip/v1/stats").json()["decisions"] == 0
+    for index in range(20):
+        authorize(client, call_id=f"timed-{index}")
+        client.post(
+            "/sip/v1/events",
+            json={
+                "events": [
+                    {
+                        "call_id": f"timed-{index}",
+                        "type": "failure",
+                        "at_ms": int(NOW.timestamp() * 1000),
+                        "sip_code": 486,
+                        "user": "amina",
+                        "dialled": "00212661234567",
+                    }
+                ]
+            },
+        )
+    stats = client.get("/sip/v1/stats").json()
+    assert stats["decisions"] == 20 and stats["window"] == 20
+    assert 0 < stats["p50_us"] <= stats["p99_us"] <= stats["max_us"]
+    assert stats["calls_in_progress"] == 0

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from tawasol import __version__
 from tawasol.adapters.api import admin, carriers, sip
 from tawasol.adapters.api.errors import install_error_handlers
+from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.composition import Brain
 
@@ -45,6 +46,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
         description="The brain of an operator of unlimited international calling plans.",
     )
     app.state.brain = brain
+    app.state.decision_latency = LatencyRing()
     install_error_handlers(app)
     app.include_router(sip.router)
     app.include_router(carriers.router)
