@@ -19,5 +19,7 @@ format:
 test:
 	$(PY) -m pytest
 
+# In-process decisions, then SIP calls/s of the whole stack against bare Kamailio on this
+# machine (needs kamailio and sipp; under 10 minutes; prints Markdown).
 bench:
-	$(PY) bench/decision.py
+	$(PY) bench/run_all.py

@@ -1,0 +1,626 @@
+"""The two worlds bench/sip_throughput.py drives, and the tools to measure them.
+
+- `BareKamailio`: Kamailio alone (bench/kamailio_bare.cfg.template), a stateful relay with
+  Record-Route and a static route to one carrier: the ceiling on this machine.
+- `FullStack`: the brain (`tawasol serve` wiring, through bench/_brain_server.py for its
+  decision stopwatch) on its own SQLite, seeded with a generated operator, and the tawasol edge
+  started by `tawasol.adapters.sip.start_edge` exactly as `tawasol up` does (KEMI routing
+  script, digest auth against the brain's HA1, decision per INVITE, dialogs, event spool).
+- `DecisionProbe`: decision round trips as an edge sees them.
+- `CpuMeter`: CPU seconds per process group read from /proc (the caller's own CPU comes from
+  its rusage when it exits).
+
+SIPp (scenarios, carrier, caller) lives in bench/_sipp.py and is re-exported here. Everything
+listens on 127.0.0.1, on ports picked free at run time. Every process started here is stopped
+by its `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _sipp import (  # bench/ is not a package: sip_throughput.py puts it on sys.path
+    DIALLED,
+    LOCALHOST,
+    SIPP,
+    CallerResult,
+    SippCarrier,
+    carrier_counts,
+    free_port,
+    percentile,
+    read_sipp_stats,
+    run_caller,
+    write_scenarios,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+
+
+def _stop(process: subprocess.Popen[bytes] | None, *, group: bool = False) -> None:
+    """SIGTERM, wait, SIGKILL (the whole process group when it has its own)."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        process.wait(timeout=5)
+
+
+# -- CPU from /proc -------------------------------------------------------------------------------
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces
+    return text[text.rfind(")") + 2 :].split()
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks; 0 once it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every live process of a process group (Kamailio's main process and its children)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
+
+
+def all_process_ticks() -> dict[int, int]:
+    """utime + stime of every live process. (The machine-wide counters of /proc/stat are
+    sampled at the timer tick and miss much of a load whose bursts follow that tick, as
+    SIPp's do: they read lower than the processes' own precise figures here.)"""
+    ticks = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields:
+                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+class CpuMeter:
+    """CPU used by named groups of processes between `start()` and `stop()`, in cores
+    (1.0 = one core busy all the time), and by every process of the machine ("machine":
+    processes that lived only between start and stop are missed)."""
+
+    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]]) -> None:
+        self._groups = groups
+        self._before: dict[str, dict[int, int]] = {}
+        self._all_before: dict[int, int] = {}
+        self._started = 0.0
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._all_before = all_process_ticks()
+        self._before = {
+            name: {pid: cpu_ticks(pid) for pid in pids()} for name, pids in self._groups.items()
+        }
+
+    def stop(self) -> dict[str, float]:
+        elapsed = max(1e-6, time.monotonic() - self._started)
+        used = {}
+        for name, pids in self._groups.items():
+            before = self._before.get(name, {})
+            ticks = sum(cpu_ticks(pid) - before.get(pid, 0) for pid in pids())
+            used[name] = ticks / CLOCK_TICKS / elapsed
+        machine = sum(
+            ticks - self._all_before.get(pid, 0) for pid, ticks in all_process_ticks().items()
+        )
+        used["machine"] = machine / CLOCK_TICKS / elapsed
+        return used
+
+
+# -- Kamailio alone -------------------------------------------------------------------------------
+def kamailio_binary() -> str:
+    found = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    if not os.access(found, os.X_OK):
+        raise RuntimeError("kamailio is not installed (apt-get install kamailio)")
+    return found
+
+
+def render_bare_config(*, run_dir: Path, port: int, carrier_port: int, children: int) -> str:
+    values = {
+        "RUN_DIR": str(run_dir.resolve()),
+        "PORT": str(port),
+        "CARRIER_PORT": str(carrier_port),
+        "CHILDREN": str(children),
+    }
+    text = (BENCH_DIR / "kamailio_bare.cfg.template").read_text()
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+@dataclass
+class BareKamailio:
+    """Kamailio alone relaying to one carrier: the machine's ceiling."""
+
+    run_dir: Path
+    carrier_port: int
+    children: int
+    shared_memory_mb: int
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    def start(self) -> BareKamailio:
+        from tawasol.adapters.sip.launcher import sip_ping
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "kamailio.cfg"
+        config.write_text(
+            render_bare_config(
+                run_dir=self.run_dir,
+                port=self.port,
+                carrier_port=self.carrier_port,
+                children=self.children,
+            )
+        )
+        check = subprocess.run(
+            [kamailio_binary(), "-c", "-f", str(config), "-E"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"kamailio refuses {config}:\n{check.stderr[-3000:]}")
+        self._log = open(self.run_dir / "kamailio.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                kamailio_binary(),
+                "-f",
+                str(config),
+                "-P",
+                str(self.run_dir / "kamailio.pid"),
+                "-Y",
+                str(self.run_dir),
+                "-w",
+                str(self.run_dir),
+                "-m",
+                str(self.shared_memory_mb),
+                "-M",
+                "16",
+                "-DD",
+                "-E",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.run_dir,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("kamailio (bare) exited: see " + str(self.run_dir))
+            if sip_ping(LOCALHOST, self.port, timeout_s=0.3):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("kamailio (bare) did not answer OPTIONS")
+
+    def pids(self) -> list[int]:
+        return group_pids(self.process.pid) if self.process else []
+
+    def stop(self) -> None:
+        _stop(self.process, group=True)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+# -- the brain ------------------------------------------------------------------------------------
+ADMIN_TOKEN = "bench-admin-token"
+REALM = "tawasol.bench"
+PLAN_CODE = "bench-unlimited"
+
+
+def _tawasol_command() -> str:
+    beside = Path(sys.executable).parent / "tawasol"
+    found = str(beside) if beside.exists() else shutil.which("tawasol")
+    if found is None:
+        raise RuntimeError("the tawasol command is not installed in this environment")
+    return found
+
+
+def bench_plan() -> dict[str, Any]:
+    """Morocco, fixed and mobile; no minute cap, no distinct-number cap, no limit of
+    simultaneous calls: fair use never refuses a benchmark call."""
+    return {
+        "code": PLAN_CODE,
+        "names": {"fr": "Bench", "en": "Bench"},
+        "period": "month",
+        "price": "9.99",
+        "currency": "EUR",
+        "destinations": [{"country": "MA", "kind": "fixed"}, {"country": "MA", "kind": "mobile"}],
+        "fair_use": {
+            "max_call_duration_s": 7200,
+            "minutes_per_period": None,
+            "distinct_numbers_per_period": None,
+            "concurrent_calls": None,
+        },
+    }
+
+
+def bench_carriers(port: int) -> list[dict[str, Any]]:
+    """A flat-rate carrier (tried first while it has a free channel) and a per-minute one,
+    both played by the same SIPp carrier: every decision carries two routes."""
+    morocco = [
+        {"country": "MA", "kind": "mobile", "priority": 10},
+        {"country": "MA", "kind": "fixed", "priority": 10},
+    ]
+    gateway = [{"name": "gw1", "host": LOCALHOST, "port": port, "transport": "udp"}]
+    return [
+        {
+            "code": "bench-flat",
+            "name": "Bench flat-rate carrier",
+            "gateways": gateway,
+            "destinations": morocco,
+            "flat_rate": {"channels": 2000, "monthly_fee": "300.00", "currency": "EUR"},
+            "number_format": "e164",
+        },
+        {
+            "code": "bench-minute",
+            "name": "Bench per-minute carrier",
+            "gateways": gateway,
+            "destinations": morocco,
+            "rates": [
+                {
+                    "prefix": "212",
+                    "per_minute": "0.0800",
+                    "currency": "EUR",
+                    "effective_from": "2025-01-01T00:00:00Z",
+                    "increment": "1/1",
+                }
+            ],
+            "number_format": "00",
+        },
+    ]
+
+
+def subscriber_name(index: int) -> tuple[str, str]:
+    """(SIP username, password) of generated subscriber `index` (1-based)."""
+    return f"bench{index:05d}", f"bench-pass-{index:05d}"
+
+
+@dataclass
+class BrainProcess:
+    """The brain on its own SQLite, started through bench/_brain_server.py (or, with
+    `plain=True`, through `tawasol serve` itself: no decision stopwatch)."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    plain: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("TAWASOL_")}
+        env.update(
+            TAWASOL_DATA_DIR=str(self.data_dir),
+            TAWASOL_API_HOST=LOCALHOST,
+            TAWASOL_API_PORT=str(self.port),
+            TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
+            TAWASOL_SIP_REALM=REALM,
+            # SIPp carriers answer OPTIONS, but a carrier restarted between load steps may miss
+            # a probe: never mark it down during the run.
+            TAWASOL_PROBE_DOWN_AFTER="100",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def prepare(self, *, subscribers: int) -> float:
+        """`tawasol init`, then the plan, the carriers (port filled in later) and
+        `subscribers` subscribers written through the catalog service, before the brain
+        starts. Returns the seconds it took."""
+        started = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [_tawasol_command(), "--data-dir", str(self.data_dir), "init"],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        from tawasol.adapters.api.schemas import PlanSchema
+        from tawasol.composition import build_brain
+        from tawasol.config import Settings
+
+        brain = build_brain(
+            Settings(data_dir=self.data_dir, sip_realm=REALM, api_port=self.port)  # type: ignore[call-arg]
+        )
+        try:
+            brain.catalog.save_plan(PlanSchema(**bench_plan()).to_domain())
+            for index in range(1, subscribers + 1):
+                username, password = subscriber_name(index)
+                subscriber = brain.catalog.add_subscriber(
+                    name=f"Bench subscriber {index}",
+                    email="",
+                    phone=f"+3361{index:07d}",
+                    locale="fr",
+                    time_zone="Europe/Paris",
+                    sip_username=username,
+                    password=password,
+                )
+                brain.catalog.subscribe(subscriber_id=subscriber.id, plan_code=PLAN_CODE)
+        finally:
+            brain.close()
+        return time.monotonic() - started
+
+    def start(self) -> BrainProcess:
+        self._log = open(self.data_dir / "brain.log", "ab")  # noqa: SIM115 - closed in stop()
+        command = (
+            [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"]
+            if self.plain
+            else [sys.executable, str(BENCH_DIR / "_brain_server.py")]
+        )
+        self.process = subprocess.Popen(
+            command,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the brain exited: see {self.data_dir / 'brain.log'}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the brain did not come up")
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.url}/admin/v1{path}",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def add_carriers(self, carrier_port: int) -> None:
+        for carrier in bench_carriers(carrier_port):
+            self.admin("POST", "/carriers", json=carrier)
+
+    def decisions(self, *, reset: bool = False) -> dict[str, float]:
+        """The stopwatch's figures since the last reset (empty with `plain=True`)."""
+        if self.plain:
+            return {}
+        query = "?reset=1" if reset else ""
+        response = httpx.get(f"{self.url}/_bench/decisions{query}", timeout=5)
+        response.raise_for_status()
+        figures: dict[str, float] = response.json()
+        return figures
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self) -> None:
+        _stop(self.process, group=True)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class DecisionProbe:
+    """What a Kamailio worker waits for a decision, seen from outside the brain.
+
+    A thread sends `POST /sip/v1/authorize` `per_second` times a second on one kept
+    connection with TCP_NODELAY, as the edge's `BrainClient` does, and times each round trip
+    (queueing in the brain's event loop included, which the stopwatch inside cannot see). Its
+    calls are allowed and never end: harmless with the benchmark plan (no limit of
+    simultaneous calls), a few hundred per run.
+    """
+
+    def __init__(self, brain: BrainProcess, *, user: str, per_second: float = 20) -> None:
+        self._brain = brain
+        self._user = user
+        self._interval_s = 1 / per_second
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.samples_ms: list[float] = []
+        self.errors = 0
+        self._call_ids: list[str] = []
+
+    def start(self) -> None:
+        self._stop.clear()
+        self.samples_ms = []
+        self.errors = 0
+        self._call_ids = []
+        self._thread = threading.Thread(target=self._run, name="decision-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[float]:
+        """Stop probing, end the probe's calls in the brain (failure events, as an edge would
+        send for a caller who gave up) and return the round trips, sorted, in ms."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        at_ms = time.time_ns() // 1_000_000
+        for first in range(0, len(self._call_ids), 500):
+            events = [
+                {
+                    "call_id": call_id,
+                    "type": "failure",
+                    "at_ms": at_ms,
+                    "user": self._user,
+                    "dialled": DIALLED,
+                    "sip_code": 487,
+                    "hangup_cause": "caller_cancelled",
+                }
+                for call_id in self._call_ids[first : first + 500]
+            ]
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{self._brain.url}/sip/v1/events", json={"events": events}, timeout=30)
+        return sorted(self.samples_ms)
+
+    def _run(self) -> None:
+        connection: http.client.HTTPConnection | None = None
+        sequence = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            sequence += 1
+            call_id = f"probe-{os.getpid()}-{time.time_ns()}-{sequence}"
+            self._call_ids.append(call_id)
+            body = json.dumps(
+                {
+                    "call_id": call_id,
+                    "user": self._user,
+                    "dialled": DIALLED,
+                    "node": "bench-probe",
+                }
+            ).encode()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(LOCALHOST, self._brain.port, timeout=5)
+                    connection.connect()
+                    assert connection.sock is not None
+                    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                started = time.perf_counter()
+                connection.request(
+                    "POST",
+                    "/sip/v1/authorize",
+                    body=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    self.samples_ms.append((time.perf_counter() - started) * 1000)
+                else:
+                    self.errors += 1
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                if connection is not None:
+                    connection.close()
+                connection = None
+            next_at += self._interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+        if connection is not None:
+            connection.close()
+
+
+# -- the tawasol stack ----------------------------------------------------------------------------
+@dataclass
+class FullStack:
+    """The brain plus the tawasol edge (Kamailio + KEMI routing script), as `tawasol up`."""
+
+    brain: BrainProcess
+    run_dir: Path
+    children: int
+    shared_memory_mb: int
+    edge: Any = None
+
+    def start(self) -> FullStack:
+        from tawasol.adapters.sip import start_edge
+        from tawasol.config import Settings
+
+        settings = Settings(  # type: ignore[call-arg]
+            data_dir=self.run_dir,
+            api_host=LOCALHOST,
+            api_port=self.brain.port,
+            sip_listen=LOCALHOST,
+            sip_port=free_port(),
+            sip_children=self.children,
+            sip_shared_memory_mb=self.shared_memory_mb,
+            sip_realm=REALM,
+            # every call comes from 127.0.0.1: flood protection would ban the load generator
+            sip_pike_requests=10_000_000,
+        )
+        self.edge = start_edge(settings, self.run_dir)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.edge.port)
+
+    def pids(self) -> list[int]:
+        return group_pids(self.edge.pid) if self.edge is not None else []
+
+    def spooled_events(self) -> int:
+        try:
+            return sum(1 for _ in os.scandir(self.edge.spool_dir / "events"))
+        except OSError:
+            return 0
+
+    def wait_drained(self, timeout_s: float = 15) -> bool:
+        """Wait until the edge has shipped every spooled event to the brain."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.spooled_events() == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
+
+
+__all__ = [
+    "DIALLED",
+    "LOCALHOST",
+    "SIPP",
+    "BareKamailio",
+    "BrainProcess",
+    "CallerResult",
+    "CpuMeter",
+    "DecisionProbe",
+    "FullStack",
+    "SippCarrier",
+    "carrier_counts",
+    "free_port",
+    "percentile",
+    "read_sipp_stats",
+    "run_caller",
+    "subscriber_name",
+    "write_scenarios",
+]
