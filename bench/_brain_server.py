@@ -21,10 +21,7 @@ import time
 from array import array
 from typing import Any
 
-from fastapi import Request
-
-from tawasol.adapters.api import sip
-from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn
+from tawasol.adapters.api.schemas import CallEventsIn
 
 _TIMED_PATH = "/sip/v1/authorize"
 _REPORT_PATH = "/_bench/decisions"
@@ -88,7 +85,7 @@ class DecisionStopwatch:
         await self.app(scope, receive, timed_send)
 
 
-EXPERIMENTS = ("switch_interval", "async_authorize", "lean_authorize", "drop_events")
+EXPERIMENTS = ("switch_interval", "drop_events")
 
 
 def apply_experiments(app: Any, names: list[str]) -> None:
@@ -105,61 +102,6 @@ def apply_experiments(app: Any, names: list[str]) -> None:
         ]
         app.add_api_route(path, endpoint, methods=["POST"], **options)
 
-    if "async_authorize" in names:
-
-        async def authorize(body: AuthorizeIn, request: Request) -> AuthorizeOut:
-            return sip.authorize(body, request)
-
-        replace_route("/sip/v1/authorize", authorize, response_model=AuthorizeOut)
-    if "lean_authorize" in names:
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        from tawasol.domain.decision import CallRequest
-
-        async def lean_authorize(request: Request) -> Response:
-            body = json.loads(await request.body())
-            authorization = request.app.state.brain.authorizer.authorize(
-                CallRequest(
-                    sip_username=body["user"], dialled=body["dialled"], call_id=body["call_id"]
-                )
-            )
-            decision = authorization.decision
-            answer = {
-                "call_id": body["call_id"],
-                "ha1": authorization.ha1,
-                "allow": decision.allowed,
-                "reason": decision.reason.value,
-                "sip_code": decision.sip_code,
-                "sip_reason": decision.sip_reason,
-                "max_duration_s": decision.max_duration_seconds,
-                "destination": decision.destination.e164 if decision.destination else None,
-                "routes": [
-                    {
-                        "carrier": route.carrier,
-                        "gateway": route.gateway,
-                        "uri": route.uri,
-                        "timeout_ms": route.timeout_ms,
-                        "billing": route.billing.value,
-                        "cost_per_minute": (
-                            str(route.cost_per_minute.amount) if route.cost_per_minute else None
-                        ),
-                        "currency": (
-                            route.cost_per_minute.currency if route.cost_per_minute else None
-                        ),
-                    }
-                    for route in decision.routes
-                ],
-                "failover_codes": list(decision.failover_codes),
-            }
-            return Response(json.dumps(answer), media_type="application/json")
-
-        app.router.routes[:] = [
-            route
-            for route in app.router.routes
-            if getattr(route, "path", None) != "/sip/v1/authorize"
-        ]
-        app.router.routes.insert(0, Route("/sip/v1/authorize", lean_authorize, methods=["POST"]))
     if "drop_events" in names:
 
         async def events(body: CallEventsIn) -> dict[str, int]:

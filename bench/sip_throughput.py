@@ -26,7 +26,7 @@ requests a second on its own kept connection). CPU per process comes from /proc.
 Prints Markdown; `--json PATH` also writes the figures (bench/run_all.py reads them).
 
     .venv/bin/python bench/sip_throughput.py [--window-s 10] [--children 8] [--only tawasol]
-        [--experiment async_authorize] [--edge-run-dir /dev/shm] [--json out.json]
+        [--experiment drop_events] [--edge-run-dir /dev/shm] [--json out.json]
 """
 
 from __future__ import annotations

@@ -451,3 +451,48 @@ def test_stats_report_decision_latency_measured_inside_the_brain(client):
     assert stats["decisions"] == 20 and stats["window"] == 20
     assert 0 < stats["p50_us"] <= stats["p99_us"] <= stats["max_us"]
     assert stats["calls_in_progress"] == 0
+
+
+@pytest.mark.parametrize(
+    ("user", "dialled"),
+    [
+        ("amina", "00212661234567"),
+        ("amina", "0021671234567"),
+        ("ghost", "00212661234567"),
+        ("karim", "00213551234567"),
+        ("amina", "12"),
+    ],
+)
+def test_authorize_answers_match_the_published_model_exactly(client, user, dialled):
+    from tawasol.adapters.api.schemas import AuthorizeOut
+
+    body = authorize(client, user=user, dialled=dialled)
+    assert AuthorizeOut.model_validate(body).model_dump(mode="json") == body
+
+
+def test_authorize_schema_is_frozen(client):
+    # A change to the decision API must be deliberate: update docs/sip-decision-api.md, the
+    # edge (src/tawasol/adapters/sip/kemi) and this list together.
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert sorted(schema["AuthorizeOut"]["properties"]) == [
+        "allow",
+        "call_id",
+        "destination",
+        "failover_codes",
+        "ha1",
+        "max_duration_s",
+        "reason",
+        "routes",
+        "sip_code",
+        "sip_reason",
+    ]
+    assert sorted(schema["RouteOut"]["properties"]) == [
+        "billing",
+        "carrier",
+        "cost_per_minute",
+        "currency",
+        "gateway",
+        "timeout_ms",
+        "uri",
+    ]
+    assert sorted(schema["AuthorizeIn"]["required"]) == ["call_id", "dialled", "user"]

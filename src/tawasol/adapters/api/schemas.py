@@ -31,7 +31,6 @@ from tawasol.domain.catalog import (
     Plan,
     TimeWindow,
 )
-from tawasol.domain.decision import Decision
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.routing import Route
@@ -418,21 +417,6 @@ class AuthorizeOut(BaseModel):
     destination: str | None
     routes: list[RouteOut]
     failover_codes: list[int]
-
-    @classmethod
-    def from_domain(cls, call_id: str, ha1: str, decision: Decision) -> AuthorizeOut:
-        return cls(
-            call_id=call_id,
-            ha1=ha1,
-            allow=decision.allowed,
-            reason=decision.reason.value,
-            sip_code=decision.sip_code,
-            sip_reason=decision.sip_reason,
-            max_duration_s=decision.max_duration_seconds,
-            destination=decision.destination.e164 if decision.destination else None,
-            routes=[RouteOut.from_domain(route) for route in decision.routes],
-            failover_codes=list(decision.failover_codes),
-        )
 
 
 # The earliest and latest event times accepted: a clock gone wrong must not file a call in 1970.
