@@ -31,6 +31,7 @@ Prints Markdown; `--json PATH` also writes the figures (bench/run_all.py reads t
 
 from __future__ import annotations
 
+import abc
 import argparse
 import json
 import os
@@ -120,7 +121,7 @@ class Step:
         )
 
 
-class World:
+class World(abc.ABC):
     """A setup under load: where the caller sends, with what, and which processes to watch."""
 
     name = ""
@@ -132,20 +133,24 @@ class World:
         self.carrier = carrier
 
     @property
+    @abc.abstractmethod
     def port(self) -> int:
-        raise NotImplementedError
+        """The SIP port the caller sends to."""
 
+    @abc.abstractmethod
     def caller_options(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """SIPp options for this setup's caller."""
 
+    @abc.abstractmethod
     def cpu_groups(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The processes whose CPU is measured, by name."""
 
     def settle(self, *, after_failure: bool) -> None:
         time.sleep(5.0 if after_failure else 1.0)
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop every process of the setup."""
 
 
 class BareWorld(World):

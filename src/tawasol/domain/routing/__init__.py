@@ -155,6 +155,15 @@ def routes_for(candidate: Candidate, destination: Destination, timeout_ms: int) 
     ]
 
 
+def flat_rate_first(found: Sequence[Candidate]) -> list[Candidate]:
+    """Free flat-rate channels, de-preferred carriers last, then by priority: every strategy
+    uses the channels already paid for before any per-minute route."""
+    return sorted(
+        (c for c in found if c.billing is Billing.FLAT_RATE),
+        key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
+    )
+
+
 def describe(candidate: Candidate) -> str:
     carrier = candidate.carrier
     tail = " (de-preferred: low NER)" if candidate.state.de_preferred else ""

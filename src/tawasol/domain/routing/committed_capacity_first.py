@@ -16,7 +16,7 @@ from datetime import datetime
 from tawasol.domain.carriers import Carrier, CarrierLiveState
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
-from tawasol.domain.routing import Billing, Route, candidates, describe, routes_for
+from tawasol.domain.routing import Billing, Route, candidates, describe, flat_rate_first, routes_for
 
 
 def committed_capacity_first(
@@ -37,10 +37,7 @@ def committed_capacity_first(
         max_cost_per_minute=max_cost_per_minute,
         notes=notes,
     )
-    flat = sorted(
-        (c for c in found if c.billing is Billing.FLAT_RATE),
-        key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
-    )
+    flat = flat_rate_first(found)
     per_minute = sorted(
         (c for c in found if c.billing is Billing.PER_MINUTE),
         key=lambda c: (

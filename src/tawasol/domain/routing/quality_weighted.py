@@ -16,7 +16,15 @@ from decimal import Decimal
 from tawasol.domain.carriers import Carrier, CarrierLiveState
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
-from tawasol.domain.routing import Billing, Candidate, Route, candidates, describe, routes_for
+from tawasol.domain.routing import (
+    Billing,
+    Candidate,
+    Route,
+    candidates,
+    describe,
+    flat_rate_first,
+    routes_for,
+)
 
 # NER is never taken below this when dividing: a carrier with no effective call at all is
 # ranked as if it had 1%, behind every working one.
@@ -52,10 +60,7 @@ class QualityWeighted:
             max_cost_per_minute=max_cost_per_minute,
             notes=notes,
         )
-        flat = sorted(
-            (c for c in found if c.billing is Billing.FLAT_RATE),
-            key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
-        )
+        flat = flat_rate_first(found)
         per_minute = sorted(
             (c for c in found if c.billing is Billing.PER_MINUTE),
             key=lambda c: (self._effective_cost(c, destination), c.priority, c.carrier.code),

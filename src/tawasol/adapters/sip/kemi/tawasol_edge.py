@@ -56,6 +56,20 @@ class Edge:
         self._spool: edge_brain.EventSpool | None = None
         self._cutter = edge_dialog.CallCutter()
 
+    def _failed(self, call_id: str, user: str, dialled: str, sip_code: int, cause: str) -> None:
+        """Tell the brain a call it allowed never happened, so the subscriber's slot is freed."""
+        self._emit(
+            edge_rules.event(
+                "failure",
+                call_id=call_id,
+                at_ms=now_ms(),
+                user=user,
+                dialled=dialled,
+                sip_code=sip_code,
+                hangup_cause=cause,
+            )
+        )
+
     # -- per-process state, created lazily after the fork -------------------------------------
     @property
     def settings(self) -> edge_settings.Settings:
@@ -196,32 +210,12 @@ class Edge:
             if error.request_sent:
                 # The brain may still decide (late) and count the call as in progress: tell
                 # it the call failed, so that the subscriber's slot is freed.
-                self._emit(
-                    edge_rules.event(
-                        "failure",
-                        call_id=call_id,
-                        at_ms=now_ms(),
-                        user=user,
-                        dialled=dialled,
-                        sip_code=503,
-                        hangup_cause="brain_timeout",
-                    )
-                )
+                self._failed(call_id, user, dialled, 503, "brain_timeout")
             return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
 
         if KSR.tm.t_is_canceled() > 0:  # the caller gave up while the brain answered
             if decision.get("allow"):
-                self._emit(
-                    edge_rules.event(
-                        "failure",
-                        call_id=call_id,
-                        at_ms=now_ms(),
-                        user=user,
-                        dialled=dialled,
-                        sip_code=487,
-                        hangup_cause="caller_cancelled",
-                    )
-                )
+                self._failed(call_id, user, dialled, 487, "caller_cancelled")
             return 1
         result = edge_auth.check_digest(settings, str(decision.get("ha1", "")))
         if result in edge_auth.RECHALLENGE:
@@ -231,17 +225,7 @@ class Edge:
             if decision.get("allow"):
                 # The brain counted this call as in progress when it decided: tell it the call
                 # never happened, or the subscriber's slot stays taken.
-                self._emit(
-                    edge_rules.event(
-                        "failure",
-                        call_id=call_id,
-                        at_ms=now_ms(),
-                        user=user,
-                        dialled=dialled,
-                        sip_code=403,
-                        hangup_cause="auth_failed",
-                    )
-                )
+                self._failed(call_id, user, dialled, 403, "auth_failed")
             return edge_auth.reply(403, "Forbidden")
         KSR.htable.sht_rm("authfail", user)
         KSR.auth.consume_credentials()  # carriers never see the subscriber's credentials
