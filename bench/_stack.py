@@ -170,6 +170,8 @@ class BareKamailio:
     carrier_port: int
     children: int
     shared_memory_mb: int
+    # the tawasol edge's allocator (launcher.MEMORY_MANAGER), so that both setups use the same
+    memory_manager: str = "tlsf"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     _log: Any = None
@@ -212,6 +214,10 @@ class BareKamailio:
                 str(self.shared_memory_mb),
                 "-M",
                 "16",
+                "-x",
+                self.memory_manager,
+                "-X",
+                self.memory_manager,
                 "-DD",
                 "-E",
             ],
@@ -585,10 +591,9 @@ class FullStack:
         return group_pids(self.edge.pid) if self.edge is not None else []
 
     def spooled_events(self) -> int:
-        try:
-            return sum(1 for _ in os.scandir(self.edge.spool_dir / "events"))
-        except OSError:
-            return 0
+        from tawasol.adapters.sip.kemi.edge_brain import EventSpool
+
+        return EventSpool(self.edge.spool_dir).pending_events()
 
     def wait_drained(self, timeout_s: float = 15) -> bool:
         """Wait until the edge has shipped every spooled event to the brain."""

@@ -65,6 +65,8 @@ from _stack import (
     write_scenarios,
 )
 
+from tawasol.adapters.sip.launcher import MEMORY_MANAGER
+
 MAX_RETRANSMISSIONS = 0.005  # of the calls placed
 PACE_SLACK_S = 2.0  # SIPp needs ~0.5 s to start and stop; more means it fell behind
 
@@ -157,13 +159,16 @@ class BareWorld(World):
     name = "bare"
     label = "(a) Kamailio alone: stateful relay, Record-Route, static route"
 
-    def __init__(self, *, children: int, shared_memory_mb: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, children: int, shared_memory_mb: int, memory_manager: str, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.kamailio = BareKamailio(
             run_dir=self.work / "bare",
             carrier_port=self.carrier.port,
             children=children,
             shared_memory_mb=shared_memory_mb,
+            memory_manager=memory_manager,
         ).start()
 
     @property
@@ -240,7 +245,7 @@ class TawasolWorld(World):
     def settle(self, *, after_failure: bool) -> None:
         assert self.stack is not None
         if not self.stack.wait_drained(timeout_s=20):
-            log(f"the edge still holds {self.stack.spooled_events()} spooled event files")
+            log(f"the edge still holds {self.stack.spooled_events()} spooled events")
         super().settle(after_failure=after_failure)
 
     def stop(self) -> None:
@@ -420,7 +425,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"failed call, retransmissions under {MAX_RETRANSMISSIONS:.1%} of the calls and the "
         "caller keeping the pace. Kamailio: "
         f"{results['options']['children']} UDP workers, {results['options']['shm_mb']} MB "
-        "shared memory, in both setups."
+        "shared memory, in both setups; memory manager "
+        f"{results['options'].get('bare_memory_manager', MEMORY_MANAGER)} alone, "
+        f"{MEMORY_MANAGER} for tawasol."
         + (
             f" Brain experiments: {', '.join(results['options']['experiments'])}."
             if results["options"]["experiments"]
@@ -516,6 +523,12 @@ def main() -> None:
     parser.add_argument("--talk-ms", type=int, default=200)
     parser.add_argument("--children", type=int, default=8, help="Kamailio UDP workers (both)")
     parser.add_argument("--shm-mb", type=int, default=1024, help="Kamailio shared memory (both)")
+    parser.add_argument(
+        "--bare-memory-manager",
+        choices=("tlsf", "qm", "fm"),
+        default=MEMORY_MANAGER,
+        help=f"Kamailio alone's allocator (-x/-X); the tawasol edge always uses {MEMORY_MANAGER}",
+    )
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--bare-start", type=int, default=1000)
     parser.add_argument("--tawasol-start", type=int, default=200)
@@ -562,6 +575,7 @@ def main() -> None:
             "talk_ms": options.talk_ms,
             "children": options.children,
             "shm_mb": options.shm_mb,
+            "bare_memory_manager": options.bare_memory_manager,
             "subscribers": options.subscribers,
             "latency_rate": options.latency_rate,
             "experiments": options.experiment,
@@ -582,6 +596,7 @@ def main() -> None:
                     carrier=carrier,
                     children=options.children,
                     shared_memory_mb=options.shm_mb,
+                    memory_manager=options.bare_memory_manager,
                 )
             else:
                 world = TawasolWorld(

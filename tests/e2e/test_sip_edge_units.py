@@ -7,7 +7,10 @@ to tests/unit.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -176,23 +179,104 @@ def fake_brain() -> Any:
 def test_brain_client_keeps_its_connection_and_fails_closed(fake_brain: _Brain) -> None:
     client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=300)
     assert client.post("/sip/v1/authorize", {"a": 1})["echo"] == {"a": 1}
-    first_socket = client._connection.sock if client._connection else None
+    first_socket = client._socket
     assert client.post("/sip/v1/authorize", {"a": 2})["echo"] == {"a": 2}
-    assert client._connection is not None and client._connection.sock is first_socket
+    assert client._socket is not None and client._socket is first_socket
     fake_brain.delay_s = 0.6
     with pytest.raises(edge_brain.BrainUnavailable) as slow:
         client.post("/sip/v1/authorize", {"a": 3})
     assert slow.value.request_sent
     fake_brain.delay_s = 0
     fake_brain.status = 500
-    with pytest.raises(edge_brain.BrainUnavailable):
+    with pytest.raises(edge_brain.BrainUnavailable) as failed:
         client.post("/sip/v1/authorize", {"a": 4})
+    assert failed.value.status == 500
     client.close()
     refused = edge_brain.BrainClient("127.0.0.1", free_port(), timeout_ms=300)
     with pytest.raises(edge_brain.BrainUnavailable) as down:
         refused.post("/sip/v1/authorize", {"a": 5})
     assert not down.value.request_sent
     refused.close()
+
+
+class _RawBrain:
+    """Answers every request with the same raw bytes, then closes or keeps the connection."""
+
+    def __init__(self, answer: bytes, *, close: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close
+        self.requests: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                data = b""
+                while True:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    if len(body) < length:
+                        continue
+                    self.requests.append(data)
+                    data = b""
+                    # in pieces, as a slow network would deliver it
+                    for index in range(0, len(self.answer), 7):
+                        connection.sendall(self.answer[index : index + 7])
+                    if self.close_after:
+                        break
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "close"),
+    [
+        (b'HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{"ok":true}', False),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'4\r\n{"ok\r\n7\r\n":true}\r\n0\r\n\r\n',
+            False,
+        ),
+        (b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"ok":true}', True),
+    ],
+)
+def test_brain_client_reads_every_way_an_http_answer_can_be_framed(
+    answer: bytes, close: bool
+) -> None:
+    brain = _RawBrain(answer, close=close)
+    client = edge_brain.BrainClient("127.0.0.1", brain.port, timeout_ms=500)
+    try:
+        assert client.post("/sip/v1/authorize", {"n": 1}) == {"ok": True}
+        assert client.post("/sip/v1/authorize", {"n": 2}) == {"ok": True}
+        request = brain.requests[0]
+        assert request.startswith(b"POST /sip/v1/authorize HTTP/1.1\r\n")
+        assert request.endswith(b'\r\n\r\n{"n":1}')
+        assert (client._socket is None) == close
+    finally:
+        client.close()
+        brain.stop()
+
+
+def test_brain_client_refuses_an_answer_that_is_not_http() -> None:
+    brain = _RawBrain(b"SIP/2.0 200 OK\r\n\r\n", close=True)
+    client = edge_brain.BrainClient("127.0.0.1", brain.port, timeout_ms=500)
+    try:
+        with pytest.raises(edge_brain.BrainUnavailable, match=r"not an HTTP/1\.1 status line"):
+            client.post("/sip/v1/authorize", {"n": 1})
+    finally:
+        client.close()
+        brain.stop()
 
 
 def test_spooled_events_survive_an_outage_and_are_shipped_once(
@@ -205,27 +289,98 @@ def test_spooled_events_survive_an_outage_and_are_shipped_once(
     spool.write([{"call_id": "c1", "type": "attempt"}])
     spool.write([{"call_id": "c1", "type": "answer"}, {"call_id": "c1", "type": "end"}])
     assert spool.ship(client) == 0
-    assert len(spool.pending()) == 2  # kept while the brain refuses
+    assert spool.pending_events() == 3  # kept while the brain refuses
     fake_brain.status = 200
     spool._retry_at = 0  # skip the back-off
     assert spool.ship(client) == 3
     assert [event["type"] for event in fake_brain.events] == ["attempt", "answer", "end"]
-    assert spool.pending() == []
+    assert spool.pending_events() == 0
+    assert spool.ship(client) == 0  # nothing is sent twice
+    spool.write([{"call_id": "c2", "type": "attempt"}])
+    assert spool.ship(client) == 1
+    assert [event["call_id"] for event in fake_brain.events] == ["c1", "c1", "c1", "c2"]
     client.close()
 
 
-def test_a_file_the_brain_rejects_for_good_is_set_aside_not_lost(
+def test_a_new_shipper_goes_on_where_the_last_one_stopped(
+    fake_brain: _Brain, tmp_path: Path
+) -> None:
+    client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=500)
+    writer = edge_brain.EventSpool(tmp_path / "spool")
+    writer.ensure()
+    writer.write([{"call_id": "c1", "type": "attempt"}])
+    assert edge_brain.EventSpool(tmp_path / "spool").ship(client) == 1
+    writer.write([{"call_id": "c1", "type": "end"}])
+    # Kamailio restarted: a new shipper reads where the old one got to
+    assert edge_brain.EventSpool(tmp_path / "spool").ship(client) == 1
+    assert [event["type"] for event in fake_brain.events] == ["attempt", "end"]
+    client.close()
+
+
+def test_segments_rotate_and_shipped_closed_segments_are_deleted(
+    fake_brain: _Brain, tmp_path: Path
+) -> None:
+    client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=500)
+    spool = edge_brain.EventSpool(tmp_path / "spool", rotate_bytes=1, batch_events=2)
+    spool.ensure()
+    for index in range(5):
+        spool.write([{"call_id": f"c{index}", "type": "attempt"}])
+    segments = spool.segments()
+    assert len(segments) == 5
+    assert [segment.closed for segment in segments] == [True] * 4 + [False]
+    assert spool.ship(client) == 5  # in three requests of at most two events
+    assert [event["call_id"] for event in fake_brain.events] == [f"c{i}" for i in range(5)]
+    # closed and shipped: deleted; the segment this process still writes to stays
+    assert [segment.closed for segment in spool.segments()] == [False]
+    spool.close()
+    assert spool.ship(client) == 0
+    assert spool.segments() == []
+    client.close()
+
+
+def test_the_segment_of_a_process_that_died_is_shipped_and_its_torn_line_set_aside(
     fake_brain: _Brain, tmp_path: Path
 ) -> None:
     spool = edge_brain.EventSpool(tmp_path / "spool")
     spool.ensure()
-    fake_brain.status = 422
-    spool.write([{"call_id": "bad"}])
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer exists
+    orphan = spool.segments_dir / f"{time.time_ns():020d}-{dead.pid}.open"
+    orphan.write_bytes(b'{"call_id":"c1","type":"end"}\nnot json\n{"call_id":"c2","ty')
     client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=500)
-    assert spool.ship(client) == 0
-    assert spool.pending() == []
-    assert len(list(spool.rejected_dir.iterdir())) == 1
+    assert spool.ship(client) == 1
+    assert [event["call_id"] for event in fake_brain.events] == ["c1"]
+    assert spool.segments() == []
+    rejected = b"".join(path.read_bytes() for path in spool.rejected_dir.glob("*.jsonl"))
+    assert b"not json\n" in rejected and b'{"call_id":"c2","ty\n' in rejected
     client.close()
+
+
+def test_an_event_the_brain_rejects_for_good_is_set_aside_not_lost(
+    tmp_path: Path,
+) -> None:
+    class Picky:
+        """Refuses (422) any batch holding the event of call "bad"."""
+
+        def __init__(self) -> None:
+            self.accepted: list[str] = []
+
+        def post(self, path: str, body: dict[str, Any]) -> Any:
+            ids = [event["call_id"] for event in body["events"]]
+            if "bad" in ids:
+                raise edge_brain.BrainUnavailable("HTTP 422", request_sent=True, status=422)
+            self.accepted.extend(ids)
+            return {"accepted": len(ids)}
+
+    spool = edge_brain.EventSpool(tmp_path / "spool")
+    spool.ensure()
+    spool.write([{"call_id": name} for name in ("a", "b", "bad", "c", "d")])
+    brain = Picky()
+    assert spool.ship(brain) == 5  # type: ignore[arg-type]
+    assert brain.accepted == ["a", "b", "c", "d"]
+    assert spool.pending_events() == 0
+    rejected = list(spool.rejected_dir.glob("*.jsonl"))
+    assert len(rejected) == 1 and b'"bad"' in rejected[0].read_bytes()
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tawasol.adapters.api import sip
 from tawasol.adapters.api.app import create_app
+from tawasol.adapters.api.latency import LatencyRing
+from tawasol.adapters.api.schemas import AuthorizeIn
+from tawasol.adapters.api.sip_fast import MAX_BODY_BYTES, SipFastPath
 from tawasol.adapters.store import migrate
 from tawasol.composition import build_brain
 from tawasol.config import Settings
@@ -496,3 +501,87 @@ def test_authorize_schema_is_frozen(client):
         "uri",
     ]
     assert sorted(schema["AuthorizeIn"]["required"]) == ["call_id", "dialled", "user"]
+
+
+# -- the edge's two requests are answered in front of FastAPI (sip_fast.SipFastPath) --------
+class Recorder:
+    """An inner ASGI app that only notes what reached it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_the_edge_requests_never_reach_the_framework_and_the_rest_always_does(brain):
+    app = create_app(brain, background=False)
+    inner = Recorder()
+    fast = SipFastPath(inner)
+    sent: list[dict] = []
+
+    async def run(method: str, path: str, body: bytes) -> None:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "app": app}
+        await fast(scope, receive, send)
+
+    request = b'{"call_id":"c1","user":"amina","dialled":"00212661234567"}'
+    asyncio.run(run("POST", "/sip/v1/authorize", request))
+    asyncio.run(run("GET", "/sip/v1/authorize", b""))
+    asyncio.run(run("POST", "/admin/v1/plans", b"{}"))
+    asyncio.run(run("GET", "/health", b""))
+    assert inner.paths == ["/sip/v1/authorize", "/admin/v1/plans", "/health"]
+    assert sent[0]["status"] == 200
+
+
+def test_the_answer_is_the_one_the_documented_route_gives(brain, client):
+    body = {"call_id": "same", "user": "amina", "dialled": "00212661234567"}
+    fast = client.post("/sip/v1/authorize", json=body)
+    direct = sip.decide(brain, AuthorizeIn(**body), LatencyRing())
+    assert fast.status_code == 200
+    assert fast.headers["content-type"] == "application/json"
+    assert fast.content == direct
+    assert int(fast.headers["content-length"]) == len(direct)
+
+
+def test_a_missing_field_is_named_as_fastapi_names_it(client):
+    response = client.post("/sip/v1/authorize", json={"call_id": "x", "user": "amina"})
+    assert response.status_code == 422
+    problems = response.json()["details"]["problems"]
+    assert [problem["field"] for problem in problems] == ["body.dialled"]
+    assert response.json()["message"] == "invalid request: body.dialled: Field required"
+
+
+def test_a_body_too_large_is_refused_before_being_read_whole(client):
+    huge = b"{" + b" " * MAX_BODY_BYTES["/sip/v1/authorize"] + b"}"
+    response = client.post(
+        "/sip/v1/authorize", content=huge, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error_id"] == "payload_too_large"
+
+
+def test_events_through_the_fast_path_are_recorded(client):
+    event = {
+        "call_id": "fast-1",
+        "type": "failure",
+        "at_ms": 1795000000000,
+        "user": "amina",
+        "dialled": "00212661234567",
+        "sip_code": 486,
+    }
+    response = client.post("/sip/v1/events", json={"events": [event]})
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 1, "calls": 1}
+    calls = client.get("/admin/v1/calls", headers=AUTH).json()
+    assert [call["call_id"] for call in calls] == ["fast-1"]
+    assert calls[0]["final_sip_code"] == 486

@@ -347,3 +347,46 @@ def test_status_board_lists_every_carrier_with_quality(client, clock):
     flat = next(q for q in status(client, "ma-flat")["quality"] if q["country"] is None)
     assert flat["ner"] == 0.0
     assert minute["rate_min_per_minute"] == "0.0250" and minute["currency"] == "EUR"
+
+
+def _attempts(client, clock, *, first: int, count: int, sip_code: int) -> None:
+    """`count` one-attempt calls on ma-minute that ended with `sip_code`."""
+    cause = {"q850_cause": 34} if sip_code == 503 else {}
+    events(
+        client,
+        *(
+            {
+                "call_id": f"quality-{index}",
+                "user": f"caller{index % 45}",
+                "dialled": "00212661234567",
+                "type": "attempt",
+                "at_ms": ms(clock.now),
+                "attempt": 1,
+                "carrier": "ma-minute",
+                "gateway": "gw1",
+                "sip_code": sip_code,
+                **cause,
+            }
+            for index in range(first, first + count)
+        ),
+    )
+
+
+def test_given_a_carrier_failing_most_attempts_then_de_preferred_checked_every_5_seconds(
+    client, clock
+):
+    monitor = client.app.state.brain.monitor
+    # 25 network failures (503, Q.850 34): NER 0 over 25 attempts, above the 20 needed
+    _attempts(client, clock, first=0, count=25, sip_code=503)
+    monitor.tick()
+    assert status(client, "ma-minute")["de_preferred"] is True
+
+    # Then 100 callee answers (busy counts as effective, E.425): NER 0.8 is healthy again,
+    # but the 5-minute figures are summarised again only 5 seconds after the last check.
+    clock.now += timedelta(seconds=1)
+    _attempts(client, clock, first=25, count=100, sip_code=486)
+    monitor.tick()
+    assert status(client, "ma-minute")["de_preferred"] is True
+    clock.now += timedelta(seconds=5)
+    monitor.tick()
+    assert status(client, "ma-minute")["de_preferred"] is False

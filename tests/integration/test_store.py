@@ -24,7 +24,17 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, delete, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -855,6 +865,143 @@ def test_concurrent_batches_crossing_the_same_new_calls_in_opposite_orders(
     assert errors == []
     assert count_rows(store, CallRow) == 2
     assert [store.get_call(name).duration_ms for name in ("cross-a", "cross-b")] == [1_000, 2_000]  # type: ignore[union-attr]
+
+
+@contextmanager
+def writes_to(store: SqlStore) -> Iterator[list[str]]:
+    """The INSERT, UPDATE and DELETE statements the store sends meanwhile, as "VERB table"."""
+    seen: list[str] = []
+
+    def record(
+        _connection: object,
+        _cursor: object,
+        statement: str,
+        _parameters: object,
+        _context: object,
+        _executemany: bool,
+    ) -> None:
+        words = statement.split()
+        verb = words[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            table = words[2] if verb in ("INSERT", "DELETE") else words[1]
+            seen.append(f"{verb} {table}")
+
+    sqlalchemy_event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sqlalchemy_event.remove(store.engine, "before_cursor_execute", record)
+
+
+def test_a_replayed_batch_writes_nothing(store: SqlStore) -> None:
+    start = datetime(2026, 11, 8, 9, 0, tzinfo=UTC)
+    events = answered_call("replay-a", start, 3_000) + answered_call("replay-b", start, 4_000)
+    first = store.apply_call_events(events, rated("per_minute", Money(Decimal("0.0780"), "EUR")))
+
+    with writes_to(store) as writes:
+        again = store.apply_call_events(
+            events, rated("per_minute", Money(Decimal("0.0780"), "EUR"))
+        )
+
+    assert writes == []
+    assert again == first
+    assert [store.get_call(name) for name in ("replay-a", "replay-b")] == first
+
+
+def test_an_end_event_updates_the_call_and_leaves_its_attempts_alone(store: SqlStore) -> None:
+    events = answered_call("ending", datetime(2026, 11, 8, 10, 0, tzinfo=UTC), 12_000)
+    untouched = answered_call("untouched", datetime(2026, 11, 8, 10, 1, tzinfo=UTC), 1_000)
+    store.apply_call_events(events[:3] + untouched[:3], fold)
+
+    with writes_to(store) as writes:
+        (ended,) = store.apply_call_events(events[3:], fold)
+
+    assert writes == ["UPDATE calls"]
+    assert ended.duration_ms == 12_000 and ended.status.value == "completed"
+    assert len(ended.attempts) == 2
+    assert store.get_call("ending") == ended
+    assert store.get_call("untouched") == fold(None, untouched[:3])
+    assert count_rows(store, CallAttemptRow) == 4
+
+
+def test_an_attempt_answered_in_a_later_batch_replaces_the_stored_attempts(
+    store: SqlStore,
+) -> None:
+    events = answered_call("hunting", datetime(2026, 11, 8, 11, 0, tzinfo=UTC), 8_000)
+    routed = replace(events[0], sip_code=None)  # the first try, before its answer came back
+    other = answered_call("steady", datetime(2026, 11, 8, 11, 0, tzinfo=UTC), 2_000)
+    store.apply_call_events([routed, *other[:2]], fold)
+    assert [item.sip_code for item in store.get_call("hunting").attempts] == [None]  # type: ignore[union-attr]
+
+    with writes_to(store) as writes:
+        records = store.apply_call_events([*events, other[2]], fold)
+
+    assert sorted(writes) == [
+        "DELETE call_attempts",
+        "INSERT call_attempts",
+        "UPDATE calls",
+    ]
+    hunting = store.get_call("hunting")
+    assert hunting is not None and hunting == records[0]
+    assert [(item.attempt, item.sip_code, item.pdd_ms) for item in hunting.attempts] == [
+        (1, 503, None),
+        (2, 200, 1800),
+    ]
+    assert store.get_call("steady") == records[1] == fold(None, other[:3])
+    assert count_rows(store, CallAttemptRow) == 4
+
+
+def test_a_batch_that_loses_the_race_for_a_new_call_folds_onto_the_winners_row(
+    store: SqlStore,
+) -> None:
+    """The winner's INSERT is in flight when the batch starts; on PostgreSQL the batch fails on
+    the unique key and is run again from the start, on SQLite it waits for the write lock."""
+    events = answered_call("raced", datetime(2026, 11, 8, 12, 0, tzinfo=UTC), 5_000)
+    winner = fold(None, events[:1])
+    folds: list[str] = []
+    results: list[list[CallRecord]] = []
+    errors: list[BaseException] = []
+
+    def counting(existing: CallRecord | None, call_events: Sequence[CallEvent]) -> CallRecord:
+        folds.append("found" if existing is not None else "absent")
+        return fold(existing, call_events)
+
+    def writer() -> None:
+        try:
+            results.append(store.apply_call_events(events, counting))
+        except BaseException as error:  # reported below, a thread cannot fail the test
+            errors.append(error)
+
+    postgres = store.engine.dialect.name == "postgresql"
+    with store.engine.connect() as other:
+        other.execute(insert(CallRow), [mapping.call_values(winner)])
+        other.execute(insert(CallAttemptRow), mapping.attempt_values(winner))
+        thread = threading.Thread(target=writer)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while postgres and time.monotonic() < deadline:
+            with store.engine.connect() as watcher:
+                waiting = watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO calls%'"
+                    )
+                )
+            if waiting:
+                break
+            time.sleep(0.01)
+        else:
+            time.sleep(0.2)
+        other.commit()
+    thread.join(timeout=30)
+
+    assert errors == []
+    assert folds == (["absent", "found"] if postgres else ["found"])
+    (record,) = results[0]
+    assert record == fold(winner, events)
+    assert store.get_call("raced") == record
+    assert count_rows(store, CallRow) == 1
+    assert count_rows(store, CallAttemptRow) == 2
 
 
 def test_a_naive_time_is_refused_not_stored(store: SqlStore) -> None:

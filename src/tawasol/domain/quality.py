@@ -395,15 +395,7 @@ class QualityWindow:
         The shape the quality-weighted routing strategy takes; a key left out counts as
         unknown there.
         """
-        table: dict[tuple[str, str], Decimal] = {}
-        for figures in self.all_figures(window=window, now=now):
-            if figures.country is None or figures.attempts < max(min_attempts, 1):
-                continue
-            ratio = Decimal(figures.effective) / Decimal(figures.attempts)
-            table[(figures.carrier, figures.country)] = ratio.quantize(
-                _RATIO_QUANTUM, rounding=ROUND_HALF_EVEN
-            )
-        return table
+        return ner_table(self.all_figures(window=window, now=now), min_attempts=min_attempts)
 
     def _figures(
         self, *, carrier: str, country: str | None, window: timedelta, now: datetime
@@ -441,6 +433,22 @@ class QualityWindow:
             del countries[country]
             if not countries:
                 del self._outcomes[carrier]
+
+
+def ner_table(
+    all_figures: Iterable[QualityFigures], *, min_attempts: int = 1
+) -> dict[tuple[str, str], Decimal]:
+    """`QualityWindow.ner_table` from figures already summarised by `all_figures` (one pass
+    over the outcomes serves both the de-preference verdicts and the routing table)."""
+    table: dict[tuple[str, str], Decimal] = {}
+    for figures in all_figures:
+        if figures.country is None or figures.attempts < max(min_attempts, 1):
+            continue
+        ratio = Decimal(figures.effective) / Decimal(figures.attempts)
+        table[(figures.carrier, figures.country)] = ratio.quantize(
+            _RATIO_QUANTUM, rounding=ROUND_HALF_EVEN
+        )
+    return table
 
 
 def _within(

@@ -15,6 +15,7 @@ from tawasol import __version__
 from tawasol.adapters.api import admin, carriers, sip
 from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.api.latency import LatencyRing
+from tawasol.adapters.api.sip_fast import SipFastPath
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.composition import Brain
 
@@ -48,6 +49,8 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
     app.state.brain = brain
     app.state.decision_latency = LatencyRing()
     install_error_handlers(app)
+    # The edge's two requests skip the framework (see sip_fast): same models, same answers.
+    app.add_middleware(SipFastPath)
     app.include_router(sip.router)
     app.include_router(carriers.router)
     app.include_router(admin.router)

@@ -7,6 +7,8 @@ Clients match on `error_id`, never on the message. Malformed JSON and schema vio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +43,26 @@ def error_body(error_id: str, message: str, details: object = None) -> dict[str,
     return {"error_id": error_id, "message": message, "details": details or {}}
 
 
+def invalid_request_body(
+    errors: Sequence[Any], *, location: tuple[str, ...] = ()
+) -> dict[str, object]:
+    """The 422 document for schema violations (pydantic's error list), one problem per field.
+
+    `location` prefixes each field's path, e.g. ("body",) for errors of a request body
+    validated outside FastAPI, so that both paths name fields the same way.
+    """
+    problems = [
+        {
+            "field": ".".join(str(part) for part in (*location, *problem.get("loc", ()))),
+            "problem": problem.get("msg", ""),
+        }
+        for problem in errors
+    ]
+    first = problems[0] if problems else {"field": "", "problem": "invalid request"}
+    message = f"invalid request: {first['field']}: {first['problem']}"
+    return error_body("invalid_input", message, {"problems": problems})
+
+
 def status_for(error: TawasolError) -> int:
     for error_type, status in ERROR_TABLE:
         if isinstance(error, error_type):
@@ -60,18 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [
-            {
-                "field": ".".join(str(part) for part in problem.get("loc", ())),
-                "problem": problem.get("msg", ""),
-            }
-            for problem in error.errors()
-        ]
-        first = problems[0] if problems else {"field": "", "problem": "invalid request"}
-        message = f"invalid request: {first['field']}: {first['problem']}"
-        return JSONResponse(
-            error_body("invalid_input", message, {"problems": problems}), status_code=422
-        )
+        return JSONResponse(invalid_request_body(error.errors()), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

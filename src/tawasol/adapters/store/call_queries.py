@@ -1,15 +1,36 @@
 """The call detail record queries: folding events under a lock, and counting use with aggregates.
 
 These run inside a transaction opened by `SqlStore`; they take its Session and never commit.
+The call paths are SQLAlchemy Core on the tables (rows as plain mappings, executemany writes):
+the ORM's unit of work (an object per call, attribute history, flush) cost most of the brain's
+CPU under load. The Table's columns carry the same `Amount`/`UtcDateTime` types as the models,
+so money stays Decimal and time stays aware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, and_, case, column, delete, func, insert, or_, select, values
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,6 +45,13 @@ from tawasol.services.ports import CallFold
 
 # Bound parameters per statement stay far below SQLite's limit (32,766 since 3.32).
 CHUNK = 500
+
+CALLS = cast(Table, CallRow.__table__)
+ATTEMPTS = cast(Table, CallAttemptRow.__table__)
+
+# One UPDATE for every changed call of a batch (executemany); the call id is the key, not a
+# column to set, hence its own parameter name.
+_UPDATE_CALL = update(CALLS).where(CALLS.c.call_id == bindparam("b_call_id"))
 
 T = TypeVar("T")
 
@@ -43,41 +71,56 @@ def group_events(events: Sequence[CallEvent]) -> dict[str, list[CallEvent]]:
 
 def load_records(
     session: Session, call_ids: Sequence[str], *, lock: bool
-) -> tuple[dict[str, CallRow], dict[str, CallRecord]]:
-    """The rows and records of these calls that exist; with `lock`, rows are locked FOR UPDATE.
+) -> tuple[dict[str, RowMapping], dict[str, CallRecord]]:
+    """The rows (column name -> value) and records of these calls that exist; with `lock`, rows
+    are locked FOR UPDATE.
 
     Rows are locked in call-id order so that two transactions locking overlapping batches take
     their locks in the same order and cannot deadlock each other. SQLite ignores FOR UPDATE: its
     writers are already serialised by BEGIN IMMEDIATE.
     """
-    rows: dict[str, CallRow] = {}
-    for part in chunks(sorted(call_ids)):
-        statement = select(CallRow).where(CallRow.call_id.in_(part)).order_by(CallRow.call_id)
+    connection = session.connection()
+    rows: dict[str, RowMapping] = {}
+    for part in chunks(sorted(set(call_ids))):
+        statement = select(CALLS).where(CALLS.c.call_id.in_(part)).order_by(CALLS.c.call_id)
         if lock:
             statement = statement.with_for_update()
-        rows.update((row.call_id, row) for row in session.scalars(statement))
-    attempts = load_attempts(session, list(rows))
+        rows.update((row["call_id"], row) for row in connection.execute(statement).mappings())
+    attempts = load_attempts(connection, list(rows))
     records = {
-        call_id: mapping.call_from_row(row, attempts.get(call_id, []))
+        call_id: mapping.call_from_row(row, attempts.get(call_id, ()))
         for call_id, row in rows.items()
     }
     return rows, records
 
 
-def load_attempts(session: Session, call_ids: Sequence[str]) -> dict[str, list[CallAttempt]]:
-    table = CallAttemptRow.__table__
+def load_attempts(connection: Connection, call_ids: Sequence[str]) -> dict[str, list[CallAttempt]]:
     grouped: dict[str, list[CallAttempt]] = {}
     for part in chunks(call_ids):
-        result = session.execute(select(table).where(table.c.call_id.in_(part)))
+        result = connection.execute(select(ATTEMPTS).where(ATTEMPTS.c.call_id.in_(part)))
         for call_id, items in mapping.attempts_by_call(result).items():
             grouped.setdefault(call_id, []).extend(items)
     return grouped
 
 
+def _records(session: Session, statement: Select[Any]) -> list[CallRecord]:
+    """The calls `statement` (a select of the calls table) finds, with their attempts, in its
+    order."""
+    connection = session.connection()
+    rows = connection.execute(statement).mappings().all()
+    attempts = load_attempts(connection, [row["call_id"] for row in rows])
+    return [mapping.call_from_row(row, attempts.get(row["call_id"], ())) for row in rows]
+
+
 def fold_and_upsert(
     session: Session, events: Sequence[CallEvent], fold: CallFold, *, lock: bool
 ) -> list[CallRecord]:
-    """Fold each call's events into its record and write the result with its attempts."""
+    """Fold each call's events into its record and write the result with its attempts.
+
+    Only what changed is written: a call whose folded record equals its row is not updated (a
+    replayed spool changes nothing), and a call's attempts are replaced (delete + insert) only
+    when they differ from the stored ones (an answer or end event changes no attempt).
+    """
     grouped = group_events(events)
     rows, existing = load_records(session, list(grouped), lock=lock)
     results: dict[str, CallRecord] = {}
@@ -88,66 +131,84 @@ def fold_and_upsert(
                 "the fold returned a record for another call", call_id=call_id, got=record.call_id
             )
         results[call_id] = record
-    # New rows are inserted in call-id order, like the locks: two batches racing to create the
-    # same calls then wait on each other's unique key in one order and never deadlock.
+    new_calls: list[dict[str, Any]] = []
+    changed_calls: list[dict[str, Any]] = []
+    attempts_changed: list[str] = []
     for call_id in sorted(results):
-        values = mapping.call_values(results[call_id])
+        record = results[call_id]
+        call_values = mapping.call_values(record)
         row = rows.get(call_id)
         if row is None:
-            session.add(CallRow(**values))
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
-    # Flush the calls first: attempts refer to them by call id.
-    session.flush()
-    for part in chunks(sorted(grouped)):
-        session.execute(delete(CallAttemptRow).where(CallAttemptRow.call_id.in_(part)))
-    attempt_rows = [item for record in results.values() for item in mapping.attempt_values(record)]
+            new_calls.append(call_values)
+        elif any(row[name] != value for name, value in call_values.items()):
+            del call_values["call_id"]
+            call_values["b_call_id"] = call_id
+            changed_calls.append(call_values)
+        before = existing.get(call_id)
+        if before is None:
+            if record.attempts:
+                attempts_changed.append(call_id)
+        elif _sorted_attempts(record) != before.attempts:
+            attempts_changed.append(call_id)
+    connection = session.connection()
+    # New rows are inserted in call-id order, like the locks: two batches racing to create the
+    # same calls then wait on each other's unique key in one order and never deadlock. The
+    # loser fails on that key and SqlStore runs the whole transaction again, finding the row.
+    if new_calls:
+        connection.execute(insert(CALLS), new_calls)
+    if changed_calls:
+        connection.execute(_UPDATE_CALL, changed_calls)
+    # A new call has no attempts to delete (attempts refer to their call by a foreign key).
+    stale = [call_id for call_id in attempts_changed if call_id in rows]
+    for part in chunks(stale):
+        connection.execute(delete(ATTEMPTS).where(ATTEMPTS.c.call_id.in_(part)))
+    attempt_rows = [
+        item for call_id in attempts_changed for item in mapping.attempt_values(results[call_id])
+    ]
     if attempt_rows:
-        session.execute(insert(CallAttemptRow), attempt_rows)
+        connection.execute(insert(ATTEMPTS), attempt_rows)
     return list(results.values())
 
 
+def _sorted_attempts(record: CallRecord) -> tuple[CallAttempt, ...]:
+    """As `load_records` reads them back: by attempt number."""
+    return tuple(sorted(record.attempts, key=lambda item: item.attempt))
+
+
 def list_calls(session: Session, *, subscriber_id: int | None, limit: int) -> list[CallRecord]:
-    statement = select(CallRow).order_by(CallRow.started_at.desc(), CallRow.id.desc())
+    statement = select(CALLS).order_by(CALLS.c.started_at.desc(), CALLS.c.id.desc())
     if subscriber_id is not None:
-        statement = statement.where(CallRow.subscriber_id == subscriber_id)
-    rows = list(session.scalars(statement.limit(max(0, limit))))
-    attempts = load_attempts(session, [row.call_id for row in rows])
-    return [mapping.call_from_row(row, attempts.get(row.call_id, [])) for row in rows]
+        statement = statement.where(CALLS.c.subscriber_id == subscriber_id)
+    return _records(session, statement.limit(max(0, limit)))
 
 
 def calls_since(session: Session, *, since: datetime, limit: int) -> list[CallRecord]:
     """Calls started at or after `since`, oldest first, at most `limit` (the oldest ones)."""
     statement = (
-        select(CallRow)
-        .where(CallRow.started_at >= since)
-        .order_by(CallRow.started_at, CallRow.id)
+        select(CALLS)
+        .where(CALLS.c.started_at >= since)
+        .order_by(CALLS.c.started_at, CALLS.c.id)
         .limit(max(0, limit))
     )
-    rows = list(session.scalars(statement))
-    attempts = load_attempts(session, [row.call_id for row in rows])
-    return [mapping.call_from_row(row, attempts.get(row.call_id, [])) for row in rows]
+    return _records(session, statement)
 
 
 def _open_since(since: datetime) -> ColumnElement[bool]:
     """Calls not finished, as `CallRecord.finished` defines it (no end, not failed), that
     started after `since`: older ones lost their end event and are no longer counted."""
     return and_(
-        CallRow.ended_at.is_(None),
-        or_(CallRow.answered_at.is_not(None), CallRow.final_sip_code.is_(None)),
-        CallRow.started_at > since,
+        CALLS.c.ended_at.is_(None),
+        or_(CALLS.c.answered_at.is_not(None), CALLS.c.final_sip_code.is_(None)),
+        CALLS.c.started_at > since,
     )
 
 
 def open_calls(session: Session, *, started_after: datetime) -> list[CallRecord]:
     """Oldest first."""
     statement = (
-        select(CallRow).where(_open_since(started_after)).order_by(CallRow.started_at, CallRow.id)
+        select(CALLS).where(_open_since(started_after)).order_by(CALLS.c.started_at, CALLS.c.id)
     )
-    rows = list(session.scalars(statement))
-    attempts = load_attempts(session, [row.call_id for row in rows])
-    return [mapping.call_from_row(row, attempts.get(row.call_id, [])) for row in rows]
+    return _records(session, statement)
 
 
 def usage(

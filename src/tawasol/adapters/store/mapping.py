@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from tawasol.adapters.store.models import (
-    CallRow,
     CarrierDestinationRow,
     CarrierEventRow,
     CarrierGatewayRow,
@@ -343,16 +342,17 @@ def attempt_values(record: CallRecord) -> list[dict[str, Any]]:
     ]
 
 
-def call_from_row(row: CallRow, attempts: Sequence[CallAttempt]) -> CallRecord:
-    values = {name: getattr(row, name) for name in CALL_FIELDS}
+def call_from_row(row: Mapping[Any, Any], attempts: Sequence[CallAttempt]) -> CallRecord:
+    """From a `calls` row read with SQLAlchemy Core, as a mapping (`Row._mapping`)."""
+    call_id = row["call_id"]
     return CallRecord(
-        **values,
+        **{name: row[name] for name in CALL_FIELDS},
         attempts=tuple(sorted(attempts, key=lambda item: item.attempt)),
         rate_per_minute=money_from_columns(
-            row.rate_per_minute_amount, row.rate_currency, what="call rate", call_id=row.call_id
+            row["rate_per_minute_amount"], row["rate_currency"], what="call rate", call_id=call_id
         ),
         cost=money_from_columns(
-            row.cost_amount, row.cost_currency, what="call cost", call_id=row.call_id
+            row["cost_amount"], row["cost_currency"], what="call cost", call_id=call_id
         ),
     )
 
