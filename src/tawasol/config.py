@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     sip_port: int = Field(default=5060, ge=1, le=65535)
     sip_children: int = Field(default=8, ge=1, le=64)
     sip_shared_memory_mb: int = Field(default=128, ge=32, le=4096)
+    sip_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="CPU niceness of Kamailio's processes: every new call waits on the brain, "
+        "so the brain gets the CPU first when both want it",
+    )
     sip_pike_requests: int = Field(
         default=64, ge=4, description="requests per IP per pike interval before a ban"
     )

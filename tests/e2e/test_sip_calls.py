@@ -7,6 +7,7 @@ carrier received, and the call detail record the brain filed from the edge's eve
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from conftest import (
 from sipp_driver import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 
 from tawasol.adapters.sip import EdgeProcess
+from tawasol.config import Settings
 
 pytestmark = pytest.mark.sip
 
@@ -361,3 +363,23 @@ def test_given_callee_hangs_up_when_talking_then_cdr_says_callee(
     assert record["carrier"] == codes.flat
     assert record["hangup_cause"] == "callee"
     assert 700 <= record["duration_ms"] <= 1100
+
+
+def test_every_kamailio_process_runs_below_the_brain_priority(edge: EdgeProcess) -> None:
+    # Every new call waits on the brain: when both want the CPU the brain goes first
+    # (Settings.sip_nice, default 5, bench/sip_throughput.py: 600 -> 900 clean calls/s).
+    pids = [
+        int(entry.name)
+        for entry in os.scandir("/proc")
+        if entry.name.isdigit() and _process_group(int(entry.name)) == edge.pid
+    ]
+    assert len(pids) > 4  # the main process, its workers and timers
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {Settings().sip_nice}
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == 0
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
