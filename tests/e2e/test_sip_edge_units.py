@@ -356,6 +356,29 @@ def test_the_segment_of_a_process_that_died_is_shipped_and_its_torn_line_set_asi
     client.close()
 
 
+def test_events_spooled_by_an_earlier_edge_version_are_shipped_after_an_upgrade(
+    fake_brain: _Brain, tmp_path: Path
+) -> None:
+    legacy = tmp_path / "spool" / "events"
+    legacy.mkdir(parents=True)
+    (legacy / "0001-1-1.json").write_text('[{"call_id":"old","type":"attempt"}]')
+    (legacy / "0002-1-2.json").write_text('[{"call_id":"old","type":"end"}]')
+    (legacy / "0003-1-3.json").write_text("{broken")
+    spool = edge_brain.EventSpool(tmp_path / "spool")
+    spool.ensure()
+    spool.write([{"call_id": "new", "type": "attempt"}])
+    client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=500)
+    assert spool.ship(client) == 3
+    assert [(e["call_id"], e["type"]) for e in fake_brain.events] == [
+        ("old", "attempt"),
+        ("old", "end"),
+        ("new", "attempt"),
+    ]
+    assert list(legacy.iterdir()) == []
+    assert b"{broken" in b"".join(p.read_bytes() for p in spool.rejected_dir.glob("*.jsonl"))
+    client.close()
+
+
 def test_an_event_the_brain_rejects_for_good_is_set_aside_not_lost(
     tmp_path: Path,
 ) -> None:

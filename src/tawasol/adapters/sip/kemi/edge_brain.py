@@ -351,8 +351,10 @@ class EventSpool:
         """
         if time.monotonic() < self._retry_at:
             return 0
+        shipped = self._ship_legacy(client)
+        if shipped < 0:
+            return 0
         offsets = self._load_offsets()
-        shipped = 0
         while True:
             batch, advanced, bad_lines = self._next_batch(offsets)
             if not batch and not advanced:
@@ -368,6 +370,34 @@ class EventSpool:
             shipped += len(batch)
             self._backoff_s = 0.0
         self._retire(offsets)
+        return shipped
+
+    def _ship_legacy(self, client: BrainClient) -> int:
+        """Files of the first spool layout (`events/*.json`, one JSON list each), left by an
+        edge of an earlier version: shipped and deleted, so that an upgrade loses nothing.
+        -1 when the brain did not take them (back off like any failure)."""
+        legacy = self.directory / "events"
+        try:
+            paths = sorted(legacy.glob("*.json"))
+        except OSError:
+            return 0
+        shipped = 0
+        for path in paths:
+            try:
+                events = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+                    raise ValueError("not a list of events")
+            except ValueError:
+                self._reject_lines([path.read_bytes()], f"unreadable legacy file {path.name}")
+                path.unlink()
+                continue
+            for start in range(0, len(events), self.batch_events):
+                if not self._deliver(client, events[start : start + self.batch_events]):
+                    self._backoff_s = min(5.0, max(0.2, self._backoff_s * 2))
+                    self._retry_at = time.monotonic() + self._backoff_s
+                    return -1  # the file stays whole: what went through is deduped later
+            path.unlink()
+            shipped += len(events)
         return shipped
 
     def _next_batch(
