@@ -390,15 +390,16 @@ class BrainProcess:
             brain.close()
         return time.monotonic() - started
 
+    def command(self) -> list[str]:
+        """What starts the brain process."""
+        if self.plain:
+            return [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"]
+        return [sys.executable, str(BENCH_DIR / "_brain_server.py")]
+
     def start(self) -> BrainProcess:
         self._log = open(self.data_dir / "brain.log", "ab")  # noqa: SIM115 - closed in stop()
-        command = (
-            [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"]
-            if self.plain
-            else [sys.executable, str(BENCH_DIR / "_brain_server.py")]
-        )
         self.process = subprocess.Popen(
-            command,
+            self.command(),
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=self._log,

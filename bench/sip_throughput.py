@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,7 @@ from _stack import (
 )
 
 from tawasol.adapters.sip.launcher import MEMORY_MANAGER
+from tawasol.config import Settings
 
 MAX_RETRANSMISSIONS = 0.005  # of the calls placed
 PACE_SLACK_S = 2.0  # SIPp needs ~0.5 s to start and stop; more means it fell behind
@@ -188,6 +190,9 @@ class BareWorld(World):
 class TawasolWorld(World):
     name = "tawasol"
     label = "(b) tawasol: digest auth + decision per call + dialogs + call events"
+    # what runs the brain and the edge (bench/edge_alternatives.py swaps them for its variants)
+    brain_class: type[BrainProcess] = BrainProcess
+    stack_class: type[FullStack] = FullStack
 
     def __init__(
         self,
@@ -200,7 +205,7 @@ class TawasolWorld(World):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.brain = BrainProcess(
+        self.brain = self.brain_class(
             data_dir=self.work / "brain",
             extra_env={"BENCH_BRAIN_EXPERIMENTS": ",".join(experiments)},
         )
@@ -210,7 +215,7 @@ class TawasolWorld(World):
         self.stack: FullStack | None = None
         try:
             self.brain.add_carriers(self.carrier.port)
-            self.stack = FullStack(
+            self.stack = self.stack_class(
                 brain=self.brain,
                 run_dir=edge_run_dir,
                 children=children,
@@ -402,6 +407,12 @@ def measure(
 
 
 # -- report -----------------------------------------------------------------------------------
+def cpu_per_call_ms(step: dict[str, Any]) -> float:
+    """CPU of Kamailio and the brain per call, in ms, from a step's cores at its rate."""
+    cpu = step["cpu"]
+    return float((cpu.get("kamailio", 0) + cpu.get("brain", 0)) / step["rate"] * 1000)
+
+
 def _ms(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -427,7 +438,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['options']['children']} UDP workers, {results['options']['shm_mb']} MB "
         "shared memory, in both setups; memory manager "
         f"{results['options'].get('bare_memory_manager', MEMORY_MANAGER)} alone, "
-        f"{MEMORY_MANAGER} for tawasol."
+        f"{MEMORY_MANAGER} for tawasol, whose Kamailio runs at nice {Settings().sip_nice} "
+        "below the brain, as `tawasol up` runs it."
         + (
             f" Brain experiments: {', '.join(results['options']['experiments'])}."
             if results["options"]["experiments"]
@@ -452,7 +464,7 @@ def markdown(results: dict[str, Any]) -> str:
         latency = setup["latency"]
         if best:
             cpu = best["cpu"]
-            per_call = (cpu.get("kamailio", 0) + cpu.get("brain", 0)) / best["rate"] * 1000
+            per_call = cpu_per_call_ms(best)
             cpu_text = (
                 f"{cpu.get('kamailio', 0):.2f} / "
                 + (f"{cpu['brain']:.2f}" if "brain" in cpu else "-")
@@ -488,7 +500,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_ms(latency['probe_p50_ms'], 2)} ms | {_ms(latency['probe_p99_ms'], 2)} ms | "
             f"{latency['probe_count']:,} |",
         ]
-    lines += [
+    lines += steps_table(results, ("bare", "tawasol"))
+    return "\n".join(lines)
+
+
+def steps_table(results: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """Markdown lines: every load step of the setups `keys` (the latency window first)."""
+    lines = [
         "",
         "Every load step (rate in calls/s; retransmissions in % of the calls; CPU in cores):",
         "",
@@ -496,7 +514,7 @@ def markdown(results: dict[str, Any]) -> str:
         " result |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for key in ("bare", "tawasol"):
+    for key in keys:
         setup = results.get(key)
         if not setup:
             continue
@@ -510,11 +528,54 @@ def markdown(results: dict[str, Any]) -> str:
                 + f" | {cpu.get('sipp', 0):.2f} | {cpu.get('other', 0):.2f} | "
                 f"{'clean' if step['clean'] else 'not clean'} |"
             )
-    return "\n".join(lines)
+    return lines
 
 
 def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def prepare_run() -> None:
+    """Refuse to start without SIPp and Kamailio; make SIGTERM (a CI timeout, run_all.py
+    giving up) stop every process the run started."""
+    for tool in ("sipp", "kamailio"):
+        if not (shutil.which(tool) or os.access(f"/usr/sbin/{tool}", os.X_OK)):
+            raise SystemExit(f"{tool} is not installed: see docs/sip-edge.md")
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def run_identity() -> dict[str, str]:
+    """The machine, the time and the tools' versions, for a report's heading."""
+    return {
+        "machine": f"{platform.node()}, {os.cpu_count()} cores, loopback, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "versions": f"{_tool_version([_stack.kamailio_binary(), '-v'])}, "
+        f"{_tool_version([_stack.SIPP, '-v'])}, Python {platform.python_version()}",
+    }
+
+
+def measure_setups(
+    names: list[str],
+    make_world: Callable[[str, SippCarrier], World],
+    measure_world: Callable[[World, float], dict[str, Any]],
+    scenarios: dict[str, Path],
+    work: Path,
+    ends_at: float,
+) -> dict[str, Any]:
+    """Each setup in turn, with an equal share of the time left until `ends_at` (monotonic):
+    its carrier and world started, measured up to its deadline, and stopped whatever happens."""
+    results: dict[str, Any] = {}
+    for index, name in enumerate(names):
+        remaining = ends_at - time.monotonic()
+        deadline = time.monotonic() + remaining / (len(names) - index)
+        carrier = SippCarrier(scenarios["carrier_answer"], free_port(), work)
+        world = make_world(name, carrier)
+        try:
+            results[name] = measure_world(world, deadline)
+        finally:
+            carrier.stop()
+            world.stop()
+    return results
 
 
 def main() -> None:
@@ -554,22 +615,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     options = parser.parse_args()
 
-    for tool in ("sipp", "kamailio"):
-        if not (shutil.which(tool) or os.access(f"/usr/sbin/{tool}", os.X_OK)):
-            raise SystemExit(f"{tool} is not installed: see docs/sip-edge.md")
-
-    # SIGTERM (a CI timeout, run_all.py giving up) stops every process this run started.
-    signal.signal(signal.SIGTERM, _interrupt)
-
+    prepare_run()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="tawasol-bench-"))
     edge_base = Path(tempfile.mkdtemp(prefix="tawasol-bench-edge-", dir=options.edge_run_dir))
     scenarios = write_scenarios(work / "scenarios", talk_ms=options.talk_ms)
-    results: dict[str, Any] = {
-        "machine": f"{platform.node()}, {os.cpu_count()} cores, loopback, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "versions": f"{_tool_version([_stack.kamailio_binary(), '-v'])}, "
-        f"{_tool_version([_stack.SIPP, '-v'])}, Python {platform.python_version()}",
+    results: dict[str, Any] = run_identity() | {
         "options": {
             "window_s": options.window_s,
             "talk_ms": options.talk_ms,
@@ -583,38 +634,31 @@ def main() -> None:
         },
     }
     setups = [options.only] if options.only else ["bare", "tawasol"]
+
+    def make_world(name: str, carrier: SippCarrier) -> World:
+        common: dict[str, Any] = {
+            "work": work,
+            "scenarios": scenarios,
+            "carrier": carrier,
+            "children": options.children,
+            "shared_memory_mb": options.shm_mb,
+        }
+        if name == "bare":
+            return BareWorld(**common, memory_manager=options.bare_memory_manager)
+        return TawasolWorld(
+            **common,
+            subscribers=options.subscribers,
+            experiments=options.experiment,
+            edge_run_dir=edge_base / "edge",
+        )
+
+    def measure_world(world: World, deadline: float) -> dict[str, Any]:
+        start = options.bare_start if world.name == "bare" else options.tawasol_start
+        return measure(world, options=options, start=start, deadline=deadline)
+
     try:
-        for index, name in enumerate(setups):
-            remaining = options.budget_s - (time.monotonic() - started)
-            deadline = time.monotonic() + remaining / (len(setups) - index)
-            carrier = SippCarrier(scenarios["carrier_answer"], free_port(), work)
-            world: World
-            if name == "bare":
-                world = BareWorld(
-                    work=work,
-                    scenarios=scenarios,
-                    carrier=carrier,
-                    children=options.children,
-                    shared_memory_mb=options.shm_mb,
-                    memory_manager=options.bare_memory_manager,
-                )
-            else:
-                world = TawasolWorld(
-                    work=work,
-                    scenarios=scenarios,
-                    carrier=carrier,
-                    children=options.children,
-                    shared_memory_mb=options.shm_mb,
-                    subscribers=options.subscribers,
-                    experiments=options.experiment,
-                    edge_run_dir=edge_base / "edge",
-                )
-            try:
-                start = options.bare_start if name == "bare" else options.tawasol_start
-                results[name] = measure(world, options=options, start=start, deadline=deadline)
-            finally:
-                carrier.stop()
-                world.stop()
+        ends_at = started + options.budget_s
+        results |= measure_setups(setups, make_world, measure_world, scenarios, work, ends_at)
     finally:
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -624,10 +668,21 @@ def main() -> None:
     bare_rate = (results.get("bare") or {}).get("clean_rate")
     tawasol_rate = (results.get("tawasol") or {}).get("clean_rate")
     results["ratio"] = tawasol_rate / bare_rate if bare_rate and tawasol_rate else None
+    report(results, markdown, json_path=options.json, started=started)
+
+
+def report(
+    results: dict[str, Any],
+    render: Callable[[dict[str, Any]], str],
+    *,
+    json_path: Path | None,
+    started: float,
+) -> None:
+    """The run's duration into `results`, its Markdown on stdout, its figures in `json_path`."""
     results["elapsed_s"] = time.monotonic() - started
-    print(markdown(results))
-    if options.json:
-        options.json.write_text(json.dumps(results, indent=2, default=str))
+    print(render(results))
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2, default=str))
     log(f"done in {results['elapsed_s']:.0f}s")
 
 

@@ -192,17 +192,25 @@ class Edge:
             return edge_auth.reply(403, "Forbidden")
         call_id = KSR.kx.get_callid()
         dialled = KSR.kx.get_ruser() or ""
+        return self._request_decision(call_id=call_id, user=user, dialled=dialled)
+
+    def _decision_request(self, *, call_id: str, user: str, dialled: str) -> dict[str, Any]:
+        """The body of `POST /sip/v1/authorize` for the INVITE being routed."""
+        return {
+            "call_id": call_id,
+            "user": user,
+            "dialled": dialled or "-",
+            "source_ip": KSR.kx.get_srcip(),
+            "user_agent": (KSR.kx.get_ua() or "")[:256],
+            "node": self.settings.node,
+        }
+
+    def _request_decision(self, *, call_id: str, user: str, dialled: str) -> int:
+        """Ask the brain (blocking, on this worker's kept connection), then apply its answer."""
         try:
             decision = self.brain.post(
                 "/sip/v1/authorize",
-                {
-                    "call_id": call_id,
-                    "user": user,
-                    "dialled": dialled or "-",
-                    "source_ip": KSR.kx.get_srcip(),
-                    "user_agent": (KSR.kx.get_ua() or "")[:256],
-                    "node": settings.node,
-                },
+                self._decision_request(call_id=call_id, user=user, dialled=dialled),
             )
         except edge_brain.BrainUnavailable as error:
             # Fail closed (docs/sip-decision-api.md): no decision, no call.
@@ -212,7 +220,14 @@ class Edge:
                 # it the call failed, so that the subscriber's slot is freed.
                 self._failed(call_id, user, dialled, 503, "brain_timeout")
             return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
+        return self._apply_decision(decision, call_id=call_id, user=user, dialled=dialled)
 
+    def _apply_decision(
+        self, decision: dict[str, Any], *, call_id: str, user: str, dialled: str
+    ) -> int:
+        """The brain's answer applied to the INVITE's transaction: digest against the HA1 in
+        it, then the denial, or the dialog and the routes."""
+        settings = self.settings
         if KSR.tm.t_is_canceled() > 0:  # the caller gave up while the brain answered
             if decision.get("allow"):
                 self._failed(call_id, user, dialled, 487, "caller_cancelled")
@@ -242,7 +257,8 @@ class Edge:
         routes = [route for route in decision.get("routes") or [] if route.get("uri")]
         if not routes:
             return edge_auth.reply(503, "No Route Available", "no_route")
-        KSR.dialog.dlg_manage()
+        if not self._open_dialog(call_id):
+            return edge_auth.reply(500, "Server Internal Error", "no_dialog")
         max_duration_s = max(1, int(decision.get("max_duration_s") or 1))
         # The cut itself comes from the "cuts" timer (100 ms precision, see _answered); the
         # dialog module's own timeout (1 s ticks) is the safety net behind it.
@@ -261,6 +277,12 @@ class Edge:
         if self._next_route(state, first_attempt=1):
             return 1
         return edge_auth.reply(503, "All Routes Failed", "all_routes_failed")
+
+    def _open_dialog(self, call_id: str) -> bool:
+        """Make the allowed call this process's current dialog; False refuses it with 500.
+        `dlg_manage`'s result is not checked: a call it could not track still goes through."""
+        KSR.dialog.dlg_manage()
+        return True
 
     def _next_route(self, state: dict[str, Any], *, first_attempt: int) -> bool:
         """Relay to the first route from `first_attempt` (1-based) that takes the INVITE."""
