@@ -723,3 +723,25 @@ def test_given_the_evening_plan_when_time_windows_changed_then_decision_follows_
     assert tuesday_night.allowed
     assert_denied(wednesday_night, Reason.OUTSIDE_TIME_WINDOW, 403)
     assert "plan hours are Mon 20:00-08:00" in story(wednesday_night)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    username=st.sampled_from([*KNOWN_USERNAMES, "nobody"]),
+    dialled=EXAMPLE_NUMBERS,
+    now=MOMENTS,
+    usage=USAGES,
+)
+def test_a_decision_without_its_explanation_is_the_same_decision(
+    state, username: str, dialled: str, now: datetime, usage: Usage
+) -> None:
+    # The SIP path decides without formatting the reasons; nothing else may differ.
+    state = replace(state, usage={subscription: usage for subscription in range(1, 20)})
+    request = CallRequest(username, dialled, call_id="c@edge")
+    explained = authorize_call(request, state, now)
+    quiet = authorize_call(request, state, now, explain=False)
+    assert replace(quiet, explanation=explained.explanation) == explained
+    if quiet.allowed:
+        assert quiet.explanation == ()
+    else:
+        assert quiet.explanation == explained.explanation[-1:]

@@ -255,7 +255,7 @@ class CallAuthorizer:
             # The same call asked again (a retransmitted INVITE) must not count against itself.
             self._release(request.call_id)
             state = self.decision_state(now, snapshot)
-            decision = authorize_call(request, state, now, strategy=self._strategy)
+            decision = authorize_call(request, state, now, strategy=self._strategy, explain=False)
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
                 self._track(request.call_id, decision, now)
