@@ -338,6 +338,18 @@ def test_segments_rotate_and_shipped_closed_segments_are_deleted(
     client.close()
 
 
+def test_one_tick_ships_a_bounded_number_of_batches(fake_brain: _Brain, tmp_path: Path) -> None:
+    client = edge_brain.BrainClient("127.0.0.1", fake_brain.port, timeout_ms=500)
+    spool = edge_brain.EventSpool(tmp_path / "spool", batch_events=2, batches_per_tick=2)
+    spool.ensure()
+    spool.write([{"call_id": f"c{index}", "type": "attempt"} for index in range(5)])
+    assert spool.ship(client) == 4  # two batches of two: the fifth waits for the next tick
+    assert spool.pending_events() == 1
+    assert spool.ship(client) == 1
+    assert [event["call_id"] for event in fake_brain.events] == [f"c{i}" for i in range(5)]
+    client.close()
+
+
 def test_the_segment_of_a_process_that_died_is_shipped_and_its_torn_line_set_aside(
     fake_brain: _Brain, tmp_path: Path
 ) -> None:

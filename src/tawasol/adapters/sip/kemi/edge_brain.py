@@ -239,6 +239,7 @@ class EventSpool:
         rotate_after_s: float = 60.0,
         rotate_bytes: int = 8 << 20,
         batch_events: int = 1000,  # the most the brain takes in one request
+        batches_per_tick: int = 50,
         read_bytes: int = 1 << 20,
     ) -> None:
         self.directory = directory
@@ -248,6 +249,7 @@ class EventSpool:
         self.rotate_after_s = rotate_after_s
         self.rotate_bytes = rotate_bytes
         self.batch_events = batch_events
+        self.batches_per_tick = batches_per_tick
         self.read_bytes = read_bytes
         # the writer's side (one per process)
         self._fd: int | None = None
@@ -280,7 +282,11 @@ class EventSpool:
             self._open(now)
         assert self._fd is not None
         written = os.write(self._fd, data)
-        if written != len(data):  # a full disk: the tail would be a torn line
+        if written != len(data):
+            # A full disk: the segment ends with a torn line. Close it, so that the next events
+            # start a new segment instead of being glued to that tail (the shipper sets a torn
+            # last line aside).
+            self._rotate()
             raise OSError(f"short write to the event spool ({written} of {len(data)} bytes)")
         self._written += written
 
@@ -355,13 +361,12 @@ class EventSpool:
         if shipped < 0:
             return 0
         offsets = self._load_offsets()
-        while True:
+        for _batch in range(self.batches_per_tick):  # the rest waits for the next tick
             batch, advanced, bad_lines = self._next_batch(offsets)
             if not batch and not advanced:
                 break
             if batch and not self._deliver(client, batch):
-                self._backoff_s = min(5.0, max(0.2, self._backoff_s * 2))
-                self._retry_at = time.monotonic() + self._backoff_s
+                self._back_off()
                 return shipped
             if bad_lines:
                 self._reject_lines(bad_lines, "not JSON")
@@ -371,6 +376,10 @@ class EventSpool:
             self._backoff_s = 0.0
         self._retire(offsets)
         return shipped
+
+    def _back_off(self) -> None:
+        self._backoff_s = min(5.0, max(0.2, self._backoff_s * 2))
+        self._retry_at = time.monotonic() + self._backoff_s
 
     def _ship_legacy(self, client: BrainClient) -> int:
         """Files of the first spool layout (`events/*.json`, one JSON list each), left by an
@@ -393,8 +402,7 @@ class EventSpool:
                 continue
             for start in range(0, len(events), self.batch_events):
                 if not self._deliver(client, events[start : start + self.batch_events]):
-                    self._backoff_s = min(5.0, max(0.2, self._backoff_s * 2))
-                    self._retry_at = time.monotonic() + self._backoff_s
+                    self._back_off()
                     return -1  # the file stays whole: what went through is deduped later
             path.unlink()
             shipped += len(events)
