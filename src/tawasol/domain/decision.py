@@ -284,6 +284,7 @@ def authorize_call(
         now=now,
         route_timeout_ms=state.route_timeout_ms,
         max_cost_per_minute=ceiling,
+        explain=explain,
     )
     if explain:
         why.extend(notes)

@@ -78,8 +78,10 @@ class RoutingStrategy(Protocol):
         now: datetime,
         route_timeout_ms: int,
         max_cost_per_minute: Money | None = None,
+        explain: bool = True,
     ) -> tuple[list[Route], list[str]]:
-        """Return (routes, notes): notes explain each carrier skipped or chosen."""
+        """Return (routes, notes): notes explain each carrier skipped or chosen (the chosen
+        ones only when `explain`: the SIP path does not read them)."""
         ...
 
 

@@ -27,6 +27,7 @@ def committed_capacity_first(
     now: datetime,
     route_timeout_ms: int,
     max_cost_per_minute: Money | None = None,
+    explain: bool = True,
 ) -> tuple[list[Route], list[str]]:
     notes: list[str] = []
     found = candidates(
@@ -49,6 +50,7 @@ def committed_capacity_first(
     )
     routes: list[Route] = []
     for candidate in (*flat, *per_minute):
-        notes.append(describe(candidate))
+        if explain:
+            notes.append(describe(candidate))
         routes.extend(routes_for(candidate, destination, route_timeout_ms))
     return routes, notes

@@ -50,6 +50,7 @@ class QualityWeighted:
         now: datetime,
         route_timeout_ms: int,
         max_cost_per_minute: Money | None = None,
+        explain: bool = True,
     ) -> tuple[list[Route], list[str]]:
         notes: list[str] = []
         found = candidates(
@@ -67,11 +68,12 @@ class QualityWeighted:
         )
         routes: list[Route] = []
         for candidate in (*flat, *per_minute):
-            note = describe(candidate)
-            ner = self._ner.get((candidate.carrier.code, destination.country))
-            if candidate.rate is not None and ner is not None:
-                note += f", NER {ner:.2f}"
-            notes.append(note)
+            if explain:
+                note = describe(candidate)
+                ner = self._ner.get((candidate.carrier.code, destination.country))
+                if candidate.rate is not None and ner is not None:
+                    note += f", NER {ner:.2f}"
+                notes.append(note)
             routes.extend(routes_for(candidate, destination, route_timeout_ms))
         return routes, notes
 
