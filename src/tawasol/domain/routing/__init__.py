@@ -13,7 +13,7 @@ answers or the callee's own answer (busy, no answer) ends the hunt. One strategy
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -164,6 +164,25 @@ def flat_rate_first(found: Sequence[Candidate]) -> list[Candidate]:
         (c for c in found if c.billing is Billing.FLAT_RATE),
         key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
     )
+
+
+def routes_in_order(
+    ordered: Sequence[Candidate],
+    *,
+    destination: Destination,
+    route_timeout_ms: int,
+    notes: list[str] | None,
+    note: Callable[[Candidate], str] | None = None,
+) -> list[Route]:
+    """The routes of the candidates in the strategy's order; each chosen carrier is described
+    in `notes` (with `note`, `describe` by default) unless `notes` is None: the SIP path
+    does not read them."""
+    routes: list[Route] = []
+    for candidate in ordered:
+        if notes is not None:
+            notes.append((note or describe)(candidate))
+        routes.extend(routes_for(candidate, destination, route_timeout_ms))
+    return routes
 
 
 def describe(candidate: Candidate) -> str:

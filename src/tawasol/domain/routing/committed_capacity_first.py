@@ -16,7 +16,7 @@ from datetime import datetime
 from tawasol.domain.carriers import Carrier, CarrierLiveState
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
-from tawasol.domain.routing import Billing, Route, candidates, describe, flat_rate_first, routes_for
+from tawasol.domain.routing import Billing, Route, candidates, flat_rate_first, routes_in_order
 
 
 def committed_capacity_first(
@@ -48,9 +48,10 @@ def committed_capacity_first(
             c.carrier.code,
         ),
     )
-    routes: list[Route] = []
-    for candidate in (*flat, *per_minute):
-        if explain:
-            notes.append(describe(candidate))
-        routes.extend(routes_for(candidate, destination, route_timeout_ms))
+    routes = routes_in_order(
+        (*flat, *per_minute),
+        destination=destination,
+        route_timeout_ms=route_timeout_ms,
+        notes=notes if explain else None,
+    )
     return routes, notes

@@ -23,7 +23,7 @@ from tawasol.domain.routing import (
     candidates,
     describe,
     flat_rate_first,
-    routes_for,
+    routes_in_order,
 )
 
 # NER is never taken below this when dividing: a carrier with no effective call at all is
@@ -66,16 +66,21 @@ class QualityWeighted:
             (c for c in found if c.billing is Billing.PER_MINUTE),
             key=lambda c: (self._effective_cost(c, destination), c.priority, c.carrier.code),
         )
-        routes: list[Route] = []
-        for candidate in (*flat, *per_minute):
-            if explain:
-                note = describe(candidate)
-                ner = self._ner.get((candidate.carrier.code, destination.country))
-                if candidate.rate is not None and ner is not None:
-                    note += f", NER {ner:.2f}"
-                notes.append(note)
-            routes.extend(routes_for(candidate, destination, route_timeout_ms))
+        routes = routes_in_order(
+            (*flat, *per_minute),
+            destination=destination,
+            route_timeout_ms=route_timeout_ms,
+            notes=notes if explain else None,
+            note=lambda candidate: self._describe(candidate, destination),
+        )
         return routes, notes
+
+    def _describe(self, candidate: Candidate, destination: Destination) -> str:
+        note = describe(candidate)
+        ner = self._ner.get((candidate.carrier.code, destination.country))
+        if candidate.rate is not None and ner is not None:
+            note += f", NER {ner:.2f}"
+        return note
 
     def _effective_cost(self, candidate: Candidate, destination: Destination) -> Decimal:
         assert candidate.rate is not None
