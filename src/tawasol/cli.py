@@ -16,22 +16,40 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperOption
 
+from tawasol.adapters.api.schemas import Channels, Limit, Offset, bounds
 from tawasol.config import Settings
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
 from tawasol.domain.decision import CallRequest
-from tawasol.domain.errors import InvalidInput, NotFound, TawasolError, Unavailable
+from tawasol.domain.errors import (
+    InvalidConfiguration,
+    InvalidInput,
+    NotFound,
+    TawasolError,
+    Unavailable,
+)
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer 0.2x labels every flag `<bool>` in --help although a flag takes no value."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(help="tawasol: unlimited international calling plans.", no_args_is_help=True)
 subscriber_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
@@ -49,6 +67,9 @@ EXIT_CODES: tuple[tuple[type[TawasolError], int], ...] = (
     (Unavailable, 4),
     (TawasolError, 1),
 )
+
+
+PORTS: dict[str, int] = {"min": 1, "max": 65535}
 
 
 class _State:
@@ -97,7 +118,11 @@ def _brain() -> Brain:
 
 
 def _fail(error: TawasolError) -> typer.Exit:
-    code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    code = (
+        error.exit_code
+        if isinstance(error, RemoteError)
+        else next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    )
     detail = "".join(f"\n  {key}: {value}" for key, value in error.details.items())
     errors.print(f"[red]error ({error.error_id}):[/red] {error.message}{detail}")
     return typer.Exit(code)
@@ -122,21 +147,42 @@ def init() -> None:
 @app.command()
 def seed(
     sample: Annotated[bool, typer.Option("--sample", help="Load the sample operator.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo mode (as TAWASOL_DEMO=true): required.")
+    ] = False,
+    if_empty: Annotated[
+        bool,
+        typer.Option("--if-empty", help="Skip quietly when the database already holds data."),
+    ] = False,
     carrier_host: Annotated[str, typer.Option(help="Where the sample carriers listen.")] = (
         "127.0.0.1"
     ),
     carrier_first_port: Annotated[
-        int, typer.Option(help="Port of the first sample carrier; the others follow by 2.")
+        int,
+        typer.Option(help="Port of the first sample carrier; the others follow by 2.", **PORTS),
     ] = 5080,
 ) -> None:
-    """Load data into the database (today: the sample operator)."""
+    """Load the sample operator into an EMPTY database, in demo mode only.
+
+    Its subscribers' passwords are published in the README: never on a production platform.
+    A database holding any plan, carrier or subscriber is left exactly as it is.
+    """
     from tawasol.services.sample_operator import seed_sample_operator
 
     if not sample:
         errors.print("nothing to seed: pass --sample")
         raise typer.Exit(2)
+    if not (demo or _settings().demo):
+        errors.print(
+            "[red]refused:[/red] the sample operator's accounts have published passwords; load "
+            "it only for a demonstration: `tawasol seed --sample --demo` (or TAWASOL_DEMO=true)"
+        )
+        raise typer.Exit(2)
     brain = _brain()
     try:
+        if if_empty and brain.catalog.holds_operator_data():
+            console.print("the database already holds the operator's data: left as it is")
+            return
         created = seed_sample_operator(
             brain.catalog,
             now=brain.clock(),
@@ -147,6 +193,7 @@ def seed(
         raise _fail(error) from error
     finally:
         brain.close()
+    console.print(DEMO_BANNER, style="bold yellow")
     table = Table(title="sample subscribers created (SIP username / password)")
     for column in ("SIP user", "password", "plan", "status", "time zone"):
         table.add_column(column)
@@ -155,22 +202,58 @@ def seed(
             entry.sip_username, entry.password, entry.plan_code, entry.status.value, entry.time_zone
         )
     console.print("sample plans and carriers loaded")
-    if created:
-        console.print(table)
-    else:
-        console.print("sample subscribers already present")
+    console.print(table)
+
+
+DEMO_BANNER = (
+    "DEMO MODE: the sample operator's accounts have passwords published in the README. "
+    "Never expose this platform to the internet or to real customers."
+)
+
+
+def _check_not_a_published_demo(demo: bool) -> None:
+    """Outside demo mode, refuse to run while a sample account with its published password
+    exists; in demo mode, say so loudly."""
+    from tawasol.services.sample_operator import published_sample_accounts
+
+    settings = _settings()
+    if demo or settings.demo:
+        # Children (`tawasol up` starts the brain as `tawasol serve`) inherit demo mode.
+        _state.settings = settings.model_copy(update={"demo": True})
+        errors.print(f"[bold yellow]{DEMO_BANNER}[/bold yellow]")
+        return
+    brain = _brain()
+    try:
+        exposed = [
+            username
+            for username, ha1 in published_sample_accounts(settings.sip_realm).items()
+            if (found := brain.catalog.find_subscriber(username)) is not None and found.ha1 == ha1
+        ]
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+    if exposed:
+        errors.print(
+            f"[red]refused:[/red] sample account(s) {', '.join(exposed)} still have the "
+            "passwords published in the README. Run in demo mode (--demo or TAWASOL_DEMO=true), "
+            "or give them new passwords (PUT /admin/v1/subscribers/ID/password) first."
+        )
+        raise typer.Exit(2)
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.", **PORTS)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
 ) -> None:
     """Run the brain's HTTP API (SIP decision API + admin API) in the foreground."""
     import uvicorn
 
     from tawasol.adapters.api.app import create_app
 
+    _check_not_a_published_demo(demo)
     settings = _settings()
     brain = _brain()
     try:
@@ -189,10 +272,13 @@ def serve(
 
 
 @app.command()
-def up() -> None:
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
+) -> None:
     """Run the platform in the foreground: the brain's API and the Kamailio SIP edge."""
     from tawasol.adapters.platform import start_platform, supervise
 
+    _check_not_a_published_demo(demo)
     settings = _settings()
     try:
         settings.check()
@@ -251,7 +337,10 @@ def _api(method: str, path: str, **kwargs: object) -> object:
     settings = _settings()
     token = settings.admin_token.get_secret_value()
     if not token:
-        raise InvalidInput("set TAWASOL_ADMIN_TOKEN to the running brain's admin token")
+        raise InvalidConfiguration(
+            "set TAWASOL_ADMIN_TOKEN to the running brain's admin token (scripts/run keeps it "
+            "in var/admin-token)"
+        )
     try:
         response = httpx.request(
             method,
@@ -265,41 +354,72 @@ def _api(method: str, path: str, **kwargs: object) -> object:
             f"the brain does not answer at {settings.api_url}: is `tawasol up` running?"
         ) from error
     if response.status_code >= 400:
-        try:
-            body = response.json()
-            message = body.get("message", response.text)
-        except ValueError:
-            message = response.text
-        raise (NotFound if response.status_code == 404 else InvalidInput)(str(message))
+        raise _remote_error(response.status_code, response.text)
     return response.json()
 
 
-def _status_table(rows: list[dict[str, object]]) -> Table:
-    table = Table(title="carriers (quality over the last 5 minutes)")
+class RemoteError(TawasolError):
+    """An error the running brain answered with, under the brain's own `error_id`."""
+
+    def __init__(self, error_id: str, message: str, exit_code: int, **details: object) -> None:
+        super().__init__(message, **details)
+        self.error_id = error_id
+        self.exit_code = exit_code
+
+
+# HTTP status of the brain's answer -> exit code (as EXIT_CODES for errors raised here).
+_EXIT_BY_STATUS = {401: 5, 403: 5, 404: 3, 409: 1, 413: 2, 422: 2, 503: 4}
+
+
+def _remote_error(status: int, text: str) -> RemoteError:
+    """The brain's error document as an error of this command, with the same `error_id`."""
+    import json
+
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"error_id": "unavailable" if status >= 500 else "invalid_input", "message": text}
+    details: dict[str, object] = body["details"] if isinstance(body.get("details"), dict) else {}
+    return RemoteError(
+        str(body.get("error_id") or "tawasol_error"),
+        str(body.get("message") or text),
+        _EXIT_BY_STATUS.get(status, 4 if status >= 500 else 1),
+        **details,
+    )
+
+
+def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
+    """The carriers board, readable at 80 columns: one short column per figure, the time of
+    the figures in the title."""
+    table = Table(
+        title=f"carriers at {at:%H:%M:%S} (quality: last 5 minutes)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for column in (
         "carrier",
         "state",
-        "channels use/eff/contract",
-        "attempts",
+        "ch use/eff/con",
+        "calls",
         "ASR",
         "NER",
         "ACD",
-        "PDD p50/p95",
-        "cost/min",
+        "PDD p50/95",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "state")
+    table.add_column("per min", overflow="fold")
 
     def ratio(value: object) -> str:
         return f"{float(value):.0%}" if isinstance(value, int | float) else "-"
 
+    def count(value: object) -> str:
+        return "-" if value is None else str(value)
+
     for row in rows:
-        overall = next(
-            (q for q in row["quality"] if q["country"] is None),  # type: ignore[attr-defined]
-            None,
-        )
-        effective = row["effective_channels"]
-        contracted = row["contracted_channels"]
-        state = str(row["state"]) + (" (de-preferred)" if row["de_preferred"] else "")
+        overall = next((q for q in row["quality"] if q["country"] is None), None)
+        state = str(row["state"]) + (" (tried last)" if row["de_preferred"] else "")
         colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
         rate = (
             f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
@@ -309,13 +429,13 @@ def _status_table(rows: list[dict[str, object]]) -> Table:
         table.add_row(
             str(row["code"]),
             f"[{colour}]{state}[/{colour}]",
-            f"{row['channels_in_use']}/{effective if effective is not None else '-'}"
-            f"/{contracted if contracted is not None else '-'}",
+            f"{row['channels_in_use']}/{count(row['effective_channels'])}"
+            f"/{count(row['contracted_channels'])}",
             str(overall["attempts"]) if overall else "0",
             ratio(overall["asr"]) if overall else "-",
             ratio(overall["ner"]) if overall else "-",
-            f"{overall['acd_s']:.0f} s" if overall and overall["acd_s"] is not None else "-",
-            f"{overall['pdd_p50_ms']}/{overall['pdd_p95_ms']} ms"
+            f"{overall['acd_s']:.0f}s" if overall and overall["acd_s"] is not None else "-",
+            f"{overall['pdd_p50_ms']}/{overall['pdd_p95_ms']}ms"
             if overall and overall["pdd_p50_ms"] is not None
             else "-",
             rate,
@@ -327,31 +447,51 @@ def _status_table(rows: list[dict[str, object]]) -> Table:
 def carriers_status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 seconds.")] = False,
 ) -> None:
-    """State, channels, ASR/NER/ACD/PDD of every carrier, from the running brain."""
+    """State, channels, ASR/NER/ACD/PDD of every carrier, from the running brain.
+
+    With --watch on a terminal the table is redrawn in place; into a file or a pipe, one table
+    per refresh is appended, each with its time.
+    """
     import time
 
     from rich.live import Live
 
-    try:
+    def board() -> Table:
         rows = _api("GET", "/admin/v1/carriers/status")
+        return _status_table(rows, at=datetime.now().astimezone())  # type: ignore[arg-type]
+
+    try:
         if not watch:
-            console.print(_status_table(rows))  # type: ignore[arg-type]
+            console.print(board())
             return
-        with Live(_status_table(rows), console=console, refresh_per_second=1) as live:  # type: ignore[arg-type]
+        if not console.is_terminal:
+            while True:
+                console.print(board())
+                sys.stdout.flush()
+                time.sleep(2)
+        with Live(board(), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(2)
-                live.update(_status_table(_api("GET", "/admin/v1/carriers/status")))  # type: ignore[arg-type]
+                live.update(board())
     except TawasolError as error:
         raise _fail(error) from error
     except KeyboardInterrupt:
         return
 
 
-@carriers_app.command("capacity")
+@carriers_app.command(
+    "capacity",
+    # A negative count must reach the check below, not be taken for an unknown option.
+    context_settings={"ignore_unknown_options": True},
+)
 def carriers_capacity(
     code: Annotated[str, typer.Argument(help="Carrier code.")],
     channels: Annotated[
-        int | None, typer.Argument(help="Most simultaneous calls; omit with --contract.")
+        str | None,
+        typer.Argument(
+            help="Most simultaneous calls, 0 to the contracted channels; omit with --contract.",
+            show_default=False,
+        ),
     ] = None,
     contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
 ) -> None:
@@ -359,23 +499,35 @@ def carriers_capacity(
     if (channels is None) == (not contract):
         errors.print("give a number of channels, or --contract")
         raise typer.Exit(2)
+    limits = bounds(Channels)
+    count: int | None = None
+    if channels is not None:
+        try:
+            count = int(channels)
+        except ValueError:
+            count = None
+        if count is None or not limits["min"] <= count <= limits["max"]:
+            errors.print(
+                f"[red]error (invalid_input):[/red] channels must be a whole number from "
+                f"{limits['min']} to the carrier's contracted channels, not {channels}"
+            )
+            raise typer.Exit(2)
     try:
-        row = _api(
-            "PUT", f"/admin/v1/carriers/{code}/capacity", json={"effective_channels": channels}
-        )
+        row = _api("PUT", f"/admin/v1/carriers/{code}/capacity", json={"effective_channels": count})
     except TawasolError as error:
         raise _fail(error) from error
-    console.print(_status_table([row]))  # type: ignore[list-item]
+    console.print(_status_table([row], at=datetime.now().astimezone()))  # type: ignore[list-item]
 
 
 @carriers_app.command("events")
 def carriers_events(
     code: Annotated[str, typer.Argument(help="Carrier code.")],
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    limit: Annotated[int, typer.Option(**bounds(Limit))] = 50,
 ) -> None:
     """The carrier's state changes, newest first."""
     brain = _brain()
     try:
+        brain.catalog.get_carrier(code)
         events = brain.store.list_carrier_events(carrier=code, limit=limit)
     except TawasolError as error:
         raise _fail(error) from error
@@ -443,40 +595,78 @@ def explain(
             "subscriber's time zone. Default: now."
         ),
     ] = None,
+    database_only: Annotated[
+        bool,
+        typer.Option(
+            "--database-only", help="Do not ask the running brain; read the database only."
+        ),
+    ] = False,
 ) -> None:
-    """Print the decision for a call and every reason behind it."""
+    """Print the decision for a call and every reason behind it.
+
+    Asks the running brain (`POST /admin/v1/explain`), which knows the carriers' live state
+    (down, full, capped); when no brain answers, decides from the database alone and says so.
+    """
+    from tawasol.adapters.api.schemas import ExplainOut
+
     brain = _brain()
     try:
         subscriber = brain.catalog.find_subscriber(sip_user)
         when = _parse_at(at, subscriber.time_zone if subscriber else "UTC", brain.clock())
-        decision = brain.authorizer.explain(
-            CallRequest(sip_username=sip_user, dialled=number), now=when
-        )
+        answer: ExplainOut | None = None
+        # Why the answer was not asked of the running brain (None: it was).
+        why_local: str | None = "--database-only was given"
+        if not database_only:
+            try:
+                answer = ExplainOut.model_validate(
+                    _api(
+                        "POST",
+                        "/admin/v1/explain",
+                        json={"sip_username": sip_user, "dialled": number, "at": when.isoformat()},
+                    )
+                )
+                why_local = None
+            except (Unavailable, InvalidConfiguration) as error:
+                why_local = error.message
+        if answer is None:
+            answer = ExplainOut.from_domain(
+                brain.authorizer.explain(
+                    CallRequest(sip_username=sip_user, dialled=number), now=when
+                )
+            )
     except TawasolError as error:
         raise _fail(error) from error
     finally:
         brain.close()
-    colour = "green" if decision.allowed else "red"
-    verdict = "ALLOWED" if decision.allowed else f"DENIED: {decision.reason.value}"
+    colour = "green" if answer.allow else "red"
+    verdict = "ALLOWED" if answer.allow else f"DENIED: {answer.reason}"
     console.print(f"[bold {colour}]{verdict}[/bold {colour}]  ({when.isoformat()})")
-    for line in decision.explanation:
+    for line in answer.explanation:
         console.print(f"  - {line}", highlight=False)
-    if decision.allowed:
-        table = Table(title=f"routes, tried in order (cut after {decision.max_duration})")
+    if answer.allow:
+        cut = timedelta(seconds=answer.max_duration_s)
+        table = Table(title=f"routes, tried in order (cut after {cut})")
         for column in ("#", "carrier", "billing", "cost/min", "gateway URI", "timeout"):
             table.add_column(column)
-        for index, route in enumerate(decision.routes, start=1):
+        for index, route in enumerate(answer.routes, start=1):
             table.add_row(
                 str(index),
                 route.carrier,
-                route.billing.value,
-                str(route.cost_per_minute) if route.cost_per_minute else "-",
+                route.billing,
+                f"{route.cost_per_minute} {route.currency}" if route.cost_per_minute else "-",
                 route.uri,
                 f"{route.timeout_ms} ms",
             )
         console.print(table)
     else:
-        console.print(f"  SIP reply: {decision.sip_code} {decision.sip_reason}")
+        console.print(f"  SIP reply: {answer.sip_code} {answer.sip_reason}")
+    if why_local is None:
+        console.print(f"(answered by the running brain at {_settings().api_url})", style="dim")
+    else:
+        errors.print(
+            "[yellow]read from the database only[/yellow]: the carriers' live state (down, "
+            f"full, capped by an operator) is NOT taken into account ({why_local})."
+        )
 
 
 def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
@@ -497,16 +687,19 @@ def subscriber_add(
     sip_username: Annotated[str, typer.Argument(help="SIP username, e.g. amina")],
     name: Annotated[str, typer.Option(help="Full name.")],
     phone: Annotated[str, typer.Option(help="Their own phone, international, e.g. +336...")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    password: Annotated[
+        str | None,
+        typer.Option(help="SIP password; default: the platform generates one and prints it."),
+    ] = None,
     plan: Annotated[str | None, typer.Option(help="Subscribe to this plan now.")] = None,
     email: Annotated[str, typer.Option()] = "",
     locale: Annotated[str, typer.Option(help="fr, ar or en.")] = "fr",
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
 ) -> None:
-    """Add a subscriber (and optionally subscribe them to a plan)."""
+    """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
     brain = _brain()
     try:
-        subscriber = brain.catalog.add_subscriber(
+        account = brain.catalog.add_subscriber(
             name=name,
             email=email,
             phone=phone,
@@ -514,21 +707,30 @@ def subscriber_add(
             time_zone=time_zone,
             sip_username=sip_username,
             password=password,
+            plan_code=plan,
         )
-        console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
-        if plan:
-            subscription = brain.catalog.subscribe(subscriber_id=subscriber.id, plan_code=plan)
-            console.print(f"subscribed to {plan} until {subscription.period_end:%Y-%m-%d %H:%M %Z}")
     except TawasolError as error:
         raise _fail(error) from error
     finally:
         brain.close()
+    subscriber = account.subscriber
+    console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
+    if account.password is not None:
+        console.print(
+            f"SIP password (shown once, only its hash is kept): {account.password}",
+            highlight=False,
+        )
+    if account.subscription is not None:
+        console.print(
+            f"subscribed to {account.subscription.plan_code} until "
+            f"{account.subscription.period_end:%Y-%m-%d %H:%M %Z}"
+        )
 
 
 @subscriber_app.command("list")
 def subscriber_list(
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int, typer.Option(**bounds(Limit))] = 100,
+    offset: Annotated[int, typer.Option(**bounds(Offset))] = 0,
 ) -> None:
     """List subscribers with their current plan."""
     brain = _brain()
@@ -542,9 +744,9 @@ def subscriber_list(
             latest = max(subscriptions, key=lambda s: s.period_start, default=None)
             status = "-"
             if latest is not None:
-                status = "active" if latest.usable_at(now) else latest.status.value
-                if latest.status.value == "active" and not latest.usable_at(now):
-                    status = "period over"
+                status = latest.status.value
+                if latest.status.current and not now < latest.period_end:
+                    status = f"{status}, period over"
             table.add_row(
                 str(subscriber.id),
                 subscriber.sip_username,

@@ -175,10 +175,14 @@ def _sorted_attempts(record: CallRecord) -> tuple[CallAttempt, ...]:
     return tuple(sorted(record.attempts, key=lambda item: item.attempt))
 
 
-def list_calls(session: Session, *, subscriber_id: int | None, limit: int) -> list[CallRecord]:
+def list_calls(
+    session: Session, *, subscriber_id: int | None, since: datetime | None, limit: int
+) -> list[CallRecord]:
     statement = select(CALLS).order_by(CALLS.c.started_at.desc(), CALLS.c.id.desc())
     if subscriber_id is not None:
         statement = statement.where(CALLS.c.subscriber_id == subscriber_id)
+    if since is not None:
+        statement = statement.where(CALLS.c.started_at >= since)
     return _records(session, statement.limit(max(0, limit)))
 
 
