@@ -14,6 +14,7 @@ from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.record_call_events import CallEventRecorder
+from tawasol.services.record_refusals import RefusalRecorder
 
 
 def system_clock() -> datetime:
@@ -31,8 +32,10 @@ class Brain:
     catalog: CatalogService
     monitor: CarrierMonitor
     clock: Callable[[], datetime]
+    refusals: RefusalRecorder
 
     def close(self) -> None:
+        self.refusals.close()
         self.store.close()
 
 
@@ -40,6 +43,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     settings.check()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore.from_url(settings.resolved_database_url)
+    refusals = RefusalRecorder(store=store)
     authorizer = CallAuthorizer(
         store=store,
         clock=clock,
@@ -49,6 +53,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         route_timeout_ms=settings.route_timeout_ms,
         platform_max_call_duration=timedelta(seconds=settings.platform_max_call_duration_s),
         default_region=settings.default_region,
+        on_refused=refusals.refused,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -73,4 +78,5 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
         monitor=monitor,
         clock=clock,
+        refusals=refusals,
     )

@@ -294,7 +294,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
@@ -356,6 +356,7 @@ COLUMNS_ADDED_BY_0002 = {
         "increment",
         "cost_amount",
         "cost_currency",
+        "refusal_reason",  # added by 0003
     },
     "call_attempts": {"q850_cause", "billing"},
 }
@@ -414,7 +415,7 @@ def test_given_a_0001_database_with_a_plan_and_a_call_when_upgraded_then_they_su
 
     migrate(database_url)
 
-    assert current_revision(database_url) == "0002"
+    assert current_revision(database_url) == "0003"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 7

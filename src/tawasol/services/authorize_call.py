@@ -29,6 +29,10 @@ from tawasol.services.ports import CatalogSnapshot, Store
 log = logging.getLogger(__name__)
 
 
+# Told of every call `authorize` refuses (to record it); must be cheap and never raise.
+RefusalHook = Callable[[CallRequest, Decision, datetime], None]
+
+
 @dataclass(frozen=True)
 class Authorization:
     """A decision plus what the SIP edge needs to check the caller's credentials."""
@@ -93,8 +97,10 @@ class CallAuthorizer:
         route_timeout_ms: int = 3000,
         platform_max_call_duration: timedelta = timedelta(hours=4),
         default_region: str = "FR",
+        on_refused: RefusalHook | None = None,
     ) -> None:
         self._store = store
+        self._on_refused = on_refused
         self._clock = clock
         self._realm = realm
         self._fake_ha1_secret = fake_ha1_secret
@@ -259,6 +265,8 @@ class CallAuthorizer:
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
                 self._track(request.call_id, decision, now)
+        if not decision.allowed and self._on_refused is not None:
+            self._on_refused(request, decision, now)
         ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
         return Authorization(decision=decision, ha1=ha1, subscriber=subscriber)
 

@@ -160,6 +160,15 @@ class Store(Protocol):
         """
         ...
 
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        """Insert refused calls' records (a call id already stored is kept); how many new."""
+        ...
+
+    def count_calls(self, *, since: datetime, until: datetime) -> dict[str, int]:
+        """Calls started in [since, until): `total`, `answered`, `not_answered`, `refused`, and
+        `refused:<reason code>` per reason."""
+        ...
+
     def get_call(self, call_id: str) -> CallRecord | None: ...
 
     def list_calls(

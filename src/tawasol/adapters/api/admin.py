@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tawasol.adapters.api.schemas import (
     AccountOut,
     CallOut,
+    CallReportOut,
     CarrierSchema,
     ExplainIn,
     ExplainOut,
@@ -237,6 +238,25 @@ def list_calls(
         subscriber_id=subscriber_id, since=since, limit=limit
     )
     return [CallOut.from_domain(record) for record in records]
+
+
+@router.get("/calls/report", response_model=CallReportOut)
+def calls_report(
+    request: Request,
+    since: Annotated[Instant, Query(description="from (included)")],
+    until: Annotated[Instant | None, Query(description="to (excluded); default now")] = None,
+) -> CallReportOut:
+    """How many calls started in [since, until) were answered, not answered or refused, and
+    the refusals per reason code (`no_route` during an outage...)."""
+    brain = _brain(request)
+    end = until or brain.clock()
+    if end <= since:
+        raise InvalidInput(
+            "until must be after since", since=since.isoformat(), until=end.isoformat()
+        )
+    brain.refusals.flush()  # the report counts the refusals still queued
+    counts = brain.store.count_calls(since=since, until=end)
+    return CallReportOut.from_counts(counts, since=since, until=end)
 
 
 @router.get("/calls/{call_id}", response_model=CallOut)

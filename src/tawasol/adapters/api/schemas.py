@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -599,6 +599,9 @@ class CallOut(BaseModel):
     increment: str | None = None
     cost: str | None = None
     currency: str | None = None
+    refusal_reason: str | None = Field(
+        default=None, description="the decision's reason code when the brain refused the call"
+    )
 
     @classmethod
     def from_domain(cls, record: CallRecord) -> CallOut:
@@ -638,6 +641,35 @@ class CallOut(BaseModel):
             increment=record.increment,
             cost=str(record.cost.amount) if record.cost else None,
             currency=record.cost.currency if record.cost else None,
+            refusal_reason=record.refusal_reason,
+        )
+
+
+class CallReportOut(BaseModel):
+    """Calls started in [since, until) by outcome; refused ones per reason code."""
+
+    since: datetime
+    until: datetime
+    total: int
+    answered: int
+    not_answered: int
+    refused: int
+    refused_by_reason: dict[str, int]
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], *, since: datetime, until: datetime) -> Self:
+        return cls(
+            since=since,
+            until=until,
+            total=counts["total"],
+            answered=counts["answered"],
+            not_answered=counts["not_answered"],
+            refused=counts["refused"],
+            refused_by_reason={
+                key.removeprefix("refused:"): value
+                for key, value in sorted(counts.items())
+                if key.startswith("refused:")
+            },
         )
 
 

@@ -310,6 +310,7 @@ CALL_FIELDS = (
     "hangup_cause",
     "billing",
     "increment",
+    "refusal_reason",
 )
 
 

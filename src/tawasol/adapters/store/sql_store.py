@@ -436,6 +436,23 @@ class SqlStore:
 
         return self._retrying(attempt)
 
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        """Write refused calls as call records in one transaction; a call id already stored
+        is left as it is. Returns how many were new."""
+        if not records:
+            return 0
+
+        def attempt() -> int:
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                return call_queries.insert_new_calls(session, records)
+
+        return self._retrying(attempt)
+
+    def count_calls(self, *, since: datetime, until: datetime) -> dict[str, int]:
+        """Calls started in [since, until) by outcome and refusal reason."""
+        with self._session(self._engine) as session:
+            return call_queries.count_calls(session, since=since, until=until)
+
     def get_call(self, call_id: str) -> CallRecord | None:
         with self._session(self._engine) as session:
             _, records = call_queries.load_records(session, [call_id], lock=False)
