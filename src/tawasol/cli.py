@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
@@ -391,25 +392,18 @@ def _remote_error(status: int, text: str) -> RemoteError:
 
 
 def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
-    """The carriers board, readable at 80 columns: one short column per figure, the time of
-    the figures in the title."""
+    """The carriers board, readable at 80 columns: short columns, rates without trailing
+    zeros, the meaning of the abbreviations under the table, the figures' time in the title."""
     table = Table(
         title=f"carriers at {at:%H:%M:%S} (quality: last 5 minutes)",
+        caption="chan.: in use/effective/contracted; per min: lowest-highest rate",
         box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
         pad_edge=False,
     )
-    for column in (
-        "carrier",
-        "state",
-        "ch use/eff/con",
-        "calls",
-        "ASR",
-        "NER",
-        "ACD",
-        "PDD p50/95",
-    ):
-        table.add_column(column, no_wrap=column != "state")
-    table.add_column("per min", overflow="fold")
+    for column in ("carrier", "state", "chan.", "calls", "ASR", "NER", "ACD", "PDD p50/95"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("per min")
 
     def ratio(value: object) -> str:
         return f"{float(value):.0%}" if isinstance(value, int | float) else "-"
@@ -417,12 +411,16 @@ def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
     def count(value: object) -> str:
         return "-" if value is None else str(value)
 
+    def amount(value: object) -> str:
+        return format(Decimal(str(value)).normalize(), "f")
+
     for row in rows:
         overall = next((q for q in row["quality"] if q["country"] is None), None)
-        state = str(row["state"]) + (" (tried last)" if row["de_preferred"] else "")
+        state = str(row["state"]) + (" (last)" if row["de_preferred"] else "")
         colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
         rate = (
-            f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
+            f"{amount(row['rate_min_per_minute'])}-{amount(row['rate_max_per_minute'])} "
+            f"{row['currency']}"
             if row["rate_min_per_minute"]
             else "flat rate"
         )
