@@ -668,6 +668,10 @@ def explain(
 
 
 def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
+    from pydantic import TypeAdapter
+
+    from tawasol.adapters.api.schemas import Instant
+
     if text is None:
         return now
     try:
@@ -676,7 +680,11 @@ def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
         raise InvalidInput("--at must be ISO 8601, e.g. 2026-11-24T14:00", at=text) from error
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(time_zone))
-    return value
+    try:
+        return TypeAdapter(Instant).validate_python(value)
+    except ValidationError as error:
+        problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"--at {problem}", at=text) from error
 
 
 # -- subscribers and plans --------------------------------------------------------------------

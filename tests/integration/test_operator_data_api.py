@@ -149,6 +149,23 @@ def test_given_a_usd_rate_deck_on_a_carrier_under_eur_ceilings_then_refused(clie
     assert explained.json()["allow"] is True
 
 
+@pytest.mark.parametrize(
+    ("currency", "effective_from", "column"),
+    [
+        ("XXX", "2026-01-01T00:00:00Z", "currency"),
+        ("EUR", "9999-12-31T00:00:00Z", "effective_from"),
+        ("EUR", "1970-01-01T00:00:00Z", "effective_from"),
+    ],
+)
+def test_given_a_csv_deck_with_nonsense_then_refused_naming_the_cell(
+    client, currency, effective_from, column
+):
+    header = "prefix,rate,currency,effective_from,increment"
+    deck = f"{header}\n2126,0.05,{currency},{effective_from},1/1\n"
+    response = client.put("/admin/v1/carriers/ma-minute/rates", content=deck, headers=AUTH)
+    assert_refused(response, 422, "invalid_input", f"column '{column}'")
+
+
 def test_given_a_usd_plan_with_a_jpy_ceiling_then_refused(client):
     plan = get(client, "/plans/maroc-illimite-mois").json() | {"code": "usd", "currency": "USD"}
     plan["cost_ceilings"] = [

@@ -8,6 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from tawasol.domain.calls import (
+    CallEvent,
+    CallEventType,
+    CallRecord,
+    CallStatus,
+    apply_event,
+)
 from tawasol.domain.carriers import (
     BillingIncrement,
     Carrier,
@@ -182,3 +189,21 @@ def test_subscription_windows_are_time_zone_aware() -> None:
     with pytest.raises(InvalidInput):
         Subscription(1, 1, "p", S.ACTIVE, START.replace(tzinfo=None), END)
     assert a_subscription(S.ACTIVE).usable_at(END - timedelta(seconds=1))
+
+
+# -- refused calls in the call records ----------------------------------------------------------
+def test_a_refused_call_record_that_then_reaches_a_carrier_becomes_an_ordinary_call() -> None:
+    refused = CallRecord(
+        call_id="c1",
+        started_at=DURING,
+        ended_at=DURING,
+        final_sip_code=503,
+        refusal_reason="no_route",
+    )
+    assert refused.status is CallStatus.REFUSED and refused.finished
+    attempt = CallEvent(
+        "c1", CallEventType.ATTEMPT, DURING, attempt=1, carrier="atlas", gateway="gw1"
+    )
+    continued = apply_event(refused, attempt)
+    assert continued.refusal_reason is None
+    assert continued.status is CallStatus.IN_PROGRESS

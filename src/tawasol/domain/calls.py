@@ -147,6 +147,13 @@ def apply_event(record: CallRecord, event: CallEvent) -> CallRecord:
     if not updated.dialled and event.dialled:
         updated = replace(updated, dialled=event.dialled)
 
+    if updated.refusal_reason is not None and event.type in (
+        CallEventType.ATTEMPT,
+        CallEventType.ANSWER,
+    ):
+        # A call filed as refused that then reached a carrier (its INVITE asked again and
+        # allowed) was not refused in the end: it continues as an ordinary call.
+        updated = replace(updated, refusal_reason=None, final_sip_code=None, ended_at=None)
     if event.type is CallEventType.ATTEMPT:
         updated = _apply_attempt(updated, event)
     elif event.type is CallEventType.ANSWER:
