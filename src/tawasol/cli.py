@@ -1,13 +1,15 @@
 """The `tawasol` command: set up, run and inspect a tawasol operator.
 
-    tawasol init                      create or upgrade the database
-    tawasol seed --sample             load the sample operator
+    tawasol init                      create or upgrade the database (data kept)
+    tawasol seed --sample --demo      load the sample operator (demo mode, empty database)
     tawasol up / down                 run / stop the brain and the Kamailio edge
     tawasol serve                     run the brain's HTTP API alone
     tawasol sip config                the Kamailio configuration for these settings
-    tawasol explain USER NUMBER       why a call is (or is not) allowed
-    tawasol subscriber add|list|show  manage subscribers
+    tawasol explain USER NUMBER       why a call is (or is not) allowed, from the running brain
+    tawasol subscriber add|list|show|change-plan   manage subscribers
     tawasol plan list                 the plans on sale
+    tawasol carriers status|capacity|events|rates  carriers at run time
+    tawasol calls report --since DATE calls answered, not answered and refused per reason
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
 """
@@ -581,6 +583,39 @@ def carriers_rates(
         brain.close()
 
 
+calls_app = typer.Typer(help="Call detail records.", no_args_is_help=True)
+app.add_typer(calls_app, name="calls")
+
+
+@calls_app.command("report")
+def calls_report(
+    since: Annotated[str, typer.Option(help="From (ISO 8601, included), e.g. 2026-11-24.")],
+    until: Annotated[str | None, typer.Option(help="To (excluded); default now.")] = None,
+) -> None:
+    """Calls answered, not answered and refused (per reason code) in a period, in UTC unless
+    an offset is given."""
+    brain = _brain()
+    try:
+        start = _parse_at(since, "UTC", brain.clock())
+        end = _parse_at(until, "UTC", brain.clock())
+        if end <= start:
+            raise InvalidInput("--until must be after --since")
+        counts = brain.store.count_calls(since=start, until=end)
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+    table = Table(title=f"calls from {start.isoformat()} to {end.isoformat()}")
+    table.add_column("outcome")
+    table.add_column("calls", justify="right")
+    for key in ("total", "answered", "not_answered", "refused"):
+        table.add_row(key.replace("_", " "), str(counts[key]))
+    for key, value in sorted(counts.items()):
+        if key.startswith("refused:"):
+            table.add_row(f"  refused: {key.removeprefix('refused:')}", str(value))
+    console.print(table)
+
+
 # -- support ----------------------------------------------------------------------------------
 @app.command()
 def explain(
@@ -767,6 +802,29 @@ def subscriber_list(
     finally:
         brain.close()
     console.print(table)
+
+
+@subscriber_app.command("change-plan")
+def subscriber_change_plan(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    plan: Annotated[str, typer.Argument(help="The new plan's code.")],
+) -> None:
+    """Move a subscriber to another plan now: the running subscription is cancelled and the
+    new one starts, together."""
+    brain = _brain()
+    try:
+        subscriber = brain.catalog.find_subscriber(sip_username)
+        if subscriber is None:
+            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+    console.print(
+        f"{sip_username}: subscribed to {subscription.plan_code} until "
+        f"{subscription.period_end:%Y-%m-%d %H:%M %Z} (the previous subscription is cancelled)"
+    )
 
 
 @subscriber_app.command("show")

@@ -290,3 +290,31 @@ def test_status_watch_into_a_file_writes_timed_tables(demo_dir, running_brain, t
     text = output.read_text()
     assert len(re.findall(r"carriers at \d\d:\d\d:\d\d", text)) >= 2, text
     assert "ma-flat" in text
+
+
+def test_a_plan_change_on_the_cli_leaves_one_running_subscription(demo_dir):
+    changed = run(demo_dir, "subscriber", "change-plan", "amina", "maroc-illimite-an")
+    assert changed.exit_code == 0, changed.output
+    shown = plain(run(demo_dir, "subscriber", "show", "amina").output)
+    assert "maroc-illimite-mois │ cancelled" in shown
+    assert "maroc-illimite-an │ active" in shown
+
+
+def test_the_calls_report_counts_refusals_per_reason(demo_dir):
+    from datetime import UTC, datetime
+
+    from tawasol.domain.decision import CallRequest
+
+    brain = build_brain(Settings(data_dir=demo_dir))
+    try:
+        brain.authorizer.authorize(CallRequest("amina", "0021671234567", call_id="tn-1"))
+        brain.authorizer.authorize(CallRequest("leila", "00212661234567", call_id="lapsed-1"))
+    finally:
+        brain.close()  # writes what is queued
+    today = datetime.now(UTC).date().isoformat()
+    result = run(demo_dir, "calls", "report", "--since", today)
+    assert result.exit_code == 0, result.output
+    text = plain(result.output)
+    assert "refused │ 2" in text
+    assert "refused: destination_not_in_plan │ 1" in text
+    assert "refused: no_active_subscription │ 1" in text
