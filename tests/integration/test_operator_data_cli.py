@@ -125,10 +125,24 @@ def test_the_sample_operator_needs_demo_mode_and_an_empty_database(tmp_path_fact
 
 
 def test_outside_demo_mode_the_brain_refuses_to_run_with_published_passwords(demo_dir):
-    result = run(demo_dir, "serve")
-    assert result.exit_code == 2
-    assert "published in the README" in plain(result.output)
-    assert "amina" in result.output
+    # A subprocess with a timeout: a brain that wrongly starts must not hang the suite.
+    command = [
+        sys.executable,
+        "-m",
+        "tawasol",
+        "--data-dir",
+        str(demo_dir),
+        "serve",
+        "--port",
+        str(free_port()),
+    ]
+    env = {"PATH": "/usr/bin:/bin", **BASE_ENV}
+    result = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "published in the README" in plain(result.stderr)
+    assert "amina" in result.stderr
 
 
 # -- fault 2 and 4 on the CLI ---------------------------------------------------------------------
