@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -120,6 +122,19 @@ def _brain() -> Brain:
     return build_brain(_settings())
 
 
+@contextmanager
+def _brain_session() -> Iterator[Brain]:
+    """A brain for one command: its errors end the command with their exit code, and it is
+    closed (refused calls still queued are written) whatever happens."""
+    brain = _brain()
+    try:
+        yield brain
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+
+
 def _fail(error: TawasolError) -> typer.Exit:
     code = (
         error.exit_code
@@ -181,8 +196,7 @@ def seed(
             "it only for a demonstration: `tawasol seed --sample --demo` (or TAWASOL_DEMO=true)"
         )
         raise typer.Exit(2)
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         if if_empty and brain.catalog.holds_operator_data():
             console.print("the database already holds the operator's data: left as it is")
             return
@@ -192,10 +206,6 @@ def seed(
             carrier_host=carrier_host,
             carrier_first_port=carrier_first_port,
         )
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     console.print(DEMO_BANNER, style="bold yellow")
     table = Table(title="sample subscribers created (SIP username / password)")
     for column in ("SIP user", "password", "plan", "status", "time zone"):
@@ -225,17 +235,12 @@ def _check_not_a_published_demo(demo: bool) -> None:
         _state.settings = settings.model_copy(update={"demo": True})
         errors.print(f"[bold yellow]{DEMO_BANNER}[/bold yellow]")
         return
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         exposed = [
             username
             for username, ha1 in published_sample_accounts(settings.sip_realm).items()
             if (found := brain.catalog.find_subscriber(username)) is not None and found.ha1 == ha1
         ]
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     if exposed:
         errors.print(
             f"[red]refused:[/red] sample account(s) {', '.join(exposed)} still have the "
@@ -525,14 +530,9 @@ def carriers_events(
     limit: Annotated[int, typer.Option(**bounds(Limit))] = 50,
 ) -> None:
     """The carrier's state changes, newest first."""
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         brain.catalog.get_carrier(code)
         events = brain.store.list_carrier_events(carrier=code, limit=limit)
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     table = Table(title=f"{code}: state changes")
     for column in ("at", "change", "channels", "detail"):
         table.add_column(column)
@@ -594,17 +594,12 @@ def calls_report(
 ) -> None:
     """Calls answered, not answered and refused (per reason code) in a period, in UTC unless
     an offset is given."""
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         start = _parse_at(since, "UTC", brain.clock())
         end = _parse_at(until, "UTC", brain.clock())
         if end <= start:
             raise InvalidInput("--until must be after --since")
         counts = brain.store.count_calls(since=start, until=end)
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     table = Table(title=f"calls from {start.isoformat()} to {end.isoformat()}")
     table.add_column("outcome")
     table.add_column("calls", justify="right")
@@ -642,8 +637,7 @@ def explain(
     """
     from tawasol.adapters.api.schemas import ExplainOut
 
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_user)
         when = _parse_at(at, subscriber.time_zone if subscriber else "UTC", brain.clock())
         answer: ExplainOut | None = None
@@ -667,10 +661,6 @@ def explain(
                     CallRequest(sip_username=sip_user, dialled=number), now=when
                 )
             )
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     colour = "green" if answer.allow else "red"
     verdict = "ALLOWED" if answer.allow else f"DENIED: {answer.reason}"
     console.print(f"[bold {colour}]{verdict}[/bold {colour}]  ({when.isoformat()})")
@@ -738,8 +728,7 @@ def subscriber_add(
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
 ) -> None:
     """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         account = brain.catalog.add_subscriber(
             name=name,
             email=email,
@@ -750,10 +739,6 @@ def subscriber_add(
             password=password,
             plan_code=plan,
         )
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     subscriber = account.subscriber
     console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
     if account.password is not None:
@@ -811,16 +796,11 @@ def subscriber_change_plan(
 ) -> None:
     """Move a subscriber to another plan now: the running subscription is cancelled and the
     new one starts, together."""
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_username)
         if subscriber is None:
             raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
         subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     console.print(
         f"{sip_username}: subscribed to {subscription.plan_code} until "
         f"{subscription.period_end:%Y-%m-%d %H:%M %Z} (the previous subscription is cancelled)"

@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tawasol.adapters.api import sip
 from tawasol.adapters.api.app import create_app
@@ -32,12 +31,6 @@ def brain(tmp_path):
     seed_sample_operator(brain.catalog, now=NOW)
     yield brain
     brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
-        yield client
 
 
 def authorize(client, user="amina", dialled="00212661234567", call_id="call-1"):

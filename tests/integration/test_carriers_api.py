@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tawasol.adapters.api.app import create_app
 from tawasol.adapters.store import migrate
 from tawasol.composition import build_brain
 from tawasol.config import Settings
@@ -54,12 +52,6 @@ def brain(tmp_path, clock):
         )
     yield brain
     brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
-        yield client
 
 
 def authorize(client, user, call_id, dialled="00212661234567"):

@@ -8,31 +8,19 @@ the whole run takes well under a minute; a failure prints the request to replay.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from sample_brain import TOKEN, sample_brain
 
 from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
-from tawasol.services.sample_operator import seed_sample_operator
 
-TOKEN = "fuzz-admin-token-0123456789"
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")
 def brain(tmp_path_factory):
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fuzz"), admin_token=TOKEN, catalog_refresh_ms=0
-    )
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
+    brain = sample_brain(tmp_path_factory.mktemp("fuzz"))
     yield brain
     brain.close()
 

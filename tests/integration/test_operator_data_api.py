@@ -4,37 +4,18 @@ half-done command, no nonsense accepted, every refused call recorded, offline do
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
+from sample_brain import AUTH, sample_brain
 
-from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
-from tawasol.services.sample_operator import seed_sample_operator
-
-TOKEN = "test-admin-token-0123456789"
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HUGE = "999999999999999999999"
 
 
 @pytest.fixture
 def brain(tmp_path):
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
+    brain = sample_brain(tmp_path)
     yield brain
     brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
-        yield client
 
 
 def get(client, path, **params):

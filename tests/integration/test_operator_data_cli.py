@@ -27,6 +27,11 @@ TOKEN = "cli-test-token-0123456789"
 BASE_ENV = {"COLUMNS": "200", "TAWASOL_ADMIN_TOKEN": "", "TAWASOL_DEMO": "false"}
 
 
+def tawasol(data_dir: Path, *args: str) -> list[str]:
+    """The command line of `tawasol` on `data_dir`, for a test that needs a real process."""
+    return [sys.executable, "-m", "tawasol", "--data-dir", str(data_dir), *args]
+
+
 def run(data_dir: Path, *args: str, **env: str):
     runner = CliRunner(env={**BASE_ENV, **env})
     return runner.invoke(app, ["--data-dir", str(data_dir), *args])
@@ -126,16 +131,7 @@ def test_the_sample_operator_needs_demo_mode_and_an_empty_database(tmp_path_fact
 
 def test_outside_demo_mode_the_brain_refuses_to_run_with_published_passwords(demo_dir):
     # A subprocess with a timeout: a brain that wrongly starts must not hang the suite.
-    command = [
-        sys.executable,
-        "-m",
-        "tawasol",
-        "--data-dir",
-        str(demo_dir),
-        "serve",
-        "--port",
-        str(free_port()),
-    ]
+    command = tawasol(demo_dir, "serve", "--port", str(free_port()))
     env = {"PATH": "/usr/bin:/bin", **BASE_ENV}
     result = subprocess.run(
         command, check=False, env=env, capture_output=True, text=True, timeout=60
@@ -281,16 +277,7 @@ def test_the_status_board_fits_80_columns(demo_dir, running_brain):
 
 def test_status_watch_into_a_file_writes_timed_tables(demo_dir, running_brain, tmp_path):
     output = tmp_path / "board.txt"
-    command = [
-        sys.executable,
-        "-m",
-        "tawasol",
-        "--data-dir",
-        str(demo_dir),
-        "carriers",
-        "status",
-        "--watch",
-    ]
+    command = tawasol(demo_dir, "carriers", "status", "--watch")
     env = {"PATH": "/usr/bin:/bin", **BASE_ENV, **running_brain}
     with output.open("w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
