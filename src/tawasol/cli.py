@@ -495,6 +495,7 @@ def carriers_capacity(
         str | None,
         typer.Argument(
             help="Most simultaneous calls, 0 to the contracted channels; omit with --contract.",
+            metavar="CHANNELS",
             show_default=False,
         ),
     ] = None,
