@@ -1,0 +1,117 @@
+"""Against the real brain app (HTTP) and the real `tawasol` command, on a real SQLite store:
+explaining a call never changes the live counters (issue 9, fault 9), and a subscriber in
+Montreal may dial `+`, `00` or `011` (issue 11, fault 9) on the SIP path and in the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from tawasol.adapters.api.app import create_app
+from tawasol.adapters.store import migrate
+from tawasol.cli import app
+from tawasol.composition import build_brain
+from tawasol.config import Settings
+from tawasol.services.sample_operator import seed_sample_operator
+
+TOKEN = "test-admin-token-0123456789"
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WAYS_TO_DIAL_MOROCCO_FROM_MONTREAL = ["00212661234567", "+212661234567", "011212661234567"]
+
+
+@pytest.fixture
+def brain(tmp_path):
+    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
+    migrate(settings.resolved_database_url)
+    brain = build_brain(settings, clock=lambda: NOW)
+    seed_sample_operator(brain.catalog, now=NOW)
+    yield brain
+    brain.close()
+
+
+@pytest.fixture
+def client(brain):
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _authorize(client, *, user: str, dialled: str, call_id: str) -> dict:
+    response = client.post(
+        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
+    )
+    assert response.status_code == 200, response.text
+    body: dict = response.json()
+    return body
+
+
+def _counters(client, brain) -> dict[str, object]:
+    carriers = client.get("/admin/v1/carriers/status", headers=AUTH)
+    assert carriers.status_code == 200, carriers.text
+    stats = client.get("/sip/v1/stats").json()
+    return {
+        "calls_in_progress": stats["calls_in_progress"],
+        "carriers": carriers.json(),
+        "channels": {code: brain.authorizer.channels_in_use(code) for code in ("ma-flat",)},
+    }
+
+
+def test_given_calls_in_progress_when_explained_at_past_and_future_times_then_no_counter_moves(
+    client, brain
+):
+    for index, user in enumerate(("amina", "sami")):
+        assert _authorize(client, user=user, dialled="00212661234567", call_id=f"live-{index}")[
+            "allow"
+        ]
+    before = _counters(client, brain)
+    assert before["calls_in_progress"] == 2
+    assert before["channels"] == {"ma-flat": 2}
+
+    for offset in (
+        timedelta(days=400),
+        timedelta(hours=5),
+        timedelta(minutes=-30),
+        timedelta(days=-40),
+        timedelta(0),
+    ):
+        at = (NOW + offset).isoformat()
+        for user in ("amina", "sami", "youssef"):
+            response = client.post(
+                "/admin/v1/explain",
+                json={"sip_username": user, "dialled": "00212661234567", "at": at},
+                headers=AUTH,
+            )
+            assert response.status_code == 200, response.text
+        assert _counters(client, brain) == before, f"explain at {at} changed the counters"
+
+    # amina's only call slot is still taken: her next real call is refused as before.
+    again = _authorize(client, user="amina", dialled="00212661234567", call_id="second")
+    assert again["reason"] == "concurrent_limit"
+
+
+@pytest.mark.parametrize("dialled", WAYS_TO_DIAL_MOROCCO_FROM_MONTREAL)
+def test_given_a_montreal_subscriber_when_the_edge_asks_then_plus_00_and_011_all_allowed(
+    client, dialled
+):
+    body = _authorize(client, user="youssef", dialled=dialled, call_id=f"mtl-{dialled}")
+
+    assert body["allow"] is True, body
+    assert body["destination"] == "+212661234567"
+
+
+@pytest.mark.parametrize("dialled", WAYS_TO_DIAL_MOROCCO_FROM_MONTREAL)
+def test_given_a_montreal_subscriber_when_explained_on_the_cli_then_plus_00_and_011_allowed(
+    tmp_path, dialled
+):
+    runner = CliRunner(env={"COLUMNS": "220"})
+    assert runner.invoke(app, ["--data-dir", str(tmp_path), "init"]).exit_code == 0
+    assert runner.invoke(app, ["--data-dir", str(tmp_path), "seed", "--sample"]).exit_code == 0
+
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "explain", "youssef", dialled])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ALLOWED"), result.output
+    assert "+212661234567" in result.output
