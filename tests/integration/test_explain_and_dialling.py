@@ -4,6 +4,7 @@ Montreal may dial `+`, `00` or `011` (issue 11, fault 9) on the SIP path and in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,9 @@ from tawasol.adapters.store import migrate
 from tawasol.cli import app
 from tawasol.composition import build_brain
 from tawasol.config import Settings
+from tawasol.domain.carriers import CarrierDestination
+from tawasol.domain.catalog import DestinationRule
+from tawasol.domain.numbering import NumberKind
 from tawasol.services.sample_operator import seed_sample_operator
 
 TOKEN = "test-admin-token-0123456789"
@@ -115,3 +119,57 @@ def test_given_a_montreal_subscriber_when_explained_on_the_cli_then_plus_00_and_
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ALLOWED"), result.output
     assert "+212661234567" in result.output
+
+
+# -- numbers nobody sells: an unlisted number, allowed only where the operator says so ----------
+IVORIAN_UNLISTED = "00225 27 21 45 67 89"  # a real fixed range libphonenumber does not list
+
+
+def _sell_ivory_coast(brain) -> None:
+    plan = brain.catalog.get_plan("maroc-illimite-mois")
+    ivorian_fixed = DestinationRule("CI", NumberKind.FIXED)
+    brain.catalog.save_plan(replace(plan, destinations=plan.destinations | {ivorian_fixed}))
+    carrier = brain.catalog.get_carrier("ma-flat")
+    brain.catalog.save_carrier(
+        replace(carrier, destinations=(*carrier.destinations, CarrierDestination(ivorian_fixed)))
+    )
+
+
+@pytest.mark.parametrize(("countries", "allowed"), [("", False), ("ci", True)])
+def test_given_an_unlisted_number_then_allowed_only_where_metadata_is_marked_incomplete_flagged_counted_and_in_the_cdr(  # noqa: E501
+    tmp_path, countries, allowed
+):
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_token=TOKEN,
+        catalog_refresh_ms=0,
+        unlisted_number_countries=countries,
+    )
+    migrate(settings.resolved_database_url)
+    brain = build_brain(settings, clock=lambda: NOW)
+    seed_sample_operator(brain.catalog, now=NOW)
+    _sell_ivory_coast(brain)
+    try:
+        with TestClient(create_app(brain, background=False)) as client:
+            body = _authorize(client, user="amina", dialled=IVORIAN_UNLISTED, call_id="ci-1")
+            assert body["allow"] is allowed, body
+            if not allowed:
+                assert body["reason"] == "destination_not_sold"
+            assert client.get("/sip/v1/stats").json()["unlisted_numbers_allowed"] == int(allowed)
+
+            base_ms = int(NOW.timestamp() * 1000)
+            common = {"call_id": "ci-1", "user": "amina", "dialled": IVORIAN_UNLISTED}
+            outcome = (
+                [
+                    {**common, "type": "answer", "at_ms": base_ms + 1000, "carrier": "ma-flat"},
+                    {**common, "type": "end", "at_ms": base_ms + 31_000},
+                ]
+                if allowed
+                else [{**common, "type": "failure", "at_ms": base_ms, "sip_code": 403}]
+            )
+            response = client.post("/sip/v1/events", json={"events": outcome})
+            assert response.status_code == 200, response.text
+            record = client.get("/admin/v1/calls/ci-1", headers=AUTH).json()
+            assert (record["destination"], record["kind"]) == ("+2252721456789", "unlisted")
+    finally:
+        brain.close()

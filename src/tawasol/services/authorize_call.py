@@ -142,6 +142,7 @@ class CallAuthorizer:
         self._open: dict[str, _OpenCall] = {}
         self._active: Counter[int] = Counter()
         self._reserved: Counter[int] = Counter()
+        self._unlisted_allowed = 0
         self._carrier_calls: dict[str, str] = {}
         self._carrier_in_use: Counter[str] = Counter()
         self._held_since: dict[str, int] = {}
@@ -305,6 +306,8 @@ class CallAuthorizer:
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
                 self._track(request.call_id, decision, now)
+                if decision.unlisted_number:
+                    self._unlisted_allowed += 1
         ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
         return Authorization(decision=decision, ha1=ha1, subscriber=subscriber)
 
@@ -438,6 +441,12 @@ class CallAuthorizer:
         """Stop counting a call as in progress (it ended without an event reaching us)."""
         with self._lock:
             self._release(call_id)
+
+    def unlisted_numbers_allowed(self) -> int:
+        """Calls this brain allowed to numbers in no listed range (countries the operator
+        marked as having incomplete metadata), since it started."""
+        with self._lock:
+            return self._unlisted_allowed
 
     def active_calls(self) -> int:
         with self._lock:
