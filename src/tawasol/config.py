@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         "edge's dialogs there (dlg.list) and stops counting calls that are gone. Default: "
         "DATA_DIR/run/kamailio_ctl, where `tawasol up` and deploy/systemd put it",
     )
+    edge_reconcile_interval_s: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="how often the brain compares its calls in progress with the edge's "
+        "dialog list (also once at start); 0: never (several edges per brain)",
+    )
 
     # -- supervision (`tawasol up`) ----------------------------------------------------------
     supervisor_max_restarts: int = Field(
@@ -85,6 +92,13 @@ class Settings(BaseSettings):
         "`tawasol up` gives up and stops",
     )
     supervisor_restart_window_s: int = Field(default=300, ge=10, le=86_400)
+    supervisor_first_delay_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="wait before the first restart of a child; doubles per restart in the "
+        "window, at most 30 s",
+    )
 
     # -- carriers: probing, capacity, quality --------------------------------------------------
     probe_interval_s: float = Field(

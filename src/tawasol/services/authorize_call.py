@@ -10,9 +10,9 @@ Live counters heal (docs/security.md, "Live counters that heal"): a call slot, i
 channel and its minutes reservation, taken when a call is allowed, are held until the longest
 time the call can ring (its routes x the edge's ring timeout, at most `ring_hold_max`) unless an
 answer event arrives; once answered, until its end event or its granted maximum duration plus
-`hold_margin`. A brain that restarts reloads the calls the store still has open and then drops
-those the edge's dialog list does not have (`reconcile`). Explaining a call reads copies of these
-counters and never changes them.
+`hold_margin`. A brain that starts reloads the calls the store still has open, and drops, at
+start and then periodically, those the edge's dialog list does not have (`reconcile`).
+Explaining a call reads copies of these counters and never changes them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class _OpenCall:
     max_duration: timedelta = timedelta(0)  # what the decision granted once answered
     reserved_seconds: int = 0  # of the period's minutes, held until the call ends
     answered: bool = False
-    restored: bool = False  # learnt from the store or another brain, not decided here
+    opened_at: datetime | None = None  # decided (here) or started (a call learnt of later)
 
 
 @dataclass(frozen=True)
@@ -332,6 +332,7 @@ class CallAuthorizer:
                 max_duration=decision.max_duration,
                 # Minutes are held for the whole grant: simultaneous calls share what is left.
                 reserved_seconds=decision.max_duration_seconds,
+                opened_at=now,
             ),
         )
         if carriers:
@@ -382,7 +383,7 @@ class CallAuthorizer:
             max_duration=self._platform_max,
             reserved_seconds=int(self._platform_max.total_seconds()),
             answered=record.answered_at is not None,
-            restored=True,
+            opened_at=record.started_at,
         )
 
     def _note_answer(self, call_id: str, answered_at: datetime) -> None:
@@ -422,18 +423,24 @@ class CallAuthorizer:
             )
         self._hold_channel(call_id, None)
 
-    def reconcile(self, live_call_ids: Iterable[str]) -> list[str]:
-        """After a restart: stop counting the restored calls the edge no longer has (its
-        dialog list, `dlg.list`); returns their call ids. Calls decided by this brain since it
-        started are left alone (their dialog may not exist yet)."""
+    def reconcile(
+        self, live_call_ids: Iterable[str], *, grace: timedelta = timedelta(seconds=10)
+    ) -> list[str]:
+        """Stop counting the calls the edge no longer has (its dialog list, `dlg.list`, just
+        taken): after a brain or Kamailio restart, calls whose end event never came. Calls
+        opened less than `grace` ago are left alone (their dialog may not exist yet). Returns
+        the call ids dropped."""
         live = set(live_call_ids)
+        self.snapshot()  # the calls the store has open are loaded first
         with self._lock:
+            cutoff = self._clock() - grace
             gone = [
                 call_id
                 for call_id, call in self._open.items()
-                if call.restored and call_id not in live
+                if call_id not in live and (call.opened_at is None or call.opened_at < cutoff)
             ]
             for call_id in gone:
+                log.info("call %s: not in the edge's dialog list, no longer counted", call_id)
                 self._release(call_id)
         return gone
 
