@@ -270,3 +270,28 @@ def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_an
             long_call.kill()
             long_call.wait()
         carrier.stop()
+
+
+def test_given_a_brain_that_keeps_dying_when_its_restarts_are_spent_then_tawasol_up_stops_both_and_fails(  # noqa: E501
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "up"
+    data_dir.mkdir()
+    platform = UpPlatform(data_dir=data_dir, port=free_port(), log=tmp_path / "up.log")
+    platform.sip_port = free_port()
+    platform.init()
+    environment = {"TAWASOL_SUPERVISOR_MAX_RESTARTS": "1", "TAWASOL_SUPERVISOR_FIRST_DELAY_MS": "0"}
+    platform.env = lambda: {**UpPlatform.env(platform), **environment}  # type: ignore[method-assign]
+    platform.start_up()
+    try:
+        edge_pid = platform.pid("kamailio.pid")
+        os.kill(platform.pid("brain.pid"), signal.SIGKILL)  # restarted once ...
+        platform.wait_serving(timeout_s=40)
+        os.kill(platform.pid("brain.pid"), signal.SIGKILL)  # ... and not twice
+        assert platform.up is not None
+        assert platform.up.wait(timeout=30) == 1
+    finally:
+        platform.stop_up()
+    log = platform.log.read_text()
+    assert "brain exited 2 times within 300 s, giving up" in log
+    assert not _alive(edge_pid)
