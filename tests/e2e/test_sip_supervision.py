@@ -25,7 +25,7 @@ from conftest import (
     _plan,
     _tawasol_command,
 )
-from sipp_driver import SCENARIOS, SIPP, SippCarrier, free_port, read_trace, run_caller
+from sipp_driver import CallerRun, SippCarrier, caller_command, free_port, read_trace, run_caller
 
 from tawasol.adapters.sip import sip_ping
 from tawasol.adapters.sip.dialogs import dialog_call_ids
@@ -36,10 +36,11 @@ PASSWORDS = {"sara": "sara-e2e-2026", "tarik": "tarik-e2e-2026"}
 
 
 class UpPlatform(Brain):
-    """`tawasol up` (brain + Kamailio under its supervisor), driven like the session's brain."""
+    """`tawasol up` (brain + Kamailio under its supervisor) as `process`, driven like the
+    session's brain (admin API, carriers, call records)."""
 
     sip_port: int = 0
-    up: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] | None = None
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -52,6 +53,7 @@ class UpPlatform(Brain):
             TAWASOL_SUPERVISOR_FIRST_DELAY_MS="3000",
             TAWASOL_EDGE_RECONCILE_INTERVAL_S="1",
         )
+        env.update(self.extra_env or {})
         return env
 
     @property
@@ -61,9 +63,9 @@ class UpPlatform(Brain):
     def pid(self, name: str) -> int:
         return int((self.run_dir / name).read_text().strip())
 
-    def start_up(self) -> None:
-        self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop_up()
-        self.up = subprocess.Popen(
+    def start(self) -> None:
+        self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
             [_tawasol_command(), "--data-dir", str(self.data_dir), "up"],
             env=self.env(),
             stdin=subprocess.DEVNULL,
@@ -76,7 +78,7 @@ class UpPlatform(Brain):
         """Until the brain answers /health and Kamailio answers OPTIONS."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            assert self.up is not None and self.up.poll() is None, self.log.read_text()[-3000:]
+            assert self.running(), self.log.read_text()[-3000:]
             if self.healthy() and sip_ping("127.0.0.1", self.sip_port, timeout_s=0.3):
                 return
             time.sleep(0.2)
@@ -92,18 +94,16 @@ class UpPlatform(Brain):
         stats: dict[str, int] = httpx.get(f"{self.url}/sip/v1/stats", timeout=5).json()
         return stats["calls_in_progress"]
 
-    def stop_up(self) -> int | None:
-        if self.up is not None and self.up.poll() is None:
-            self.up.send_signal(signal.SIGTERM)
-            try:
-                self.up.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.up.kill()
-                self.up.wait(timeout=5)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-        return self.up.returncode if self.up is not None else None
+
+def _up(tmp_path: Path, **extra_env: str) -> UpPlatform:
+    data_dir = tmp_path / "up"
+    data_dir.mkdir()
+    platform = UpPlatform(data_dir=data_dir, port=free_port(), log=tmp_path / "up.log")
+    platform.sip_port = free_port()
+    platform.extra_env = extra_env
+    platform.init()
+    platform.start()
+    return platform
 
 
 def _alive(pid: int) -> bool:
@@ -116,12 +116,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[UpPlatform]:
-    data_dir = tmp_path / "up"
-    data_dir.mkdir()
-    platform = UpPlatform(data_dir=data_dir, port=free_port(), log=tmp_path / "up.log")
-    platform.sip_port = free_port()
-    platform.init()
-    platform.start_up()
+    platform = _up(tmp_path)
     try:
         one_at_a_time = _plan("e2e-one-call", minutes=None)
         one_at_a_time["fair_use"]["concurrent_calls"] = 1
@@ -145,49 +140,45 @@ def platform(tmp_path: Path) -> Iterator[UpPlatform]:
             )
         yield platform
     finally:
-        code = platform.stop_up()
-        assert code == 0, platform.log.read_text()[-3000:]
+        platform.stop()
+        assert platform.process is not None
+        assert platform.process.returncode == 0, platform.log.read_text()[-3000:]
         assert not (platform.run_dir / "kamailio.pid").exists()
 
 
 def _long_call(platform: UpPlatform, workdir: Path, user: str) -> tuple[subprocess.Popen, Path]:
     trace = workdir / f"caller-long-{user}.msg"
+    command = caller_command(
+        "caller_call.xml",
+        edge_port=platform.sip_port,
+        dialled=MOROCCAN_MOBILE,
+        user=user,
+        password=PASSWORDS[user],
+        trace=trace,
+        talk_ms=60_000,
+        timeout_s=90,
+    )
     process = subprocess.Popen(
-        [
-            SIPP,
-            f"127.0.0.1:{platform.sip_port}",
-            "-sf",
-            str(SCENARIOS / "caller_call.xml"),
-            "-s",
-            MOROCCAN_MOBILE,
-            "-key",
-            "caller",
-            user,
-            "-au",
-            user,
-            "-ap",
-            PASSWORDS[user],
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-nostdin",
-            "-m",
-            "1",
-            "-d",
-            "60000",
-            "-timeout",
-            "90s",
-            "-trace_msg",
-            "-message_file",
-            str(trace),
-        ],
+        command,
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     return process, trace
+
+
+def _call(platform: UpPlatform, workdir: Path, scenario: str, user: str) -> CallerRun:
+    return run_caller(
+        scenario,
+        edge_port=platform.sip_port,
+        dialled=MOROCCAN_MOBILE,
+        user=user,
+        password=PASSWORDS[user],
+        workdir=workdir,
+        name=f"{user}-{time.monotonic_ns()}",
+        timeout_s=20,
+    )
 
 
 def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_and_lost_calls_stop_counting(  # noqa: E501
@@ -211,16 +202,7 @@ def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_an
         # kill -9 the brain: Kamailio goes on and refuses new calls with 503 brain_unavailable
         edge_pid = platform.pid("kamailio.pid")
         os.kill(platform.pid("brain.pid"), signal.SIGKILL)
-        refused = run_caller(
-            "caller_refused.xml",
-            edge_port=platform.sip_port,
-            dialled=MOROCCAN_MOBILE,
-            user="tarik",
-            password=PASSWORDS["tarik"],
-            workdir=workdir,
-            name="while-brain-down",
-            timeout_s=15,
-        )
+        refused = _call(platform, workdir, "caller_refused.xml", "tarik")
         assert refused.returncode == 0, refused.output
         assert refused.received(503)[0].header("Warning") == '399 tawasol "brain_unavailable"'
         assert _alive(edge_pid)
@@ -252,16 +234,7 @@ def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_an
         assert platform.calls_in_progress() == 0
 
         # sara (one call at a time) can call again: not refused with concurrent_limit
-        again = run_caller(
-            "caller_call.xml",
-            edge_port=platform.sip_port,
-            dialled=MOROCCAN_MOBILE,
-            user="sara",
-            password=PASSWORDS["sara"],
-            workdir=workdir,
-            name="after-restarts",
-            timeout_s=20,
-        )
+        again = _call(platform, workdir, "caller_call.xml", "sara")
         assert again.returncode == 0, again.output
         log = platform.log.read_text()
         assert "brain restarted" in log and "kamailio restarted" in log
@@ -275,23 +248,18 @@ def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_an
 def test_given_a_brain_that_keeps_dying_when_its_restarts_are_spent_then_tawasol_up_stops_both_and_fails(  # noqa: E501
     tmp_path: Path,
 ) -> None:
-    data_dir = tmp_path / "up"
-    data_dir.mkdir()
-    platform = UpPlatform(data_dir=data_dir, port=free_port(), log=tmp_path / "up.log")
-    platform.sip_port = free_port()
-    platform.init()
-    environment = {"TAWASOL_SUPERVISOR_MAX_RESTARTS": "1", "TAWASOL_SUPERVISOR_FIRST_DELAY_MS": "0"}
-    platform.env = lambda: {**UpPlatform.env(platform), **environment}  # type: ignore[method-assign]
-    platform.start_up()
+    platform = _up(
+        tmp_path, TAWASOL_SUPERVISOR_MAX_RESTARTS="1", TAWASOL_SUPERVISOR_FIRST_DELAY_MS="0"
+    )
     try:
         edge_pid = platform.pid("kamailio.pid")
         os.kill(platform.pid("brain.pid"), signal.SIGKILL)  # restarted once ...
         platform.wait_serving(timeout_s=40)
         os.kill(platform.pid("brain.pid"), signal.SIGKILL)  # ... and not twice
-        assert platform.up is not None
-        assert platform.up.wait(timeout=30) == 1
+        assert platform.process is not None
+        assert platform.process.wait(timeout=30) == 1
     finally:
-        platform.stop_up()
+        platform.stop()
     log = platform.log.read_text()
     assert "brain exited 2 times within 300 s, giving up" in log
     assert not _alive(edge_pid)

@@ -5,42 +5,20 @@ Montreal may dial `+`, `00` or `011` (issue 11, fault 9) on the SIP path and in 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sample_brain import AUTH, NOW, sample_brain
 from typer.testing import CliRunner
 
 from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
 from tawasol.cli import app
-from tawasol.composition import build_brain
-from tawasol.config import Settings
 from tawasol.domain.carriers import CarrierDestination
 from tawasol.domain.catalog import DestinationRule
 from tawasol.domain.numbering import NumberKind
-from tawasol.services.sample_operator import seed_sample_operator
 
-TOKEN = "test-admin-token-0123456789"
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WAYS_TO_DIAL_MOROCCO_FROM_MONTREAL = ["00212661234567", "+212661234567", "011212661234567"]
-
-
-@pytest.fixture
-def brain(tmp_path):
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
-    yield brain
-    brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
-        yield client
 
 
 def _authorize(client, *, user: str, dialled: str, call_id: str) -> dict:
@@ -139,15 +117,7 @@ def _sell_ivory_coast(brain) -> None:
 def test_given_an_unlisted_number_then_allowed_only_where_metadata_is_marked_incomplete_flagged_counted_and_in_the_cdr(  # noqa: E501
     tmp_path, countries, allowed
 ):
-    settings = Settings(
-        data_dir=tmp_path,
-        admin_token=TOKEN,
-        catalog_refresh_ms=0,
-        unlisted_number_countries=countries,
-    )
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
+    brain = sample_brain(tmp_path, unlisted_number_countries=countries)
     _sell_ivory_coast(brain)
     try:
         with TestClient(create_app(brain, background=False)) as client:

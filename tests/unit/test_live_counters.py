@@ -143,15 +143,7 @@ def test_given_a_call_refused_after_the_decision_then_its_minutes_are_given_back
     _plan_with(store, FairUse(None, 10, None, 5))
     service = authorizer(store, clock)
     service.authorize(CallRequest("user1", MOBILE, call_id="busy"))
-    failed = CallRecord(
-        call_id="busy",
-        started_at=NOW,
-        subscriber_id=1,
-        subscription_id=1,
-        destination="+212661234567",
-        final_sip_code=486,
-        ended_at=NOW,
-    )
+    failed = replace(_answered("busy"), answered_at=None, carrier=None, final_sip_code=486)
     service.observe({"busy": None}, [failed])
 
     decision = service.authorize(CallRequest("user1", MOBILE, call_id="again")).decision
