@@ -300,7 +300,11 @@ def _status_table(rows: list[dict[str, object]]) -> Table:
         effective = row["effective_channels"]
         contracted = row["contracted_channels"]
         state = str(row["state"]) + (" (de-preferred)" if row["de_preferred"] else "")
-        colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
+        if row.get("held_off_until"):
+            state += f" until {str(row['held_off_until'])[11:19]} (Retry-After)"
+        colour = {"up": "green", "down": "red", "full": "yellow", "held_off": "yellow"}.get(
+            str(row["state"]), "white"
+        )
         rate = (
             f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
             if row["rate_min_per_minute"]
@@ -355,7 +359,8 @@ def carriers_capacity(
     ] = None,
     contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
 ) -> None:
-    """Cap a carrier's simultaneous calls at run time (every brain applies it at once)."""
+    """Cap a carrier's simultaneous calls at run time (every brain applies it at once); the
+    capacity learned from its congestion is forgotten at once."""
     if (channels is None) == (not contract):
         errors.print("give a number of channels, or --contract")
         raise typer.Exit(2)

@@ -31,6 +31,7 @@ from tawasol.domain.decision import (
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.routing import Billing
+from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -82,7 +83,10 @@ def test_given_a_paris_subscriber_on_maroc_illimite_when_moroccan_mobile_dialled
     # The plan cuts a call at 2 h, the platform at 4 h: the plan's limit applies.
     assert decision.max_duration == timedelta(hours=2)
     assert decision.max_duration_seconds == 7200
-    assert decision.failover_codes == (408, 500, 502, 503, 504)
+    # The codes after which the hunt goes on, from the one table (every 5xx among them).
+    assert decision.failover_codes == FAILOVER_CODES
+    assert {408, 500, 501, 502, 503, 504, 505, 513, 580} <= set(decision.failover_codes)
+    assert not {404, 480, 486, 487, 600, 603} & set(decision.failover_codes)
     text = story(decision)
     assert "subscriber amina (id 1, Amina Benali)" in text
     assert "+212661234567: MA mobile, range of Maroc Telecom" in text

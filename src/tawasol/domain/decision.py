@@ -23,6 +23,7 @@ from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import Destination, NumberKind, classify, region_of
 from tawasol.domain.routing import Route, RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
+from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscriber, Subscription
 
 
@@ -56,10 +57,9 @@ SIP_REPLY: dict[Reason, tuple[int, str]] = {
     Reason.NO_ROUTE: (503, "No Route Available"),
 }
 
-# RFC 3398 and the field notes: these final answers mean network trouble, another carrier may
-# succeed. 404, 480, 486, 600, 603 (and a 408 carrying Q.850 cause 18) are the callee's answer:
-# trying another carrier would ring twice and cost twice.
-FAILOVER_CODES: tuple[int, ...] = (408, 500, 502, 503, 504)
+# Which carriers' answers move the hunt on is `sip_semantics`' table (RFC 3261 §21, RFC 3398,
+# Q.850): the edge reads that table itself, causes included; the decision lists the codes that
+# fail over when no cause says otherwise, for clients of the decision API.
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,7 @@ class CallEventIn(BaseModel):
     hangup_cause: Annotated[str, Field(max_length=64)] | None = None
     q850_cause: int | None = Field(default=None, ge=0, le=127)
     billing: Literal["flat_rate", "per_minute"] | None = None
+    retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
 
     def to_domain(self) -> CallEvent:
         return CallEvent(
@@ -458,6 +459,7 @@ class CallEventIn(BaseModel):
             hangup_cause=self.hangup_cause,
             q850_cause=self.q850_cause,
             billing=self.billing,
+            retry_after_s=self.retry_after_s,
         )
 
 
