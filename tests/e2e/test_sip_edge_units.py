@@ -21,8 +21,8 @@ from sipp_driver import free_port
 from tawasol.adapters.sip import check_config, render_config, write_config
 from tawasol.adapters.sip.kemi import edge_brain, edge_rules
 from tawasol.config import Settings
-from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain import sip_semantics
+from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.sip_semantics import q850_cause_from_reason
 
 

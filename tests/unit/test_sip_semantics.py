@@ -127,8 +127,16 @@ def test_one_parser_reads_reason_headers_for_edge_and_brain(
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("300", 300), ("120 (maintenance);duration=60", 120), ("9999", 600), ("0", None)]
-    + [("soon", None), ("", None), (None, None), ("-5", None)],
+    [
+        ("300", 300),
+        ("120 (maintenance);duration=60", 120),
+        ("9999", 600),
+        ("0", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("-5", None),
+    ],
 )
 def test_retry_after_is_read_and_capped(value: str | None, seconds: int | None) -> None:
     assert sip_semantics.retry_after_seconds(value, maximum_s=600) == seconds
