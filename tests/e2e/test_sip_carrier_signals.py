@@ -154,7 +154,7 @@ def test_given_503_with_retry_after_when_called_again_then_that_carrier_is_skipp
     assert any(e["kind"] == "held_off" and "300 s" in e["detail"] for e in events)
 
 
-def test_given_carrier_answers_100_trying_then_nothing_when_called_then_next_carrier_after_route_timer(
+def test_given_100_trying_then_silence_when_called_then_next_carrier_after_the_route_timer(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
     # fault 5: the caller was held 120 s, then got 408, and the second carrier saw no INVITE
