@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
@@ -625,7 +625,8 @@ def plan_list(
     finally:
         brain.close()
     table = Table(title="plans")
-    for column in ("code", "name", "price", "destinations", "hours", "fair use", "on sale"):
+    columns = ("code", "name", "price", "destinations", "hours", "cut after hours", "fair use")
+    for column in (*columns, "on sale"):
         table.add_column(column)
     for plan in plans:
         fair = plan.fair_use
@@ -643,6 +644,7 @@ def plan_list(
             f"{plan.price}/{plan.period.value}",
             ", ".join(sorted(str(rule) for rule in plan.destinations)),
             "; ".join(window.describe() for window in plan.time_windows) or "any time",
+            f"+{plan.window_grace // timedelta(minutes=1)} min" if plan.time_windows else "-",
             ", ".join(limit for limit in limits if limit),
             "yes" if plan.on_sale else "no",
         )

@@ -167,7 +167,7 @@ def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and
     history = client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()
     assert history[0]["kind"] == "capacity_learned"
     assert history[0]["effective_channels"] == 15
-    assert "3 congestion answers within 30 s" in history[0]["detail"]
+    assert "3 congestion answers within 30 s, one with only 15 other" in history[0]["detail"]
     # A 19th caller goes straight to the per-minute carrier: no wait, no failure.
     assert authorize(client, "caller18", "call-18")["routes"][0]["carrier"] == "ma-minute"
 

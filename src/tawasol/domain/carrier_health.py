@@ -10,8 +10,8 @@ Two things go wrong with carriers, and both must be seen in seconds, not from co
   code: what is congestion is `sip_semantics`' table). One such answer proves little (a
   momentary glitch, a carrier with no call at all that is simply out of service); when
   `CapacityPolicy.evidence` of them come within `evidence_window` while we use fewer channels
-  than the contract says, its *effective capacity* is lowered to the most calls it carried
-  during those answers. Later the platform probes upward again, a step at a time, until the
+  than the contract says, its *effective capacity* is lowered to the fewest calls it carried
+  when it refused one. Later the platform probes upward again, a step at a time, until the
   contract is reached; every new congestion restarts that wait. An operator who sets a capacity
   (or "as contracted") replaces what was learned at once.
 - **It asks for a pause.** A 503 with `Retry-After` (RFC 3261 §21.5.4): the edge leaves the
@@ -141,8 +141,9 @@ def learn_from_congestion(
 
     With the contract full it is an honest refusal: nothing to learn. Below it, the answer is
     kept as evidence; once `policy.evidence` answers came within `policy.evidence_window`, the
-    carrier is taken to carry only the most calls it had up during them (at least 1, so it is
-    still tried and can show it recovered). Congestion at or above a learned capacity does not
+    carrier is taken to carry only what it carried at the emptiest of those refusals (a refusal
+    with N other calls up proves it takes no more than N now; at least 1, so it is still tried
+    and can show it recovered). Congestion at or above a learned capacity does not
     lower it further but restarts the wait before the next raise.
     """
     policy = policy or CapacityPolicy()
@@ -155,16 +156,16 @@ def learn_from_congestion(
         state = replace(state, changed_at=now)
     if len(evidence) < policy.evidence:
         return replace(state, evidence=evidence), None
-    carried = max(1, *(calls for _, calls in evidence))
+    carried = max(1, min(calls for _, calls in evidence))
     if state.effective_channels is not None and carried >= state.effective_channels:
         return replace(state, evidence=evidence), None
     return CapacityState(carried, now), CarrierEvent(
         carrier,
         now,
         CarrierEventKind.CAPACITY_LEARNED,
-        f"{len(evidence)} congestion answers within {_seconds(policy.evidence_window)} with at "
-        f"most {carried} other call(s) up of {contracted} contracted: effective capacity "
-        f"lowered to {carried}",
+        f"{len(evidence)} congestion answers within {_seconds(policy.evidence_window)}, "
+        f"one with only {min(calls for _, calls in evidence)} other call(s) up of "
+        f"{contracted} contracted: effective capacity lowered to {carried}",
         carried,
     )
 

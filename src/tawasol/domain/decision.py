@@ -299,6 +299,20 @@ def authorize_call(
     if fair_use.minutes_per_period is not None:
         remaining = timedelta(seconds=fair_use.minutes_per_period * 60 - usage.answered_seconds)
         max_duration = min(max_duration, remaining)
+    window_end = plan.window_end(now, subscriber.time_zone)
+    if window_end is not None:
+        # The plan's hours end during the call: cut it then, or after the plan's grace (a call
+        # started at 07:59 in a 20:00-08:00 plan must not last the plan's full hour).
+        max_duration = min(max_duration, window_end + plan.window_grace - now)
+        if explain:
+            local_end = window_end.astimezone(ZoneInfo(subscriber.time_zone))
+            grace_minutes = int(plan.window_grace.total_seconds() // 60)
+            after = (
+                f"calls are cut {grace_minutes} min after it (plan's grace)"
+                if grace_minutes
+                else "calls are cut then (no grace in the plan)"
+            )
+            why.append(f"plan hours end at {local_end:%a %H:%M} in {subscriber.time_zone}: {after}")
     if explain:
         why.append(f"ALLOWED: {len(routes)} route(s), call cut after {max_duration}")
     return Decision(
