@@ -126,8 +126,8 @@ def test_given_a_call_ends_then_its_flat_channel_is_free_again(client, clock):
     assert authorize(client, "caller31", "call-31")["routes"][0]["carrier"] == "ma-flat"
 
 
-def refused(client, clock, call_id, user, *, sip_code=503, q850_cause=34, carrier="ma-flat"):
-    """The edge reports: `call_id`'s INVITE on `carrier` was refused."""
+def refused(client, clock, call_id, user, *, sip_code=503, q850_cause=34, **extra):
+    """The edge reports: `call_id`'s INVITE on ma-flat was refused (`extra`: more fields)."""
     events(
         client,
         {
@@ -137,11 +137,12 @@ def refused(client, clock, call_id, user, *, sip_code=503, q850_cause=34, carrie
             "type": "attempt",
             "at_ms": ms(clock.now),
             "attempt": 1,
-            "carrier": carrier,
+            "carrier": "ma-flat",
             "gateway": "gw1",
             "sip_code": sip_code,
             "q850_cause": q850_cause,
             "billing": "flat_rate",
+            **extra,
         },
     )
 
@@ -484,21 +485,7 @@ def test_given_congestion_keeps_coming_then_the_raise_timer_restarts(client, clo
 def test_given_503_with_retry_after_then_held_off_in_status_and_events(client, clock):
     # fault 3, brain side: the edge skips the carrier; the brain shows and records why
     authorize(client, "caller0", "call-0")
-    events(
-        client,
-        {
-            "call_id": "call-0",
-            "user": "caller0",
-            "dialled": "00212661234567",
-            "type": "attempt",
-            "at_ms": ms(clock.now),
-            "attempt": 1,
-            "carrier": "ma-flat",
-            "gateway": "gw1",
-            "sip_code": 503,
-            "retry_after_s": 300,
-        },
-    )
+    refused(client, clock, "call-0", "caller0", q850_cause=None, retry_after_s=300)
     flat = status(client, "ma-flat")
     assert flat["state"] == "held_off"
     assert flat["held_off_until"].startswith("2026-11-24T10:05:00")

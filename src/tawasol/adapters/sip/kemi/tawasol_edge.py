@@ -280,6 +280,9 @@ class Edge:
         KSR.rr.record_route()
         if self._next_route(state, first_attempt=1):
             return 1
+        # No route took the INVITE (every carrier held off by Retry-After, or unreachable):
+        # the brain counted the call as in progress, tell it the call failed.
+        self._failed(call_id, user, dialled, 503, "all_routes_failed")
         return edge_auth.reply(503, "All Routes Failed", "all_routes_failed")
 
     def _open_dialog(self, call_id: str) -> bool:
