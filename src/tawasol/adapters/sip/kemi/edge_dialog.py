@@ -4,7 +4,7 @@ Runs inside Kamailio (app_python3, KEMI). A call's state lives in its dialog's v
 shared memory, because the request route, the reply and failure routes, the dialog callbacks
 and the timers that touch one call run in different Kamailio processes:
 
-- `tw_call`: the decision as JSON (user, dialled, routes, failover codes, max duration, the
+- `tw_call`: the decision as JSON (user, dialled, routes, max duration, the
   caller's From tag); `tw_attempt`: the route being tried (1-based); `tw_sent_ms`: when its
   INVITE left; `tw_pdd`: "attempt:ms" of the attempt's first 18x; `tw_carrier`: the carrier
   of the attempt relayed last; `tw_answer_ms`; `tw_cut_key`,

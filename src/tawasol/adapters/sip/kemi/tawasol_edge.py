@@ -271,7 +271,6 @@ class Edge:
             "user": user,
             "dialled": dialled,
             "routes": routes,
-            "failover": [int(code) for code in decision.get("failover_codes") or []],
             "max_s": max_duration_s,
             "ftag": KSR.pv.get("$ft") or "",
         }
