@@ -81,6 +81,8 @@ def classify(*, sip_code: int | None, q850_cause: int | None, answered: bool) ->
         return Outcome.NETWORK_FAILURE
     if 200 <= sip_code < 300:
         return Outcome.ANSWERED
+    if not 300 <= sip_code <= 699:
+        return Outcome.NETWORK_FAILURE  # not a final answer: nothing the callee said
     return meaning_of(sip_code, q850_cause).outcome
 
 
