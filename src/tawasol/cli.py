@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
@@ -309,7 +309,11 @@ def _status_table(rows: list[dict[str, object]]) -> Table:
         effective = row["effective_channels"]
         contracted = row["contracted_channels"]
         state = str(row["state"]) + (" (de-preferred)" if row["de_preferred"] else "")
-        colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
+        if row.get("held_off_until"):
+            state += f" until {str(row['held_off_until'])[11:19]} (Retry-After)"
+        colour = {"up": "green", "down": "red", "full": "yellow", "held_off": "yellow"}.get(
+            str(row["state"]), "white"
+        )
         rate = (
             f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
             if row["rate_min_per_minute"]
@@ -364,7 +368,8 @@ def carriers_capacity(
     ] = None,
     contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
 ) -> None:
-    """Cap a carrier's simultaneous calls at run time (every brain applies it at once)."""
+    """Cap a carrier's simultaneous calls at run time (every brain applies it at once); the
+    capacity learned from its congestion is forgotten at once."""
     if (channels is None) == (not contract):
         errors.print("give a number of channels, or --contract")
         raise typer.Exit(2)
@@ -629,7 +634,8 @@ def plan_list(
     finally:
         brain.close()
     table = Table(title="plans")
-    for column in ("code", "name", "price", "destinations", "hours", "fair use", "on sale"):
+    columns = ("code", "name", "price", "destinations", "hours", "cut after hours", "fair use")
+    for column in (*columns, "on sale"):
         table.add_column(column)
     for plan in plans:
         fair = plan.fair_use
@@ -647,6 +653,7 @@ def plan_list(
             f"{plan.price}/{plan.period.value}",
             ", ".join(sorted(str(rule) for rule in plan.destinations)),
             "; ".join(window.describe() for window in plan.time_windows) or "any time",
+            f"+{plan.window_grace // timedelta(minutes=1)} min" if plan.time_windows else "-",
             ", ".join(limit for limit in limits if limit),
             "yes" if plan.on_sale else "no",
         )

@@ -65,6 +65,8 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         capacity_policy=CapacityPolicy(
             raise_after=timedelta(seconds=settings.capacity_raise_after_s),
             step=settings.capacity_raise_step,
+            evidence=settings.capacity_evidence,
+            evidence_window=timedelta(seconds=settings.capacity_evidence_window_s),
         ),
         ner_threshold=settings.quality_ner_threshold,
         min_attempts=settings.quality_min_attempts,

@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     # -- calls ------------------------------------------------------------------------------
     default_region: str = Field(default="FR", description="where subscribers call from if unknown")
     route_timeout_ms: int = Field(
-        default=3000, ge=200, le=30_000, description="no provisional reply: next route"
+        default=3000,
+        ge=200,
+        le=30_000,
+        description="no ringing (18x) nor answer from a carrier in this time: next route",
     )
     platform_max_call_duration_s: int = Field(default=4 * 3600, ge=60, le=24 * 3600)
     unlisted_number_countries: str = Field(
@@ -111,6 +114,12 @@ class Settings(BaseSettings):
         default=120, ge=1, description="after learning a lower capacity, try one more channel"
     )
     capacity_raise_step: int = Field(default=1, ge=1, le=1000)
+    capacity_evidence: int = Field(
+        default=3, ge=1, le=1000, description="congestion answers before capacity is lowered"
+    )
+    capacity_evidence_window_s: int = Field(
+        default=30, ge=1, le=3600, description="... all within this many seconds"
+    )
     quality_ner_threshold: float = Field(
         default=0.6, ge=0, le=1, description="below this NER (5 min) a carrier is de-preferred"
     )
@@ -124,6 +133,12 @@ class Settings(BaseSettings):
     sip_listen: str = Field(default="127.0.0.1", description="address Kamailio listens on")
     sip_port: int = Field(default=5060, ge=1, le=65535)
     sip_children: int = Field(default=8, ge=1, le=64)
+    sip_retry_after_max_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="longest pause a carrier's 503 Retry-After obtains (0: Retry-After ignored)",
+    )
     sip_shared_memory_mb: int = Field(default=128, ge=32, le=4096)
     sip_nice: int = Field(
         default=5,

@@ -30,9 +30,11 @@ from tawasol.domain.decision import (
     Usage,
     authorize_call,
 )
+from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.routing import Billing
+from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -84,7 +86,10 @@ def test_given_a_paris_subscriber_on_maroc_illimite_when_moroccan_mobile_dialled
     # The plan cuts a call at 2 h, the platform at 4 h: the plan's limit applies.
     assert decision.max_duration == timedelta(hours=2)
     assert decision.max_duration_seconds == 7200
-    assert decision.failover_codes == (408, 500, 502, 503, 504)
+    # The codes after which the hunt goes on, from the one table (every 5xx among them).
+    assert decision.failover_codes == FAILOVER_CODES
+    assert {408, 500, 501, 502, 503, 504, 505, 513, 580} <= set(decision.failover_codes)
+    assert not {404, 480, 486, 487, 600, 603} & set(decision.failover_codes)
     text = story(decision)
     assert "subscriber amina (id 1, Amina Benali)" in text
     assert "+212661234567: MA mobile, range of Maroc Telecom" in text
@@ -283,6 +288,66 @@ def test_given_the_evening_plan_at_2pm_on_a_weekday_when_called_then_explanation
         "it is Wed 14:00 in Europe/Paris; plan hours are "
         "Mon,Tue,Wed,Thu,Fri,Sat,Sun 20:00-08:00; Sat,Sun all day"
     ) in story(decision)
+
+
+def _with_grace(state: DecisionState, minutes: int) -> DecisionState:
+    plan = replace(state.plans["soirees-maghreb"], window_grace=timedelta(minutes=minutes))
+    return replace(state, plans={**state.plans, plan.code: plan})
+
+
+def test_given_a_call_at_0759_in_a_plan_ending_at_0800_then_cut_at_0800_and_explained(
+    state,
+) -> None:
+    # issue 10, fault 8 (cgrates #397): it used to be allowed the plan's full 2 hours
+    decision = call(state, "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 7, 59, tzinfo=PARIS))
+
+    assert decision.allowed
+    assert decision.max_duration == timedelta(minutes=1)
+    assert (
+        "plan hours end at Tue 08:00 in Europe/Paris: calls are cut then (no grace in the plan)"
+    ) in story(decision)
+
+
+def test_given_a_plan_with_10_minutes_grace_when_called_at_0759_then_cut_at_0810(state) -> None:
+    decision = call(
+        _with_grace(state, 10), "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 7, 59, tzinfo=PARIS)
+    )
+
+    assert decision.max_duration == timedelta(minutes=11)
+    assert "calls are cut 10 min after it (plan's grace)" in story(decision)
+    # the grace lengthens calls in progress; it never opens the plan after its hours
+    late = call(
+        _with_grace(state, 10), "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 8, 5, tzinfo=PARIS)
+    )
+    assert_denied(late, Reason.OUTSIDE_TIME_WINDOW, 403)
+
+
+@pytest.mark.parametrize(
+    ("local_time", "end"),
+    [
+        # Friday evening runs into the weekend, then Sunday evening: the hours end Monday 08:00
+        (datetime(2026, 1, 16, 21, 0, tzinfo=PARIS), datetime(2026, 1, 19, 8, 0, tzinfo=PARIS)),
+        (datetime(2026, 1, 14, 23, 30, tzinfo=PARIS), datetime(2026, 1, 15, 8, 0, tzinfo=PARIS)),
+        (datetime(2026, 1, 15, 0, 30, tzinfo=PARIS), datetime(2026, 1, 15, 8, 0, tzinfo=PARIS)),
+        # outside the hours: the end is now
+        (datetime(2026, 1, 14, 14, 0, tzinfo=PARIS), datetime(2026, 1, 14, 14, 0, tzinfo=PARIS)),
+        # the night Paris moves to summer time (29 March 2026, 02:00 -> 03:00)
+        (datetime(2026, 3, 29, 1, 30, tzinfo=PARIS), datetime(2026, 3, 30, 8, 0, tzinfo=PARIS)),
+    ],
+)
+def test_the_end_of_a_plans_hours_chains_windows_that_follow_each_other(
+    state, local_time: datetime, end: datetime
+) -> None:
+    plan = state.plans["soirees-maghreb"]
+    assert plan.window_end(local_time, "Europe/Paris") == end
+    assert state.plans["maroc-illimite"].window_end(local_time, "Europe/Paris") is None
+
+
+def test_given_a_grace_outside_0_to_24_hours_then_the_plan_is_refused(state) -> None:
+    plan = state.plans["soirees-maghreb"]
+    for grace in (timedelta(minutes=-1), timedelta(hours=25)):
+        with pytest.raises(InvalidConfiguration):
+            replace(plan, window_grace=grace)
 
 
 def test_given_an_evening_in_paris_when_montreal_is_in_the_afternoon_then_only_paris_may_call(

@@ -29,6 +29,7 @@ from tawasol.domain.numbering import (
 )
 from tawasol.domain.routing import Route, RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
+from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscriber, Subscription
 
 
@@ -62,10 +63,9 @@ SIP_REPLY: dict[Reason, tuple[int, str]] = {
     Reason.NO_ROUTE: (503, "No Route Available"),
 }
 
-# RFC 3398 and the field notes: these final answers mean network trouble, another carrier may
-# succeed. 404, 480, 486, 600, 603 (and a 408 carrying Q.850 cause 18) are the callee's answer:
-# trying another carrier would ring twice and cost twice.
-FAILOVER_CODES: tuple[int, ...] = (408, 500, 502, 503, 504)
+# Which carriers' answers move the hunt on is `sip_semantics`' table (RFC 3261 §21, RFC 3398,
+# Q.850): the edge reads that table itself, causes included; the decision lists the codes that
+# fail over when no cause says otherwise, for clients of the decision API.
 
 
 @dataclass(frozen=True)
@@ -336,6 +336,20 @@ def authorize_call(
     if fair_use.minutes_per_period is not None:
         remaining = timedelta(seconds=fair_use.minutes_per_period * 60 - committed_seconds)
         max_duration = min(max_duration, remaining)
+    window_end = plan.window_end(now, subscriber.time_zone)
+    if window_end is not None:
+        # The plan's hours end during the call: cut it then, or after the plan's grace (a call
+        # started at 07:59 in a 20:00-08:00 plan must not last the plan's full hour).
+        max_duration = min(max_duration, window_end + plan.window_grace - now)
+        if explain:
+            local_end = window_end.astimezone(ZoneInfo(subscriber.time_zone))
+            grace_minutes = int(plan.window_grace.total_seconds() // 60)
+            after = (
+                f"calls are cut {grace_minutes} min after it (plan's grace)"
+                if grace_minutes
+                else "calls are cut then (no grace in the plan)"
+            )
+            why.append(f"plan hours end at {local_end:%a %H:%M} in {subscriber.time_zone}: {after}")
     if explain:
         why.append(f"ALLOWED: {len(routes)} route(s), call cut after {max_duration}")
     return Decision(

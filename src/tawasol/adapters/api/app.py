@@ -82,6 +82,10 @@ async def _probe(brain: Brain, stop: asyncio.Event) -> None:
         on_result=on_result,
         interval_s=settings.probe_interval_s,
         stop=stop,
+        # At start, probe round after round until every carrier could have changed state: a
+        # carrier that died while no brain watched is marked down in about
+        # `probe_down_after` probe timeouts, not `probe_down_after` intervals.
+        quick_rounds=max(settings.probe_down_after, settings.probe_up_after),
     )
 
 
@@ -122,6 +126,8 @@ async def _reconcile_with_edge(brain: Brain, stop: asyncio.Event) -> None:
 
 
 def _warm_up(brain: Brain) -> None:
-    """Quality figures survive a restart: replay the last hour of calls into the windows."""
+    """Carriers' states and quality figures survive a restart: the last known up/down and
+    learned capacities from the carrier events, the last hour of calls into the windows."""
+    brain.monitor.restore()
     since = brain.clock() - timedelta(hours=1)
     brain.monitor.warm_up(brain.store.calls_since(since=since))

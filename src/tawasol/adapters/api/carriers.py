@@ -51,6 +51,10 @@ class CarrierStatusOut(BaseModel):
     operator_cap: int | None
     learned_capacity: int | None
     de_preferred: bool
+    held_off_until: datetime | None = Field(
+        default=None,
+        description="the carrier answered 503 with Retry-After: no call is sent it until then",
+    )
     billing: str
     rate_min_per_minute: str | None
     rate_max_per_minute: str | None
@@ -96,6 +100,7 @@ def status_rows(brain: Brain, now: datetime) -> list[CarrierStatusOut]:
                 operator_cap=status.operator_cap,
                 learned_capacity=status.learned_capacity,
                 de_preferred=status.de_preferred,
+                held_off_until=status.held_off_until,
                 billing=billing,
                 rate_min_per_minute=str(amounts[0]) if amounts else None,
                 rate_max_per_minute=str(amounts[-1]) if amounts else None,
@@ -125,6 +130,8 @@ def _state(status: CarrierStatus) -> str:
         return "disabled"
     if not status.up:
         return "down"
+    if status.held_off_until is not None:
+        return "held_off"
     if (
         status.effective_channels is not None
         and status.channels_in_use >= status.effective_channels
@@ -154,7 +161,8 @@ def put_capacity(code: str, body: CapacityIn, request: Request) -> CarrierStatus
 def carrier_events(
     code: str, request: Request, limit: int = Query(default=100, ge=1, le=10000)
 ) -> list[CarrierEventOut]:
-    """The carrier's state changes, newest first: down, up, capacity learned/raised/set."""
+    """The carrier's state changes, newest first: down, up, capacity learned/raised/restored/
+    set, held off (a 503 with Retry-After), each with its reason."""
     events = _brain(request).store.list_carrier_events(carrier=code, limit=limit)
     return [
         CarrierEventOut(
