@@ -20,7 +20,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -297,7 +297,16 @@ def up(
     console.print(f"SIP edge    sip:{settings.sip_listen}:{settings.sip_port}  (UDP and TCP)")
     console.print(f"logs        {platform.brain.log}  {platform.edge.log}")
     console.print("Ctrl-C (or `tawasol down` from another shell) stops both.")
-    supervise(platform, on_exit=lambda why: console.print(f"stopped: {why}"))
+    code = supervise(
+        platform,
+        settings=settings,
+        on_exit=lambda why: console.print(f"stopped: {why}", highlight=False),
+        on_event=lambda what: console.print(
+            f"{datetime.now(UTC):%H:%M:%S}Z {what}", highlight=False
+        ),
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -409,7 +418,7 @@ def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
         pad_edge=False,
     )
     for column in ("carrier", "state", "chan.", "calls", "ASR", "NER", "ACD", "PDD p50/95"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, no_wrap=column != "state")
     table.add_column("per min")
 
     def ratio(value: object) -> str:
@@ -424,7 +433,11 @@ def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
     for row in rows:
         overall = next((q for q in row["quality"] if q["country"] is None), None)
         state = str(row["state"]) + (" (last)" if row["de_preferred"] else "")
-        colour = {"up": "green", "down": "red", "full": "yellow"}.get(str(row["state"]), "white")
+        if row.get("held_off_until"):
+            state += f" until {str(row['held_off_until'])[11:19]} (Retry-After)"
+        colour = {"up": "green", "down": "red", "full": "yellow", "held_off": "yellow"}.get(
+            str(row["state"]), "white"
+        )
         rate = (
             f"{amount(row['rate_min_per_minute'])}-{amount(row['rate_max_per_minute'])} "
             f"{row['currency']}"
@@ -501,7 +514,8 @@ def carriers_capacity(
     ] = None,
     contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
 ) -> None:
-    """Cap a carrier's simultaneous calls at run time (every brain applies it at once)."""
+    """Cap a carrier's simultaneous calls at run time (every brain applies it at once); the
+    capacity learned from its congestion is forgotten at once."""
     if (channels is None) == (not contract):
         errors.print("give a number of channels, or --contract")
         raise typer.Exit(2)
@@ -867,7 +881,8 @@ def plan_list(
     finally:
         brain.close()
     table = Table(title="plans")
-    for column in ("code", "name", "price", "destinations", "hours", "fair use", "on sale"):
+    columns = ("code", "name", "price", "destinations", "hours", "cut after hours", "fair use")
+    for column in (*columns, "on sale"):
         table.add_column(column)
     for plan in plans:
         fair = plan.fair_use
@@ -885,6 +900,7 @@ def plan_list(
             f"{plan.price}/{plan.period.value}",
             ", ".join(sorted(str(rule) for rule in plan.destinations)),
             "; ".join(window.describe() for window in plan.time_windows) or "any time",
+            f"+{plan.window_grace // timedelta(minutes=1)} min" if plan.time_windows else "-",
             ", ".join(limit for limit in limits if limit),
             "yes" if plan.on_sale else "no",
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tawasol.adapters.sip.render import RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlStore
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
@@ -53,6 +54,10 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         route_timeout_ms=settings.route_timeout_ms,
         platform_max_call_duration=timedelta(seconds=settings.platform_max_call_duration_s),
         default_region=settings.default_region,
+        ring_timeout_ms=RING_TIMEOUT_MS,
+        ring_hold_max=timedelta(seconds=settings.call_ring_hold_max_s),
+        hold_margin=timedelta(seconds=settings.call_hold_margin_s),
+        unlisted_number_countries=settings.unlisted_number_country_set,
         on_refused=refusals.refused,
     )
     monitor = CarrierMonitor(
@@ -65,6 +70,8 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         capacity_policy=CapacityPolicy(
             raise_after=timedelta(seconds=settings.capacity_raise_after_s),
             step=settings.capacity_raise_step,
+            evidence=settings.capacity_evidence,
+            evidence_window=timedelta(seconds=settings.capacity_evidence_window_s),
         ),
         ner_threshold=settings.quality_ner_threshold,
         min_attempts=settings.quality_min_attempts,

@@ -12,6 +12,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,9 +52,62 @@ class Settings(BaseSettings):
     # -- calls ------------------------------------------------------------------------------
     default_region: str = Field(default="FR", description="where subscribers call from if unknown")
     route_timeout_ms: int = Field(
-        default=3000, ge=200, le=30_000, description="no provisional reply: next route"
+        default=3000,
+        ge=200,
+        le=30_000,
+        description="no ringing (18x) nor answer from a carrier in this time: next route",
     )
     platform_max_call_duration_s: int = Field(default=4 * 3600, ge=60, le=24 * 3600)
+    unlisted_number_countries: str = Field(
+        default="",
+        description="ISO countries whose libphonenumber metadata misses real ranges, comma "
+        "separated (e.g. CI): their possible-but-unlisted fixed/mobile numbers are allowed, "
+        "flagged; everywhere else such numbers are refused",
+    )
+    call_ring_hold_max_s: int = Field(
+        default=360,
+        ge=10,
+        le=3600,
+        description="a call slot taken by a decision is freed after the longest ring time "
+        "(routes x ring timeout), at most this long, unless the call is answered",
+    )
+    call_hold_margin_s: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="an answered call's slot lasts until its end event, or its max duration "
+        "plus this margin if the end event never comes",
+    )
+    kamailio_ctl_socket: Path | None = Field(
+        default=None,
+        description="Kamailio's control socket (binrpc): after a restart the brain lists the "
+        "edge's dialogs there (dlg.list) and stops counting calls that are gone. Default: "
+        "DATA_DIR/run/kamailio_ctl, where `tawasol up` and deploy/systemd put it",
+    )
+    edge_reconcile_interval_s: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="how often the brain compares its calls in progress with the edge's "
+        "dialog list (also once at start); 0: never (several edges per brain)",
+    )
+
+    # -- supervision (`tawasol up`) ----------------------------------------------------------
+    supervisor_max_restarts: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="restarts of one child (brain or Kamailio) within the window before "
+        "`tawasol up` gives up and stops",
+    )
+    supervisor_restart_window_s: int = Field(default=300, ge=10, le=86_400)
+    supervisor_first_delay_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="wait before the first restart of a child; doubles per restart in the "
+        "window, at most 30 s",
+    )
 
     # -- carriers: probing, capacity, quality --------------------------------------------------
     probe_interval_s: float = Field(
@@ -66,6 +120,12 @@ class Settings(BaseSettings):
         default=120, ge=1, description="after learning a lower capacity, try one more channel"
     )
     capacity_raise_step: int = Field(default=1, ge=1, le=1000)
+    capacity_evidence: int = Field(
+        default=3, ge=1, le=1000, description="congestion answers before capacity is lowered"
+    )
+    capacity_evidence_window_s: int = Field(
+        default=30, ge=1, le=3600, description="... all within this many seconds"
+    )
     quality_ner_threshold: float = Field(
         default=0.6, ge=0, le=1, description="below this NER (5 min) a carrier is de-preferred"
     )
@@ -79,6 +139,12 @@ class Settings(BaseSettings):
     sip_listen: str = Field(default="127.0.0.1", description="address Kamailio listens on")
     sip_port: int = Field(default=5060, ge=1, le=65535)
     sip_children: int = Field(default=8, ge=1, le=64)
+    sip_retry_after_max_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="longest pause a carrier's 503 Retry-After obtains (0: Retry-After ignored)",
+    )
     sip_shared_memory_mb: int = Field(default=128, ge=32, le=4096)
     sip_nice: int = Field(
         default=5,
@@ -106,6 +172,28 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("default_region is an ISO 3166 two-letter country code")
         return value.upper()
+
+    @field_validator("unlisted_number_countries")
+    @classmethod
+    def _countries(cls, value: str) -> str:
+        codes = sorted({code.strip().upper() for code in value.split(",") if code.strip()})
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"unlisted_number_countries: {', '.join(unknown)} not ISO 3166 countries "
+                "libphonenumber knows (comma-separated two-letter codes, e.g. CI,CM)"
+            )
+        return ",".join(codes)
+
+    @property
+    def unlisted_number_country_set(self) -> frozenset[str]:
+        return frozenset(code for code in self.unlisted_number_countries.split(",") if code)
+
+    @property
+    def resolved_kamailio_ctl_socket(self) -> Path:
+        if self.kamailio_ctl_socket is not None:
+            return self.kamailio_ctl_socket
+        return (self.data_dir / "run" / "kamailio_ctl").resolve()
 
     @property
     def resolved_database_url(self) -> str:

@@ -738,3 +738,51 @@ def test_given_scripted_mix_of_outcomes_then_asr_ner_acd_pdd_match_hand_computed
     assert [(row["attempts"], row["asr"]) for row in backup_figures if row["country"] is None] == [
         (2, 1.0)
     ]
+
+
+# -- 6. a brain that restarts keeps the carriers' last known state (issue 10) -----------------
+def test_given_a_carrier_down_when_the_brain_restarts_then_it_stays_down_and_calls_skip_it(
+    probing_brain: ProbingBrain,
+    probing_edge: EdgeProcess,
+    subscribers: Subscribers,
+    fleet: Fleet,
+    tmp_path: Path,
+) -> None:
+    # Runs last in this module: it restarts the module's brain.
+    dead_gateway = fleet.gateway("carrier_channels.xml", "dead")
+    dead = fleet.flat_rate("dead", dead_gateway, channels=5)
+    alive_gateway = fleet.gateway("carrier_channels.xml", "alive")
+    alive = fleet.per_minute("alive", alive_gateway, rate="0.0400")
+    users = subscribers.take(1)
+    _wait_until(
+        lambda: carrier_status(probing_brain, dead)["state"] == "up", timeout_s=5, what="up"
+    )
+    dead_gateway.kill()
+    _wait_until(
+        lambda: carrier_status(probing_brain, dead)["state"] == "down", timeout_s=5, what="down"
+    )
+
+    probing_brain.stop()
+    probing_brain.start()
+    # From the brain's first answer the dead carrier is down (it used to start "up" and take
+    # calls until its probes failed again, ~15 s with the default settings) ...
+    assert carrier_status(probing_brain, dead)["state"] == "down"
+    run = run_callers(
+        edge_port=probing_edge.port,
+        calls=_calls(users, MOROCCAN_MOBILE),
+        workdir=tmp_path,
+        name="after-restart",
+        rate=10,
+        timeout_s=15,
+    )
+    assert run.returncode == 0, run.output
+    (placed,) = placed_calls(run).values()
+    assert placed.setup_ms < ROUTE_TIMEOUT_MS / 3, placed.setup_ms  # no route timer spent
+    record = probing_brain.wait_call(placed.call_id)
+    assert attempts(record) == [(1, alive, 200)]
+
+    # It is back when its probes answer again.
+    dead_gateway.start()
+    _wait_until(
+        lambda: carrier_status(probing_brain, dead)["state"] == "up", timeout_s=5, what="up again"
+    )

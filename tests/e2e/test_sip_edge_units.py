@@ -21,32 +21,32 @@ from sipp_driver import free_port
 from tawasol.adapters.sip import check_config, render_config, write_config
 from tawasol.adapters.sip.kemi import edge_brain, edge_rules
 from tawasol.config import Settings
+from tawasol.domain import sip_semantics
 from tawasol.domain.errors import InvalidConfiguration
+from tawasol.domain.sip_semantics import q850_cause_from_reason
 
-FAILOVER = (408, 500, 502, 503, 504)
+
+def _verdict(code: int, header: str | None = None, **timer: bool) -> tuple[str, int]:
+    _code, _cause, meaning = edge_rules.attempt_meaning(
+        code,
+        local_timeout=timer.get("local_timeout", False),
+        rang=timer.get("rang", False),
+        q850=edge_rules.q850_cause(header),
+    )
+    return meaning.action.value, meaning.reply_code
 
 
-# -- failover ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("code", [500, 502, 503, 504, 408])
+# -- failover: the edge reads the one table (tests/unit/test_sip_semantics.py has all of it) ---
+@pytest.mark.parametrize("code", [500, 501, 502, 503, 504, 505, 513, 580, 408, 599])
 def test_network_failures_fail_over(code: int) -> None:
-    assert edge_rules.should_fail_over(
-        code,
-        local_timeout=False,
-        provisional_seen=True,
-        reason_header=None,
-        failover_codes=FAILOVER,
-    )
+    assert _verdict(code) == ("fail_over", 503)
 
 
-@pytest.mark.parametrize("code", [404, 480, 486, 600, 603, 487, 403])
+@pytest.mark.parametrize("code", [404, 480, 486, 600, 603, 487, 604, 699])
 def test_callee_answers_stop_the_hunt(code: int) -> None:
-    assert not edge_rules.should_fail_over(
-        code,
-        local_timeout=False,
-        provisional_seen=True,
-        reason_header=None,
-        failover_codes=FAILOVER,
-    )
+    action, reply = _verdict(code)
+    assert action == "stop"
+    assert reply == (600 if code == 699 else code)  # an unknown 6xx is a 600 (RFC 3261 §8.1.3.2)
 
 
 def test_408_with_q850_cause_18_is_the_callee() -> None:
@@ -55,26 +55,78 @@ def test_408_with_q850_cause_18_is_the_callee() -> None:
         'Q.850 ;cause=18;text="no user responding"',
         "SIP;cause=408, Q.850;cause=18",
     ):
-        assert not edge_rules.should_fail_over(
-            408,
-            local_timeout=False,
-            provisional_seen=False,
-            reason_header=header,
-            failover_codes=FAILOVER,
-        )
-    assert edge_rules.should_fail_over(
+        assert _verdict(408, header) == ("stop", 408)
+    assert _verdict(408, "Q.850;cause=102") == ("fail_over", 503)
+
+
+def test_congestion_on_a_callee_code_fails_over_and_a_callee_cause_on_503_stops() -> None:
+    assert _verdict(480, "Q.850;cause=47") == ("fail_over", 503)  # fault 1 (FreeSWITCH #732)
+    assert _verdict(503, 'Q.850;cause=17;text="User busy"') == ("stop", 486)
+
+
+def test_the_edge_reads_a_cause_after_quoted_text_with_a_comma() -> None:
+    header = 'Q.850;text="Temporary failure, retry";cause=41'  # fault 7
+    assert edge_rules.q850_cause(header) == 41
+    assert edge_rules.q850_cause(header) == q850_cause_from_reason(header)
+
+
+def test_local_timeout_fails_over_only_when_the_carrier_never_rang() -> None:
+    # a 100 Trying is not ringing: a carrier silent after it is left like a silent one
+    assert _verdict(408, local_timeout=True, rang=False) == ("fail_over", 503)
+    # our ring timer after an 18x: nobody answered (cause 19), the caller gets 480
+    assert _verdict(408, local_timeout=True, rang=True) == ("stop", 480)
+    assert edge_rules.attempt_meaning(408, local_timeout=True, rang=True, q850=None)[:2] == (
         408,
-        local_timeout=False,
-        provisional_seen=False,
-        reason_header="Q.850;cause=102",
-        failover_codes=FAILOVER,
+        19,
     )
 
 
-def test_local_timeout_fails_over_only_when_nothing_came_back() -> None:
-    silent = dict(local_timeout=True, reason_header=None, failover_codes=FAILOVER)
-    assert edge_rules.should_fail_over(408, provisional_seen=False, **silent)  # type: ignore[arg-type]
-    assert not edge_rules.should_fail_over(408, provisional_seen=True, **silent)  # type: ignore[arg-type]
+def test_a_hold_off_runs_until_its_time() -> None:
+    assert edge_rules.held_off("2000", now_ms=1999)
+    assert not edge_rules.held_off("2000", now_ms=2000)
+    assert not edge_rules.held_off(None, now_ms=0)
+    assert not edge_rules.held_off("garbage", now_ms=0)
+
+
+_EDGE_TABLE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])  # what app_python3 does for the script's directory
+import edge_rules
+verdicts = {
+    f"{code}/{cause}": edge_rules.attempt_meaning(
+        code, local_timeout=False, rang=False, q850=cause
+    )[2].row()
+    for code in range(300, 700)
+    for cause in [None, *range(1, 128)]
+}
+print(json.dumps({
+    "module": edge_rules.semantics.__file__,
+    "table": edge_rules.semantics.table_rows(),
+    "verdicts": verdicts,
+}))
+"""
+
+
+def test_the_edge_runtime_copy_of_the_table_agrees_with_the_brains() -> None:
+    # Kamailio runs the routing script under Debian's system Python, without the virtualenv:
+    # load the edge's rules there, as app_python3 does, and compare its table with the brain's.
+    kemi = Path(edge_rules.__file__).parent
+    result = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", _EDGE_TABLE, str(kemi)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    edge = json.loads(result.stdout)
+    assert Path(edge["module"]).resolve() == Path(sip_semantics.__file__).resolve()
+    assert edge["table"] == json.loads(json.dumps(sip_semantics.table_rows()))
+    brain = {
+        f"{code}/{cause}": sip_semantics.meaning_of(code, cause).row()
+        for code in range(300, 700)
+        for cause in [None, *range(1, 128)]
+    }
+    assert edge["verdicts"] == brain
 
 
 # -- abuse and replies -------------------------------------------------------------------------

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
+from tawasol.adapters.api.app import create_app
 from tawasol.adapters.store import migrate
 from tawasol.composition import build_brain
 from tawasol.config import Settings
+from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
 from tawasol.services.sample_operator import seed_sample_operator
 
 TOKEN = "test-admin-token-0123456789"
@@ -114,38 +117,51 @@ def test_given_a_call_ends_then_its_flat_channel_is_free_again(client, clock):
     assert authorize(client, "caller31", "call-31")["routes"][0]["carrier"] == "ma-flat"
 
 
-def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and_alert_recorded(
-    client, clock
-):
-    for index in range(16):
-        authorize(client, f"caller{index}", f"call-{index}")
-    # The 16th call's INVITE on the flat carrier gets 503 with 15 others up.
+def refused(client, clock, call_id, user, *, sip_code=503, q850_cause=34, **extra):
+    """The edge reports: `call_id`'s INVITE on ma-flat was refused (`extra`: more fields)."""
     events(
         client,
         {
-            "call_id": "call-15",
-            "user": "caller15",
+            "call_id": call_id,
+            "user": user,
             "dialled": "00212661234567",
             "type": "attempt",
             "at_ms": ms(clock.now),
             "attempt": 1,
             "carrier": "ma-flat",
             "gateway": "gw1",
-            "sip_code": 503,
-            "q850_cause": 34,
+            "sip_code": sip_code,
+            "q850_cause": q850_cause,
             "billing": "flat_rate",
+            **extra,
         },
     )
+
+
+def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and_alert_recorded(
+    client, clock
+):
+    for index in range(15):
+        authorize(client, f"caller{index}", f"call-{index}")
+    # Three calls in a row get 503 on the flat carrier with the same 15 others up: repeated
+    # congestion, the evidence capacity learning needs (one refusal proves little).
+    for index in (15, 16, 17):
+        authorize(client, f"caller{index}", f"call-{index}")
+        refused(client, clock, f"call-{index}", f"caller{index}")
+        clock.now += timedelta(seconds=1)
+        if index < 17:
+            assert status(client, "ma-flat")["learned_capacity"] is None
     flat = status(client, "ma-flat")
     assert flat["learned_capacity"] == 15
     assert flat["effective_channels"] == 15
-    assert flat["channels_in_use"] == 15  # the refused call moved to the next carrier
-    assert status(client, "ma-minute")["channels_in_use"] == 1
+    assert flat["channels_in_use"] == 15  # the refused calls moved to the next carrier
+    assert status(client, "ma-minute")["channels_in_use"] == 3
     history = client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()
     assert history[0]["kind"] == "capacity_learned"
     assert history[0]["effective_channels"] == 15
-    # A 17th caller goes straight to the per-minute carrier: no wait, no failure.
-    assert authorize(client, "caller16", "call-16")["routes"][0]["carrier"] == "ma-minute"
+    assert "3 congestion answers within 30 s, one with only 15 other" in history[0]["detail"]
+    # A 19th caller goes straight to the per-minute carrier: no wait, no failure.
+    assert authorize(client, "caller18", "call-18")["routes"][0]["carrier"] == "ma-minute"
 
     # Later, with no new congestion, capacity is probed upward a channel at a time.
     clock.now += timedelta(seconds=61)
@@ -379,3 +395,129 @@ def test_given_a_carrier_failing_most_attempts_then_de_preferred_checked_every_5
     clock.now += timedelta(seconds=5)
     monitor.tick()
     assert status(client, "ma-minute")["de_preferred"] is False
+
+
+# -- issue 10: capacity learning needs evidence, an operator's word wins, Retry-After, restart --
+def test_given_one_plain_503_with_no_call_up_then_nothing_learned(client, clock):
+    # fault 4: a single plain 503 while the carrier carried nothing set its capacity to 1
+    authorize(client, "caller0", "call-0")
+    refused(client, clock, "call-0", "caller0", q850_cause=None)
+    flat = status(client, "ma-flat")
+    assert flat["learned_capacity"] is None and flat["effective_channels"] is None
+    assert client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json() == []
+
+
+@pytest.mark.parametrize(("sip_code", "cause"), [(503, 41), (480, None), (500, None), (408, 18)])
+def test_given_repeated_answers_that_do_not_say_congestion_then_nothing_learned(
+    client, clock, sip_code, cause
+):
+    for index in range(5):
+        authorize(client, f"caller{index}", f"call-{index}")
+        refused(
+            client, clock, f"call-{index}", f"caller{index}", sip_code=sip_code, q850_cause=cause
+        )
+    assert status(client, "ma-flat")["learned_capacity"] is None
+
+
+def test_given_480_with_cause_47_repeated_then_capacity_learned_like_a_503(client, clock):
+    # fault 1, brain side: the edge now fails over on it too (same table)
+    for index in range(3):
+        authorize(client, f"caller{index}", f"call-{index}")
+    for index in range(3, 6):
+        authorize(client, f"caller{index}", f"call-{index}")
+        refused(client, clock, f"call-{index}", f"caller{index}", sip_code=480, q850_cause=47)
+    assert status(client, "ma-flat")["learned_capacity"] == 3
+
+
+def _learn_one_channel(client, clock):
+    for index in range(3):
+        authorize(client, f"caller{index}", f"call-{index}")
+        refused(client, clock, f"call-{index}", f"caller{index}", q850_cause=None)
+    assert status(client, "ma-flat")["learned_capacity"] == 1
+
+
+@pytest.mark.parametrize("cap", [None, 30, 12])
+def test_given_learned_capacity_when_operator_sets_capacity_then_learning_forgotten_at_once(
+    client, clock, cap
+):
+    # fault 4: `tawasol carriers capacity ma-flat --contract` (or 30) left it at 1
+    _learn_one_channel(client, clock)
+    response = client.put(
+        "/admin/v1/carriers/ma-flat/capacity", json={"effective_channels": cap}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["learned_capacity"] is None
+    assert response.json()["effective_channels"] == cap
+    history = client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()
+    assert history[0]["kind"] == "capacity_set"
+    assert "learned capacity 1 forgotten" in history[0]["detail"]
+    first = [authorize(client, f"caller{i}", f"after-{i}")["routes"][0]["carrier"] for i in (3, 4)]
+    assert first == ["ma-flat", "ma-flat"]
+
+
+def test_given_congestion_keeps_coming_then_the_raise_timer_restarts(client, clock):
+    # fault 4: a raise came 10 s after the last of 300 consecutive 503s
+    _learn_one_channel(client, clock)
+    monitor = client.app.state.brain.monitor
+    for index in range(3, 9):
+        clock.now += timedelta(seconds=50)  # the raise waits 60 s without congestion
+        authorize(client, f"caller{index}", f"call-{index}")
+        refused(client, clock, f"call-{index}", f"caller{index}", q850_cause=None)
+        monitor.tick()
+        assert status(client, "ma-flat")["learned_capacity"] == 1
+    clock.now += timedelta(seconds=59)
+    monitor.tick()
+    assert status(client, "ma-flat")["learned_capacity"] == 1
+    clock.now += timedelta(seconds=1)
+    monitor.tick()
+    assert status(client, "ma-flat")["learned_capacity"] == 2
+
+
+def test_given_503_with_retry_after_then_held_off_in_status_and_events(client, clock):
+    # fault 3, brain side: the edge skips the carrier; the brain shows and records why
+    authorize(client, "caller0", "call-0")
+    refused(client, clock, "call-0", "caller0", q850_cause=None, retry_after_s=300)
+    flat = status(client, "ma-flat")
+    assert flat["state"] == "held_off"
+    assert flat["held_off_until"].startswith("2026-11-24T10:05:00")
+    (held,) = [
+        event
+        for event in client.get("/admin/v1/carriers/ma-flat/events", headers=AUTH).json()
+        if event["kind"] == "held_off"
+    ]
+    assert "Retry-After" in held["detail"] and "300 s" in held["detail"]
+    clock.now += timedelta(seconds=300)
+    assert status(client, "ma-flat")["state"] == "up"
+    assert status(client, "ma-flat")["held_off_until"] is None
+
+
+def test_given_a_carrier_down_and_a_capacity_learned_when_the_brain_restarts_then_both_kept(
+    tmp_path, clock
+):
+    # fault 6: after a restart every carrier started "up", dead ones included
+    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
+    migrate(settings.resolved_database_url)
+    first = build_brain(settings, clock=clock)
+    seed_sample_operator(first.catalog, now=clock.now)
+    for _ in range(3):
+        first.monitor.on_probe("tn-carrier", answered=False, detail="no answer")
+    first.store.record_carrier_event(
+        CarrierEvent("ma-flat", clock.now, CarrierEventKind.CAPACITY_LEARNED, "learned", 7)
+    )
+    first.close()
+
+    second = build_brain(settings, clock=clock)
+    try:
+        with TestClient(create_app(second, background=False)) as client:
+            assert status(client, "tn-carrier")["state"] == "up"  # nothing restored yet
+            second.monitor.restore()  # what the app does when it starts (background on)
+            assert status(client, "tn-carrier")["state"] == "down"
+            assert status(client, "ma-flat")["learned_capacity"] == 7
+            assert status(client, "ma-flat")["effective_channels"] == 7
+            assert status(client, "ma-minute")["state"] == "up"
+            # the probes decide from there: two answers and it is back
+            second.monitor.on_probe("tn-carrier", answered=True)
+            second.monitor.on_probe("tn-carrier", answered=True)
+            assert status(client, "tn-carrier")["state"] == "up"
+    finally:
+        second.close()

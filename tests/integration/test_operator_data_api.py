@@ -6,16 +6,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-from sample_brain import AUTH, sample_brain
+from sample_brain import AUTH
 
 HUGE = "999999999999999999999"
-
-
-@pytest.fixture
-def brain(tmp_path):
-    brain = sample_brain(tmp_path)
-    yield brain
-    brain.close()
 
 
 def get(client, path, **params):

@@ -294,7 +294,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
@@ -348,7 +348,7 @@ def test_migrations_build_exactly_the_tables_the_models_describe(store: SqlStore
 
 # Columns 0002 added: a database written by 0001-era code has none of them.
 COLUMNS_ADDED_BY_0002 = {
-    "plans": {"cost_ceilings"},
+    "plans": {"cost_ceilings", "window_grace_minutes"},  # the latter from 0003
     "calls": {
         "billing",
         "rate_per_minute_amount",
@@ -356,7 +356,7 @@ COLUMNS_ADDED_BY_0002 = {
         "increment",
         "cost_amount",
         "cost_currency",
-        "refusal_reason",  # added by 0003
+        "refusal_reason",  # added by 0004
     },
     "call_attempts": {"q850_cause", "billing"},
 }
@@ -415,7 +415,7 @@ def test_given_a_0001_database_with_a_plan_and_a_call_when_upgraded_then_they_su
 
     migrate(database_url)
 
-    assert current_revision(database_url) == "0003"
+    assert current_revision(database_url) == head_revision()
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 7
@@ -511,6 +511,15 @@ def test_plan_round_trip_keeps_arabic_names_windows_and_fair_use(store: SqlStore
     assert store.get_plan(plan.code).price.amount.as_tuple() == Decimal("9.99").as_tuple()
     assert store.get_plan(unlimited.code) == unlimited
     assert [item.code for item in store.list_plans()] == ["maroc-illimite", "soirees-maghreb"]
+
+
+def test_plan_round_trip_keeps_the_window_grace(store: SqlStore) -> None:
+    # issue 10: minutes a call may go on after the plan's hours end
+    plan = a_plan(window_grace=timedelta(minutes=15))
+    store.save_plan(plan)
+    assert store.get_plan(plan.code).window_grace == timedelta(minutes=15)
+    store.save_plan(a_plan())
+    assert store.get_plan(plan.code).window_grace == timedelta(0)
 
 
 def test_saving_a_plan_again_replaces_it(store: SqlStore) -> None:

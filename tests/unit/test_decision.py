@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -28,9 +30,11 @@ from tawasol.domain.decision import (
     Usage,
     authorize_call,
 )
+from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.routing import Billing
+from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -82,7 +86,10 @@ def test_given_a_paris_subscriber_on_maroc_illimite_when_moroccan_mobile_dialled
     # The plan cuts a call at 2 h, the platform at 4 h: the plan's limit applies.
     assert decision.max_duration == timedelta(hours=2)
     assert decision.max_duration_seconds == 7200
-    assert decision.failover_codes == (408, 500, 502, 503, 504)
+    # The codes after which the hunt goes on, from the one table (every 5xx among them).
+    assert decision.failover_codes == FAILOVER_CODES
+    assert {408, 500, 501, 502, 503, 504, 505, 513, 580} <= set(decision.failover_codes)
+    assert not {404, 480, 486, 487, 600, 603} & set(decision.failover_codes)
     text = story(decision)
     assert "subscriber amina (id 1, Amina Benali)" in text
     assert "+212661234567: MA mobile, range of Maroc Telecom" in text
@@ -99,6 +106,20 @@ def test_given_a_montreal_subscriber_when_011_prefix_dialled_then_read_as_intern
     decision = call(state, "karim", "011 212 661 234 567", saturday)
 
     assert decision.allowed
+    assert decision.destination is not None
+    assert decision.destination.e164 == "+212661234567"
+
+
+@pytest.mark.parametrize("dialled", ["00212661234567", "+212661234567", "011212661234567"])
+def test_given_a_montreal_subscriber_when_00_plus_or_011_dialled_then_all_allowed(
+    state, dialled: str
+) -> None:
+    # Issue 11: softphone users dial 00 whatever their country; Montreal's own prefix is 011.
+    saturday = datetime(2026, 1, 17, 11, 0, tzinfo=MONTREAL)
+
+    decision = call(state, "karim", dialled, saturday)
+
+    assert decision.allowed, story(decision)
     assert decision.destination is not None
     assert decision.destination.e164 == "+212661234567"
 
@@ -274,6 +295,66 @@ def test_given_the_evening_plan_at_2pm_on_a_weekday_when_called_then_explanation
     ) in story(decision)
 
 
+def _with_grace(state: DecisionState, minutes: int) -> DecisionState:
+    plan = replace(state.plans["soirees-maghreb"], window_grace=timedelta(minutes=minutes))
+    return replace(state, plans={**state.plans, plan.code: plan})
+
+
+def test_given_a_call_at_0759_in_a_plan_ending_at_0800_then_cut_at_0800_and_explained(
+    state,
+) -> None:
+    # issue 10, fault 8 (cgrates #397): it used to be allowed the plan's full 2 hours
+    decision = call(state, "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 7, 59, tzinfo=PARIS))
+
+    assert decision.allowed
+    assert decision.max_duration == timedelta(minutes=1)
+    assert (
+        "plan hours end at Tue 08:00 in Europe/Paris: calls are cut then (no grace in the plan)"
+    ) in story(decision)
+
+
+def test_given_a_plan_with_10_minutes_grace_when_called_at_0759_then_cut_at_0810(state) -> None:
+    decision = call(
+        _with_grace(state, 10), "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 7, 59, tzinfo=PARIS)
+    )
+
+    assert decision.max_duration == timedelta(minutes=11)
+    assert "calls are cut 10 min after it (plan's grace)" in story(decision)
+    # the grace lengthens calls in progress; it never opens the plan after its hours
+    late = call(
+        _with_grace(state, 10), "leila", MOROCCAN_MOBILE, datetime(2026, 1, 13, 8, 5, tzinfo=PARIS)
+    )
+    assert_denied(late, Reason.OUTSIDE_TIME_WINDOW, 403)
+
+
+@pytest.mark.parametrize(
+    ("local_time", "end"),
+    [
+        # Friday evening runs into the weekend, then Sunday evening: the hours end Monday 08:00
+        (datetime(2026, 1, 16, 21, 0, tzinfo=PARIS), datetime(2026, 1, 19, 8, 0, tzinfo=PARIS)),
+        (datetime(2026, 1, 14, 23, 30, tzinfo=PARIS), datetime(2026, 1, 15, 8, 0, tzinfo=PARIS)),
+        (datetime(2026, 1, 15, 0, 30, tzinfo=PARIS), datetime(2026, 1, 15, 8, 0, tzinfo=PARIS)),
+        # outside the hours: the end is now
+        (datetime(2026, 1, 14, 14, 0, tzinfo=PARIS), datetime(2026, 1, 14, 14, 0, tzinfo=PARIS)),
+        # the night Paris moves to summer time (29 March 2026, 02:00 -> 03:00)
+        (datetime(2026, 3, 29, 1, 30, tzinfo=PARIS), datetime(2026, 3, 30, 8, 0, tzinfo=PARIS)),
+    ],
+)
+def test_the_end_of_a_plans_hours_chains_windows_that_follow_each_other(
+    state, local_time: datetime, end: datetime
+) -> None:
+    plan = state.plans["soirees-maghreb"]
+    assert plan.window_end(local_time, "Europe/Paris") == end
+    assert state.plans["maroc-illimite"].window_end(local_time, "Europe/Paris") is None
+
+
+def test_given_a_grace_outside_0_to_24_hours_then_the_plan_is_refused(state) -> None:
+    plan = state.plans["soirees-maghreb"]
+    for grace in (timedelta(minutes=-1), timedelta(hours=25)):
+        with pytest.raises(InvalidConfiguration):
+            replace(plan, window_grace=grace)
+
+
 def test_given_an_evening_in_paris_when_montreal_is_in_the_afternoon_then_only_paris_may_call(
     state,
 ) -> None:
@@ -443,11 +524,7 @@ def test_given_the_flat_rate_carrier_full_when_call_placed_then_per_minute_carri
     ]
 
 
-def test_given_a_possible_but_unlisted_ivorian_number_when_plan_sells_ci_then_allowed(
-    state,
-) -> None:
-    # Some real Ivorian fixed ranges are missing from libphonenumber's metadata: the call is
-    # authorised on a plausible length and the carrier rejects a number that does not exist.
+def _ivorian_state(state: DecisionState, **changes: object) -> DecisionState:
     ivory_coast = Plan(
         code="cote-divoire",
         names={"fr": "Côte d'Ivoire Illimité"},
@@ -466,21 +543,74 @@ def test_given_a_possible_but_unlisted_ivorian_number_when_plan_sells_ci_then_al
         **state.subscriptions,
         5: (replace(state.subscriptions[1][0], id=50, subscriber_id=5, plan_code="cote-divoire"),),
     }
-    ci_state = replace(
+    return replace(
         state,
         plans={**state.plans, "cote-divoire": ivory_coast},
         carriers=(*state.carriers, ci_carrier),
         subscriptions=subscriptions,
+        **changes,
     )
+
+
+def test_given_a_possible_but_unlisted_ivorian_number_when_ci_metadata_marked_incomplete_then_allowed_and_flagged(  # noqa: E501
+    state,
+) -> None:
+    # Some real Ivorian fixed ranges are missing from libphonenumber's metadata: an operator
+    # who knows it lists CI, and such calls go through on a fixed/mobile length, flagged.
+    ci_state = _ivorian_state(state, unlisted_number_countries=frozenset({"CI"}))
 
     decision = call(ci_state, "omar", "00225 27 21 45 67 89")
 
     assert decision.allowed
+    assert decision.unlisted_number
     assert decision.destination is not None
     assert not decision.destination.validated
     assert decision.destination.kind is NumberKind.FIXED_OR_MOBILE
     assert [hop.carrier for hop in decision.routes] == ["ci-flat"]
-    assert "number not in libphonenumber's known ranges" in story(decision)
+    assert "metadata is marked incomplete" in story(decision)
+
+
+def test_given_a_possible_but_unlisted_ivorian_number_by_default_then_not_sold(state) -> None:
+    decision = call(_ivorian_state(state), "omar", "00225 27 21 45 67 89")
+
+    assert_denied(decision, Reason.DESTINATION_NOT_SOLD, 403)
+    assert decision.unlisted_number  # the refusal carries the flag too
+    assert "no range libphonenumber lists for CI" in story(decision)
+
+
+def test_given_an_8_digit_cameroon_number_when_plan_sells_cameroon_then_not_sold(state) -> None:
+    # 8 digits is a Cameroonian toll-free length only: possible for the country, for no line.
+    cameroon = replace(
+        state.plans["maroc-illimite"],
+        destinations=frozenset(
+            DestinationRule(country, kind)
+            for country in ("MA", "CM")
+            for kind in (NumberKind.FIXED, NumberKind.MOBILE)
+        ),
+    )
+    cm_state = replace(
+        state,
+        plans={**state.plans, "maroc-illimite": cameroon},
+        unlisted_number_countries=frozenset({"CM"}),
+    )
+
+    decision = call(cm_state, "amina", "+237 1234 5678")
+
+    assert_denied(decision, Reason.DESTINATION_NOT_SOLD, 403)
+
+
+def test_given_120_random_unrecognised_moroccan_numbers_then_every_one_refused(state) -> None:
+    rng = random.Random(9_12)
+    refused = 0
+    while refused < 120:
+        national = f"{rng.choice('5678')}{rng.randrange(10**8):08d}"
+        parsed = phonenumbers.parse(f"+212{national}", None)
+        if phonenumbers.is_valid_number(parsed):
+            continue  # only the numbers libphonenumber does not recognise
+        decision = call(state, "amina", f"00212{national}")
+        assert not decision.allowed, story(decision)
+        assert decision.reason in (Reason.DESTINATION_NOT_SOLD, Reason.INVALID_NUMBER)
+        refused += 1
 
 
 # --- The order of the checks ----------------------------------------------------------------

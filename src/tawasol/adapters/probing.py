@@ -189,13 +189,21 @@ async def probe_forever(
     on_result: Callable[[ProbeResult], object],
     interval_s: float,
     stop: asyncio.Event,
+    quick_rounds: int = 1,
 ) -> None:
-    """Probe every `interval_s` until `stop` is set; one failing round never ends the loop."""
+    """Probe every `interval_s` until `stop` is set; one failing round never ends the loop.
+
+    The first `quick_rounds` rounds follow each other at once (a round lasts at most the
+    probe timeout): right after a start, carriers' states are confirmed in seconds.
+    """
+    rounds = 0
     while not stop.is_set():
         try:
             for result in await prober.probe_round(carriers()):
                 on_result(result)
         except Exception:
             log.exception("probe round failed")
+        rounds += 1
+        pause = 0.05 if rounds < quick_rounds else interval_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+            await asyncio.wait_for(stop.wait(), min(pause, interval_s))

@@ -61,11 +61,13 @@ class CallEvent:
     hangup_cause: str | None = None
     q850_cause: int | None = None
     billing: str | None = None
+    retry_after_s: int | None = None
 
 
 @dataclass(frozen=True)
 class CallAttempt:
-    """One try of a call on one carrier's gateway."""
+    """One try of a call on one carrier's gateway. `retry_after_s`: the pause the carrier
+    asked for with its 503 (news for the carrier monitor, not kept in the record's store)."""
 
     attempt: int
     carrier: str
@@ -75,6 +77,7 @@ class CallAttempt:
     at: datetime
     q850_cause: int | None = None
     billing: str | None = None
+    retry_after_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,7 @@ def _apply_attempt(record: CallRecord, event: CallEvent) -> CallRecord:
         if event.q850_cause is not None
         else (known.q850_cause if known else None),
         billing=event.billing or (known.billing if known else None),
+        retry_after_s=event.retry_after_s,
     )
     attempts = tuple(existing[key] for key in sorted(existing))
     updated = replace(record, attempts=attempts)

@@ -12,7 +12,7 @@ import calendar
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -102,6 +102,18 @@ class TimeWindow:
             yesterday in self.weekdays and moment < self.end
         )
 
+    def end_after(self, local: datetime) -> datetime:
+        """Where the stretch of this window that contains `local` (aware, in the subscriber's
+        zone) ends, as a wall-clock time in that zone."""
+        zone = local.tzinfo
+        moment = local.time().replace(tzinfo=None)
+        day = local.date()
+        if self.start == self.end:
+            return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        if self.start < self.end or moment < self.end:
+            return datetime.combine(day, self.end, tzinfo=zone)
+        return datetime.combine(day + timedelta(days=1), self.end, tzinfo=zone)
+
     def describe(self) -> str:
         names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
         days = ",".join(names[d] for d in sorted(self.weekdays))
@@ -156,8 +168,11 @@ class Plan:
     """An offer sold to subscribers: a price per period for unlimited calls to destinations.
 
     `names` holds the plan's commercial name per locale (fr, ar, en). `time_windows`, when not
-    empty, restricts use to those windows in the subscriber's time zone. `on_sale` False keeps
-    existing subscriptions running while no new one can be sold.
+    empty, restricts use to those windows in the subscriber's time zone: a call may only start
+    inside one, and is cut when the window ends, plus `window_grace` (zero by default: a call
+    started at 07:59 in a 20:00-08:00 plan lasts one minute; with a grace of 10 minutes, up to
+    eleven). The grace never lets a call start after the end. `on_sale` False keeps existing
+    subscriptions running while no new one can be sold.
     """
 
     code: str
@@ -169,6 +184,7 @@ class Plan:
     time_windows: tuple[TimeWindow, ...] = ()
     on_sale: bool = True
     cost_ceilings: tuple[CostCeiling, ...] = ()
+    window_grace: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if not self.code or not self.code.replace("-", "").replace("_", "").isalnum():
@@ -190,6 +206,10 @@ class Plan:
                     code=self.code,
                     country=ceiling.country,
                 )
+        if not timedelta(0) <= self.window_grace <= MAX_WINDOW_GRACE:
+            raise InvalidConfiguration(
+                "a plan's window grace is between 0 and 24 hours", code=self.code
+            )
 
     def name(self, locale: str) -> str:
         for candidate in (locale, "en", "fr", "ar"):
@@ -219,6 +239,28 @@ class Plan:
             return True
         local = now.astimezone(ZoneInfo(time_zone))
         return any(window.contains(local) for window in self.time_windows)
+
+    def window_end(self, now: datetime, time_zone: str) -> datetime | None:
+        """When the plan's hours that contain `now` end (aware, UTC), windows that follow each
+        other without a gap taken as one (Sat all day then Sun all day ends Monday 00:00).
+        None when the plan has no hours, or when they run on for a week (no end to cut at).
+        At `now` outside the plan's hours: `now`."""
+        if not self.time_windows:
+            return None
+        moment = now.astimezone(ZoneInfo(time_zone))
+        for _ in range(_MAX_CHAINED_WINDOWS):
+            ends = [w.end_after(moment) for w in self.time_windows if w.contains(moment)]
+            if not ends:
+                return moment.astimezone(UTC)
+            # Wall-clock end, read again in the zone (a DST change in between moves it).
+            moment = max(ends).astimezone(UTC).astimezone(moment.tzinfo)
+        return None
+
+
+# A plan's hours that run on through more windows than this (a week of all-day windows) have
+# no end to cut calls at.
+_MAX_CHAINED_WINDOWS = 15
+MAX_WINDOW_GRACE = timedelta(hours=24)
 
 
 def currency_conflicts(plans: Iterable[Plan], carriers: Iterable[Carrier]) -> list[str]:

@@ -28,17 +28,32 @@ are floats, rounded to 4 decimal places; `ner_table` gives exact Decimal values 
 
 from __future__ import annotations
 
-import enum
 import re
 from bisect import insort
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from types import MappingProxyType
 
 from tawasol.domain.errors import InvalidInput
+from tawasol.domain.sip_semantics import (
+    MAX_Q850_CAUSE,
+    Outcome,
+    meaning_of,
+    q850_cause_from_reason,
+)
+
+__all__ = [
+    "AttemptOutcome",
+    "Outcome",
+    "QualityFigures",
+    "QualityWindow",
+    "classify",
+    "ner_table",
+    "q850_cause_from_reason",
+    "should_de_prefer",
+]
 
 # Bounded memory: at most this many outcomes per (carrier, country); the oldest go first. At
 # 100,000 a key holds more than an hour at 25 attempts per second, far beyond a small operator.
@@ -51,92 +66,11 @@ _ACD_PLACES = 1
 _RATIO_QUANTUM = Decimal(1).scaleb(-_RATIO_PLACES)
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
-_MAX_Q850_CAUSE = 127  # Q.850 §2.2.5: the cause value is a 7-bit field.
-
-
-class Outcome(enum.StrEnum):
-    """How one attempt on one carrier ended, in the categories of ITU-T E.425.
-
-    Every category but `NETWORK_FAILURE` is *effective*: the network delivered the call and what
-    happened next was up to the callee (or to whoever dialled a number that does not exist).
-    """
-
-    ANSWERED = "answered"
-    USER_BUSY = "user_busy"
-    NO_ANSWER = "no_answer"  # it rang and nobody picked up, or the callee is not reachable
-    REJECTED = "rejected"  # the callee declined, or their terminal is unavailable
-    ABANDONED = "abandoned"  # the caller hung up before an answer (487 after our CANCEL)
-    ADDRESS_ERROR = "address_error"  # unallocated, incomplete or changed number
-    NETWORK_FAILURE = "network_failure"
-
-    @property
-    def effective(self) -> bool:
-        """True if the attempt counts as a successful delivery for NER (E.425)."""
-        return self is not Outcome.NETWORK_FAILURE
-
-
-# Q.850 cause (from a `Reason: Q.850;cause=N` header, RFC 3326) -> outcome. When present and
-# listed here, the cause wins over the SIP code: it is the terminating network's own word, and
-# RFC 3398 §7.2.4.1 maps many causes onto one SIP code (several onto 404, 480 or 503).
-# Causes not listed (16 normal clearing, 127 interworking ...) fall back to the SIP code.
-Q850_OUTCOMES: Mapping[int, Outcome] = MappingProxyType(
-    {
-        # A number that does not exist is the caller's error, not the network's: effective.
-        1: Outcome.ADDRESS_ERROR,  # unallocated number (RFC 3398: 404)
-        # RFC 3398 maps "no route" to 404 too, but it is a gap in the carrier's routing: another
-        # carrier may well reach the number, so it is the carrier's failure.
-        2: Outcome.NETWORK_FAILURE,  # no route to specified transit network
-        3: Outcome.NETWORK_FAILURE,  # no route to destination
-        17: Outcome.USER_BUSY,  # user busy (RFC 3398: 486)
-        18: Outcome.NO_ANSWER,  # no user responding (RFC 3398: 408)
-        19: Outcome.NO_ANSWER,  # no answer from user, user alerted (RFC 3398: 480)
-        20: Outcome.REJECTED,  # subscriber absent, phone off (RFC 3398: 480): "unavailability"
-        21: Outcome.REJECTED,  # call rejected (RFC 3398: 403); E.425 "terminal reject"
-        22: Outcome.ADDRESS_ERROR,  # number changed (RFC 3398: 410)
-        27: Outcome.NETWORK_FAILURE,  # destination out of order (RFC 3398: 502)
-        28: Outcome.ADDRESS_ERROR,  # invalid number format, address incomplete (RFC 3398: 484)
-        29: Outcome.NETWORK_FAILURE,  # facility rejected (RFC 3398: 501)
-        31: Outcome.REJECTED,  # normal, unspecified (RFC 3398: 480, the callee is unavailable)
-        34: Outcome.NETWORK_FAILURE,  # no circuit/channel available (RFC 3398: 503)
-        38: Outcome.NETWORK_FAILURE,  # network out of order (RFC 3398: 503)
-        41: Outcome.NETWORK_FAILURE,  # temporary failure (RFC 3398: 503)
-        42: Outcome.NETWORK_FAILURE,  # switching equipment congestion (RFC 3398: 503)
-        44: Outcome.NETWORK_FAILURE,  # requested circuit/channel not available (RFC 3398: 503)
-        47: Outcome.NETWORK_FAILURE,  # resource unavailable, unspecified (RFC 3398: 503)
-        58: Outcome.NETWORK_FAILURE,  # bearer capability not presently available (RFC 3398: 503)
-        102: Outcome.NETWORK_FAILURE,  # recovery on timer expiry (RFC 3398: 504)
-    }
-)
-
-# Final SIP code -> outcome, when no listed Q.850 cause says otherwise. The callee-side codes
-# follow RFC 3398 §8.2.6.1 (SIP -> ISUP cause) and RFC 3261 §21. Anything not listed (other
-# 3xx/4xx/5xx/6xx: 400, 401, 407, 488, 500, 502, 503, 504, 606 ...) is a network failure: the
-# carrier could not or would not deliver the call, and another carrier may.
-SIP_OUTCOMES: Mapping[int, Outcome] = MappingProxyType(
-    {
-        404: Outcome.ADDRESS_ERROR,  # not found (RFC 3398: cause 1, unallocated number)
-        410: Outcome.ADDRESS_ERROR,  # gone (RFC 3398: cause 22, number changed)
-        484: Outcome.ADDRESS_ERROR,  # address incomplete (RFC 3398: cause 28)
-        485: Outcome.ADDRESS_ERROR,  # ambiguous (RFC 3398: cause 1)
-        604: Outcome.ADDRESS_ERROR,  # does not exist anywhere (RFC 3398: cause 1)
-        480: Outcome.NO_ANSWER,  # temporarily unavailable (RFC 3398: cause 18, no user responding)
-        486: Outcome.USER_BUSY,  # busy here (RFC 3398: cause 17)
-        600: Outcome.USER_BUSY,  # busy everywhere (RFC 3398: cause 17)
-        603: Outcome.REJECTED,  # decline (RFC 3398: cause 21, call rejected)
-        # RFC 3261 §9.1: 487 answers the INVITE our CANCEL ended, i.e. the caller hung up first.
-        # (A route that stays silent past its timer ends in a local timeout, not in 487.)
-        487: Outcome.ABANDONED,
-        # Deliberately absent, hence network failures without a cause saying otherwise:
-        # 403 (RFC 3398 maps it to cause 21, but from a carrier to its customer a bare 403
-        #      means "not allowed for you": account, credit, blocked route; 403 with cause 21
-        #      is REJECTED),
-        # 408 (RFC 3398: cause 102, a timer expired; with cause 18 or 19 it is NO_ANSWER).
-    }
-)
 
 
 def classify(*, sip_code: int | None, q850_cause: int | None, answered: bool) -> Outcome:
-    """The E.425 category of an attempt, from its final SIP code and Q.850 cause.
+    """The E.425 category of an attempt, from its final SIP code and Q.850 cause: the outcome
+    column of `sip_semantics`' table (the one the edge's failover and capacity learning read).
 
     No final code at all (`sip_code` None) means our own timer expired on a silent carrier:
     a network failure whatever the cause.
@@ -147,52 +81,9 @@ def classify(*, sip_code: int | None, q850_cause: int | None, answered: bool) ->
         return Outcome.NETWORK_FAILURE
     if 200 <= sip_code < 300:
         return Outcome.ANSWERED
-    by_cause = Q850_OUTCOMES.get(q850_cause) if q850_cause is not None else None
-    if by_cause is not None:
-        return by_cause
-    return SIP_OUTCOMES.get(sip_code, Outcome.NETWORK_FAILURE)
-
-
-def q850_cause_from_reason(value: str) -> int | None:
-    """The Q.850 cause in a Reason header value (RFC 3326), or None.
-
-    `Q.850;cause=17;text="User busy"` gives 17; so does `SIP;cause=486, Q.850;cause=17`.
-    A cause outside 1-127 or not made of digits is ignored.
-    """
-    text = value.strip()
-    if text[:7].lower() == "reason:":
-        text = text[7:]
-    for reason in _split_outside_quotes(text, ","):
-        protocol, *params = _split_outside_quotes(reason, ";")
-        if protocol.strip().upper() != "Q.850":
-            continue
-        for param in params:
-            name, _, raw = param.partition("=")
-            raw = raw.strip()
-            if name.strip().lower() == "cause" and raw.isascii() and raw.isdigit():
-                cause = int(raw)
-                return cause if 1 <= cause <= _MAX_Q850_CAUSE else None
-    return None
-
-
-def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for character in text:
-        if escaped:
-            escaped = False
-        elif quoted and character == "\\":
-            escaped = True
-        elif character == '"':
-            quoted = not quoted
-        elif character == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(character)
-    parts.append("".join(current))
-    return parts
+    if not 300 <= sip_code <= 699:
+        return Outcome.NETWORK_FAILURE  # not a final answer: nothing the callee said
+    return meaning_of(sip_code, q850_cause).outcome
 
 
 @dataclass(frozen=True)
@@ -226,7 +117,7 @@ class AttemptOutcome:
             raise InvalidInput("attempt times must be time-zone aware", carrier=self.carrier)
         if self.sip_code is not None and not 200 <= self.sip_code <= 699:
             raise InvalidInput("a final SIP code is 200-699", sip_code=self.sip_code)
-        if self.q850_cause is not None and not 1 <= self.q850_cause <= _MAX_Q850_CAUSE:
+        if self.q850_cause is not None and not 1 <= self.q850_cause <= MAX_Q850_CAUSE:
             raise InvalidInput("a Q.850 cause is 1-127", q850_cause=self.q850_cause)
         success = self.sip_code is not None and self.sip_code < 300
         if self.answered != success:

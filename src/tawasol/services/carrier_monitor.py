@@ -4,12 +4,14 @@ The `CarrierMonitor` folds three kinds of news into each carrier's condition and
 the authorizer at once (no restart, no reload):
 
 - probe results (SIP OPTIONS to every gateway, `adapters/probing.py`): up / down;
-- attempts reported by the SIP edge: a 503 or Q.850 congestion cause below the contracted
-  channels lowers the carrier's effective capacity (partial restoration), and a timer probes it
-  upward again;
-- an operator's capacity cap (CLI, admin API), kept in the store so every brain applies it.
+- attempts reported by the SIP edge: repeated congestion (what `sip_semantics` calls
+  congestion) below the contracted channels lowers the carrier's effective capacity (partial
+  restoration), and a timer probes it upward again; a 503 with Retry-After holds it off;
+- an operator's capacity cap (CLI, admin API), kept in the store so every brain applies it;
+  setting one (or "as contracted") also forgets what was learned.
 
-Every change is stored as a `CarrierEvent` with its time, and logged.
+Every change is stored as a `CarrierEvent` with its time, and logged. A brain that starts
+takes each carrier's last known state from those events (`restore`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tawasol.domain.carrier_health import (
     learn_from_congestion,
     observe_probe,
     probe_upward,
+    restored_states,
 )
 from tawasol.domain.carriers import Carrier
 from tawasol.domain.quality import (
@@ -63,6 +66,7 @@ class CarrierStatus:
     operator_cap: int | None
     learned_capacity: int | None
     de_preferred: bool
+    held_off_until: datetime | None = None
 
 
 def contracted_channels(carrier: Carrier) -> int | None:
@@ -97,6 +101,7 @@ class CarrierMonitor:
         self._capacity: dict[str, CapacityState] = {}
         self._caps: dict[str, int] = {}
         self._de_preferred: set[str] = set()
+        self._held_off: dict[str, datetime] = {}
         self._caps_revision: int | None = None
         self._quality = QualityWindow(longest_window=QUALITY_WINDOWS[-1])
         self._quality_checked: datetime | None = None
@@ -131,7 +136,38 @@ class CarrierMonitor:
         ends, with their duration), and learn capacity from congestion."""
         if not (attempt.sip_code is not None and 200 <= attempt.sip_code < 300):
             self._record_quality(record, attempt, duration_ms=None)
+        if attempt.retry_after_s:
+            self._note_hold_off(attempt)
         return self._learn(record.call_id, attempt.carrier, attempt.sip_code, attempt.q850_cause)
+
+    def _note_hold_off(self, attempt: CallAttempt) -> None:
+        """The edge held the carrier off after its 503 with Retry-After: show it, record it."""
+        seconds = attempt.retry_after_s or 0
+        until = self._clock() + timedelta(seconds=seconds)
+        with self._lock:
+            self._held_off[attempt.carrier] = until
+        self._record(
+            CarrierEvent(
+                attempt.carrier,
+                self._clock(),
+                CarrierEventKind.HELD_OFF,
+                f"answered {attempt.sip_code} with Retry-After: not sent calls for {seconds} s, "
+                f"until {until.isoformat(timespec='seconds')} (RFC 3261 §21.5.4)",
+            )
+        )
+
+    def restore(self) -> None:
+        """Take each carrier's last known state (up/down, learned capacity) from its recorded
+        events: a brain that starts neither believes a dead carrier up nor forgets what it
+        learned. The probes then confirm or change it within their thresholds."""
+        for carrier in self._authorizer.snapshot().carriers:
+            events = self._store.list_carrier_events(carrier=carrier.code, limit=50)
+            probe, capacity = restored_states(events)
+            with self._lock:
+                self._probes[carrier.code] = probe
+                if capacity.effective_channels is not None:
+                    self._capacity[carrier.code] = capacity
+                self._publish(carrier.code)
 
     def on_call_finished(self, record: CallRecord) -> None:
         for attempt in record.attempts:
@@ -180,6 +216,7 @@ class CarrierMonitor:
                 other_calls=other_calls,
                 contracted=contracted,
                 now=now,
+                policy=self._policy,
             )
             self._capacity[carrier] = state
             if event is not None:
@@ -200,15 +237,19 @@ class CarrierMonitor:
             self._publish(carrier)
 
     def set_capacity(self, carrier: str, effective_channels: int | None) -> CarrierEvent:
-        """An operator caps (or uncaps) a carrier's simultaneous calls, at run time."""
+        """An operator caps (or uncaps) a carrier's simultaneous calls, at run time. The
+        operator's word replaces what congestion taught: the learned capacity is forgotten."""
         self._store.set_carrier_capacity(carrier, effective_channels)
         now = self._clock()
         what = "as contracted" if effective_channels is None else f"{effective_channels} channels"
+        with self._lock:
+            learned = self._capacity.pop(carrier, CapacityState()).effective_channels
+        forgotten = f" (learned capacity {learned} forgotten)" if learned is not None else ""
         event = CarrierEvent(
             carrier,
             now,
             CarrierEventKind.CAPACITY_SET,
-            f"set by an operator: {what}",
+            f"set by an operator: {what}{forgotten}",
             effective_channels,
         )
         with self._lock:
@@ -312,11 +353,19 @@ class CarrierMonitor:
                         operator_cap=self._caps.get(carrier.code),
                         learned_capacity=learned,
                         de_preferred=carrier.code in self._de_preferred,
+                        held_off_until=self._held_off_until(carrier.code),
                     )
                 )
         return result
 
     # -- inside -----------------------------------------------------------------------------------
+    def _held_off_until(self, code: str) -> datetime | None:
+        until = self._held_off.get(code)
+        if until is not None and until <= self._clock():
+            del self._held_off[code]
+            return None
+        return until
+
     def _effective(self, code: str) -> int | None:
         limits = [
             limit

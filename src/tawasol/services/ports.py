@@ -17,6 +17,7 @@ from tawasol.domain.carrier_health import CarrierEvent
 from tawasol.domain.carriers import Carrier
 from tawasol.domain.catalog import Plan
 from tawasol.domain.decision import Usage
+from tawasol.domain.outages import OutagePeriod
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 
 
@@ -217,3 +218,18 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class OutageHistory(Protocol):
+    """Customer-facing outage periods, recorded by the incidents service, read by billing.
+
+    Times are timezone-aware UTC datetimes. Raises `Unavailable` when the store cannot answer.
+    """
+
+    def outage_periods(self, *, start: datetime, end: datetime) -> Sequence[OutagePeriod]:
+        """Every outage period overlapping [start, end), open ones included, oldest first."""
+        ...
+
+    def closed_incidents_since(self, since: datetime) -> Sequence[int]:
+        """Ids of customer-facing incidents resolved at or after `since` (for credit runs)."""
+        ...

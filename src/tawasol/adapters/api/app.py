@@ -18,6 +18,7 @@ from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.sip_fast import SipFastPath
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
+from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
 from tawasol.composition import Brain
 
 
@@ -34,6 +35,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
             tasks = [
                 asyncio.create_task(_probe(brain, stop)),
                 asyncio.create_task(_tick(brain, stop)),
+                asyncio.create_task(_reconcile_with_edge(brain, stop)),
             ]
         try:
             yield
@@ -83,6 +85,10 @@ async def _probe(brain: Brain, stop: asyncio.Event) -> None:
         on_result=on_result,
         interval_s=settings.probe_interval_s,
         stop=stop,
+        # At start, probe round after round until every carrier could have changed state: a
+        # carrier that died while no brain watched is marked down in about
+        # `probe_down_after` probe timeouts, not `probe_down_after` intervals.
+        quick_rounds=max(settings.probe_down_after, settings.probe_up_after),
     )
 
 
@@ -97,7 +103,34 @@ async def _tick(brain: Brain, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+async def _reconcile_with_edge(brain: Brain, stop: asyncio.Event) -> None:
+    """At start, then every `edge_reconcile_interval_s`: calls the edge's dialog list does not
+    have stop counting (their end event never came: the brain or Kamailio was restarted)."""
+    interval_s = brain.settings.edge_reconcile_interval_s
+    if not interval_s:
+        return
+    socket = brain.settings.resolved_kamailio_ctl_socket
+    while not stop.is_set():
+        try:
+            live = await asyncio.to_thread(dialog_call_ids, socket)
+        except DialogListUnavailable as error:
+            log.info("calls in progress not reconciled with the edge: %s", error)
+        else:
+            gone = await asyncio.to_thread(brain.authorizer.reconcile, live)
+            if gone:
+                log.warning(
+                    "%d call(s) counted as in progress were not in the edge's dialog list: "
+                    "no longer counted (%s)",
+                    len(gone),
+                    ", ".join(gone[:10]),
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
 def _warm_up(brain: Brain) -> None:
-    """Quality figures survive a restart: replay the last hour of calls into the windows."""
+    """Carriers' states and quality figures survive a restart: the last known up/down and
+    learned capacities from the carrier events, the last hour of calls into the windows."""
+    brain.monitor.restore()
     since = brain.clock() - timedelta(hours=1)
     brain.monitor.warm_up(brain.store.calls_since(since=since))

@@ -54,6 +54,10 @@ class CarrierStatusOut(BaseModel):
     operator_cap: int | None
     learned_capacity: int | None
     de_preferred: bool
+    held_off_until: datetime | None = Field(
+        default=None,
+        description="the carrier answered 503 with Retry-After: no call is sent it until then",
+    )
     billing: str
     rate_min_per_minute: str | None
     rate_max_per_minute: str | None
@@ -102,6 +106,7 @@ def status_rows(brain: Brain, now: datetime) -> list[CarrierStatusOut]:
                 operator_cap=status.operator_cap,
                 learned_capacity=status.learned_capacity,
                 de_preferred=status.de_preferred,
+                held_off_until=status.held_off_until,
                 billing=billing,
                 rate_min_per_minute=str(amounts[0]) if amounts else None,
                 rate_max_per_minute=str(amounts[-1]) if amounts else None,
@@ -133,6 +138,8 @@ def _state(status: CarrierStatus) -> str:
         return "down"
     if status.operator_cap == 0:
         return "closed"  # an operator's cap of 0: not full of calls, shut on purpose
+    if status.held_off_until is not None:
+        return "held_off"
     if (
         status.effective_channels is not None
         and status.channels_in_use >= status.effective_channels
@@ -160,8 +167,8 @@ def put_capacity(code: str, body: CapacityIn, request: Request) -> CarrierStatus
 
 @router.get("/{code}/events", response_model=list[CarrierEventOut])
 def carrier_events(code: str, request: Request, limit: Limit = 100) -> list[CarrierEventOut]:
-    """The carrier's state changes, newest first: down, up, capacity learned/raised/set.
-    404 for a carrier that does not exist."""
+    """The carrier's state changes, newest first: down, up, capacity learned/raised/restored/
+    set, held off (a 503 with Retry-After), each with its reason. 404 for an unknown carrier."""
     brain = _brain(request)
     brain.catalog.get_carrier(code)
     events = brain.store.list_carrier_events(carrier=code, limit=limit)

@@ -162,6 +162,12 @@ class PlanSchema(Strict):
     time_windows: list[TimeWindowSchema] = Field(default_factory=list, max_length=20)
     on_sale: bool = True
     cost_ceilings: list[CostCeilingSchema] = Field(default_factory=list, max_length=500)
+    window_grace_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=1440,
+        description="minutes a call may go on after the plan's hours end; 0: cut at the end",
+    )
 
     def to_domain(self) -> Plan:
         fair = self.fair_use
@@ -192,6 +198,7 @@ class PlanSchema(Strict):
                 for window in self.time_windows
             ),
             on_sale=self.on_sale,
+            window_grace=timedelta(minutes=self.window_grace_minutes),
             cost_ceilings=tuple(
                 CostCeiling(
                     country=ceiling.country,
@@ -235,6 +242,7 @@ class PlanSchema(Strict):
                     for window in plan.time_windows
                 ],
                 "on_sale": plan.on_sale,
+                "window_grace_minutes": plan.window_grace // timedelta(minutes=1),
                 "cost_ceilings": [
                     {
                         "country": ceiling.country,
@@ -540,6 +548,7 @@ class CallEventIn(BaseModel):
     hangup_cause: Annotated[str, Field(max_length=64)] | None = None
     q850_cause: int | None = Field(default=None, ge=0, le=127)
     billing: Literal["flat_rate", "per_minute"] | None = None
+    retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
 
     def to_domain(self) -> CallEvent:
         return CallEvent(
@@ -557,6 +566,7 @@ class CallEventIn(BaseModel):
             hangup_cause=self.hangup_cause,
             q850_cause=self.q850_cause,
             billing=self.billing,
+            retry_after_s=self.retry_after_s,
         )
 
 

@@ -68,6 +68,7 @@ def render_config(settings: Settings, *, run_dir: Path) -> str:
         "SPOOL_DIR": str(spool_dir(run_dir)),
         "RING_TIMEOUT_MS": str(RING_TIMEOUT_MS),
         "ROUTE_TIMEOUT_MS": str(settings.route_timeout_ms),
+        "RETRY_AFTER_MAX_S": str(settings.sip_retry_after_max_s),
         "MAX_MESSAGE_BYTES": str(settings.sip_max_message_bytes),
         "AUTH_FAILURES": str(settings.sip_auth_failures),
         "AUTH_WINDOW_S": str(settings.sip_auth_window_s),

@@ -101,6 +101,7 @@ def plan_values(plan: Plan) -> dict[str, Any]:
         "distinct_numbers_per_period": fair_use.distinct_numbers_per_period,
         "concurrent_calls": fair_use.concurrent_calls,
         "on_sale": plan.on_sale,
+        "window_grace_minutes": plan.window_grace // timedelta(minutes=1),
         "cost_ceilings": [
             {
                 "country": ceiling.country,
@@ -146,6 +147,7 @@ def plan_from_row(row: PlanRow) -> Plan:
             for item in row.time_windows
         ),
         on_sale=row.on_sale,
+        window_grace=timedelta(minutes=row.window_grace_minutes),
         cost_ceilings=tuple(
             CostCeiling(
                 country=item["country"],

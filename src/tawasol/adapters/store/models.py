@@ -91,6 +91,8 @@ class PlanRow(Base):
     # [{"country": "MA", "kind": "mobile" or null, "max_per_minute": "0.0200",
     #   "currency": "EUR"}, ...], in plan order; amounts as text so they stay exact
     cost_ceilings: Mapped[list[Any]] = mapped_column(nullable=False, server_default="[]")
+    # minutes a call may go on after the plan's hours end (0: cut at the end)
+    window_grace_minutes: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class SubscriberRow(Base):

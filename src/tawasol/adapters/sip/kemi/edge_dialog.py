@@ -4,9 +4,10 @@ Runs inside Kamailio (app_python3, KEMI). A call's state lives in its dialog's v
 shared memory, because the request route, the reply and failure routes, the dialog callbacks
 and the timers that touch one call run in different Kamailio processes:
 
-- `tw_call`: the decision as JSON (user, dialled, routes, failover codes, max duration, the
+- `tw_call`: the decision as JSON (user, dialled, routes, max duration, the
   caller's From tag); `tw_attempt`: the route being tried (1-based); `tw_sent_ms`: when its
-  INVITE left; `tw_pdd`: "attempt:ms" of the first 18x; `tw_answer_ms`; `tw_cut_key`,
+  INVITE left; `tw_pdd`: "attempt:ms" of the attempt's first 18x; `tw_carrier`: the carrier
+  of the attempt relayed last; `tw_answer_ms`; `tw_cut_key`,
   `tw_cut_ms`: the call's cell in the cut schedule and when it was cut.
 
 Cutting at the maximum duration: the dialog module's own timer ticks once a second (a call
@@ -56,13 +57,20 @@ def start_attempt(attempt: int) -> None:
     set_var("tw_sent_ms", now_ms())
 
 
-def note_ringing() -> None:
-    """On the first 18x of the call: PDD, from sending this attempt's INVITE."""
-    if KSR.dialog.var_get("tw_pdd") not in (None, ""):
-        return
+def get_var(name: str) -> str:
+    return str(KSR.dialog.var_get(name) or "")
+
+
+def note_ringing() -> bool:
+    """On an 18x: PDD of the attempt, from sending its INVITE. True on the attempt's first."""
+    attempt = str(get_int("tw_attempt") or "")
+    if get_var("tw_pdd").partition(":")[0] == attempt:
+        return False
     sent = get_int("tw_sent_ms")
-    if sent is not None:
-        set_var("tw_pdd", f"{get_int('tw_attempt') or ''}:{max(0, now_ms() - sent)}")
+    if sent is None:
+        return False
+    set_var("tw_pdd", f"{attempt}:{max(0, now_ms() - sent)}")
+    return True
 
 
 def pdd(attempt: int) -> int | None:

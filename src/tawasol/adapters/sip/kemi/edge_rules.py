@@ -7,9 +7,38 @@ in the unit tests under the project's virtualenv. Every function is pure: the Ka
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+
+def _load_semantics() -> ModuleType:
+    """The one table of what carriers' answers mean: `tawasol/domain/sip_semantics.py`.
+
+    Inside the package (tests, the brain) it is imported as usual; inside Kamailio, where
+    tawasol is not importable, the very same file is loaded by its path from this one (it
+    imports only the standard library), so the edge and the brain cannot disagree.
+    """
+    if __package__:
+        return importlib.import_module("tawasol.domain.sip_semantics")
+    name = "tawasol_sip_semantics"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[3] / "domain" / "sip_semantics.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"tawasol: cannot load the SIP semantics table from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+semantics = _load_semantics()
 
 # Scanners announce themselves: SIPVicious (friendly-scanner, sipvicious, sipcli, "VaxSIPUserAgent"
 # is its default), sip-scan, sipsak floods, SIPp-based sweeps from botnets... A caller's phone
@@ -19,11 +48,6 @@ SCANNER_USER_AGENT = re.compile(
     r"sipsak|smap|pplsip|sip-?scanner|nmap",
     re.IGNORECASE,
 )
-
-# RFC 3398 §8.2.6.1 / the field notes: a 408 carrying Q.850 cause 18 ("no user responding")
-# is the callee's network saying nobody answers: trying another carrier would ring twice.
-CALLEE_Q850_CAUSES = frozenset({1, 17, 18, 19, 21, 31})
-_Q850_CAUSE = re.compile(r"q\.850\s*;(?:[^,]*;)?\s*cause\s*=\s*(\d+)", re.IGNORECASE)
 
 # A reason code travels in a Warning header token (RFC 3261 §20.43: warn-text is a quoted
 # string); keep it to the characters the brain's stable codes use.
@@ -36,36 +60,32 @@ def is_scanner(user_agent: str | None) -> bool:
 
 
 def q850_cause(reason_header: str | None) -> int | None:
-    """The Q.850 cause in a `Reason` header value (RFC 3326), if any."""
-    if not reason_header:
-        return None
-    match = _Q850_CAUSE.search(reason_header)
-    return int(match.group(1)) if match else None
+    """The Q.850 cause in a `Reason` header value (RFC 3326), if any: the brain's parser."""
+    return semantics.q850_cause_from_reason(reason_header)  # type: ignore[no-any-return]
 
 
-def should_fail_over(
-    sip_code: int,
-    *,
-    local_timeout: bool,
-    provisional_seen: bool,
-    reason_header: str | None,
-    failover_codes: Iterable[int],
-) -> bool:
-    """Is this attempt's failure the network's (try the next carrier) or the callee's (stop)?
+def attempt_meaning(
+    sip_code: int, *, local_timeout: bool, rang: bool, q850: int | None
+) -> tuple[int, int | None, Any]:
+    """How an attempt ended, as (SIP code, Q.850 cause, meaning) in the one table's terms.
 
-    - A local timeout with no reply at all: the carrier is silent, try the next one.
-    - A local timeout after a provisional reply: the carrier took the call and the callee did
-      not answer in time (RFC 3261 Timer C); ringing the callee again elsewhere is wrong.
-    - A final reply in `failover_codes` (408, 500, 502, 503, 504 by default): network trouble,
-      except a 408 carrying Q.850 cause 18 (no user responding), which is the callee.
-    - Anything else (404, 480, 486, 600, 603 ...): the callee's answer, stop the hunt.
+    - Our own timer with no 18x from the carrier: it is silent (a `100 Trying` is hop-by-hop
+      and says nothing about the callee): 408 without cause, the carrier's failure, hunt on.
+    - Our own timer after an 18x: the callee's phone rang and nobody answered (RFC 3261
+      Timer C): 408 with cause 19, "no answer from user", the callee's: stop.
+    - A final answer: `sip_semantics.meaning_of(code, cause)`.
     """
     if local_timeout:
-        return not provisional_seen
-    if sip_code not in set(failover_codes):
-        return False
-    cause = q850_cause(reason_header)
-    return not (cause is not None and cause in CALLEE_Q850_CAUSES)
+        code, cause = 408, (semantics.RING_TIMEOUT_CAUSE if rang else None)
+    else:
+        code, cause = (sip_code if 300 <= sip_code <= 699 else 500), q850
+    return code, cause, semantics.meaning_of(code, cause)
+
+
+def held_off(value: object, *, now_ms: int) -> bool:
+    """A carrier's hold-off (kept as "until_ms" in shared memory) still runs at `now_ms`."""
+    text = str(value or "")
+    return text.isdigit() and int(text) > now_ms
 
 
 def warning_header(reason: str) -> str:
@@ -172,10 +192,12 @@ def attempt_event(
     sip_code: int,
     pdd_ms: int | None,
     q850: int | None = None,
+    retry_after_s: int | None = None,
 ) -> dict[str, Any]:
     """One try on one carrier: `at_ms` is when its INVITE left, `sip_code` how it ended (200
     if answered), `pdd_ms` the time to its first 18x (None if it never rang), `q850` the cause
-    the carrier gave in its Reason header (RFC 3326), if any."""
+    the carrier gave in its Reason header (RFC 3326), if any, `retry_after_s` how long the
+    edge leaves the carrier alone after its 503 with Retry-After (RFC 3261 §21.5.4)."""
     billing = route.get("billing")
     return event(
         "attempt",
@@ -190,4 +212,5 @@ def attempt_event(
         pdd_ms=pdd_ms,
         q850_cause=q850 if q850 is not None and 0 <= q850 <= 127 else None,
         billing=billing if billing in ("flat_rate", "per_minute") else None,
+        retry_after_s=retry_after_s,
     )

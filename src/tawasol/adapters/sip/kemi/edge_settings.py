@@ -31,6 +31,7 @@ class Settings:
         self.brain_timeout_ms = number("TAWASOL_BRAIN_TIMEOUT_MS")
         self.spool_dir = Path(text("TAWASOL_SPOOL_DIR"))
         self.ring_timeout_ms = number("TAWASOL_RING_TIMEOUT_MS")
+        self.retry_after_max_s = number("TAWASOL_RETRY_AFTER_MAX_S")
         self.max_message_bytes = number("TAWASOL_MAX_MESSAGE_BYTES")
         self.auth_failures = number("TAWASOL_AUTH_FAILURES")
         self.auth_window_ms = number("TAWASOL_AUTH_WINDOW_S") * 1000

@@ -46,6 +46,10 @@ except ImportError:  # loaded by app_python3 from this directory
 # and keeps the dialog timeout, a little later, as a safety net.
 CUT_SAFETY_NET_S = 2
 
+# Shared memory (htable): carrier code -> until when (ms since the epoch) it is left alone
+# after its 503 with Retry-After.
+HOLD_OFF = "holdoff"
+
 
 class Edge:
     """The routing logic. One instance per Kamailio process (created before the fork)."""
@@ -267,7 +271,6 @@ class Edge:
             "user": user,
             "dialled": dialled,
             "routes": routes,
-            "failover": [int(code) for code in decision.get("failover_codes") or []],
             "max_s": max_duration_s,
             "ftag": KSR.pv.get("$ft") or "",
         }
@@ -276,6 +279,9 @@ class Edge:
         KSR.rr.record_route()
         if self._next_route(state, first_attempt=1):
             return 1
+        # No route took the INVITE (every carrier held off by Retry-After, or unreachable):
+        # the brain counted the call as in progress, tell it the call failed.
+        self._failed(call_id, user, dialled, 503, "all_routes_failed")
         return edge_auth.reply(503, "All Routes Failed", "all_routes_failed")
 
     def _open_dialog(self, call_id: str) -> bool:
@@ -285,21 +291,33 @@ class Edge:
         return True
 
     def _next_route(self, state: dict[str, Any], *, first_attempt: int) -> bool:
-        """Relay to the first route from `first_attempt` (1-based) that takes the INVITE."""
+        """Relay to the first route from `first_attempt` (1-based) that takes the INVITE.
+
+        A carrier that answered 503 with Retry-After is skipped until that time has passed
+        (RFC 3261 §21.5.4: do not send it requests for that long), on every call of this edge.
+        """
         routes = state["routes"]
         for attempt in range(first_attempt, len(routes) + 1):
             route = routes[attempt - 1]
+            carrier = str(route.get("carrier", ""))
+            if edge_rules.held_off(KSR.htable.sht_get(HOLD_OFF, carrier), now_ms=now_ms()):
+                KSR.info(f"tawasol: {carrier} asked for a pause (Retry-After): route skipped\n")
+                continue
             KSR.seturi(str(route["uri"]))
             timeout_ms = int(route.get("timeout_ms") or 3000)
-            KSR.tm.t_set_fr(self.settings.ring_timeout_ms, timeout_ms)
+            # Until the carrier's first 18x, only the route's own timer runs, whatever 100
+            # Trying came (hop-by-hop, it says nothing about the callee): a silent carrier is
+            # left after `timeout_ms`. The reply route gives a ringing callee the ring timeout.
+            KSR.tm.t_set_fr(timeout_ms, timeout_ms)
             KSR.tm.t_on_failure("ksr_failure_route")
             KSR.tm.t_on_reply("ksr_onreply_route")
             edge_dialog.start_attempt(attempt)
             if KSR.tm.t_relay() > 0:
-                if attempt > 1:
-                    previous = str(routes[attempt - 2].get("carrier", ""))
+                previous = edge_dialog.get_var("tw_carrier")
+                if previous:
                     KSR.dialog.unset_dlg_profile("carrier", previous)
-                KSR.dialog.set_dlg_profile("carrier", str(route.get("carrier", "")))
+                KSR.dialog.set_dlg_profile("carrier", carrier)
+                edge_dialog.set_var("tw_carrier", carrier)
                 return True
             KSR.err(f"tawasol: could not send to {route['uri']}\n")
             self._emit(self._attempt_event(state, attempt, sip_code=503, pdd_ms=None))
@@ -313,6 +331,7 @@ class Edge:
         sip_code: int,
         pdd_ms: int | None,
         q850: int | None = None,
+        retry_after_s: int | None = None,
     ) -> dict[str, Any]:
         return edge_rules.attempt_event(
             call_id=KSR.kx.get_callid(),
@@ -324,6 +343,7 @@ class Edge:
             sip_code=sip_code,
             pdd_ms=pdd_ms,
             q850=q850,
+            retry_after_s=retry_after_s,
         )
 
     # -- replies from the carrier -------------------------------------------------------------
@@ -335,8 +355,10 @@ class Edge:
         return 1
 
     def _note_progress(self) -> None:
-        if 180 <= int(KSR.kx.get_status()) < 190:
-            edge_dialog.note_ringing()
+        if 180 <= int(KSR.kx.get_status()) < 190 and edge_dialog.note_ringing():
+            # The callee's phone rings: from now on it may ring the ring timeout (RFC 3261
+            # Timer C), not the route's timer; 0 leaves fr_timer as it is.
+            KSR.tm.t_set_fr(self.settings.ring_timeout_ms, 0)
 
     def ksr_failure_route(self, msg: Any) -> int:
         try:
@@ -350,37 +372,53 @@ class Edge:
         attempt = edge_dialog.get_int("tw_attempt") or 1
         if state is None:
             return 1
-        code = int(KSR.pv.get("$T_reply_code") or 500)
         timed_out = KSR.tm.t_branch_timeout() > 0
-        replied = KSR.tm.t_branch_replied() > 0
         pdd = edge_dialog.pdd(attempt)
         reason = None if timed_out else KSR.pv.get("$T_rpl($hdr(Reason))")
+        carrier_code = int(KSR.pv.get("$T_reply_code") or 500)
+        code, cause, meaning = edge_rules.attempt_meaning(
+            carrier_code,
+            local_timeout=timed_out,
+            rang=pdd is not None,
+            q850=edge_rules.q850_cause(reason),
+        )
+        retry_after = self._hold_off(state, attempt) if meaning.honours_retry_after else None
         self._emit(
             self._attempt_event(
-                state, attempt, sip_code=code, pdd_ms=pdd, q850=edge_rules.q850_cause(reason)
+                state, attempt, sip_code=code, pdd_ms=pdd, q850=cause, retry_after_s=retry_after
             )
         )
         call_id = KSR.kx.get_callid()
         if KSR.tm.t_is_canceled() > 0:
             self._emit(self._failure(state, 487))
             return 1
-        if edge_rules.should_fail_over(
-            code,
-            local_timeout=timed_out,
-            provisional_seen=replied,
-            reason_header=reason,
-            failover_codes=state["failover"],
-        ):
+        if meaning.fails_over:
             KSR.info(f"tawasol: {call_id} attempt {attempt} failed with {code}: next route\n")
             if self._next_route(state, first_attempt=attempt + 1):
                 return 1
-            self._emit(self._failure(state, 503))
+            self._emit(self._failure(state, meaning.reply_code))
             KSR.hdr.append_to_reply('Reason: Q.850;cause=34;text="all routes failed"\r\n')
             KSR.hdr.append_to_reply(edge_rules.warning_header("all_routes_failed"))
-            KSR.tm.t_reply(503, "All Routes Failed")
+            KSR.tm.t_reply(meaning.reply_code, meaning.reply_phrase)
             return 1
-        self._emit(self._failure(state, code))
-        return 1  # tm relays the callee's answer (486, 404, 480, 603 ...)
+        # The callee's answer ends the call. tm relays the carrier's own reply when the table
+        # gives the caller that code (486, 404, 480, 603 ...); otherwise (a 503 carrying cause
+        # 17, our ring timeout) the caller gets the table's reply (486, 480 ...).
+        self._emit(self._failure(state, meaning.reply_code))
+        if meaning.reply_code != carrier_code:
+            KSR.tm.t_reply(meaning.reply_code, meaning.reply_phrase)
+        return 1
+
+    def _hold_off(self, state: dict[str, Any], attempt: int) -> int | None:
+        """A 503 with Retry-After: leave its carrier alone that long (capped by the settings)."""
+        seconds = edge_rules.semantics.retry_after_seconds(
+            KSR.pv.get("$T_rpl($hdr(Retry-After))"),
+            maximum_s=self.settings.retry_after_max_s,
+        )
+        if seconds is not None:
+            carrier = str(state["routes"][attempt - 1].get("carrier", ""))
+            KSR.htable.sht_sets(HOLD_OFF, carrier, str(now_ms() + seconds * 1000))
+        return seconds  # type: ignore[no-any-return]
 
     def _failure(self, state: dict[str, Any], sip_code: int) -> dict[str, Any]:
         return edge_rules.event(
