@@ -3,6 +3,8 @@ and one currency per plan, cost ceiling and rate deck."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,7 +27,8 @@ from tawasol.domain.carriers import (
 )
 from tawasol.domain.catalog import CostCeiling, DestinationRule, Period, Plan, currency_conflicts
 from tawasol.domain.codes import check_country, check_currency
-from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput
+from tawasol.domain.decision import CallRequest, Decision, Reason
+from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput, Unavailable
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import (
@@ -34,6 +37,7 @@ from tawasol.domain.subscribers import (
     SubscriptionStatus,
     check_password_strength,
 )
+from tawasol.services.record_refusals import RefusalRecorder
 
 S = SubscriptionStatus
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -207,3 +211,60 @@ def test_a_refused_call_record_that_then_reaches_a_carrier_becomes_an_ordinary_c
     continued = apply_event(refused, attempt)
     assert continued.refusal_reason is None
     assert continued.status is CallStatus.IN_PROGRESS
+
+
+class FlakyRefusalStore:
+    """A store that is away for its first `failures` writes, then records everything."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.records: list[CallRecord] = []
+
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("database away")
+        self.records.extend(records)
+        return len(records)
+
+
+def a_refusal(index: int) -> tuple[CallRequest, Decision]:
+    decision = Decision(
+        allowed=False,
+        reason=Reason.NO_ROUTE,
+        sip_code=503,
+        sip_reason="No Route Available",
+        max_duration=timedelta(0),
+        routes=(),
+        explanation=(),
+        subscriber_id=1,
+        subscription_id=2,
+    )
+    return CallRequest("amina", "00212661234567", call_id=f"call-{index}"), decision
+
+
+def test_refusals_queued_while_the_database_is_away_are_written_when_it_is_back() -> None:
+    store = FlakyRefusalStore(failures=2)
+    recorder = RefusalRecorder(store=store, batch_size=3, writer_thread=False)
+    for index in range(5):
+        recorder.refused(*a_refusal(index), DURING)
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            recorder.flush()
+        assert recorder.pending() == 5  # nothing lost, nothing written twice
+    assert recorder.flush() == 5
+    assert [record.call_id for record in store.records] == [f"call-{i}" for i in range(5)]
+    assert {record.refusal_reason for record in store.records} == {"no_route"}
+    assert recorder.pending() == 0
+
+
+def test_the_writer_thread_records_refusals_and_close_writes_the_rest() -> None:
+    store = FlakyRefusalStore(failures=0)
+    recorder = RefusalRecorder(store=store, interval_s=0.01)
+    request, decision = a_refusal(1)
+    recorder.refused(request, decision, DURING)
+    unknown = replace(decision, reason=Reason.UNKNOWN_SUBSCRIBER)
+    recorder.refused(CallRequest("ghost", "0021266", call_id="ghost-1"), unknown, DURING)
+    recorder.close()
+    assert [record.call_id for record in store.records] == ["call-1"]
+    assert store.records[0].status is CallStatus.REFUSED

@@ -70,8 +70,11 @@ class RefusalRecorder:
         batch_size: int = 500,
         interval_s: float = 0.2,
         max_queued: int = 200_000,
+        writer_thread: bool = True,
     ) -> None:
+        """`writer_thread` False: nothing is written until `flush()` or `close()` is called."""
         self._store = store
+        self._writer_thread = writer_thread
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._queue: deque[CallRecord] = deque()
@@ -96,7 +99,7 @@ class RefusalRecorder:
                 if self.dropped % 1000 == 1:
                     log.error("refused calls dropped, the database is away: %s", self.dropped)
             self._queue.append(record)
-            if self._thread is None and not self._stop.is_set():
+            if self._writer_thread and self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="refusal-recorder", daemon=True
                 )
