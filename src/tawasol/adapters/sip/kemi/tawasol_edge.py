@@ -31,14 +31,24 @@ from typing import Any
 import KSR  # provided by app_python3 inside Kamailio
 
 try:  # imported as part of the tawasol package (tests)
-    from . import edge_auth, edge_brain, edge_dialog, edge_rules, edge_settings
+    from . import (
+        edge_auth,
+        edge_brain,
+        edge_dialog,
+        edge_peers,
+        edge_rules,
+        edge_settings,
+        edge_text,
+    )
     from .edge_dialog import now_ms
 except ImportError:  # loaded by app_python3 from this directory
     import edge_auth  # type: ignore[no-redef]
     import edge_brain  # type: ignore[no-redef]
     import edge_dialog  # type: ignore[no-redef]
+    import edge_peers  # type: ignore[no-redef]
     import edge_rules  # type: ignore[no-redef]
     import edge_settings  # type: ignore[no-redef]
+    import edge_text  # type: ignore[no-redef]
     from edge_dialog import now_ms  # type: ignore[no-redef]
 
 # The dialog module's timer ticks once a second, so a call it cuts lasts anywhere between the
@@ -55,20 +65,28 @@ class Edge:
         self._brain: edge_brain.BrainClient | None = None
         self._spool: edge_brain.EventSpool | None = None
         self._cutter = edge_dialog.CallCutter()
+        self._peers = edge_peers.PeerList()
 
-    def _failed(self, call_id: str, user: str, dialled: str, sip_code: int, cause: str) -> None:
+    def _failed(
+        self,
+        call_id: str,
+        user: str,
+        dialled: str,
+        sip_code: int,
+        cause: str,
+        grant: str | None = None,
+    ) -> None:
         """Tell the brain a call it allowed never happened, so the subscriber's slot is freed."""
-        self._emit(
-            edge_rules.event(
-                "failure",
-                call_id=call_id,
-                at_ms=now_ms(),
-                user=user,
-                dialled=dialled,
-                sip_code=sip_code,
-                hangup_cause=cause,
-            )
+        failure = edge_rules.event(
+            "failure",
+            call_id=call_id,
+            at_ms=now_ms(),
+            user=user,
+            dialled=dialled,
+            sip_code=sip_code,
+            hangup_cause=cause,
         )
+        self._emit(_granted(failure, grant))
 
     # -- per-process state, created lazily after the fork -------------------------------------
     @property
@@ -82,7 +100,10 @@ class Edge:
         if self._brain is None:
             settings = self.settings
             self._brain = edge_brain.BrainClient(
-                settings.brain_host, settings.brain_port, timeout_ms=settings.brain_timeout_ms
+                settings.brain_host,
+                settings.brain_port,
+                timeout_ms=settings.brain_timeout_ms,
+                token=settings.edge_token,
             )
         return self._brain
 
@@ -109,9 +130,17 @@ class Edge:
     def _request_route(self) -> int:
         settings = self.settings
         source_ip = KSR.kx.get_srcip()
-        if KSR.htable.sht_get("ipban", source_ip) is not None:
+        # A carrier is known by the packet's source address, never by a header; it is never
+        # banned, so its hang-ups always get through (docs/security.md).
+        peer = edge_peers.is_peer(source_ip)
+        if not peer and KSR.htable.sht_get("ipban", source_ip) is not None:
             return 1  # banned: no reply at all
+        unreadable = edge_text.unreadable_headers()
+        if unreadable is not None:
+            return edge_text.refuse_unreadable(unreadable, source_ip)
         if KSR.siputils.has_totag() < 0 and KSR.pike.pike_check_req() < 0:
+            if peer:
+                return 1  # a flood "from" a carrier (spoofable over UDP): dropped, no ban
             KSR.htable.sht_seti("ipban", source_ip, 1)
             KSR.warn(f"tawasol: {source_ip} above the request rate: banned {settings.ban_s}s\n")
             return 1
@@ -158,6 +187,9 @@ class Edge:
 
     def within_dialog(self) -> int:
         if KSR.rr.loose_route() > 0:
+            # A phone may put its credentials on ACK, BYE, re-INVITE ...: carriers never see
+            # them (the subscriber's digest is for this edge only).
+            _strip_credentials()
             KSR.dialog.dlg_manage()
             if KSR.is_INVITE():
                 KSR.rr.record_route()  # re-INVITE: stay on the path
@@ -188,7 +220,7 @@ class Edge:
             KSR.sl.sl_reply_error()  # out of memory: 500, the phone may retry elsewhere
             return 1
         KSR.tm.t_reply(100, "Trying")
-        if edge_auth.locked_out(user):
+        if edge_auth.locked_out(user, KSR.kx.get_srcip()):
             return edge_auth.reply(403, "Forbidden")
         call_id = KSR.kx.get_callid()
         dialled = KSR.kx.get_ruser() or ""
@@ -203,6 +235,9 @@ class Edge:
             "source_ip": KSR.kx.get_srcip(),
             "user_agent": (KSR.kx.get_ua() or "")[:256],
             "node": self.settings.node,
+            # checked by the brain before it counts the call (docs/security.md)
+            "credentials": edge_auth.credentials("Proxy-Authorization"),
+            "method": "INVITE",
         }
 
     def _request_decision(self, *, call_id: str, user: str, dialled: str) -> int:
@@ -220,7 +255,13 @@ class Edge:
                 # it the call failed, so that the subscriber's slot is freed.
                 self._failed(call_id, user, dialled, 503, "brain_timeout")
             return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
-        return self._apply_decision(decision, call_id=call_id, user=user, dialled=dialled)
+        try:
+            return self._apply_decision(decision, call_id=call_id, user=user, dialled=dialled)
+        except Exception:
+            # Whatever failed, a call the brain counted must not hold the subscriber's slot.
+            if decision.get("allow") and not edge_dialog.load_call():
+                self._failed(call_id, user, dialled, 500, "edge_error", decision.get("grant"))
+            raise
 
     def _apply_decision(
         self, decision: dict[str, Any], *, call_id: str, user: str, dialled: str
@@ -228,22 +269,26 @@ class Edge:
         """The brain's answer applied to the INVITE's transaction: digest against the HA1 in
         it, then the denial, or the dialog and the routes."""
         settings = self.settings
+        grant = decision.get("grant")
         if KSR.tm.t_is_canceled() > 0:  # the caller gave up while the brain answered
             if decision.get("allow"):
-                self._failed(call_id, user, dialled, 487, "caller_cancelled")
+                self._failed(call_id, user, dialled, 487, "caller_cancelled", grant)
             return 1
+        # The brain counted the call only if the digest's response verified; the nonce's
+        # freshness, binding and single use are checked here. A call the brain counted and the
+        # edge refuses is reported failed, so the subscriber's slot is freed.
         result = edge_auth.check_digest(settings, str(decision.get("ha1", "")))
         if result in edge_auth.RECHALLENGE:
+            if decision.get("allow"):
+                self._failed(call_id, user, dialled, 407, "stale_nonce", grant)
             return edge_auth.challenge(settings, stale=result in edge_auth.STALE)
         if result < 0:
             edge_auth.failed(settings, user)
             if decision.get("allow"):
-                # The brain counted this call as in progress when it decided: tell it the call
-                # never happened, or the subscriber's slot stays taken.
-                self._failed(call_id, user, dialled, 403, "auth_failed")
+                self._failed(call_id, user, dialled, 403, "auth_failed", grant)
             return edge_auth.reply(403, "Forbidden")
-        KSR.htable.sht_rm("authfail", user)
-        KSR.auth.consume_credentials()  # carriers never see the subscriber's credentials
+        edge_auth.succeeded(user)
+        _strip_credentials()  # carriers never see the subscriber's credentials
 
         if not decision.get("allow"):
             code = int(decision.get("sip_code") or 403)
@@ -270,6 +315,7 @@ class Edge:
             "failover": [int(code) for code in decision.get("failover_codes") or []],
             "max_s": max_duration_s,
             "ftag": KSR.pv.get("$ft") or "",
+            "grant": grant,
         }
         edge_dialog.save_call(state)
         KSR.dialog.set_dlg_profile("subscriber", user)
@@ -314,7 +360,7 @@ class Edge:
         pdd_ms: int | None,
         q850: int | None = None,
     ) -> dict[str, Any]:
-        return edge_rules.attempt_event(
+        attempt_event = edge_rules.attempt_event(
             call_id=KSR.kx.get_callid(),
             at_ms=edge_dialog.get_int("tw_sent_ms") or now_ms(),
             user=state["user"],
@@ -325,6 +371,7 @@ class Edge:
             pdd_ms=pdd_ms,
             q850=q850,
         )
+        return _granted(attempt_event, state.get("grant"))
 
     # -- replies from the carrier -------------------------------------------------------------
     def ksr_onreply_route(self, msg: Any) -> int:
@@ -354,7 +401,7 @@ class Edge:
         timed_out = KSR.tm.t_branch_timeout() > 0
         replied = KSR.tm.t_branch_replied() > 0
         pdd = edge_dialog.pdd(attempt)
-        reason = None if timed_out else KSR.pv.get("$T_rpl($hdr(Reason))")
+        reason = None if timed_out else edge_text.pv_text("$T_rpl($hdr(Reason))")
         self._emit(
             self._attempt_event(
                 state, attempt, sip_code=code, pdd_ms=pdd, q850=edge_rules.q850_cause(reason)
@@ -383,7 +430,7 @@ class Edge:
         return 1  # tm relays the callee's answer (486, 404, 480, 603 ...)
 
     def _failure(self, state: dict[str, Any], sip_code: int) -> dict[str, Any]:
-        return edge_rules.event(
+        failure = edge_rules.event(
             "failure",
             call_id=KSR.kx.get_callid(),
             at_ms=now_ms(),
@@ -391,6 +438,7 @@ class Edge:
             dialled=state["dialled"],
             sip_code=sip_code,
         )
+        return _granted(failure, state.get("grant"))
 
     # -- dialog events: answered, ended ---------------------------------------------------------
     def ksr_dialog_event(self, msg: Any, name: str) -> int:
@@ -424,7 +472,7 @@ class Edge:
             carrier=str(route.get("carrier", "")),
         )
         answered["call_id"] = answer["call_id"]
-        self._emit(answered, answer)
+        self._emit(answered, _granted(answer, state.get("grant")))
 
     def _ended(self) -> None:
         state = edge_dialog.load_call()
@@ -441,17 +489,16 @@ class Edge:
             cause = "caller" if KSR.pv.get("$ft") == state.get("ftag") else "callee"
         else:
             cause = "max_duration"  # the dialog module's own timeout (the safety net)
-        self._emit(
-            edge_rules.event(
-                "end",
-                call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
-                at_ms=at,
-                user=state["user"],
-                dialled=state["dialled"],
-                duration_ms=max(0, at - answered_at),
-                hangup_cause=cause,
-            )
+        end = edge_rules.event(
+            "end",
+            call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
+            at_ms=at,
+            user=state["user"],
+            dialled=state["dialled"],
+            duration_ms=max(0, at - answered_at),
+            hangup_cause=cause,
         )
+        self._emit(_granted(end, state.get("grant")))
 
     def ksr_cut_calls(self, msg: Any, name: str = "") -> int:
         """rtimer, every 100 ms in its own process: BYE both sides of calls whose time is up."""
@@ -469,12 +516,31 @@ class Edge:
             KSR.crit(f"tawasol: cannot spool call events {events!r}: {error}\n")
 
     def ksr_ship_events(self, msg: Any, name: str = "") -> int:
-        """rtimer: ship spooled events to the brain (one dedicated timer process)."""
+        """rtimer: ship spooled events to the brain (one dedicated timer process), and keep
+        the carriers' addresses fresh."""
         try:
             self.spool.ship(self.brain)
         except Exception as error:
             KSR.err(f"tawasol: shipping events failed: {error!r}\n")
+        try:
+            self._peers.refresh(self.brain)
+        except Exception as error:
+            KSR.err(f"tawasol: refreshing carrier addresses failed: {error!r}\n")
         return 1
+
+
+def _granted(event: dict[str, Any], grant: str | None) -> dict[str, Any]:
+    """The event with the decision's grant, which the brain requires (docs/security.md)."""
+    if grant:
+        event["grant"] = grant
+    return event
+
+
+def _strip_credentials() -> None:
+    """Remove every Proxy-Authorization and Authorization header from the request relayed."""
+    for name in ("Proxy-Authorization", "Authorization"):
+        if KSR.hdr.is_present(name) > 0:
+            KSR.hdr.remove(name)
 
 
 def mod_init() -> Edge:
