@@ -33,7 +33,6 @@ from sipp_driver import free_port
 
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.config import Settings
-from tawasol.services.verify_credentials import DecisionGrants
 
 REALM = "tawasol.e2e"
 ADMIN_TOKEN = "e2e-admin-token"
@@ -47,10 +46,14 @@ GRANT_KEY = "e2e-grant-key-0123456789"
 
 def grant(call_id: str, user: str, max_duration_s: int) -> str:
     """The grant the brain gives an allowed call (what an edge puts on the call's events)."""
+    from tawasol.services.verify_credentials import DecisionGrants
+
     grants = DecisionGrants(
         key=GRANT_KEY.encode(), clock=lambda: datetime.now(UTC), remember_for=timedelta(0)
     )
     return grants.issue(call_id=call_id, username=user, max_duration_s=max_duration_s)
+
+
 ROUTE_TIMEOUT_MS = 1500
 MOROCCAN_MOBILE = "00212661234567"
 FRENCH_MOBILE = "0033612345678"
@@ -64,6 +67,13 @@ SUBSCRIBERS: dict[str, tuple[str, str]] = {
     "farah": ("farah-e2e-2026", "e2e-maroc"),
     "ghita": ("ghita-e2e-2026", "e2e-maroc"),
     "hamza": ("hamza-e2e-2026", "e2e-maroc"),
+    # test_sip_security.py: one per attack, so that no lock-out or ban spills over
+    "imane": ("imane-e2e-2026", "e2e-maroc"),
+    "jamal": ("jamal-e2e-2026", "e2e-maroc"),
+    "karim": ("karim-e2e-2026", "e2e-maroc"),
+    "laila": ("laila-e2e-2026", "e2e-maroc"),
+    "mehdi": ("mehdi-e2e-2026", "e2e-maroc"),
+    "nabil": ("nabil-e2e-2026", "e2e-maroc"),
 }
 
 

@@ -111,9 +111,7 @@ def test_given_events_for_a_call_the_brain_never_allowed_then_422_and_nothing_re
     assert edge.get("/admin/v1/calls", headers=ADMIN).json() == []
 
 
-def test_given_an_end_event_longer_than_the_grant_then_the_call_lasts_what_was_allowed(
-    brain, edge
-):
+def test_given_an_end_event_longer_than_the_grant_then_the_call_lasts_what_was_allowed(brain, edge):
     decision = edge.post("/sip/v1/authorize", json=_decision_request(brain, "granted-1")).json()
     assert decision["allow"] is True and decision["grant"].startswith("7200.")
     common = {
@@ -254,9 +252,7 @@ def test_given_an_admin_body_over_the_limit_then_413_having_read_at_most_the_lim
     announced = Body(50 << 20)
     headers = {**ADMIN, "Content-Type": "application/json"}
     assert (
-        _send_raw(
-            app, "/admin/v1/explain", announced, {**headers, "Content-Length": str(50 << 20)}
-        )
+        _send_raw(app, "/admin/v1/explain", announced, {**headers, "Content-Length": str(50 << 20)})
         == 413
     )
     assert announced.read == 0
