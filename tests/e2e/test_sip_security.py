@@ -291,7 +291,8 @@ def test_given_a_flood_spoofing_the_carrier_address_then_its_bye_still_reaches_t
     carrier = SippCarrier("carrier_hangup.xml", free_port(), workdir, delay_ms=1500).start()
     brain.point_carriers(flat_port=carrier.port, minute_port=carrier.port)
     try:
-        assert _peer_known(flood_edge, "127.0.0.1")
+        # (not asserted here: an edge that knows nothing of carriers shows the fault below)
+        _peer_known(flood_edge, "127.0.0.1")
         # 150 OPTIONS at once "from" the carrier's address (127.0.0.1 on this machine)
         with RawPhone(flood_edge.port, "127.0.0.1") as spoofer:
             for number in range(150):
