@@ -6,9 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
-
 from edge_support import credentials, edge_headers, granted
+from fastapi.testclient import TestClient
 
 from tawasol.adapters.api import sip
 from tawasol.adapters.api.app import create_app

@@ -2,10 +2,11 @@
 
 Runs inside Kamailio (app_python3, KEMI). The timer process that ships call events also asks
 the brain for the configured carriers' gateway addresses (`GET /sip/v1/peers`) every
-`REFRESH_S` and files each in the "peers" htable, whose autoexpire (`render.PEERS_TTL_S`,
-refreshed by each write) says how long an address stays trusted: a carrier removed from the catalog stops being trusted after that, and a brain
-outage shorter than it changes nothing. A request is a carrier's when the packet came from one
-of those addresses (`$si`, the socket's source), never because a header says so.
+`REFRESH_S` and files each in the "peers" htable. Its autoexpire (`render.PEERS_TTL_S`, reset
+by each write) is how long an address stays trusted: a carrier removed from the catalog stops
+being trusted after that, and a brain outage shorter than it changes nothing. A request is a
+carrier's when the packet came from one of those addresses (`$si`, the socket's source), never
+because a header says so.
 """
 
 from __future__ import annotations
