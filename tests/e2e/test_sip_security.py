@@ -157,8 +157,9 @@ def test_given_stale_nonce_and_wrong_response_when_inviting_then_nothing_counted
             statuses = _finish(phone, replies)
             assert statuses and statuses[-1] in (403, 407), statuses
     # the brain never counted those calls: no call in progress, nothing to report failed
+    # (other tests' calls may end meanwhile: the count may only have gone down)
     assert all(_no_record(brain, call_id, wait_s=0.4) for call_id in call_ids)
-    assert _calls_in_progress(brain) == before
+    assert _calls_in_progress(brain) <= before
     carrier = _carrier(brain, workdir)
     try:
         real = _call(edge, workdir, "karim", "karim-real")
@@ -218,7 +219,7 @@ def test_given_valid_credentials_and_a_non_utf8_from_tag_then_400_and_no_slot_he
             )
             assert _finish(phone, phone.ask(second)) == [400]
         assert _no_record(brain, call_id)
-        assert _calls_in_progress(brain) == before
+        assert _calls_in_progress(brain) <= before
         assert carrier.invites() == []
     finally:
         carrier.stop()

@@ -16,11 +16,12 @@ from __future__ import annotations
 import KSR  # provided by app_python3 inside Kamailio
 
 try:  # imported as part of the tawasol package (tests)
-    from . import edge_brain, edge_rules
+    from . import edge_brain, edge_peers, edge_rules
     from .edge_dialog import now_ms
     from .edge_settings import Settings
 except ImportError:  # loaded by app_python3 from this directory
     import edge_brain  # type: ignore[no-redef]
+    import edge_peers  # type: ignore[no-redef]
     import edge_rules  # type: ignore[no-redef]
     from edge_dialog import now_ms  # type: ignore[no-redef]
     from edge_settings import Settings  # type: ignore[no-redef]
@@ -85,7 +86,8 @@ def failed(settings: Settings, user: str) -> None:
     strikes = int(KSR.htable.sht_inc("authstrikes", key))
     lockout_s = lockout_seconds(settings.auth_lockout_s, strikes)
     KSR.htable.sht_setxs("authlock", key, str(now_ms()), lockout_s)
-    banned = KSR.htable.sht_get("knownip", source_ip) is None
+    # a subscriber's address (a shared NAT) or a carrier's is never banned for one user's failures
+    banned = KSR.htable.sht_get("knownip", source_ip) is None and not edge_peers.is_peer(source_ip)
     if banned:
         KSR.htable.sht_setxi("ipban", source_ip, 1, max(settings.ban_s, lockout_s))
     KSR.warn(
