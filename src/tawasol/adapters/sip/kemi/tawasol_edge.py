@@ -8,13 +8,16 @@ first on `sys.path`: `edge_settings` (the rendered configuration's `#!define TAW
 `edge_dialog` (per-call state, the cut at the maximum duration) and `edge_rules` (pure rules).
 
 The call flow (docs/sip-edge.md has the picture):
-1. every request: banned source IP -> drop; flood (pike) -> ban + drop; scanner User-Agent ->
-   drop; too large -> 513; Max-Forwards; sanity checks.
+1. every request: banned source IP -> drop (never a carrier's, `edge_peers`); headers not
+   UTF-8 -> 400 (`edge_text`); flood (pike) -> ban + drop; scanner User-Agent -> drop; too
+   large -> 513; Max-Forwards; sanity checks.
 2. a new INVITE without credentials -> 407 challenge (no brain query).
-3. with credentials: refused for a while if the user failed too often; else one
-   `POST /sip/v1/authorize` (fail closed: no answer in time -> 503); the digest is checked
+3. with credentials: refused for a while if the user failed too often from this address;
+   else one `POST /sip/v1/authorize` carrying the digest answer, which the brain verifies
+   before it counts anything (fail closed: no answer in time -> 503); the nonce is checked
    against the HA1 in the answer *before* the decision is used, so an unknown user and a wrong
-   password get the same 403.
+   password get the same 403, and a call the brain counted but the edge refuses is reported
+   failed at once (docs/security.md).
 4. a denial -> the decision's SIP code with `Warning: 399 tawasol "<reason>"`; nothing is sent
    to any carrier.
 5. allowed -> a dialog cut at the decision's max duration (BYE both ways), routes tried in
