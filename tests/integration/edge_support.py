@@ -50,6 +50,22 @@ def credentials(brain: Brain, user: str, dialled: str) -> str:
     )
 
 
+def decide(client: Any, *, user: str, dialled: str, call_id: str) -> dict[str, Any]:
+    """`POST /sip/v1/authorize` as the edge sends it for a phone that knows its password."""
+    response = client.post(
+        "/sip/v1/authorize",
+        json={
+            "call_id": call_id,
+            "user": user,
+            "dialled": dialled,
+            "credentials": credentials(client.app.state.brain, user, dialled),
+        },
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 def granted(brain: Brain, events: list[dict[str, Any]], max_duration_s: int = 7200) -> list[dict]:
     """The events with the grant the brain would have given their calls."""
     return [

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from edge_support import credentials, edge_headers, granted
+from edge_support import credentials, decide, edge_headers, granted
 from fastapi.testclient import TestClient
 
 from tawasol.adapters.api import sip
@@ -43,17 +43,7 @@ def client(brain):
 
 
 def authorize(client, user="amina", dialled="00212661234567", call_id="call-1"):
-    response = client.post(
-        "/sip/v1/authorize",
-        json={
-            "call_id": call_id,
-            "user": user,
-            "dialled": dialled,
-            "credentials": credentials(client.app.state.brain, user, dialled),
-        },
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def test_given_monthly_morocco_subscriber_when_calling_moroccan_mobile_then_flat_rate_first(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from edge_support import credentials, edge_headers, granted
+from edge_support import decide, edge_headers, granted
 from fastapi.testclient import TestClient
 
 from tawasol.adapters.api.app import create_app
@@ -68,17 +68,7 @@ def client(brain):
 
 
 def authorize(client, user, call_id, dialled="00212661234567"):
-    response = client.post(
-        "/sip/v1/authorize",
-        json={
-            "call_id": call_id,
-            "user": user,
-            "dialled": dialled,
-            "credentials": credentials(client.app.state.brain, user, dialled),
-        },
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def events(client, *items):

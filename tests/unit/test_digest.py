@@ -37,9 +37,7 @@ def test_the_rfc_2617_example_verifies() -> None:
 def test_anything_else_does_not(method: str, username: str, realm: str, ha1: str) -> None:
     credentials = parse_digest(RFC_EXAMPLE)
     assert credentials is not None
-    assert not response_matches(
-        credentials, ha1=ha1, method=method, username=username, realm=realm
-    )
+    assert not response_matches(credentials, ha1=ha1, method=method, username=username, realm=realm)
 
 
 @pytest.mark.parametrize(

@@ -31,13 +31,6 @@ def auth_failures(request: Request) -> list[AuthFailureReportOut]:
     `sip_auth_window_s`. The edge locks that pair out and bans the address meanwhile."""
     brain: Brain = request.app.state.brain
     return [
-        AuthFailureReportOut(
-            sip_username=report.sip_username,
-            source_ip=report.source_ip,
-            failures=report.failures,
-            first_at=report.first_at,
-            last_at=report.last_at,
-            known_subscriber=report.known_subscriber,
-        )
+        AuthFailureReportOut.model_validate(report, from_attributes=True)
         for report in brain.credentials.reports()
     ]
