@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import EDGE_HEADERS, MOROCCAN_MOBILE, REALM, SUBSCRIBERS, Brain, edge_settings
 from raw_sip import RawPhone, Reply, digest
-from sipp_driver import SippCarrier, free_port, run_caller
+from sipp_driver import SCENARIOS, SippCarrier, free_port, run_caller
 
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
@@ -223,6 +223,28 @@ def test_given_valid_credentials_and_a_non_utf8_from_tag_then_400_and_no_slot_he
         assert carrier.invites() == []
     finally:
         carrier.stop()
+
+
+def test_given_a_carrier_bye_with_a_non_utf8_byte_then_the_caller_still_hears_the_hang_up(
+    brain: Brain, edge: EdgeProcess, workdir: Path
+) -> None:
+    # the carrier's BYE carries a User-Agent with a byte that is not UTF-8
+    scenario = (SCENARIOS / "carrier_hangup.xml").read_bytes()
+    marked = scenario.replace(b"CSeq: 1 BYE\n", b"CSeq: 1 BYE\n      User-Agent: carrier \xff\n")
+    assert marked != scenario
+    variant = workdir / "carrier_hangup_not_utf8.xml"
+    variant.write_bytes(marked)
+    carrier = SippCarrier(str(variant), free_port(), workdir, delay_ms=800).start()
+    brain.point_carriers(flat_port=carrier.port, minute_port=carrier.port)
+    try:
+        run = _call(edge, workdir, "laila", "bye-not-utf8", scenario="caller_wait_bye.xml")
+    finally:
+        carrier.stop()
+    assert run.returncode == 0, run.output
+    bye = next(m for m in run.messages() if m.direction == "received" and m.method == "BYE")
+    record = brain.wait_call(bye.call_id)
+    assert record["status"] == "completed"
+    assert record["hangup_cause"] == "callee"
 
 
 # -- fault 6: carriers never see a subscriber's credentials ------------------------------------

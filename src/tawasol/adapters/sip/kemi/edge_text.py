@@ -3,10 +3,12 @@
 Runs inside Kamailio (app_python3, KEMI). app_python3 hands every string to Python decoded as
 UTF-8, so one byte that is not UTF-8 in any header (`User-Agent: \xff`, a From tag) makes the
 KSR call raise UnicodeDecodeError wherever the script reads that header. RFC 3261 §25 allows
-UTF-8 text only (§7.3.1 header values; tokens are ASCII), so such a request is malformed: it is
-answered 400 (dropped without an answer if it comes from a scanner, an ACK gets no answer),
-once, before anything reads its headers or asks the brain. The body is not checked: the edge
-never reads it, it relays it as it came.
+UTF-8 text only (§7.3.1 header values; tokens are ASCII), so such a new request is malformed:
+it is answered 400 (dropped without an answer if it comes from a scanner, an ACK gets no
+answer), once, before anything reads its headers or asks the brain. An in-dialog request (a
+BYE, from the phone or the carrier) is still relayed, by Kamailio's C code only, so that the
+call hangs up; the few values the script reads of it are read with `pv_text`. The body is not
+checked: the edge never reads it, it relays it as it came.
 """
 
 from __future__ import annotations

@@ -138,17 +138,21 @@ class Edge:
         peer = edge_peers.is_peer(source_ip)
         if not peer and KSR.htable.sht_get("ipban", source_ip) is not None:
             return 1  # banned: no reply at all
+        in_dialog = KSR.siputils.has_totag() > 0
+        # Headers that are not UTF-8: a new request is refused; an in-dialog one (a BYE) is
+        # still relayed, by C code only, so that a call always hangs up (edge_text).
         unreadable = edge_text.unreadable_headers()
-        if unreadable is not None:
+        if unreadable is not None and not in_dialog:
             return edge_text.refuse_unreadable(unreadable, source_ip)
-        if KSR.siputils.has_totag() < 0 and KSR.pike.pike_check_req() < 0:
+        if not in_dialog and KSR.pike.pike_check_req() < 0:
             if peer:
                 return 1  # a flood "from" a carrier (spoofable over UDP): dropped, no ban
             KSR.htable.sht_seti("ipban", source_ip, 1)
             KSR.warn(f"tawasol: {source_ip} above the request rate: banned {settings.ban_s}s\n")
             return 1
-        if edge_rules.is_scanner(KSR.kx.get_ua()):
-            KSR.notice(f"tawasol: scanner from {source_ip} dropped ({KSR.kx.get_ua()})\n")
+        user_agent = KSR.kx.get_ua() if unreadable is None else edge_text.user_agent(unreadable)
+        if edge_rules.is_scanner(user_agent):
+            KSR.notice(f"tawasol: scanner from {source_ip} dropped ({user_agent!r})\n")
             return 1
         if KSR.kx.get_msglen() > settings.max_message_bytes:
             KSR.sl.sl_send_reply(513, "Message Too Large")
@@ -164,7 +168,7 @@ class Edge:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             return 1
-        if KSR.siputils.has_totag() > 0:
+        if in_dialog:
             return self.within_dialog()
         if KSR.is_ACK():
             if KSR.tm.t_check_trans() > 0:
@@ -460,7 +464,10 @@ class Edge:
             return
         at = now_ms()
         edge_dialog.set_var("tw_answer_ms", at)
-        edge_dialog.schedule_cut(at + int(state["max_s"]) * 1000)
+        try:
+            edge_dialog.schedule_cut(at + int(state["max_s"]) * 1000)
+        except UnicodeDecodeError:  # a carrier's To tag that is not UTF-8 (edge_text)
+            KSR.warn("tawasol: answer not filed for the cut: the dialog's timeout cuts it\n")
         attempt = edge_dialog.get_int("tw_attempt") or 1
         route = state["routes"][attempt - 1]
         answered = self._attempt_event(
@@ -489,7 +496,8 @@ class Edge:
             at, cause = cut_at, "max_duration"
         elif KSR.siputils.is_request() > 0 and KSR.kx.get_method() == "BYE":
             # RFC 3261 §12: the caller's requests carry its own tag in From
-            cause = "caller" if KSR.pv.get("$ft") == state.get("ftag") else "callee"
+            # (a From tag that is not UTF-8 is not the caller's: its INVITE was checked)
+            cause = "caller" if edge_text.pv_text("$ft") == state.get("ftag") else "callee"
         else:
             cause = "max_duration"  # the dialog module's own timeout (the safety net)
         end = edge_rules.event(
