@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S
 from tawasol.adapters.store import SqlStore
 from tawasol.config import Settings
@@ -83,6 +84,9 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
             nonce_lifetime=timedelta(seconds=NONCE_LIFETIME_S),
             report_after=settings.sip_auth_failures,
             failure_window=timedelta(seconds=settings.sip_auth_window_s),
+            report_log=JsonLinesAuthFailureLog(
+                settings.data_dir / "security" / "auth-failures.jsonl"
+            ),
         ),
         grants=DecisionGrants(
             key=settings.resolved_grant_key(),

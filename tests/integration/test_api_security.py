@@ -195,6 +195,15 @@ def test_given_repeated_failures_from_an_address_then_the_operator_sees_a_report
         ("amina", "203.0.113.9", 3)
     ]
     assert reports[0]["known_subscriber"] is True
+    # kept across a restart, for the subscriber's notices to send
+    restarted = build_brain(brain.settings, clock=lambda: NOW)
+    try:
+        kept = restarted.credentials.reports()
+    finally:
+        restarted.close()
+    assert [(r.sip_username, r.source_ip, r.failures) for r in kept] == [
+        ("amina", "203.0.113.9", 3)
+    ]
 
 
 # -- fault 7: bodies are authenticated and size-checked before they are read ----------------

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Protocol
 
 from tawasol.domain.digest import parse_digest, response_matches
 
@@ -55,6 +56,14 @@ class AuthFailureReport:
     known_subscriber: bool
 
 
+class AuthFailureLog(Protocol):
+    """Where reports are kept across restarts, until the subscriber's notices send them."""
+
+    def append(self, report: AuthFailureReport) -> None: ...
+
+    def load(self) -> list[AuthFailureReport]: ...
+
+
 class CredentialVerifier:
     """Digest answers checked by the brain; replays and repeated failures remembered."""
 
@@ -68,6 +77,7 @@ class CredentialVerifier:
         failure_window: timedelta = timedelta(minutes=15),
         max_remembered: int = 200_000,
         max_reports: int = 1000,
+        report_log: AuthFailureLog | None = None,
     ) -> None:
         self._realm = realm
         self._clock = clock
@@ -78,6 +88,9 @@ class CredentialVerifier:
         self._used: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
         self._failures: dict[tuple[str, str], list[datetime]] = {}
         self._reports: deque[AuthFailureReport] = deque(maxlen=max_reports)
+        self._report_log = report_log
+        if report_log is not None:
+            self._reports.extend(report_log.load())
         self._lock = threading.Lock()
 
     def verify(
@@ -145,6 +158,11 @@ class CredentialVerifier:
                 known_subscriber=known_subscriber,
             )
             self._reports.append(report)
+        if self._report_log is not None:
+            try:
+                self._report_log.append(report)
+            except OSError as error:
+                log.error("auth failure report not kept: %s", error)
         log.warning(
             "%d failed authentications for %r from %s within %s (subscriber %s)",
             report.failures,
