@@ -48,7 +48,7 @@ def test_anything_else_does_not(method: str, username: str, realm: str, ha1: str
         'Digest username="a", realm="r", nonce="n", uri="u"',  # no response
         'Digest username="a", realm="r", nonce="n", uri="u", response="x", algorithm=SHA-256',
         'Digest username="a", realm="r", nonce="n", uri="u", response="x", qop=auth',  # no nc
-        'Digest username="a" realm="r"',  # no comma
+        'Digest username="a" realm="r"',  # incomplete
     ],
 )
 def test_malformed_or_unsupported_answers_are_not_credentials(header: str) -> None:

@@ -17,8 +17,9 @@ import hmac
 import re
 from dataclasses import dataclass
 
-# RFC 7616 §3.4 / RFC 2617 §3.2.2: auth-param = token "=" ( token / quoted-string )
-_PARAMETER = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)')
+# RFC 7616 §3.4 / RFC 2617 §3.2.2: auth-param = token "=" ( token / quoted-string ), read in
+# one pass (this runs once per call on the decision path)
+_PARAMETER = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s,"]*))')
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _NONCE_COUNT = re.compile(r"[0-9a-fA-F]{8}")
 
@@ -50,16 +51,10 @@ def parse_digest(header: str) -> DigestCredentials | None:
     scheme, _, rest = header.strip().partition(" ")
     if scheme.lower() != "digest":
         return None
-    values: dict[str, str] = {}
-    position = 0
-    rest = rest.strip()
-    while position < len(rest):
-        match = _PARAMETER.match(rest, position)
-        if match is None or match.end() == position:
-            return None
-        name, raw = match.group(1).lower(), match.group(2)
-        values[name] = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
-        position = match.end()
+    values = {
+        name.lower(): (quoted.replace('\\"', '"') if "\\" in quoted else quoted) or token
+        for name, quoted, token in _PARAMETER.findall(rest)
+    }
     required = ("username", "realm", "nonce", "uri", "response")
     if any(not values.get(name) for name in required):
         return None
