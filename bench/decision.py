@@ -48,6 +48,15 @@ from tawasol.services.sample_operator import sample_plans
 NOW = datetime(2026, 11, 24, 21, 30, tzinfo=UTC)
 
 
+def moroccan_number(rng: random.Random, first_digit: str) -> str:
+    """A random Moroccan number in a range libphonenumber lists (as dialled: 00212...): people
+    call numbers that exist, and unlisted ones are refused (issue 9, fault 12)."""
+    while True:
+        national = first_digit + f"{rng.randrange(10**8):08d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse("+212" + national)):
+            return "00212" + national
+
+
 def generate_operator(
     subscribers: int, prefixes: int, rng: random.Random
 ) -> tuple[CatalogSnapshot, list[list[str]]]:
@@ -84,10 +93,7 @@ def generate_operator(
             )
         ]
         favourites.append(
-            [
-                "00212" + rng.choice(["6", "7", "5"]) + f"{rng.randrange(10**8):08d}"
-                for _ in range(rng.randint(1, 4))
-            ]
+            [moroccan_number(rng, rng.choice("675")) for _ in range(rng.randint(1, 4))]
         )
     since = datetime(2026, 1, 1, tzinfo=UTC)
     deck = RateDeck(
@@ -217,7 +223,7 @@ def main() -> None:
         index = rng.randrange(len(usernames))
         family.append((usernames[index], rng.choice(favourites[index])))
     cold = [
-        (rng.choice(usernames), "00212" + rng.choice("67") + f"{rng.randrange(10**8):08d}")
+        (rng.choice(usernames), moroccan_number(rng, rng.choice("67")))
         for _ in range(options.calls)
     ]
 

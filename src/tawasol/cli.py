@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
@@ -203,7 +203,16 @@ def up() -> None:
     console.print(f"SIP edge    sip:{settings.sip_listen}:{settings.sip_port}  (UDP and TCP)")
     console.print(f"logs        {platform.brain.log}  {platform.edge.log}")
     console.print("Ctrl-C (or `tawasol down` from another shell) stops both.")
-    supervise(platform, on_exit=lambda why: console.print(f"stopped: {why}"))
+    code = supervise(
+        platform,
+        settings=settings,
+        on_exit=lambda why: console.print(f"stopped: {why}", highlight=False),
+        on_event=lambda what: console.print(
+            f"{datetime.now(UTC):%H:%M:%S}Z {what}", highlight=False
+        ),
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
-from tawasol.adapters.sip.render import NONCE_LIFETIME_S
+from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlStore
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
@@ -54,6 +54,10 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         route_timeout_ms=settings.route_timeout_ms,
         platform_max_call_duration=timedelta(seconds=settings.platform_max_call_duration_s),
         default_region=settings.default_region,
+        ring_timeout_ms=RING_TIMEOUT_MS,
+        ring_hold_max=timedelta(seconds=settings.call_ring_hold_max_s),
+        hold_margin=timedelta(seconds=settings.call_hold_margin_s),
+        unlisted_number_countries=settings.unlisted_number_country_set,
     )
     monitor = CarrierMonitor(
         store=store,

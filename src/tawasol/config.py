@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -67,6 +68,56 @@ class Settings(BaseSettings):
         default=3000, ge=200, le=30_000, description="no provisional reply: next route"
     )
     platform_max_call_duration_s: int = Field(default=4 * 3600, ge=60, le=24 * 3600)
+    unlisted_number_countries: str = Field(
+        default="",
+        description="ISO countries whose libphonenumber metadata misses real ranges, comma "
+        "separated (e.g. CI): their possible-but-unlisted fixed/mobile numbers are allowed, "
+        "flagged; everywhere else such numbers are refused",
+    )
+    call_ring_hold_max_s: int = Field(
+        default=360,
+        ge=10,
+        le=3600,
+        description="a call slot taken by a decision is freed after the longest ring time "
+        "(routes x ring timeout), at most this long, unless the call is answered",
+    )
+    call_hold_margin_s: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="an answered call's slot lasts until its end event, or its max duration "
+        "plus this margin if the end event never comes",
+    )
+    kamailio_ctl_socket: Path | None = Field(
+        default=None,
+        description="Kamailio's control socket (binrpc): after a restart the brain lists the "
+        "edge's dialogs there (dlg.list) and stops counting calls that are gone. Default: "
+        "DATA_DIR/run/kamailio_ctl, where `tawasol up` and deploy/systemd put it",
+    )
+    edge_reconcile_interval_s: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="how often the brain compares its calls in progress with the edge's "
+        "dialog list (also once at start); 0: never (several edges per brain)",
+    )
+
+    # -- supervision (`tawasol up`) ----------------------------------------------------------
+    supervisor_max_restarts: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="restarts of one child (brain or Kamailio) within the window before "
+        "`tawasol up` gives up and stops",
+    )
+    supervisor_restart_window_s: int = Field(default=300, ge=10, le=86_400)
+    supervisor_first_delay_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="wait before the first restart of a child; doubles per restart in the "
+        "window, at most 30 s",
+    )
 
     # -- carriers: probing, capacity, quality --------------------------------------------------
     probe_interval_s: float = Field(
@@ -119,6 +170,28 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("default_region is an ISO 3166 two-letter country code")
         return value.upper()
+
+    @field_validator("unlisted_number_countries")
+    @classmethod
+    def _countries(cls, value: str) -> str:
+        codes = sorted({code.strip().upper() for code in value.split(",") if code.strip()})
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(
+                f"unlisted_number_countries: {', '.join(unknown)} not ISO 3166 countries "
+                "libphonenumber knows (comma-separated two-letter codes, e.g. CI,CM)"
+            )
+        return ",".join(codes)
+
+    @property
+    def unlisted_number_country_set(self) -> frozenset[str]:
+        return frozenset(code for code in self.unlisted_number_countries.split(",") if code)
+
+    @property
+    def resolved_kamailio_ctl_socket(self) -> Path:
+        if self.kamailio_ctl_socket is not None:
+            return self.kamailio_ctl_socket
+        return (self.data_dir / "run" / "kamailio_ctl").resolve()
 
     @property
     def resolved_database_url(self) -> str:

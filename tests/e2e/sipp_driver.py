@@ -282,26 +282,21 @@ class CallerRun:
         ]
 
 
-def run_caller(
+def caller_command(
     scenario: str,
     *,
     edge_port: int,
     dialled: str,
     user: str,
     password: str,
-    workdir: Path,
-    name: str,
+    trace: Path,
     calls: int = 1,
-    rate: float | None = None,
     talk_ms: int = 0,
     timeout_s: int = 30,
     source_ip: str = "127.0.0.1",
-    call_id_prefix: str | None = None,
-    extra: tuple[str, ...] = (),
-) -> CallerRun:
-    """Place `calls` calls through the edge as `user` and wait for SIPp to finish."""
-    trace = workdir / f"caller-{name}.msg"
-    command = [
+) -> list[str]:
+    """The SIPp command line of a caller placing `calls` calls through the edge as `user`."""
+    return [
         SIPP,
         f"127.0.0.1:{edge_port}",
         "-sf",
@@ -338,6 +333,39 @@ def run_caller(
         "-error_file",
         str(trace.with_suffix(".err")),
     ]
+
+
+def run_caller(
+    scenario: str,
+    *,
+    edge_port: int,
+    dialled: str,
+    user: str,
+    password: str,
+    workdir: Path,
+    name: str,
+    calls: int = 1,
+    rate: float | None = None,
+    talk_ms: int = 0,
+    timeout_s: int = 30,
+    source_ip: str = "127.0.0.1",
+    call_id_prefix: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> CallerRun:
+    """Place `calls` calls through the edge as `user` and wait for SIPp to finish."""
+    trace = workdir / f"caller-{name}.msg"
+    command = caller_command(
+        scenario,
+        edge_port=edge_port,
+        dialled=dialled,
+        user=user,
+        password=password,
+        trace=trace,
+        calls=calls,
+        talk_ms=talk_ms,
+        timeout_s=timeout_s,
+        source_ip=source_ip,
+    )
     if rate is not None:
         command += ["-r", str(rate), "-rp", "1000"]
     if call_id_prefix:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -99,6 +101,20 @@ def test_given_a_montreal_subscriber_when_011_prefix_dialled_then_read_as_intern
     decision = call(state, "karim", "011 212 661 234 567", saturday)
 
     assert decision.allowed
+    assert decision.destination is not None
+    assert decision.destination.e164 == "+212661234567"
+
+
+@pytest.mark.parametrize("dialled", ["00212661234567", "+212661234567", "011212661234567"])
+def test_given_a_montreal_subscriber_when_00_plus_or_011_dialled_then_all_allowed(
+    state, dialled: str
+) -> None:
+    # Issue 11: softphone users dial 00 whatever their country; Montreal's own prefix is 011.
+    saturday = datetime(2026, 1, 17, 11, 0, tzinfo=MONTREAL)
+
+    decision = call(state, "karim", dialled, saturday)
+
+    assert decision.allowed, story(decision)
     assert decision.destination is not None
     assert decision.destination.e164 == "+212661234567"
 
@@ -438,11 +454,7 @@ def test_given_the_flat_rate_carrier_full_when_call_placed_then_per_minute_carri
     ]
 
 
-def test_given_a_possible_but_unlisted_ivorian_number_when_plan_sells_ci_then_allowed(
-    state,
-) -> None:
-    # Some real Ivorian fixed ranges are missing from libphonenumber's metadata: the call is
-    # authorised on a plausible length and the carrier rejects a number that does not exist.
+def _ivorian_state(state: DecisionState, **changes: object) -> DecisionState:
     ivory_coast = Plan(
         code="cote-divoire",
         names={"fr": "Côte d'Ivoire Illimité"},
@@ -461,21 +473,74 @@ def test_given_a_possible_but_unlisted_ivorian_number_when_plan_sells_ci_then_al
         **state.subscriptions,
         5: (replace(state.subscriptions[1][0], id=50, subscriber_id=5, plan_code="cote-divoire"),),
     }
-    ci_state = replace(
+    return replace(
         state,
         plans={**state.plans, "cote-divoire": ivory_coast},
         carriers=(*state.carriers, ci_carrier),
         subscriptions=subscriptions,
+        **changes,
     )
+
+
+def test_given_a_possible_but_unlisted_ivorian_number_when_ci_metadata_marked_incomplete_then_allowed_and_flagged(  # noqa: E501
+    state,
+) -> None:
+    # Some real Ivorian fixed ranges are missing from libphonenumber's metadata: an operator
+    # who knows it lists CI, and such calls go through on a fixed/mobile length, flagged.
+    ci_state = _ivorian_state(state, unlisted_number_countries=frozenset({"CI"}))
 
     decision = call(ci_state, "omar", "00225 27 21 45 67 89")
 
     assert decision.allowed
+    assert decision.unlisted_number
     assert decision.destination is not None
     assert not decision.destination.validated
     assert decision.destination.kind is NumberKind.FIXED_OR_MOBILE
     assert [hop.carrier for hop in decision.routes] == ["ci-flat"]
-    assert "number not in libphonenumber's known ranges" in story(decision)
+    assert "metadata is marked incomplete" in story(decision)
+
+
+def test_given_a_possible_but_unlisted_ivorian_number_by_default_then_not_sold(state) -> None:
+    decision = call(_ivorian_state(state), "omar", "00225 27 21 45 67 89")
+
+    assert_denied(decision, Reason.DESTINATION_NOT_SOLD, 403)
+    assert decision.unlisted_number  # the refusal carries the flag too
+    assert "no range libphonenumber lists for CI" in story(decision)
+
+
+def test_given_an_8_digit_cameroon_number_when_plan_sells_cameroon_then_not_sold(state) -> None:
+    # 8 digits is a Cameroonian toll-free length only: possible for the country, for no line.
+    cameroon = replace(
+        state.plans["maroc-illimite"],
+        destinations=frozenset(
+            DestinationRule(country, kind)
+            for country in ("MA", "CM")
+            for kind in (NumberKind.FIXED, NumberKind.MOBILE)
+        ),
+    )
+    cm_state = replace(
+        state,
+        plans={**state.plans, "maroc-illimite": cameroon},
+        unlisted_number_countries=frozenset({"CM"}),
+    )
+
+    decision = call(cm_state, "amina", "+237 1234 5678")
+
+    assert_denied(decision, Reason.DESTINATION_NOT_SOLD, 403)
+
+
+def test_given_120_random_unrecognised_moroccan_numbers_then_every_one_refused(state) -> None:
+    rng = random.Random(9_12)
+    refused = 0
+    while refused < 120:
+        national = f"{rng.choice('5678')}{rng.randrange(10**8):08d}"
+        parsed = phonenumbers.parse(f"+212{national}", None)
+        if phonenumbers.is_valid_number(parsed):
+            continue  # only the numbers libphonenumber does not recognise
+        decision = call(state, "amina", f"00212{national}")
+        assert not decision.allowed, story(decision)
+        assert decision.reason in (Reason.DESTINATION_NOT_SOLD, Reason.INVALID_NUMBER)
+        refused += 1
 
 
 # --- The order of the checks ----------------------------------------------------------------

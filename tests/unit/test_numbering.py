@@ -21,6 +21,8 @@ MAROC_TELECOM_MOBILE = "+212661234567"
         ("+212 (0)661 23 45 67", "FR"),
         ("011 212 661 234 567", "US"),
         ("011 212 661 234 567", "CA"),
+        ("00212661234567", "CA"),  # Montreal: softphone users dial 00 whatever their country
+        ("00212661234567", "US"),
         ("tel:+212661234567", "FR"),
         ("tel:+212-661-234567;phone-context=+212", "FR"),
         ("sip:+212661234567@sip.tawasol.test;user=phone", "FR"),
@@ -110,9 +112,7 @@ def test_given_maghreb_and_west_african_numbers_when_classified_then_country_and
     assert destination.validated
 
 
-def test_given_a_possible_but_unknown_ivorian_fixed_range_when_classified_then_not_validated() -> (
-    None
-):
+def test_given_a_possible_but_unknown_ivorian_fixed_range_when_classified_then_unlisted() -> None:
     # A ten-digit Ivorian fixed number (27 ...) in a range libphonenumber's metadata does not
     # list: right length for Côte d'Ivoire, so possible, but not valid. Checked against the
     # library itself so that a metadata update that adds the range shows up here.
@@ -127,8 +127,54 @@ def test_given_a_possible_but_unknown_ivorian_fixed_range_when_classified_then_n
     assert destination.country == "CI"
     assert destination.country_code == 225
     assert not destination.validated
-    assert destination.kind is NumberKind.UNKNOWN
+    assert destination.unlisted
+    assert destination.kind is NumberKind.UNLISTED
+    assert not destination.routable
     assert destination.range_holder == ""
+
+
+def test_given_an_8_digit_cameroon_number_when_classified_then_unknown_not_unlisted() -> None:
+    # Cameroon's fixed and mobile numbers have 9 digits; 8 is a toll-free length only, so the
+    # number is possible for Cameroon but for no fixed or mobile line.
+    destination = classify("+237 1234 5678")
+
+    assert destination.country == "CM"
+    assert destination.kind is NumberKind.UNKNOWN
+    assert not destination.routable
+
+
+@pytest.mark.parametrize(
+    "e164",
+    ["+881612345678", "+883510012345", "+80012345678", "+97912345678", "+88234567890"],
+)
+def test_given_a_global_service_number_when_classified_then_never_routable(e164: str) -> None:
+    # Iridium's +8816 is "mobile" to libphonenumber, but a satellite minute costs dollars.
+    destination = classify(e164)
+
+    assert destination.country == "001"
+    assert not destination.routable
+
+
+# ITU-T E.164 / libphonenumber: each region's international prefix (`011` in North America,
+# `0011` Australia, `810` Russia, `010` Japan, `00` + a carrier code in Brazil and Korea).
+_EVERY_REGION = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+@pytest.mark.parametrize("calling_region", _EVERY_REGION)
+def test_given_any_calling_country_when_plus_00_or_its_own_prefix_dialled_then_same_number(
+    calling_region: str,
+) -> None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(calling_region)
+    own_prefix = metadata.preferred_international_prefix or metadata.international_prefix
+    ways = ["+212661234567", "00212661234567", "00 212 661 23 45 67"]
+    if own_prefix and own_prefix.isdigit():
+        ways.append(f"{own_prefix} 212 661 234 567")
+
+    for dialled in ways:
+        destination = classify(dialled, calling_region=calling_region)
+        assert (destination.e164, destination.kind) == (MAROC_TELECOM_MOBILE, NumberKind.MOBILE), (
+            dialled
+        )
 
 
 @pytest.mark.parametrize(

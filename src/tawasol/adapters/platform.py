@@ -1,9 +1,14 @@
 """Run the whole platform on one machine: the brain's API and the Kamailio edge, as children.
 
 `tawasol up` starts the brain (`python -m tawasol serve`), waits for its health check, then
-starts Kamailio through the SIP adapter, and supervises both: if either dies, or on Ctrl-C /
-SIGTERM, both are stopped. Process ids live in `DATA_DIR/run/` so `tawasol down` can stop a
-platform started from another shell.
+starts Kamailio through the SIP adapter, and supervises both: a child that dies is restarted
+(after 0.5 s, doubling per restart up to 30 s), the other one keeps running. While the brain is
+down Kamailio keeps serving: new calls are refused at once with 503 and the reason
+`brain_unavailable`, calls that are up go on, their events wait in the edge's spool. A child
+restarted more than `supervisor_max_restarts` times within `supervisor_restart_window_s` is
+given up on: both are stopped and `tawasol up` exits non-zero (under systemd, the units in
+deploy/systemd restart each process on their own). Ctrl-C / SIGTERM stops both. Process ids
+live in `DATA_DIR/run/` so `tawasol down` can stop a platform started from another shell.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from tawasol.adapters.sip import EdgeProcess, start_edge, stop_edge
 from tawasol.config import Settings
-from tawasol.domain.errors import Unavailable
+from tawasol.domain.errors import TawasolError, Unavailable
 
 BRAIN_PID = "brain.pid"
 SUPERVISOR_PID = "up.pid"
@@ -134,22 +139,106 @@ def start_platform(settings: Settings) -> Platform:
     return Platform(brain=brain, edge=edge)
 
 
-def supervise(platform: Platform, *, on_exit: Callable[[str], None]) -> None:
-    """Block until SIGINT/SIGTERM or a child dies, then stop both."""
+@dataclass
+class RestartBudget:
+    """How often one child may be restarted: at most `max_restarts` within `window_s`, each
+    after a delay that starts at `first_delay_s` and doubles per recent restart (at most
+    `max_delay_s`), so a child that dies at start does not spin."""
+
+    max_restarts: int
+    window_s: float
+    first_delay_s: float
+    max_delay_s: float = 30.0
+    restarts: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RestartBudget:
+        return cls(
+            max_restarts=settings.supervisor_max_restarts,
+            window_s=settings.supervisor_restart_window_s,
+            first_delay_s=settings.supervisor_first_delay_ms / 1000,
+        )
+
+    def next_delay(self, now: float) -> float | None:
+        """Seconds to wait before the next restart, or None when the budget is spent."""
+        self.restarts = [at for at in self.restarts if now - at < self.window_s]
+        if len(self.restarts) >= self.max_restarts:
+            return None
+        self.restarts.append(now)
+        delay: float = self.first_delay_s * 2.0 ** (len(self.restarts) - 1)
+        return min(self.max_delay_s, delay)
+
+
+def supervise(
+    platform: Platform,
+    *,
+    settings: Settings,
+    on_exit: Callable[[str], None],
+    on_event: Callable[[str], None] = lambda _message: None,
+) -> int:
+    """Block until SIGINT/SIGTERM or a child's restart budget is spent, restarting a child
+    that dies meanwhile; then stop both. Returns 0 after a signal, 1 after giving up."""
     stopping: list[str] = []
+    gave_up = False
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.append(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    supervisor_pid = platform.brain.pid_file.parent / SUPERVISOR_PID
+    run_dir = platform.brain.pid_file.parent
+    supervisor_pid = run_dir / SUPERVISOR_PID
     supervisor_pid.write_text(str(os.getpid()))
+    budgets = {
+        "brain": RestartBudget.from_settings(settings),
+        "kamailio": RestartBudget.from_settings(settings),
+    }
+
+    def wait(seconds: float) -> bool:
+        """Sleep, unless asked to stop; True if still running."""
+        deadline = time.monotonic() + seconds
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return not stopping
+
+    def restart(name: str, why: str, start: Callable[[], None]) -> None:
+        nonlocal gave_up
+        delay = budgets[name].next_delay(time.monotonic())
+        if delay is None:
+            gave_up = True
+            stopping.append(
+                f"{name} exited {settings.supervisor_max_restarts + 1} times within "
+                f"{settings.supervisor_restart_window_s} s, giving up:\n{why}"
+            )
+            return
+        on_event(f"{name} exited, restarting in {delay:.1f} s:\n{why}")
+        if not wait(delay):
+            return
+        try:
+            start()
+        except TawasolError as error:
+            on_event(f"{name} did not start again: {error.message}")
+            return
+        on_event(f"{name} restarted")
+
+    def start_brain_again() -> None:
+        platform.brain = start_brain(settings, run_dir)
+
+    def start_edge_again() -> None:
+        platform.edge = start_edge(settings, run_dir)
+
     try:
         while not stopping:
             if not platform.brain.running():
-                stopping.append(f"the brain exited:\n{platform.brain.log_tail()}")
+                # Kamailio keeps serving meanwhile: new calls get 503 brain_unavailable.
+                code = platform.brain.process.returncode
+                why = platform.brain.log_tail(10)
+                platform.brain.stop()
+                restart("brain", f"(exit {code}) {why}", start_brain_again)
             elif not platform.edge.running():
-                stopping.append(f"kamailio exited:\n{platform.edge.log_tail()}")
+                code = platform.edge.process.returncode
+                why = platform.edge.log_tail(10)
+                platform.edge.stop()  # also ends Kamailio processes the main one left
+                restart("kamailio", f"(exit {code}) {why}", start_edge_again)
             else:
                 time.sleep(0.2)
     finally:
@@ -158,6 +247,7 @@ def supervise(platform: Platform, *, on_exit: Callable[[str], None]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     on_exit(stopping[0])
+    return 1 if gave_up else 0
 
 
 def stop_platform(settings: Settings, *, timeout_s: float = 10) -> list[str]:

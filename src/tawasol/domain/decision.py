@@ -20,7 +20,13 @@ from zoneinfo import ZoneInfo
 from tawasol.domain.carriers import Carrier, CarrierLiveState
 from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import InvalidNumber
-from tawasol.domain.numbering import Destination, NumberKind, classify, region_of
+from tawasol.domain.numbering import (
+    NON_GEOGRAPHIC,
+    Destination,
+    NumberKind,
+    classify,
+    region_of,
+)
 from tawasol.domain.routing import Route, RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.subscribers import Subscriber, Subscription
@@ -73,11 +79,17 @@ class CallRequest:
 
 @dataclass(frozen=True)
 class Usage:
-    """A subscription's use in its current period, and its calls in progress now."""
+    """A subscription's use in its current period, and its calls in progress now.
+
+    `reserved_seconds` are the period's seconds held by calls in progress (each holds what its
+    decision granted until it ends): simultaneous calls share what is left of a minutes quota,
+    so a 10-minute plan never gives two simultaneous 10-minute calls.
+    """
 
     answered_seconds: int = 0
     distinct_numbers: frozenset[str] = frozenset()
     active_calls: int = 0
+    reserved_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class DecisionState:
     route_timeout_ms: int = 3000
     platform_max_call_duration: timedelta = timedelta(hours=4)
     default_region: str = "FR"
+    unlisted_number_countries: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,12 @@ class Decision:
     @property
     def max_duration_seconds(self) -> int:
         return int(self.max_duration.total_seconds())
+
+    @property
+    def unlisted_number(self) -> bool:
+        """The dialled number is in no range libphonenumber lists (allowed only for countries
+        the operator marked as having incomplete metadata): counted and shown in reports."""
+        return self.destination is not None and self.destination.unlisted
 
 
 def _deny(reason: Reason, explanation: list[str], **context: object) -> Decision:
@@ -213,17 +232,29 @@ def authorize_call(
             f"dialled {request.dialled[:40]!r} is {destination.e164}: {destination.country} "
             f"{destination.kind.value}{holder}"
         )
-    if not destination.validated:
-        # Authorise on a possible length: some real ranges (Côte d'Ivoire fixed) are missing
-        # from libphonenumber's metadata. The carrier rejects a number that does not exist.
+    if destination.kind is NumberKind.UNLISTED:
+        if destination.country not in state.unlisted_number_countries:
+            if explain:
+                why.append(
+                    f"number in no range libphonenumber lists for {destination.country}: not "
+                    "sold (countries with incomplete metadata: TAWASOL_UNLISTED_NUMBER_COUNTRIES)"
+                )
+            return _deny(Reason.DESTINATION_NOT_SOLD, why, **context)
+        # The operator knows this country's metadata misses real ranges (some Côte d'Ivoire
+        # fixed ranges): authorise on a fixed or mobile length, flagged; the carrier rejects
+        # a number that does not exist.
         destination = _with_kind(destination, NumberKind.FIXED_OR_MOBILE)
         context["destination"] = destination
         if explain:
-            why.append("number not in libphonenumber's known ranges: treated as fixed-or-mobile")
+            why.append(
+                f"number in no range libphonenumber lists, but {destination.country}'s metadata "
+                "is marked incomplete: treated as fixed-or-mobile (unlisted)"
+            )
 
     if not destination.routable:
         if explain:
-            why.append(f"{destination.kind.value} numbers are never sold")
+            what = "global-service numbers" if destination.country == NON_GEOGRAPHIC else "numbers"
+            why.append(f"{destination.kind.value} {what} are never sold")
         return _deny(Reason.DESTINATION_NOT_SOLD, why, **context)
     if not plan.covers(destination):
         if explain:
@@ -244,14 +275,20 @@ def authorize_call(
 
     usage = state.usage.get(subscription.id, Usage())
     fair_use = plan.fair_use
+    committed_seconds = usage.answered_seconds + usage.reserved_seconds
     if fair_use.minutes_per_period is not None:
         limit_seconds = fair_use.minutes_per_period * 60
         if explain:
+            held = (
+                f", {usage.reserved_seconds // 60} more held by calls in progress"
+                if usage.reserved_seconds
+                else ""
+            )
             why.append(
                 f"used {usage.answered_seconds // 60} of {fair_use.minutes_per_period} minutes "
-                "this period"
+                f"this period{held}"
             )
-        if usage.answered_seconds >= limit_seconds:
+        if committed_seconds >= limit_seconds:
             return _deny(Reason.FAIR_USE_EXCEEDED, why, **context)
     if (
         fair_use.distinct_numbers_per_period is not None
@@ -297,7 +334,7 @@ def authorize_call(
     if fair_use.max_call_duration is not None:
         max_duration = min(max_duration, fair_use.max_call_duration)
     if fair_use.minutes_per_period is not None:
-        remaining = timedelta(seconds=fair_use.minutes_per_period * 60 - usage.answered_seconds)
+        remaining = timedelta(seconds=fair_use.minutes_per_period * 60 - committed_seconds)
         max_duration = min(max_duration, remaining)
     if explain:
         why.append(f"ALLOWED: {len(routes)} route(s), call cut after {max_duration}")

@@ -7,15 +7,24 @@ premium rate ...) and the operator that originally held the range. Classificatio
 libphonenumber metadata (the `phonenumbers` package), never hand-written prefix tables.
 
 Only fixed and mobile numbers are ever routable: premium-rate, shared-cost, toll-free,
-personal/VoIP, UAN, pager, voicemail and unknown numbers are never sold in an unlimited plan.
+personal/VoIP, UAN, pager, voicemail and unknown numbers are never sold in an unlimited plan,
+nor is any number of a non-geographic "country" (ITU-T E.164 global services: +800 freephone,
++808 shared cost, +870 Inmarsat, +881 satellite, +882/+883 international networks, +979
+international premium rate), whatever libphonenumber calls its kind.
 
-Some real ranges are missing from the metadata (some Côte d'Ivoire fixed ranges fail
-`is_valid_number` although in service), so a number that is *possible* (right length for the
-country) but not *valid* is still classified rather than refused: it is flagged
-`validated=False` with kind `UNKNOWN`, and the decision (`domain/decision.py`) treats it as
-fixed-or-mobile and says so in its explanation; the carrier rejects a number that does not exist.
-Ranges the metadata does know as premium-rate, toll-free and the like are valid, so they keep
-their kind and are never sold.
+A number counts as fixed or mobile only when libphonenumber finds it *valid* (in a range its
+metadata lists for that type). A number that is only *possible* for a fixed or mobile line
+(right length, no listed range) is `UNLISTED`: not routable, unless the operator lists its
+country as one whose metadata is incomplete (some Côte d'Ivoire fixed ranges in service fail
+`is_valid_number`); the decision (`domain/decision.py`) then treats it as fixed-or-mobile and
+flags it. A number possible for no fixed or mobile line (an 8-digit Cameroon number is a
+toll-free length) is `UNKNOWN` and never sold.
+
+International prefixes (issue 11): `+`, `00` and the calling country's own international prefix
+(`011` in North America, `0011` in Australia, `810` in Russia: libphonenumber knows each
+region's) are all understood. Softphone users dial `00` whatever their country, so `00` is read
+as international unless the calling country's own prefix pattern claims those digits (Brazil's
+`0021` carrier-selection prefix, Korea's `002`).
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ from tawasol.domain.errors import InvalidNumber
 # The longest number E.164 allows is 15 digits; anything much longer is garbage or an attack.
 _MAX_DIALLED_LENGTH = 40
 _ALLOWED_CHARACTERS = re.compile(r"^[0-9+()\-. /]*$")
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+#: libphonenumber's region code for ITU-T E.164 global services (non-geographic numbers).
+NON_GEOGRAPHIC = "001"
 
 
 class NumberKind(enum.StrEnum):
@@ -49,6 +62,7 @@ class NumberKind(enum.StrEnum):
     UAN = "uan"
     PAGER = "pager"
     VOICEMAIL = "voicemail"
+    UNLISTED = "unlisted"  # possible for a fixed or mobile line, in no listed range
     UNKNOWN = "unknown"
 
     @property
@@ -94,7 +108,13 @@ class Destination:
 
     @property
     def routable(self) -> bool:
-        return self.kind.routable
+        """A fixed or mobile line of a country: never a global service (satellite, +979)."""
+        return self.kind.routable and self.country != NON_GEOGRAPHIC
+
+    @property
+    def unlisted(self) -> bool:
+        """Possible for its country but in no range libphonenumber's metadata lists."""
+        return not self.validated
 
 
 def normalise_dialled(dialled: str) -> str:
@@ -120,24 +140,64 @@ def normalise_dialled(dialled: str) -> str:
 def classify(dialled: str, *, calling_region: str = "FR") -> Destination:
     """Read what a subscriber dialled and classify it.
 
-    `calling_region` is the ISO country the subscriber calls from: it decides the international
-    prefix understood (`00` in Europe, `011` in North America) and the meaning of a national
-    number. Raises `InvalidNumber` when the text cannot be a telephone number.
+    `calling_region` is the ISO country the subscriber calls from: it decides the meaning of a
+    national number and the international prefix understood besides `+` and `00` (`011` in
+    North America). Raises `InvalidNumber` when the text cannot be a telephone number.
     """
     return _classify_cached(normalise_dialled(dialled), calling_region.upper())
 
 
+def _readings(text: str, calling_region: str) -> tuple[str, ...]:
+    """The ways to read what was dialled, best first: as the calling region dials, and, for
+    `00` + digits, as `+` + digits when the region's own international prefix is not `00`
+    (Montreal's `011`) or reads those digits differently (Brazil's `0021` carrier code)."""
+    digits = _NOT_DIGITS.sub("", text)
+    if text.startswith("+") or not digits.startswith("00"):
+        return (text,)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(calling_region)
+    pattern = metadata.international_prefix if metadata is not None else None
+    international = "+" + digits[2:]
+    if pattern and re.match(pattern, digits):
+        return (text, international)
+    return (international,)
+
+
+def _parse(text: str, calling_region: str) -> phonenumbers.PhoneNumber:
+    """The first reading of `text` that is a valid number, else the first possible one;
+    raises `InvalidNumber` when none is possible."""
+    error: phonenumbers.NumberParseException | None = None
+    possible: phonenumbers.PhoneNumber | None = None
+    for reading in _readings(text, calling_region):
+        try:
+            number = phonenumbers.parse(reading, calling_region)
+        except phonenumbers.NumberParseException as parse_error:
+            error = error or parse_error
+            continue
+        if phonenumbers.is_valid_number(number):
+            return number
+        if possible is None and phonenumbers.is_possible_number(number):
+            possible = number
+    if possible is not None:
+        return possible
+    if error is not None:
+        raise InvalidNumber(f"not a telephone number: {error}", dialled=text) from error
+    raise InvalidNumber("not a possible telephone number for its country", dialled=text)
+
+
 @lru_cache(maxsize=65536)
 def _classify_cached(text: str, calling_region: str) -> Destination:
-    try:
-        number = phonenumbers.parse(text, calling_region)
-    except phonenumbers.NumberParseException as error:
-        raise InvalidNumber(f"not a telephone number: {error}", dialled=text) from error
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidNumber("not a possible telephone number for its country", dialled=text)
+    number = _parse(text, calling_region)
     region = phonenumbers.region_code_for_number(number) or "ZZ"
     validated = phonenumbers.is_valid_number(number)
-    kind = _KIND_BY_TYPE.get(phonenumbers.number_type(number), NumberKind.UNKNOWN)
+    if validated:
+        kind = _KIND_BY_TYPE.get(phonenumbers.number_type(number), NumberKind.UNKNOWN)
+    elif any(
+        phonenumbers.is_possible_number_for_type(number, line)
+        for line in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE)
+    ):
+        kind = NumberKind.UNLISTED
+    else:
+        kind = NumberKind.UNKNOWN
     return Destination(
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
         country=region,

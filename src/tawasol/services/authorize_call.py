@@ -5,6 +5,14 @@ A brain answers every new INVITE, so reading the database per call is not an opt
 snapshot, checks the store's catalog revision at most every `refresh_interval` and reloads when
 it moved. Fair-use usage (answered minutes, distinct numbers, calls in progress) is loaded once
 and then kept up to date from the call events this brain records and the calls it authorises.
+
+Live counters heal (docs/security.md, "Live counters that heal"): a call slot, its carrier
+channel and its minutes reservation, taken when a call is allowed, are held until the longest
+time the call can ring (its routes x the edge's ring timeout, at most `ring_hold_max`) unless an
+answer event arrives; once answered, until its end event or its granted maximum duration plus
+`hold_margin`. A brain that starts reloads the calls the store still has open, and drops, at
+start and then periodically, those the edge's dialog list does not have (`reconcile`).
+Explaining a call reads copies of these counters and never changes them.
 """
 
 from __future__ import annotations
@@ -38,12 +46,23 @@ class Authorization:
     subscriber: Subscriber | None
 
 
+# Call events reach the brain through the edge's spool (a 100 ms timer): a call answered in the
+# last moment of its ring time is still held until its answer event can have arrived.
+_EVENT_SLACK = timedelta(seconds=5)
+
+
 @dataclass
 class _OpenCall:
+    """A call counted as in progress: its slot, carrier channel and minutes reservation."""
+
     subscription_id: int
     destination: str
     expires_at: datetime
     carriers: tuple[str, ...] = ()  # the decision's carriers, in the order they are tried
+    max_duration: timedelta = timedelta(0)  # what the decision granted once answered
+    reserved_seconds: int = 0  # of the period's minutes, held until the call ends
+    answered: bool = False
+    opened_at: datetime | None = None  # decided (here) or started (a call learnt of later)
 
 
 @dataclass(frozen=True)
@@ -59,18 +78,24 @@ class _UsageView(Mapping[int, Usage]):
     """Usage per subscription with calls in progress merged in, without copying 50,000
     entries per decision: the decision reads one."""
 
-    def __init__(self, usage: dict[int, Usage], active: Counter[int]) -> None:
+    def __init__(
+        self, usage: Mapping[int, Usage], active: Mapping[int, int], reserved: Mapping[int, int]
+    ) -> None:
         self._usage = usage
         self._active = active
+        self._reserved = reserved
 
     def __getitem__(self, subscription_id: int) -> Usage:
         active = self._active.get(subscription_id, 0)
+        reserved = self._reserved.get(subscription_id, 0)
         used = self._usage.get(subscription_id)
         if used is None:
-            if not active:
+            if not active and not reserved:
                 raise KeyError(subscription_id)
-            return Usage(active_calls=active)
-        return replace(used, active_calls=active) if active != used.active_calls else used
+            return Usage(active_calls=active, reserved_seconds=reserved)
+        if active == used.active_calls and reserved == used.reserved_seconds:
+            return used
+        return replace(used, active_calls=active, reserved_seconds=reserved)
 
     def __iter__(self) -> Iterator[int]:
         return iter(set(self._usage) | {key for key, value in self._active.items() if value})
@@ -93,6 +118,10 @@ class CallAuthorizer:
         route_timeout_ms: int = 3000,
         platform_max_call_duration: timedelta = timedelta(hours=4),
         default_region: str = "FR",
+        ring_timeout_ms: int = 120_000,
+        ring_hold_max: timedelta = timedelta(minutes=6),
+        hold_margin: timedelta = timedelta(minutes=1),
+        unlisted_number_countries: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._clock = clock
@@ -102,12 +131,18 @@ class CallAuthorizer:
         self._route_timeout_ms = route_timeout_ms
         self._platform_max = platform_max_call_duration
         self._default_region = default_region
+        self._ring_timeout = timedelta(milliseconds=ring_timeout_ms)
+        self._ring_hold_max = ring_hold_max
+        self._hold_margin = hold_margin
+        self._unlisted_number_countries = unlisted_number_countries
         self._lock = threading.RLock()
         self._snapshot: CatalogSnapshot | None = None
         self._checked_at: datetime | None = None
         self._usage: dict[int, Usage] = {}
         self._open: dict[str, _OpenCall] = {}
         self._active: Counter[int] = Counter()
+        self._reserved: Counter[int] = Counter()
+        self._unlisted_allowed = 0
         self._carrier_calls: dict[str, str] = {}
         self._carrier_in_use: Counter[str] = Counter()
         self._held_since: dict[str, int] = {}
@@ -151,18 +186,16 @@ class CallAuthorizer:
             if subscription.usable_at(now)
         ]
         usage = self._store.usage(current, now=now, open_call_horizon=self._platform_max)
+        first_load = self._snapshot is None
         self._snapshot = snapshot
         self._usage = {key: replace(used, active_calls=0) for key, used in usage.items()}
-        # Calls in progress: those the store knows as open, plus those this brain authorised
-        # that the store has not seen yet.
-        for record in self._store.open_calls(started_after=now - self._platform_max):
-            if record.subscription_id is not None and record.call_id not in self._open:
-                self._open[record.call_id] = _OpenCall(
-                    subscription_id=record.subscription_id,
-                    destination=record.destination,
-                    expires_at=record.started_at + self._platform_max,
-                )
-        self._active = Counter(call.subscription_id for call in self._open.values())
+        if first_load:
+            # Calls in progress when this brain started: those the store knows as open. Later
+            # reloads keep the live view (a call that expired or that the edge's dialog list
+            # did not have must not come back with every catalog change).
+            for record in self._store.open_calls(started_after=now - self._platform_max):
+                if record.subscription_id is not None and record.call_id not in self._open:
+                    self._open_call(record.call_id, self._restored_call(record))
         log.info("catalog revision %s loaded", snapshot.revision)
 
     def set_strategy(self, strategy: RoutingStrategy) -> None:
@@ -230,22 +263,32 @@ class CallAuthorizer:
     def decision_state(
         self, now: datetime, snapshot: CatalogSnapshot | None = None
     ) -> DecisionState:
+        """What the decision reads at `now`, from copies of the live counters: building it
+        changes nothing (explain uses it as is; `authorize` heals the counters first)."""
         snapshot = snapshot or self.snapshot()
         with self._lock:
-            if self._expired_at is None or now - self._expired_at >= self._refresh_interval:
-                self._expire_pending(now)
-                self._expired_at = now
-            return DecisionState(
-                subscribers=snapshot.subscribers,
-                subscriptions=snapshot.subscriptions,
-                plans=snapshot.plans,
-                carriers=snapshot.carriers,
-                usage=_UsageView(self._usage, self._active),
-                live=self.carrier_states(),
-                route_timeout_ms=self._route_timeout_ms,
-                platform_max_call_duration=self._platform_max,
-                default_region=self._default_region,
-            )
+            usage = _UsageView(dict(self._usage), Counter(self._active), Counter(self._reserved))
+            live = self.carrier_states()
+        return self._state(snapshot, usage, live)
+
+    def _state(
+        self,
+        snapshot: CatalogSnapshot,
+        usage: Mapping[int, Usage],
+        live: Mapping[str, CarrierLiveState],
+    ) -> DecisionState:
+        return DecisionState(
+            subscribers=snapshot.subscribers,
+            subscriptions=snapshot.subscriptions,
+            plans=snapshot.plans,
+            carriers=snapshot.carriers,
+            usage=usage,
+            live=live,
+            route_timeout_ms=self._route_timeout_ms,
+            platform_max_call_duration=self._platform_max,
+            default_region=self._default_region,
+            unlisted_number_countries=self._unlisted_number_countries,
+        )
 
     def authorize(self, request: CallRequest, *, now: datetime | None = None) -> Authorization:
         """Decide a new call and, when allowed, count it as in progress until it ends."""
@@ -254,16 +297,24 @@ class CallAuthorizer:
         with self._lock:
             # The same call asked again (a retransmitted INVITE) must not count against itself.
             self._release(request.call_id)
-            state = self.decision_state(now, snapshot)
+            self._heal(now)
+            # The live counters themselves, not copies: a decision reads one subscription's
+            # entry, and copying 50,000 per call would cost more than the decision.
+            usage = _UsageView(self._usage, self._active, self._reserved)
+            state = self._state(snapshot, usage, self.carrier_states())
             decision = authorize_call(request, state, now, strategy=self._strategy, explain=False)
             subscriber = snapshot.subscribers.get(request.sip_username)
             if decision.allowed and decision.subscription_id is not None and request.call_id:
                 self._track(request.call_id, decision, now)
+                if decision.unlisted_number:
+                    self._unlisted_allowed += 1
         ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
         return Authorization(decision=decision, ha1=ha1, subscriber=subscriber)
 
     def explain(self, request: CallRequest, *, now: datetime) -> Decision:
-        """The decision at `now`, without counting the call: what support desks look at."""
+        """The decision at `now` (past or future), without counting the call: what support
+        desks look at. Read-only: it decides on copies of the live counters as they are now
+        (calls in progress, minutes used and held) and never expires, frees or counts a call."""
         return authorize_call(request, self.decision_state(now), now, strategy=self._strategy)
 
     def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
@@ -276,8 +327,12 @@ class CallAuthorizer:
             _OpenCall(
                 subscription_id=decision.subscription_id,
                 destination=decision.destination.e164,
-                expires_at=now + decision.max_duration + timedelta(minutes=5),
+                expires_at=now + self._ring_hold(len(decision.routes)),
                 carriers=carriers,
+                max_duration=decision.max_duration,
+                # Minutes are held for the whole grant: simultaneous calls share what is left.
+                reserved_seconds=decision.max_duration_seconds,
+                opened_at=now,
             ),
         )
         if carriers:
@@ -306,27 +361,99 @@ class CallAuthorizer:
         index = call.carriers.index(failed) + 1
         return call.carriers[index] if index < len(call.carriers) else None
 
+    # -- live counters: slots, channels and minutes held by calls in progress -------------------
+    def _ring_hold(self, routes: int) -> timedelta:
+        """The longest an allowed call can ring before it is answered or fails: each route may
+        ring for the edge's ring timeout (RFC 3261 Timer C, `fr_inv_timer`), at most
+        `ring_hold_max` in all."""
+        return min(self._ring_timeout * max(1, routes), self._ring_hold_max) + _EVENT_SLACK
+
+    def _restored_call(self, record: CallRecord) -> _OpenCall:
+        """A call in progress this brain did not decide (before a restart, or another brain):
+        what it was granted is unknown, so it holds the platform's maximum until it ends."""
+        assert record.subscription_id is not None
+        if record.answered_at is not None:
+            expires_at = record.answered_at + self._platform_max + self._hold_margin
+        else:
+            expires_at = record.started_at + self._ring_hold_max + _EVENT_SLACK
+        return _OpenCall(
+            subscription_id=record.subscription_id,
+            destination=record.destination,
+            expires_at=expires_at,
+            max_duration=self._platform_max,
+            reserved_seconds=int(self._platform_max.total_seconds()),
+            answered=record.answered_at is not None,
+            opened_at=record.started_at,
+        )
+
+    def _note_answer(self, call_id: str, answered_at: datetime) -> None:
+        """Answered: the call now holds its slot until its end event, or its granted maximum
+        duration plus a margin if that event never comes (the edge cuts it at the maximum)."""
+        call = self._open.get(call_id)
+        if call is not None and not call.answered:
+            call.answered = True
+            call.expires_at = answered_at + call.max_duration + self._hold_margin
+
     def _open_call(self, call_id: str, call: _OpenCall) -> None:
         # Only answered calls count as distinct numbers (see `observe`): the edge asks for the
         # decision before it has checked the caller's password.
         self._open[call_id] = call
         self._active[call.subscription_id] += 1
+        self._reserved[call.subscription_id] += call.reserved_seconds
+
+    def _heal(self, now: datetime) -> None:
+        """Free what calls whose events never came still hold (at most once per refresh)."""
+        if self._expired_at is None or now - self._expired_at >= self._refresh_interval:
+            self._expire_pending(now)
+            self._expired_at = now
 
     def _expire_pending(self, now: datetime) -> None:
         expired = [key for key, value in self._open.items() if value.expires_at <= now]
         for call_id in expired:
+            log.info("call %s: no event in time, its slot and channel are freed", call_id)
             self._release(call_id)
 
     def _release(self, call_id: str) -> None:
         call = self._open.pop(call_id, None)
         if call is not None:
-            self._active[call.subscription_id] = max(0, self._active[call.subscription_id] - 1)
+            subscription = call.subscription_id
+            self._active[subscription] = max(0, self._active[subscription] - 1)
+            self._reserved[subscription] = max(
+                0, self._reserved[subscription] - call.reserved_seconds
+            )
         self._hold_channel(call_id, None)
+
+    def reconcile(
+        self, live_call_ids: Iterable[str], *, grace: timedelta = timedelta(seconds=10)
+    ) -> list[str]:
+        """Stop counting the calls the edge no longer has (its dialog list, `dlg.list`, just
+        taken): after a brain or Kamailio restart, calls whose end event never came. Calls
+        opened less than `grace` ago are left alone (their dialog may not exist yet). Returns
+        the call ids dropped."""
+        live = set(live_call_ids)
+        self.snapshot()  # the calls the store has open are loaded first
+        with self._lock:
+            cutoff = self._clock() - grace
+            gone = [
+                call_id
+                for call_id, call in self._open.items()
+                if call_id not in live and (call.opened_at is None or call.opened_at < cutoff)
+            ]
+            for call_id in gone:
+                log.info("call %s: not in the edge's dialog list, no longer counted", call_id)
+                self._release(call_id)
+        return gone
 
     def forget_call(self, call_id: str) -> None:
         """Stop counting a call as in progress (it ended without an event reaching us)."""
         with self._lock:
             self._release(call_id)
+
+    def unlisted_numbers_allowed(self) -> int:
+        """Calls this brain allowed to numbers in no listed range (countries the operator
+        marked as having incomplete metadata), since it started."""
+        with self._lock:
+            return self._unlisted_allowed
 
     def active_calls(self) -> int:
         with self._lock:
@@ -336,7 +463,6 @@ class CallAuthorizer:
     def observe(self, before: dict[str, CallRecord | None], after: Iterable[CallRecord]) -> None:
         """Update usage from call records just written: a call that finished frees its slot,
         and its answered seconds count once, when its duration is first recorded."""
-        now = self._clock()
         with self._lock:
             for record in after:
                 if record.subscription_id is None:
@@ -346,15 +472,10 @@ class CallAuthorizer:
                     self._release(record.call_id)
                 elif record.call_id not in self._open:
                     # Authorised by another replica, or before this brain restarted.
-                    self._open_call(
-                        record.call_id,
-                        _OpenCall(
-                            subscription_id=record.subscription_id,
-                            destination=record.destination,
-                            expires_at=now + self._platform_max,
-                        ),
-                    )
+                    self._open_call(record.call_id, self._restored_call(record))
                 if not record.finished:
+                    if record.answered_at is not None:
+                        self._note_answer(record.call_id, record.answered_at)
                     self._follow_channel(record)
                 had_duration = previous is not None and previous.duration_ms is not None
                 used = self._usage.get(record.subscription_id, Usage())

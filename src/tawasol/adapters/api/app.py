@@ -19,6 +19,7 @@ from tawasol.adapters.api.guard import RequestGuard
 from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.sip_fast import SipFastPath
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
+from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
 from tawasol.composition import Brain
 
 
@@ -35,6 +36,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
             tasks = [
                 asyncio.create_task(_probe(brain, stop)),
                 asyncio.create_task(_tick(brain, stop)),
+                asyncio.create_task(_reconcile_with_edge(brain, stop)),
             ]
         try:
             yield
@@ -104,6 +106,31 @@ async def _tick(brain: Brain, stop: asyncio.Event) -> None:
             log.exception("carrier monitor tick failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _reconcile_with_edge(brain: Brain, stop: asyncio.Event) -> None:
+    """At start, then every `edge_reconcile_interval_s`: calls the edge's dialog list does not
+    have stop counting (their end event never came: the brain or Kamailio was restarted)."""
+    interval_s = brain.settings.edge_reconcile_interval_s
+    if not interval_s:
+        return
+    socket = brain.settings.resolved_kamailio_ctl_socket
+    while not stop.is_set():
+        try:
+            live = await asyncio.to_thread(dialog_call_ids, socket)
+        except DialogListUnavailable as error:
+            log.info("calls in progress not reconciled with the edge: %s", error)
+        else:
+            gone = await asyncio.to_thread(brain.authorizer.reconcile, live)
+            if gone:
+                log.warning(
+                    "%d call(s) counted as in progress were not in the edge's dialog list: "
+                    "no longer counted (%s)",
+                    len(gone),
+                    ", ".join(gone[:10]),
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 def _warm_up(brain: Brain) -> None:

@@ -133,9 +133,11 @@ def authorize_answer(call_id: str, ha1: str, decision: Decision) -> dict[str, ob
 @router.get("/stats")
 def stats(request: Request) -> dict[str, object]:
     """Decision latency inside the brain (p50, p99, max in µs over the last 10,000 decisions)
-    and the calls this brain counts as in progress."""
+    and the calls this brain counts as in progress; calls allowed to unlisted numbers (in no
+    range libphonenumber lists, countries with incomplete metadata) since it started."""
     summary: dict[str, object] = dict(request.app.state.decision_latency.summary())
     summary["calls_in_progress"] = _brain(request).authorizer.active_calls()
+    summary["unlisted_numbers_allowed"] = _brain(request).authorizer.unlisted_numbers_allowed()
     return summary
 
 

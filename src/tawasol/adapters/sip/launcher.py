@@ -138,7 +138,10 @@ class EdgeProcess:
         raise EdgeError(f"kamailio did not answer on {self.listen}:{self.port}:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 10) -> int | None:
-        """SIGTERM, wait, then SIGKILL the process group. Returns the exit code."""
+        """SIGTERM, wait, then SIGKILL the process group. Returns the exit code.
+
+        If the main process already died (kill -9), its workers may live on holding the SIP
+        port and the control socket: the group is ended so that a new Kamailio can start."""
         if self.running():
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -146,6 +149,9 @@ class EdgeProcess:
             except subprocess.TimeoutExpired:
                 _kill_group(self.process.pid)
                 self.process.wait(timeout=5)
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own group: start_new_session
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
