@@ -6,35 +6,21 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from datetime import UTC, datetime
 
 import pytest
-from edge_support import credentials, digest_answer, edge_headers, granted
+from edge_support import credentials, digest_answer, granted
 from fastapi.testclient import TestClient
+from sample_brain import AUTH, NOW
 
 from tawasol.adapters.api.app import create_app
 from tawasol.adapters.sip import render_config
 from tawasol.adapters.sip.launcher import write_config
-from tawasol.adapters.store import migrate
 from tawasol.composition import build_brain
 from tawasol.config import Settings
-from tawasol.services.sample_operator import seed_sample_operator
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+ADMIN = AUTH
 MOBILE = "00212661234567"
 NOW_MS = int(NOW.timestamp() * 1000)
-
-
-@pytest.fixture
-def brain(tmp_path):
-    settings = Settings(data_dir=tmp_path, admin_token=ADMIN_TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
-    yield brain
-    brain.close()
 
 
 @pytest.fixture
@@ -45,10 +31,9 @@ def anyone(brain):
 
 
 @pytest.fixture
-def edge(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
-        yield client
+def edge(client):
+    """The SIP edge: `client` from conftest.py carries the edge's token."""
+    return client
 
 
 def _decision_request(brain, call_id: str, *, user: str = "amina", answer: str | None = None):
