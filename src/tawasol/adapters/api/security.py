@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
 
 from tawasol.adapters.api.admin import require_admin
 from tawasol.composition import Brain
+from tawasol.services.verify_credentials import AuthFailureReport
 
 router = APIRouter(
     prefix="/admin/v1/security", tags=["security"], dependencies=[Depends(require_admin)]
 )
 
 
-class AuthFailureReportOut(BaseModel):
-    sip_username: str
-    source_ip: str
-    failures: int
-    first_at: datetime
-    last_at: datetime
-    known_subscriber: bool
-
-
-@router.get("/auth-failures", response_model=list[AuthFailureReportOut])
-def auth_failures(request: Request) -> list[AuthFailureReportOut]:
-    """Repeated failed authentications per (username, source address) since the brain started,
-    oldest first: one report each time another `sip_auth_failures` failures arrive within
-    `sip_auth_window_s`. The edge locks that pair out and bans the address meanwhile."""
+@router.get("/auth-failures", response_model=list[AuthFailureReport])
+def auth_failures(request: Request) -> list[AuthFailureReport]:
+    """Repeated failed authentications per (username, source address), oldest first: one
+    report each time another `sip_auth_failures` failures arrive within `sip_auth_window_s`
+    (`sip_username`, `source_ip`, `failures`, `first_at`, `last_at` as ISO 8601 UTC,
+    `known_subscriber`). The edge locks that pair out and bans the address meanwhile."""
     brain: Brain = request.app.state.brain
-    return [
-        AuthFailureReportOut.model_validate(report, from_attributes=True)
-        for report in brain.credentials.reports()
-    ]
+    return brain.credentials.reports()
