@@ -18,6 +18,7 @@ by its `stop()`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -50,6 +51,9 @@ from _sipp import (  # bench/ is not a package: sip_throughput.py puts it on sys
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
+# The edge's bearer token for the brain (the brain and the edge have data dirs of their own).
+EDGE_TOKEN = "bench-edge-token-0123456789"
+EDGE_HEADERS = {"Authorization": f"Bearer {EDGE_TOKEN}"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
@@ -316,6 +320,10 @@ def bench_carriers(port: int) -> list[dict[str, Any]]:
     ]
 
 
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def subscriber_name(index: int) -> tuple[str, str]:
     """(SIP username, password) of generated subscriber `index` (1-based)."""
     return f"bench{index:05d}", f"bench-pass-{index:05d}"
@@ -344,6 +352,7 @@ class BrainProcess:
             TAWASOL_API_HOST=LOCALHOST,
             TAWASOL_API_PORT=str(self.port),
             TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
+            TAWASOL_EDGE_TOKEN=EDGE_TOKEN,
             TAWASOL_SIP_REALM=REALM,
             # SIPp carriers answer OPTIONS, but a carrier restarted between load steps may miss
             # a probe: never mark it down during the run.
@@ -466,9 +475,12 @@ class DecisionProbe:
     simultaneous calls), a few hundred per run.
     """
 
-    def __init__(self, brain: BrainProcess, *, user: str, per_second: float = 20) -> None:
+    def __init__(
+        self, brain: BrainProcess, *, user: str, password: str, per_second: float = 20
+    ) -> None:
         self._brain = brain
         self._user = user
+        self._ha1 = _md5(f"{user}:{REALM}:{password}")
         self._interval_s = 1 / per_second
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -505,8 +517,23 @@ class DecisionProbe:
                 for call_id in self._call_ids[first : first + 500]
             ]
             with contextlib.suppress(httpx.HTTPError):
-                httpx.post(f"{self._brain.url}/sip/v1/events", json={"events": events}, timeout=30)
+                httpx.post(
+                    f"{self._brain.url}/sip/v1/events",
+                    json={"events": events},
+                    headers=EDGE_HEADERS,
+                    timeout=30,
+                )
         return sorted(self.samples_ms)
+
+    def _credentials(self, sequence: int) -> str:
+        """A phone's digest answer (RFC 2617 §3.2.2), new for every request like a real one."""
+        nonce, cnonce, uri = f"probe{os.getpid()}n{sequence}", f"c{sequence}", f"sip:{DIALLED}@b"
+        ha2 = _md5(f"INVITE:{uri}")
+        response = _md5(f"{self._ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
+        return (
+            f'Digest username="{self._user}", realm="{REALM}", nonce="{nonce}", uri="{uri}", '
+            f'response="{response}", cnonce="{cnonce}", qop=auth, nc=00000001'
+        )
 
     def _run(self) -> None:
         connection: http.client.HTTPConnection | None = None
@@ -522,6 +549,7 @@ class DecisionProbe:
                     "user": self._user,
                     "dialled": DIALLED,
                     "node": "bench-probe",
+                    "credentials": self._credentials(sequence),
                 }
             ).encode()
             try:
@@ -535,7 +563,7 @@ class DecisionProbe:
                     "POST",
                     "/sip/v1/authorize",
                     body=body,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **EDGE_HEADERS},
                 )
                 response = connection.getresponse()
                 response.read()
@@ -578,6 +606,7 @@ class FullStack:
             sip_children=self.children,
             sip_shared_memory_mb=self.shared_memory_mb,
             sip_realm=REALM,
+            edge_token=EDGE_TOKEN,
             # every call comes from 127.0.0.1: flood protection would ban the load generator
             sip_pike_requests=10_000_000,
         )

@@ -269,7 +269,9 @@ def run_step(
     probe_thread = None
     if probe and isinstance(world, TawasolWorld):
         world.brain.decisions(reset=True)
-        probe_thread = DecisionProbe(world.brain, user=world.probe_user)
+        probe_thread = DecisionProbe(
+            world.brain, user=world.probe_user, password=subscriber_name(2)[1]
+        )
         probe_thread.start()
     meter = CpuMeter(world.cpu_groups())
     meter.start()

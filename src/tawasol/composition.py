@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tawasol.adapters.sip.render import RING_TIMEOUT_MS
+from tawasol.adapters.security_log import JsonLinesAuthFailureLog
+from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlStore
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
@@ -16,6 +17,7 @@ from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
+from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 
 def system_clock() -> datetime:
@@ -33,6 +35,8 @@ class Brain:
     catalog: CatalogService
     monitor: CarrierMonitor
     clock: Callable[[], datetime]
+    credentials: CredentialVerifier
+    grants: DecisionGrants
     refusals: RefusalRecorder
 
     def close(self) -> None:
@@ -85,5 +89,21 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
         monitor=monitor,
         clock=clock,
+        credentials=CredentialVerifier(
+            realm=settings.sip_realm,
+            clock=clock,
+            nonce_lifetime=timedelta(seconds=NONCE_LIFETIME_S),
+            report_after=settings.sip_auth_failures,
+            failure_window=timedelta(seconds=settings.sip_auth_window_s),
+            report_log=JsonLinesAuthFailureLog(
+                settings.data_dir / "security" / "auth-failures.jsonl"
+            ),
+        ),
+        grants=DecisionGrants(
+            key=settings.resolved_grant_key(),
+            clock=clock,
+            # a call's events may come as late as its longest duration, plus a spool backlog
+            remember_for=timedelta(seconds=settings.platform_max_call_duration_s, hours=1),
+        ),
         refusals=refusals,
     )

@@ -9,6 +9,9 @@ starts. See `docs/tawasol.env.example` for an annotated example.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +47,22 @@ class Settings(BaseSettings):
     admin_token: SecretStr = Field(
         default=SecretStr(""),
         description="Bearer token for /admin/v1; empty means the admin API is refused",
+    )
+    edge_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token the SIP edge sends on every /sip/v1 request; empty: one is "
+        "generated into data_dir/edge.token (mode 0600) and shared by `tawasol up`'s brain and "
+        "edge. Set it explicitly when the edge and the brain do not share a data directory",
+    )
+    grant_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="key of the grants that call events must show; empty: data_dir/grant.key",
+    )
+    admin_body_limit_bytes: int = Field(
+        default=1 << 20,
+        ge=64 * 1024,
+        le=64 << 20,
+        description="largest admin request body read (the rate deck upload has its own limit)",
     )
     catalog_refresh_ms: int = Field(
         default=1000, ge=0, le=60_000, description="how often deciders check for catalog changes"
@@ -201,6 +220,18 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'tawasol.db').resolve()}"
 
+    def resolved_edge_token(self) -> str:
+        """The edge's bearer token: the setting, else `data_dir/edge.token`, created with 32
+        random bytes (URL-safe text, mode 0600) the first time. Never a shared default."""
+        return self.edge_token.get_secret_value() or _secret_file(self.data_dir / EDGE_TOKEN_FILE)
+
+    def resolved_grant_key(self) -> bytes:
+        """The key the brain signs decision grants with (only the brain holds it): the setting,
+        else `data_dir/grant.key`, created like the edge token. Brains that share the edges'
+        events must share it."""
+        key = self.grant_key.get_secret_value() or _secret_file(self.data_dir / GRANT_KEY_FILE)
+        return key.encode()
+
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
@@ -223,5 +254,40 @@ class Settings(BaseSettings):
             problems.append("probe_timeout_ms must be shorter than probe_interval_s")
         if self.brain_timeout_ms > 5000:
             problems.append("brain_timeout_ms over 5 s would hold every caller: keep it short")
+        token = self.edge_token.get_secret_value()
+        if token and not _EDGE_TOKEN.fullmatch(token):
+            problems.append(
+                "edge_token must be 16 or more letters, digits and . _ - + / "
+                "(it goes into the rendered Kamailio configuration)"
+            )
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+
+EDGE_TOKEN_FILE = "edge.token"
+GRANT_KEY_FILE = "grant.key"
+_EDGE_TOKEN = re.compile(r"[A-Za-z0-9._+/-]{16,512}")
+
+
+def _secret_file(path: Path) -> str:
+    """The secret in `path`, created with 32 random bytes (mode 0600) if the file is absent."""
+    try:
+        return _read_token(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: a brain and an edge starting together agree on one secret
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_token(path)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return _read_token(path)
+
+
+def _read_token(path: Path) -> str:
+    token = path.read_text(encoding="ascii").strip()
+    if len(token) < 16:
+        raise InvalidConfiguration(f"{path} holds no usable secret: delete it to get a new one")
+    return token

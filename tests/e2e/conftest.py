@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,24 @@ from tawasol.config import Settings
 
 REALM = "tawasol.e2e"
 ADMIN_TOKEN = "e2e-admin-token"
+# The edge's credential for the brain: `tawasol up` shares one through the data directory;
+# here the brain and the edges have directories of their own, so both are given this one.
+EDGE_TOKEN = "e2e-edge-token-0123456789"
+EDGE_HEADERS = {"Authorization": f"Bearer {EDGE_TOKEN}"}
+# The key of the brain's decision grants: tests that play an edge reporting a call sign it.
+GRANT_KEY = "e2e-grant-key-0123456789"
+
+
+def grant(call_id: str, user: str, max_duration_s: int) -> str:
+    """The grant the brain gives an allowed call (what an edge puts on the call's events)."""
+    from tawasol.services.verify_credentials import DecisionGrants
+
+    grants = DecisionGrants(
+        key=GRANT_KEY.encode(), clock=lambda: datetime.now(UTC), remember_for=timedelta(0)
+    )
+    return grants.issue(call_id=call_id, username=user, max_duration_s=max_duration_s)
+
+
 ROUTE_TIMEOUT_MS = 1500
 MOROCCAN_MOBILE = "00212661234567"
 FRENCH_MOBILE = "0033612345678"
@@ -48,6 +67,13 @@ SUBSCRIBERS: dict[str, tuple[str, str]] = {
     "farah": ("farah-e2e-2026", "e2e-maroc"),
     "ghita": ("ghita-e2e-2026", "e2e-maroc"),
     "hamza": ("hamza-e2e-2026", "e2e-maroc"),
+    # test_sip_security.py: one per attack, so that no lock-out or ban spills over
+    "imane": ("imane-e2e-2026", "e2e-maroc"),
+    "jamal": ("jamal-e2e-2026", "e2e-maroc"),
+    "karim": ("karim-e2e-2026", "e2e-maroc"),
+    "laila": ("laila-e2e-2026", "e2e-maroc"),
+    "mehdi": ("mehdi-e2e-2026", "e2e-maroc"),
+    "nabil": ("nabil-e2e-2026", "e2e-maroc"),
 }
 
 
@@ -109,6 +135,8 @@ class Brain:
             TAWASOL_API_HOST="127.0.0.1",
             TAWASOL_API_PORT=str(self.port),
             TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
+            TAWASOL_EDGE_TOKEN=EDGE_TOKEN,
+            TAWASOL_GRANT_KEY=GRANT_KEY,
             TAWASOL_SIP_REALM=REALM,
             TAWASOL_ROUTE_TIMEOUT_MS=str(ROUTE_TIMEOUT_MS),
             TAWASOL_CATALOG_REFRESH_MS="200",
@@ -179,7 +207,7 @@ class Brain:
     def post_events(self, events: list[dict[str, Any]]) -> None:
         """What an edge would send (`POST /sip/v1/events`)."""
         httpx.post(
-            f"{self.url}/sip/v1/events", json={"events": events}, timeout=5
+            f"{self.url}/sip/v1/events", json={"events": events}, headers=EDGE_HEADERS, timeout=5
         ).raise_for_status()
 
     def call(self, call_id: str) -> dict[str, Any] | None:
@@ -326,6 +354,7 @@ def edge_settings(brain: Brain, data_dir: Path, **overrides: Any) -> Settings:
         "sip_port": free_port(),
         "sip_children": 4,
         "sip_realm": REALM,
+        "edge_token": EDGE_TOKEN,
         "route_timeout_ms": ROUTE_TIMEOUT_MS,
         "brain_timeout_ms": 1000,
         # The load test sends 40 new requests a second from 127.0.0.1; the flood test runs

@@ -19,6 +19,7 @@ from conftest import (
     SUBSCRIBERS,
     Brain,
     Carriers,
+    grant,
 )
 from sipp_driver import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 
@@ -278,7 +279,13 @@ def test_given_max_duration_reached_when_talking_then_both_sides_get_bye_and_cdr
     # driss's plan has one minute a month; a 55-second call already counts against it, so the
     # brain allows the next call 5 seconds.
     now_ms = int(datetime.now().timestamp() * 1000)
-    seeded = {"call_id": f"e2e-seed-driss-{now_ms}", "user": "driss", "dialled": MOROCCAN_MOBILE}
+    seed_id = f"e2e-seed-driss-{now_ms}"
+    seeded = {
+        "call_id": seed_id,
+        "user": "driss",
+        "dialled": MOROCCAN_MOBILE,
+        "grant": grant(seed_id, "driss", 60),
+    }
     brain.post_events(
         [
             {

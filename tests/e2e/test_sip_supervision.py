@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import (
+    EDGE_HEADERS,
     MOROCCAN_MOBILE,
     Brain,
     _plan,
@@ -91,7 +92,9 @@ class UpPlatform(Brain):
             return False
 
     def calls_in_progress(self) -> int:
-        stats: dict[str, int] = httpx.get(f"{self.url}/sip/v1/stats", timeout=5).json()
+        stats: dict[str, int] = httpx.get(
+            f"{self.url}/sip/v1/stats", headers=EDGE_HEADERS, timeout=5
+        ).json()
         return stats["calls_in_progress"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from edge_support import edge_headers
 from fastapi.testclient import TestClient
 from sample_brain import sample_brain
 
@@ -23,4 +24,5 @@ def brain(tmp_path) -> Iterator[Brain]:
 @pytest.fixture
 def client(brain) -> Iterator[TestClient]:
     with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))  # the SIP decision API answers the edge only
         yield client

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from edge_support import credentials, decide, edge_headers, granted
+from fastapi.testclient import TestClient
 
 from tawasol.adapters.api import sip
 from tawasol.adapters.api.app import create_app
@@ -33,12 +35,15 @@ def brain(tmp_path):
     brain.close()
 
 
+@pytest.fixture
+def client(brain):
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))
+        yield client
+
+
 def authorize(client, user="amina", dialled="00212661234567", call_id="call-1"):
-    response = client.post(
-        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def test_given_monthly_morocco_subscriber_when_calling_moroccan_mobile_then_flat_rate_first(
@@ -63,7 +68,8 @@ def test_given_monthly_morocco_subscriber_when_calling_moroccan_mobile_then_flat
         ("amina", "00212892123456", "destination_not_sold", 403),
         ("amina", "00212abc", "invalid_number", 484),
         ("leila", "00212661234567", "no_active_subscription", 403),
-        ("nobody", "00212661234567", "unknown_subscriber", 403),
+        # nobody's digest can verify: refused before any decision (docs/security.md)
+        ("nobody", "00212661234567", "credentials_rejected", 403),
     ],
 )
 def test_given_a_refused_call_when_authorized_then_denial_with_sip_reply(
@@ -139,7 +145,7 @@ def _call_events(call_id: str, base_ms: int) -> list[dict]:
 
 def test_given_each_event_replayed_three_times_then_one_cdr_with_right_duration(client):
     base_ms = int(NOW.timestamp() * 1000)
-    events = _call_events("replayed-call", base_ms)
+    events = granted(client.app.state.brain, _call_events("replayed-call", base_ms))
     for event in events:
         for _ in range(3):
             response = client.post("/sip/v1/events", json={"events": [event]})
@@ -477,6 +483,7 @@ def test_authorize_schema_is_frozen(client):
         "call_id",
         "destination",
         "failover_codes",
+        "grant",
         "ha1",
         "max_duration_s",
         "reason",
@@ -537,7 +544,12 @@ def test_the_edge_requests_never_reach_the_framework_and_the_rest_always_does(br
 
 
 def test_the_answer_is_the_one_the_documented_route_gives(brain, client):
-    body = {"call_id": "same", "user": "amina", "dialled": "00212661234567"}
+    body = {
+        "call_id": "same",
+        "user": "amina",
+        "dialled": "00212661234567",
+        "credentials": credentials(brain, "amina", "00212661234567"),
+    }
     fast = client.post("/sip/v1/authorize", json=body)
     direct = sip.decide(brain, AuthorizeIn(**body), LatencyRing())
     assert fast.status_code == 200
@@ -572,7 +584,9 @@ def test_events_through_the_fast_path_are_recorded(client):
         "dialled": "00212661234567",
         "sip_code": 486,
     }
-    response = client.post("/sip/v1/events", json={"events": [event]})
+    response = client.post(
+        "/sip/v1/events", json={"events": granted(client.app.state.brain, [event])}
+    )
     assert response.status_code == 200
     assert response.json() == {"accepted": 1, "calls": 1}
     calls = client.get("/admin/v1/calls", headers=AUTH).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from edge_support import decide, edge_headers, granted
 from fastapi.testclient import TestClient
 
 from tawasol.adapters.api.app import create_app
@@ -57,16 +58,20 @@ def brain(tmp_path, clock):
     brain.close()
 
 
+@pytest.fixture
+def client(brain):
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))
+        yield client
+
+
 def authorize(client, user, call_id, dialled="00212661234567"):
-    response = client.post(
-        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def events(client, *items):
-    response = client.post("/sip/v1/events", json={"events": list(items)})
+    batch = granted(client.app.state.brain, list(items))
+    response = client.post("/sip/v1/events", json={"events": batch})
     assert response.status_code == 200, response.text
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from edge_support import decide, edge_headers, granted
 from fastapi.testclient import TestClient
 from sample_brain import AUTH, NOW, sample_brain
 from typer.testing import CliRunner
@@ -22,12 +23,7 @@ WAYS_TO_DIAL_MOROCCO_FROM_MONTREAL = ["00212661234567", "+212661234567", "011212
 
 
 def _authorize(client, *, user: str, dialled: str, call_id: str) -> dict:
-    response = client.post(
-        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
-    )
-    assert response.status_code == 200, response.text
-    body: dict = response.json()
-    return body
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def _counters(client, brain) -> dict[str, object]:
@@ -123,6 +119,7 @@ def test_given_an_unlisted_number_then_allowed_only_where_metadata_is_marked_inc
     _sell_ivory_coast(brain)
     try:
         with TestClient(create_app(brain, background=False)) as client:
+            client.headers.update(edge_headers(brain))
             body = _authorize(client, user="amina", dialled=IVORIAN_UNLISTED, call_id="ci-1")
             assert body["allow"] is allowed, body
             if not allowed:
@@ -139,7 +136,8 @@ def test_given_an_unlisted_number_then_allowed_only_where_metadata_is_marked_inc
                 if allowed
                 else [{**common, "type": "failure", "at_ms": base_ms, "sip_code": 403}]
             )
-            response = client.post("/sip/v1/events", json={"events": outcome})
+            # (the grant an allowed call carries; for the refused one, as if it had been)
+            response = client.post("/sip/v1/events", json={"events": granted(brain, outcome)})
             assert response.status_code == 200, response.text
             record = client.get("/admin/v1/calls/ci-1", headers=AUTH).json()
             assert (record["destination"], record["kind"]) == ("+2252721456789", "unlisted")

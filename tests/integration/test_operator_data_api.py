@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from edge_support import decide
 from sample_brain import AUTH
 
 HUGE = "999999999999999999999"
@@ -252,11 +253,7 @@ def test_one_running_subscription_per_subscriber_and_a_plan_change_ends_the_old(
 
 # -- fault 7: refused calls leave no record -------------------------------------------------------
 def authorize(client, user, dialled, call_id):
-    response = client.post(
-        "/sip/v1/authorize", json={"call_id": call_id, "user": user, "dialled": dialled}
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return decide(client, user=user, dialled=dialled, call_id=call_id)
 
 
 def test_every_refused_call_is_a_call_record_with_its_reason_and_counted(client, brain):
@@ -271,7 +268,7 @@ def test_every_refused_call_is_a_call_record_with_its_reason_and_counted(client,
     for call_id, (user, dialled) in refused.items():
         assert authorize(client, user, dialled, call_id)["allow"] is False
     authorize(client, "amina", "00212661234567", "c-no-route")  # asked again: one record
-    authorize(client, "ghost", "00212661234567", "c-ghost")  # nobody to file it under
+    authorize(client, "ghost", "00212661234567", "c-ghost")  # refused before any decision
     brain.refusals.flush()
 
     calls = {call["call_id"]: call for call in get(client, "/calls").json()}

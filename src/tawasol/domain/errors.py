@@ -3,7 +3,8 @@
     TawasolError
     ├── InvalidInput            the request or the data given is malformed
     │   ├── InvalidNumber       a dialled string is not a telephone number
-    │   └── InvalidConfiguration  settings or operator data contradict each other
+    │   ├── InvalidConfiguration  settings or operator data contradict each other
+    │   └── CallNotGranted      call events for a call the brain never allowed
     ├── NotFound                a named plan, subscriber, subscription or carrier does not exist
     ├── Conflict                the thing exists already, or the change breaks an invariant
     └── Unavailable             a dependency (database, brain) cannot be reached now
@@ -44,6 +45,12 @@ class InvalidConfiguration(InvalidInput):
     """Settings or operator data contradict each other (e.g. a plan with no destination)."""
 
     error_id = "invalid_configuration"
+
+
+class CallNotGranted(InvalidInput):
+    """Call events name a call the brain did not allow (no valid grant): refused for good."""
+
+    error_id = "call_not_granted"
 
 
 class NotFound(TawasolError):

@@ -11,9 +11,10 @@ database restart; `close()` writes what is left. Only if the database stays away
 `max_queued` refusals to pile up are the oldest dropped (counted in `dropped`, logged), so that a
 flood during an outage cannot exhaust the brain's memory.
 
-Not recorded: `unknown_subscriber` (nobody to file it under, and anyone on the internet can
-cause it; the edge's flood protection counts those) and decisions without a call id (tests,
-`explain`). A refusal is recorded at the decision, before the edge checks the caller's password.
+Not recorded: `unknown_subscriber` (nobody to file it under) and decisions without a call id
+(`explain`). The SIP API only decides, and so only records, once the brain has verified the
+caller's digest answer (docs/security.md): a stranger using a subscriber's username files
+nothing under their name.
 """
 
 from __future__ import annotations

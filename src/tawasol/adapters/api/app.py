@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from tawasol import __version__
-from tawasol.adapters.api import admin, carriers, sip
+from tawasol.adapters.api import admin, carriers, security, sip
+from tawasol.adapters.api.carriers import MAX_RATE_DECK_BYTES
 from tawasol.adapters.api.errors import install_error_handlers
+from tawasol.adapters.api.guard import RequestGuard
 from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.sip_fast import SipFastPath
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
@@ -56,9 +58,19 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
     install_error_handlers(app)
     # The edge's two requests skip the framework (see sip_fast): same models, same answers.
     app.add_middleware(SipFastPath)
+    # Added last, so outermost: tokens and body sizes are checked before anything reads a body.
+    settings = brain.settings
+    app.add_middleware(
+        RequestGuard,
+        edge_token=settings.resolved_edge_token(),
+        admin_token=settings.admin_token.get_secret_value(),
+        admin_body_limit_bytes=settings.admin_body_limit_bytes,
+        large_bodies={("PUT", "/rates"): MAX_RATE_DECK_BYTES},
+    )
     app.include_router(sip.router)
     app.include_router(carriers.router)
     app.include_router(admin.router)
+    app.include_router(security.router)
 
     @app.get("/health", tags=["health"])
     def health(request: Request) -> dict[str, object]:

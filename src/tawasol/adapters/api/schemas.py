@@ -488,6 +488,10 @@ class AuthorizeIn(BaseModel):
     source_ip: Annotated[str, Field(max_length=64)] = ""
     user_agent: Annotated[str, Field(max_length=256)] = ""
     node: Annotated[str, Field(max_length=64)] = ""
+    # The phone's digest answer (the Proxy-Authorization or Authorization value) and the
+    # request's method: the brain checks them before it counts anything (docs/security.md).
+    credentials: Annotated[str, Field(max_length=4096)] = ""
+    method: Literal["INVITE", "REGISTER"] = "INVITE"
 
 
 class RouteOut(BaseModel):
@@ -524,6 +528,9 @@ class AuthorizeOut(BaseModel):
     destination: str | None
     routes: list[RouteOut]
     failover_codes: list[int]
+    grant: str | None = Field(
+        default=None, description="allowed calls: the grant every call event must carry"
+    )
 
 
 # The earliest and latest event times accepted: a clock gone wrong must not file a call in 1970.
@@ -549,6 +556,8 @@ class CallEventIn(BaseModel):
     q850_cause: int | None = Field(default=None, ge=0, le=127)
     billing: Literal["flat_rate", "per_minute"] | None = None
     retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
+
+    grant: Annotated[str, Field(max_length=128)] | None = None
 
     def to_domain(self) -> CallEvent:
         return CallEvent(

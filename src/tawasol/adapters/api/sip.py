@@ -13,8 +13,12 @@ it when the app runs without that wrapper.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import logging
+import socket
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
 
@@ -22,6 +26,10 @@ from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn
 from tawasol.composition import Brain
 from tawasol.domain.decision import CallRequest, Decision
+from tawasol.domain.errors import CallNotGranted
+from tawasol.services.verify_credentials import CredentialCheck
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/sip/v1", tags=["sip"])
 
@@ -39,15 +47,57 @@ async def authorize(body: AuthorizeIn, request: Request) -> Response:
 
 
 def decide(brain: Brain, body: AuthorizeIn, latency: LatencyRing) -> bytes:
-    """The JSON answer (`AuthorizeOut`) to a decision request; the time taken goes to `latency`."""
+    """The JSON answer (`AuthorizeOut`) to a decision request; the time taken goes to `latency`.
+
+    The caller's digest answer (`body.credentials`) is checked first: a missing, wrong or
+    replayed one is refused without deciding, so it never counts against the subscriber
+    (docs/security.md). The HA1 is in every answer: the edge checks the nonce with it."""
     started = time.perf_counter_ns()
-    authorization = brain.authorizer.authorize(
-        CallRequest(sip_username=body.user, dialled=body.dialled, call_id=body.call_id)
+    authorizer = brain.authorizer
+    subscriber = authorizer.snapshot().subscribers.get(body.user)
+    ha1 = subscriber.ha1 if subscriber else authorizer.fake_ha1(body.user)
+    check = brain.credentials.verify(
+        call_id=body.call_id,
+        username=body.user,
+        method=body.method,
+        header=body.credentials,
+        ha1=ha1,
+        source_ip=body.source_ip,
+        known_subscriber=subscriber is not None,
     )
-    answer = authorize_answer(body.call_id, authorization.ha1, authorization.decision)
+    if check is not CredentialCheck.VERIFIED:
+        answer = refused_answer(body.call_id, ha1, check.value)
+    else:
+        authorization = authorizer.authorize(
+            CallRequest(sip_username=body.user, dialled=body.dialled, call_id=body.call_id)
+        )
+        answer = authorize_answer(body.call_id, authorization.ha1, authorization.decision)
+        if authorization.decision.allowed:
+            answer["grant"] = brain.grants.issue(
+                call_id=body.call_id,
+                username=body.user,
+                max_duration_s=authorization.decision.max_duration_seconds,
+            )
     content = json.dumps(answer, separators=(",", ":")).encode()
     latency.record(time.perf_counter_ns() - started)
     return content
+
+
+def refused_answer(call_id: str, ha1: str, reason: str) -> dict[str, object]:
+    """The `AuthorizeOut` document for credentials the brain did not accept: nothing decided."""
+    return {
+        "call_id": call_id,
+        "ha1": ha1,
+        "allow": False,
+        "reason": reason,
+        "sip_code": 403,
+        "sip_reason": "Forbidden",
+        "max_duration_s": 0,
+        "destination": None,
+        "routes": [],
+        "failover_codes": [],
+        "grant": None,
+    }
 
 
 def authorize_answer(call_id: str, ha1: str, decision: Decision) -> dict[str, object]:
@@ -76,6 +126,7 @@ def authorize_answer(call_id: str, ha1: str, decision: Decision) -> dict[str, ob
             for route in decision.routes
         ],
         "failover_codes": list(decision.failover_codes),
+        "grant": None,
     }
 
 
@@ -90,6 +141,35 @@ def stats(request: Request) -> dict[str, object]:
     return summary
 
 
+@router.get("/peers")
+async def peers(request: Request) -> dict[str, list[str]]:
+    """The addresses the edge must never ban: every configured carrier's gateways, enabled or
+    not (a carrier taken out of service still hangs up the calls it carries), host names
+    resolved here. The edge matches them against the source address of the packet, never
+    against a header (docs/security.md, "Flood bans never ban carriers")."""
+    carriers = _brain(request).catalog.list_carriers()
+    hosts = sorted({gateway.host for carrier in carriers for gateway in carrier.gateways})
+    addresses = await asyncio.to_thread(_resolve_all, hosts)
+    return {"addresses": addresses}
+
+
+def _resolve_all(hosts: list[str]) -> list[str]:
+    addresses: set[str] = set()
+    for host in hosts:
+        try:
+            addresses.add(str(ipaddress.ip_address(host)))
+            continue
+        except ValueError:
+            pass
+        try:
+            found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+        except OSError as error:
+            log.warning("carrier gateway %s does not resolve: %s", host, error)
+            continue
+        addresses.update(str(entry[4][0]) for entry in found)
+    return sorted(addresses)
+
+
 @router.post("/events")
 async def events(body: CallEventsIn, request: Request) -> dict[str, int]:
     """Record call events; replaying the same events changes nothing."""
@@ -97,7 +177,35 @@ async def events(body: CallEventsIn, request: Request) -> dict[str, int]:
 
 
 async def record_events(brain: Brain, body: CallEventsIn) -> dict[str, int]:
-    """Write a batch of call events (in a worker thread: the store blocks)."""
-    domain_events = [event.to_domain() for event in body.events]
+    """Write a batch of call events (in a worker thread: the store blocks).
+
+    Only events of calls the brain allowed are taken (their grant, or this process's memory
+    of the decision), and no call lasts longer than its decision allowed: an `end` event's
+    duration is cut to the granted maximum. A batch with an event of a call the brain never
+    allowed is refused whole (422 `call_not_granted`, the call ids in `details`): the edge's
+    spool sets those events aside and sends the rest again."""
+    domain_events = []
+    refused: list[str] = []
+    for event in body.events:
+        limit_s = brain.grants.max_duration_s(
+            call_id=event.call_id, username=event.user, grant=event.grant
+        )
+        if limit_s is None:
+            refused.append(event.call_id)
+            continue
+        domain_event = event.to_domain()
+        if domain_event.duration_ms is not None and domain_event.duration_ms > limit_s * 1000:
+            log.warning(
+                "call %s: %d ms reported, %d s granted: cut to the grant",
+                event.call_id,
+                domain_event.duration_ms,
+                limit_s,
+            )
+            domain_event = replace(domain_event, duration_ms=limit_s * 1000)
+        domain_events.append(domain_event)
+    if refused:
+        raise CallNotGranted(
+            "call events for calls the brain did not allow", call_ids=sorted(set(refused))[:20]
+        )
     records = await asyncio.to_thread(brain.recorder.record, domain_events)
     return {"accepted": len(domain_events), "calls": len(records)}

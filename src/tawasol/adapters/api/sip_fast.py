@@ -9,7 +9,8 @@ exactly those two requests itself: it reads the body, validates it with the same
 calls the same functions as the FastAPI routes (`sip.decide`, `sip.record_events`) and answers
 with the same documents, errors included (422 `invalid_input` naming the field as FastAPI
 does, the domain's error table for the rest). Any other request goes to the app unchanged.
-Installed by `create_app` as the app's outermost user middleware.
+Installed by `create_app` just inside `guard.RequestGuard`, which has already refused any
+request without the edge's bearer token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from tawasol.adapters.api import sip
 from tawasol.adapters.api.errors import error_body, invalid_request_body, status_for
+from tawasol.adapters.api.guard import BodyTooLarge, read_body
 from tawasol.adapters.api.schemas import AuthorizeIn, CallEventsIn
 from tawasol.domain.errors import TawasolError
 
@@ -42,10 +44,6 @@ MAX_BODY_BYTES = {AUTHORIZE_PATH: 64 * 1024, EVENTS_PATH: 4 * 1024 * 1024}
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class SipFastPath:
     """ASGI middleware answering the edge's two requests without the framework."""
 
@@ -62,7 +60,7 @@ class SipFastPath:
             return
         path = scope["path"]
         try:
-            body = await _read_body(receive, limit=MAX_BODY_BYTES[path])
+            body = await read_body(receive, limit=MAX_BODY_BYTES[path])
         except BodyTooLarge:
             await _answer_json(
                 send,
@@ -92,23 +90,6 @@ class SipFastPath:
             await _answer_json(
                 send, status, error_body(error.error_id, error.message, error.details)
             )
-
-
-async def _read_body(receive: Receive, *, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 async def _answer_json(send: Send, status: int, document: object) -> None:

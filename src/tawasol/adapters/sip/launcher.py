@@ -67,7 +67,12 @@ def write_config(settings: Settings, run_dir: Path) -> Path:
     for name in ("segments", "rejected"):
         (spool_dir(run_dir) / name).mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG_NAME
-    path.write_text(render_config(settings, run_dir=run_dir), encoding="utf-8")
+    text = render_config(settings, run_dir=run_dir)
+    # The configuration holds the edge's token for the brain: readable by its owner only.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return path
 
 

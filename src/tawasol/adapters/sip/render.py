@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 #: Timer C is "> 3 min"; carriers usually answer 408/480 themselves well before).
 RING_TIMEOUT_MS = 120_000
 
+#: How long a digest nonce the edge issues stays usable (Kamailio auth `nonce_expire`); the
+#: brain remembers digest answers this long to refuse a second call carrying one.
+NONCE_LIFETIME_S = 300
+
+#: How long a carrier's address stays exempt from flood bans after the brain last listed it
+#: (the edge asks every 5 s): a brain outage shorter than this changes nothing.
+PEERS_TTL_S = 600
+
 #: The routing script Kamailio runs (app_python3), next to its two helper modules.
 KEMI_SCRIPT = Path(__file__).resolve().parent / "kemi" / "tawasol_edge.py"
 
@@ -65,8 +73,12 @@ def render_config(settings: Settings, *, run_dir: Path) -> str:
         "BRAIN_HOST": settings.api_host,
         "BRAIN_PORT": str(settings.api_port),
         "BRAIN_TIMEOUT_MS": str(settings.brain_timeout_ms),
+        # the edge's credential for the brain (docs/security.md): the rendered file is 0600
+        "EDGE_TOKEN": settings.resolved_edge_token(),
         "SPOOL_DIR": str(spool_dir(run_dir)),
         "RING_TIMEOUT_MS": str(RING_TIMEOUT_MS),
+        "NONCE_LIFETIME_S": str(NONCE_LIFETIME_S),
+        "PEERS_TTL_S": str(PEERS_TTL_S),
         "ROUTE_TIMEOUT_MS": str(settings.route_timeout_ms),
         "RETRY_AFTER_MAX_S": str(settings.sip_retry_after_max_s),
         "MAX_MESSAGE_BYTES": str(settings.sip_max_message_bytes),
@@ -87,8 +99,9 @@ def render_config(settings: Settings, *, run_dir: Path) -> str:
     }
     for name, value in values.items():
         if not _TOKEN.match(value):
+            shown = "(secret)" if name == "EDGE_TOKEN" else repr(value)
             raise InvalidConfiguration(
-                f"{name.lower()} {value!r} cannot go into the Kamailio configuration: "
+                f"{name.lower()} {shown} cannot go into the Kamailio configuration: "
                 "use letters, digits and . _ - : / + @ only (no spaces or quotes)"
             )
 

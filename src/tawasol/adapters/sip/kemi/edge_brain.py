@@ -58,13 +58,16 @@ class ProtocolError(Exception):
 class BrainClient:
     """A blocking HTTP client on one kept connection (one instance per Kamailio process)."""
 
-    def __init__(self, host: str, port: int, *, timeout_ms: int) -> None:
+    def __init__(self, host: str, port: int, *, timeout_ms: int, token: str = "") -> None:
         self.host = host
         self.port = port
         self.timeout_ms = timeout_ms
         self._socket: socket.socket | None = None
+        # The edge's bearer token: the brain answers /sip/v1 to nobody else (docs/security.md).
+        authorization = f"Authorization: Bearer {token}\r\n" if token else ""
         self._headers = (
-            f"Host: {host}:{port}\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+            f"Host: {host}:{port}\r\nContent-Type: application/json\r\n{authorization}"
+            "Connection: keep-alive\r\n"
         ).encode()
 
     def close(self) -> None:
@@ -95,12 +98,25 @@ class BrainClient:
     def post(self, path: str, body: dict[str, Any], *, timeout_ms: int | None = None) -> Any:
         """POST JSON, return the decoded JSON answer; raise BrainUnavailable otherwise."""
         payload = json.dumps(body, separators=(",", ":")).encode()
-        request = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
-            path.encode(),
-            self._headers,
-            len(payload),
-            payload,
-        )
+        return self._exchange(b"POST", path, payload, timeout_ms=timeout_ms)
+
+    def get(self, path: str, *, timeout_ms: int | None = None) -> Any:
+        """GET, return the decoded JSON answer; raise BrainUnavailable otherwise."""
+        return self._exchange(b"GET", path, None, timeout_ms=timeout_ms)
+
+    def _exchange(
+        self, method: bytes, path: str, payload: bytes | None, *, timeout_ms: int | None
+    ) -> Any:
+        if payload is None:
+            request = b"%s %s HTTP/1.1\r\n%s\r\n" % (method, path.encode(), self._headers)
+        else:
+            request = b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
+                method,
+                path.encode(),
+                self._headers,
+                len(payload),
+                payload,
+            )
         deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
         last_error: Exception | None = None
         sent = False

@@ -29,6 +29,7 @@ class Settings:
         self.brain_host = text("TAWASOL_BRAIN_HOST")
         self.brain_port = number("TAWASOL_BRAIN_PORT")
         self.brain_timeout_ms = number("TAWASOL_BRAIN_TIMEOUT_MS")
+        self.edge_token = text("TAWASOL_EDGE_TOKEN")
         self.spool_dir = Path(text("TAWASOL_SPOOL_DIR"))
         self.ring_timeout_ms = number("TAWASOL_RING_TIMEOUT_MS")
         self.retry_after_max_s = number("TAWASOL_RETRY_AFTER_MAX_S")

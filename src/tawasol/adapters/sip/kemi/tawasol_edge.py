@@ -8,13 +8,16 @@ first on `sys.path`: `edge_settings` (the rendered configuration's `#!define TAW
 `edge_dialog` (per-call state, the cut at the maximum duration) and `edge_rules` (pure rules).
 
 The call flow (docs/sip-edge.md has the picture):
-1. every request: banned source IP -> drop; flood (pike) -> ban + drop; scanner User-Agent ->
-   drop; too large -> 513; Max-Forwards; sanity checks.
+1. every request: banned source IP -> drop (never a carrier's, `edge_peers`); headers not
+   UTF-8 -> 400 (`edge_text`); flood (pike) -> ban + drop; scanner User-Agent -> drop; too
+   large -> 513; Max-Forwards; sanity checks.
 2. a new INVITE without credentials -> 407 challenge (no brain query).
-3. with credentials: refused for a while if the user failed too often; else one
-   `POST /sip/v1/authorize` (fail closed: no answer in time -> 503); the digest is checked
+3. with credentials: refused for a while if the user failed too often from this address;
+   else one `POST /sip/v1/authorize` carrying the digest answer, which the brain verifies
+   before it counts anything (fail closed: no answer in time -> 503); the nonce is checked
    against the HA1 in the answer *before* the decision is used, so an unknown user and a wrong
-   password get the same 403.
+   password get the same 403, and a call the brain counted but the edge refuses is reported
+   failed at once (docs/security.md).
 4. a denial -> the decision's SIP code with `Warning: 399 tawasol "<reason>"`; nothing is sent
    to any carrier.
 5. allowed -> a dialog cut at the decision's max duration (BYE both ways), routes tried in
@@ -31,14 +34,24 @@ from typing import Any
 import KSR  # provided by app_python3 inside Kamailio
 
 try:  # imported as part of the tawasol package (tests)
-    from . import edge_auth, edge_brain, edge_dialog, edge_rules, edge_settings
+    from . import (
+        edge_auth,
+        edge_brain,
+        edge_dialog,
+        edge_peers,
+        edge_rules,
+        edge_settings,
+        edge_text,
+    )
     from .edge_dialog import now_ms
 except ImportError:  # loaded by app_python3 from this directory
     import edge_auth  # type: ignore[no-redef]
     import edge_brain  # type: ignore[no-redef]
     import edge_dialog  # type: ignore[no-redef]
+    import edge_peers  # type: ignore[no-redef]
     import edge_rules  # type: ignore[no-redef]
     import edge_settings  # type: ignore[no-redef]
+    import edge_text  # type: ignore[no-redef]
     from edge_dialog import now_ms  # type: ignore[no-redef]
 
 # The dialog module's timer ticks once a second, so a call it cuts lasts anywhere between the
@@ -59,20 +72,28 @@ class Edge:
         self._brain: edge_brain.BrainClient | None = None
         self._spool: edge_brain.EventSpool | None = None
         self._cutter = edge_dialog.CallCutter()
+        self._peers = edge_peers.PeerList()
 
-    def _failed(self, call_id: str, user: str, dialled: str, sip_code: int, cause: str) -> None:
+    def _failed(
+        self,
+        call_id: str,
+        user: str,
+        dialled: str,
+        sip_code: int,
+        cause: str,
+        grant: str | None = None,
+    ) -> None:
         """Tell the brain a call it allowed never happened, so the subscriber's slot is freed."""
-        self._emit(
-            edge_rules.event(
-                "failure",
-                call_id=call_id,
-                at_ms=now_ms(),
-                user=user,
-                dialled=dialled,
-                sip_code=sip_code,
-                hangup_cause=cause,
-            )
+        failure = edge_rules.event(
+            "failure",
+            call_id=call_id,
+            at_ms=now_ms(),
+            user=user,
+            dialled=dialled,
+            sip_code=sip_code,
+            hangup_cause=cause,
         )
+        self._emit(_granted(failure, grant))
 
     # -- per-process state, created lazily after the fork -------------------------------------
     @property
@@ -86,7 +107,10 @@ class Edge:
         if self._brain is None:
             settings = self.settings
             self._brain = edge_brain.BrainClient(
-                settings.brain_host, settings.brain_port, timeout_ms=settings.brain_timeout_ms
+                settings.brain_host,
+                settings.brain_port,
+                timeout_ms=settings.brain_timeout_ms,
+                token=settings.edge_token,
             )
         return self._brain
 
@@ -113,14 +137,26 @@ class Edge:
     def _request_route(self) -> int:
         settings = self.settings
         source_ip = KSR.kx.get_srcip()
-        if KSR.htable.sht_get("ipban", source_ip) is not None:
+        # A carrier is known by the packet's source address, never by a header; it is never
+        # banned, so its hang-ups always get through (docs/security.md).
+        peer = edge_peers.is_peer(source_ip)
+        if not peer and KSR.htable.sht_get("ipban", source_ip) is not None:
             return 1  # banned: no reply at all
-        if KSR.siputils.has_totag() < 0 and KSR.pike.pike_check_req() < 0:
+        in_dialog = KSR.siputils.has_totag() > 0
+        # Headers that are not UTF-8: a new request is refused; an in-dialog one (a BYE) is
+        # still relayed, by C code only, so that a call always hangs up (edge_text).
+        unreadable = edge_text.unreadable_headers()
+        if unreadable is not None and not in_dialog:
+            return edge_text.refuse_unreadable(unreadable, source_ip)
+        if not in_dialog and KSR.pike.pike_check_req() < 0:
+            if peer:
+                return 1  # a flood "from" a carrier (spoofable over UDP): dropped, no ban
             KSR.htable.sht_seti("ipban", source_ip, 1)
             KSR.warn(f"tawasol: {source_ip} above the request rate: banned {settings.ban_s}s\n")
             return 1
-        if edge_rules.is_scanner(KSR.kx.get_ua()):
-            KSR.notice(f"tawasol: scanner from {source_ip} dropped ({KSR.kx.get_ua()})\n")
+        user_agent = KSR.kx.get_ua() if unreadable is None else edge_text.user_agent(unreadable)
+        if edge_rules.is_scanner(user_agent):
+            KSR.notice(f"tawasol: scanner from {source_ip} dropped ({user_agent!r})\n")
             return 1
         if KSR.kx.get_msglen() > settings.max_message_bytes:
             KSR.sl.sl_send_reply(513, "Message Too Large")
@@ -136,7 +172,7 @@ class Edge:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             return 1
-        if KSR.siputils.has_totag() > 0:
+        if in_dialog:
             return self.within_dialog()
         if KSR.is_ACK():
             if KSR.tm.t_check_trans() > 0:
@@ -162,6 +198,9 @@ class Edge:
 
     def within_dialog(self) -> int:
         if KSR.rr.loose_route() > 0:
+            # A phone may put its credentials on ACK, BYE, re-INVITE ...: carriers never see
+            # them (the subscriber's digest is for this edge only).
+            _strip_credentials()
             KSR.dialog.dlg_manage()
             if KSR.is_INVITE():
                 KSR.rr.record_route()  # re-INVITE: stay on the path
@@ -192,7 +231,7 @@ class Edge:
             KSR.sl.sl_reply_error()  # out of memory: 500, the phone may retry elsewhere
             return 1
         KSR.tm.t_reply(100, "Trying")
-        if edge_auth.locked_out(user):
+        if edge_auth.locked_out(user, KSR.kx.get_srcip()):
             return edge_auth.reply(403, "Forbidden")
         call_id = KSR.kx.get_callid()
         dialled = KSR.kx.get_ruser() or ""
@@ -207,6 +246,9 @@ class Edge:
             "source_ip": KSR.kx.get_srcip(),
             "user_agent": (KSR.kx.get_ua() or "")[:256],
             "node": self.settings.node,
+            # checked by the brain before it counts the call (docs/security.md)
+            "credentials": edge_auth.credentials("Proxy-Authorization"),
+            "method": "INVITE",
         }
 
     def _request_decision(self, *, call_id: str, user: str, dialled: str) -> int:
@@ -224,7 +266,13 @@ class Edge:
                 # it the call failed, so that the subscriber's slot is freed.
                 self._failed(call_id, user, dialled, 503, "brain_timeout")
             return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
-        return self._apply_decision(decision, call_id=call_id, user=user, dialled=dialled)
+        try:
+            return self._apply_decision(decision, call_id=call_id, user=user, dialled=dialled)
+        except Exception:
+            # Whatever failed, a call the brain counted must not hold the subscriber's slot.
+            if decision.get("allow") and not edge_dialog.load_call():
+                self._failed(call_id, user, dialled, 500, "edge_error", decision.get("grant"))
+            raise
 
     def _apply_decision(
         self, decision: dict[str, Any], *, call_id: str, user: str, dialled: str
@@ -232,22 +280,26 @@ class Edge:
         """The brain's answer applied to the INVITE's transaction: digest against the HA1 in
         it, then the denial, or the dialog and the routes."""
         settings = self.settings
+        grant = decision.get("grant")
         if KSR.tm.t_is_canceled() > 0:  # the caller gave up while the brain answered
             if decision.get("allow"):
-                self._failed(call_id, user, dialled, 487, "caller_cancelled")
+                self._failed(call_id, user, dialled, 487, "caller_cancelled", grant)
             return 1
+        # The brain counted the call only if the digest's response verified; the nonce's
+        # freshness, binding and single use are checked here. A call the brain counted and the
+        # edge refuses is reported failed, so the subscriber's slot is freed.
         result = edge_auth.check_digest(settings, str(decision.get("ha1", "")))
         if result in edge_auth.RECHALLENGE:
+            if decision.get("allow"):
+                self._failed(call_id, user, dialled, 407, "stale_nonce", grant)
             return edge_auth.challenge(settings, stale=result in edge_auth.STALE)
         if result < 0:
             edge_auth.failed(settings, user)
             if decision.get("allow"):
-                # The brain counted this call as in progress when it decided: tell it the call
-                # never happened, or the subscriber's slot stays taken.
-                self._failed(call_id, user, dialled, 403, "auth_failed")
+                self._failed(call_id, user, dialled, 403, "auth_failed", grant)
             return edge_auth.reply(403, "Forbidden")
-        KSR.htable.sht_rm("authfail", user)
-        KSR.auth.consume_credentials()  # carriers never see the subscriber's credentials
+        edge_auth.succeeded(user)
+        _strip_credentials()  # carriers never see the subscriber's credentials
 
         if not decision.get("allow"):
             code = int(decision.get("sip_code") or 403)
@@ -273,6 +325,7 @@ class Edge:
             "routes": routes,
             "max_s": max_duration_s,
             "ftag": KSR.pv.get("$ft") or "",
+            "grant": grant,
         }
         edge_dialog.save_call(state)
         KSR.dialog.set_dlg_profile("subscriber", user)
@@ -281,7 +334,7 @@ class Edge:
             return 1
         # No route took the INVITE (every carrier held off by Retry-After, or unreachable):
         # the brain counted the call as in progress, tell it the call failed.
-        self._failed(call_id, user, dialled, 503, "all_routes_failed")
+        self._failed(call_id, user, dialled, 503, "all_routes_failed", grant)
         return edge_auth.reply(503, "All Routes Failed", "all_routes_failed")
 
     def _open_dialog(self, call_id: str) -> bool:
@@ -333,7 +386,7 @@ class Edge:
         q850: int | None = None,
         retry_after_s: int | None = None,
     ) -> dict[str, Any]:
-        return edge_rules.attempt_event(
+        attempt_event = edge_rules.attempt_event(
             call_id=KSR.kx.get_callid(),
             at_ms=edge_dialog.get_int("tw_sent_ms") or now_ms(),
             user=state["user"],
@@ -345,6 +398,7 @@ class Edge:
             q850=q850,
             retry_after_s=retry_after_s,
         )
+        return _granted(attempt_event, state.get("grant"))
 
     # -- replies from the carrier -------------------------------------------------------------
     def ksr_onreply_route(self, msg: Any) -> int:
@@ -374,7 +428,7 @@ class Edge:
             return 1
         timed_out = KSR.tm.t_branch_timeout() > 0
         pdd = edge_dialog.pdd(attempt)
-        reason = None if timed_out else KSR.pv.get("$T_rpl($hdr(Reason))")
+        reason = None if timed_out else edge_text.pv_text("$T_rpl($hdr(Reason))")
         carrier_code = int(KSR.pv.get("$T_reply_code") or 500)
         code, cause, meaning = edge_rules.attempt_meaning(
             carrier_code,
@@ -412,7 +466,7 @@ class Edge:
     def _hold_off(self, state: dict[str, Any], attempt: int) -> int | None:
         """A 503 with Retry-After: leave its carrier alone that long (capped by the settings)."""
         seconds = edge_rules.semantics.retry_after_seconds(
-            KSR.pv.get("$T_rpl($hdr(Retry-After))"),
+            edge_text.pv_text("$T_rpl($hdr(Retry-After))"),
             maximum_s=self.settings.retry_after_max_s,
         )
         if seconds is not None:
@@ -421,7 +475,7 @@ class Edge:
         return seconds  # type: ignore[no-any-return]
 
     def _failure(self, state: dict[str, Any], sip_code: int) -> dict[str, Any]:
-        return edge_rules.event(
+        failure = edge_rules.event(
             "failure",
             call_id=KSR.kx.get_callid(),
             at_ms=now_ms(),
@@ -429,6 +483,7 @@ class Edge:
             dialled=state["dialled"],
             sip_code=sip_code,
         )
+        return _granted(failure, state.get("grant"))
 
     # -- dialog events: answered, ended ---------------------------------------------------------
     def ksr_dialog_event(self, msg: Any, name: str) -> int:
@@ -447,7 +502,10 @@ class Edge:
             return
         at = now_ms()
         edge_dialog.set_var("tw_answer_ms", at)
-        edge_dialog.schedule_cut(at + int(state["max_s"]) * 1000)
+        try:
+            edge_dialog.schedule_cut(at + int(state["max_s"]) * 1000)
+        except UnicodeDecodeError:  # a carrier's To tag that is not UTF-8 (edge_text)
+            KSR.warn("tawasol: answer not filed for the cut: the dialog's timeout cuts it\n")
         attempt = edge_dialog.get_int("tw_attempt") or 1
         route = state["routes"][attempt - 1]
         answered = self._attempt_event(
@@ -462,7 +520,7 @@ class Edge:
             carrier=str(route.get("carrier", "")),
         )
         answered["call_id"] = answer["call_id"]
-        self._emit(answered, answer)
+        self._emit(answered, _granted(answer, state.get("grant")))
 
     def _ended(self) -> None:
         state = edge_dialog.load_call()
@@ -476,20 +534,20 @@ class Edge:
             at, cause = cut_at, "max_duration"
         elif KSR.siputils.is_request() > 0 and KSR.kx.get_method() == "BYE":
             # RFC 3261 §12: the caller's requests carry its own tag in From
-            cause = "caller" if KSR.pv.get("$ft") == state.get("ftag") else "callee"
+            # (a From tag that is not UTF-8 is not the caller's: its INVITE was checked)
+            cause = "caller" if edge_text.pv_text("$ft") == state.get("ftag") else "callee"
         else:
             cause = "max_duration"  # the dialog module's own timeout (the safety net)
-        self._emit(
-            edge_rules.event(
-                "end",
-                call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
-                at_ms=at,
-                user=state["user"],
-                dialled=state["dialled"],
-                duration_ms=max(0, at - answered_at),
-                hangup_cause=cause,
-            )
+        end = edge_rules.event(
+            "end",
+            call_id=KSR.pv.get("$dlg(callid)") or KSR.kx.get_callid(),
+            at_ms=at,
+            user=state["user"],
+            dialled=state["dialled"],
+            duration_ms=max(0, at - answered_at),
+            hangup_cause=cause,
         )
+        self._emit(_granted(end, state.get("grant")))
 
     def ksr_cut_calls(self, msg: Any, name: str = "") -> int:
         """rtimer, every 100 ms in its own process: BYE both sides of calls whose time is up."""
@@ -507,12 +565,31 @@ class Edge:
             KSR.crit(f"tawasol: cannot spool call events {events!r}: {error}\n")
 
     def ksr_ship_events(self, msg: Any, name: str = "") -> int:
-        """rtimer: ship spooled events to the brain (one dedicated timer process)."""
+        """rtimer: ship spooled events to the brain (one dedicated timer process), and keep
+        the carriers' addresses fresh."""
         try:
             self.spool.ship(self.brain)
         except Exception as error:
             KSR.err(f"tawasol: shipping events failed: {error!r}\n")
+        try:
+            self._peers.refresh(self.brain)
+        except Exception as error:
+            KSR.err(f"tawasol: refreshing carrier addresses failed: {error!r}\n")
         return 1
+
+
+def _granted(event: dict[str, Any], grant: str | None) -> dict[str, Any]:
+    """The event with the decision's grant, which the brain requires (docs/security.md)."""
+    if grant:
+        event["grant"] = grant
+    return event
+
+
+def _strip_credentials() -> None:
+    """Remove every Proxy-Authorization and Authorization header from the request relayed."""
+    for name in ("Proxy-Authorization", "Authorization"):
+        if KSR.hdr.is_present(name) > 0:
+            KSR.hdr.remove(name)
 
 
 def mod_init() -> Edge:
