@@ -735,14 +735,22 @@ def subscriber_add(
     phone: Annotated[str, typer.Option(help="Their own phone, international, e.g. +336...")],
     password: Annotated[
         str | None,
-        typer.Option(help="SIP password; default: the platform generates one and prints it."),
+        typer.Option(
+            help="SIP password (visible in the shell's history: prefer --ask-password); "
+            "default: the platform generates one and prints it."
+        ),
     ] = None,
+    ask_password: Annotated[
+        bool, typer.Option("--ask-password", help="Type the SIP password, hidden, twice.")
+    ] = False,
     plan: Annotated[str | None, typer.Option(help="Subscribe to this plan now.")] = None,
     email: Annotated[str, typer.Option()] = "",
     locale: Annotated[str, typer.Option(help="fr, ar or en.")] = "fr",
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
 ) -> None:
     """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
+    if ask_password:
+        password = typer.prompt("SIP password", hide_input=True, confirmation_prompt=True)
     with _brain_session() as brain:
         account = brain.catalog.add_subscriber(
             name=name,

@@ -319,3 +319,15 @@ def test_the_calls_report_counts_refusals_per_reason(demo_dir):
     assert "refused │ 2" in text
     assert "refused: destination_not_in_plan │ 1" in text
     assert "refused: no_active_subscription │ 1" in text
+
+
+def test_subscriber_add_can_ask_the_password_hidden(demo_dir):
+    args = ("subscriber", "add", "asked", "--name", "Asked", "--phone", "+33611119997")
+    runner = CliRunner(env=BASE_ENV)
+    typed = "harbour-violet-73-kite\n"
+    result = runner.invoke(
+        app, ["--data-dir", str(demo_dir), *args, "--ask-password"], input=typed * 2
+    )
+    assert result.exit_code == 0, result.output
+    assert "harbour-violet-73-kite" not in result.output
+    assert "shown once" not in result.output  # the operator chose it: nothing generated
