@@ -1,9 +1,19 @@
-.PHONY: check lint types test format bench
+.PHONY: check lint types structure test format bench
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-check: lint types
+check: lint types structure
+
+# Imports flow adapters -> services -> domain: no adapter reaches the composition root, the
+# runtime or the CLI; domain and services read the time only through the clock port, and no
+# setting from the environment (config.Settings does).
+structure:
+	@! grep -rnE '^\s*(from|import) tawasol\.(composition|runtime|cli)\b' src/tawasol/adapters \
+		|| (echo "adapters must not import the composition root, the runtime or the CLI"; false)
+	@! grep -rnE 'datetime\.(now|utcnow|today)|date\.today|\btime\.(time|monotonic|perf_counter)\b|\bos\.(environ|getenv)|^\s*(import os|import time|from (os|time) import)' \
+		src/tawasol/domain src/tawasol/services \
+		|| (echo "domain and services read no wall clock and no environment (use the clock port)"; false)
 
 lint:
 	$(PY) -m ruff check src tests bench

@@ -258,7 +258,8 @@ def main() -> None:
     # decision path, which is what this measures).
     refusals = RefusalRecorder(store=_CountingRefusalStore())
     authorizer = CallAuthorizer(
-        store=SnapshotStore(snapshot),
+        catalog=SnapshotStore(snapshot),
+        calls=SnapshotStore(snapshot),
         clock=lambda: NOW,
         realm="bench",
         fake_ha1_secret=b"k",

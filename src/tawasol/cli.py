@@ -260,6 +260,7 @@ def serve(
     import uvicorn
 
     from tawasol.adapters.api.app import create_app
+    from tawasol.runtime.jobs import brain_runtime
 
     _check_not_a_published_demo(demo)
     settings = _settings()
@@ -270,7 +271,7 @@ def serve(
         brain.close()
         raise _fail(error) from error
     uvicorn.run(
-        create_app(brain),
+        create_app(brain, background=brain_runtime(brain)),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level="warning",
@@ -284,7 +285,7 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
 ) -> None:
     """Run the platform in the foreground: the brain's API and the Kamailio SIP edge."""
-    from tawasol.adapters.platform import start_platform, supervise
+    from tawasol.runtime.processes import start_platform, supervise
 
     _check_not_a_published_demo(demo)
     settings = _settings()
@@ -312,7 +313,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop a platform started with `tawasol up` (from any shell)."""
-    from tawasol.adapters.platform import stop_platform
+    from tawasol.runtime.processes import stop_platform
 
     stopped = stop_platform(_settings())
     console.print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
@@ -327,8 +328,8 @@ def sip_config(
     check: Annotated[bool, typer.Option(help="Also have kamailio -c check it.")] = False,
 ) -> None:
     """Print the Kamailio configuration rendered from the settings."""
-    from tawasol.adapters.platform import run_dir_for
     from tawasol.adapters.sip import check_config, render_config, write_config
+    from tawasol.runtime.processes import run_dir_for
 
     settings = _settings()
     try:
@@ -547,7 +548,7 @@ def carriers_events(
     """The carrier's state changes, newest first."""
     with _brain_session() as brain:
         brain.catalog.get_carrier(code)
-        events = brain.store.list_carrier_events(carrier=code, limit=limit)
+        events = brain.carrier_events.list_carrier_events(carrier=code, limit=limit)
     table = Table(title=f"{code}: state changes")
     for column in ("at", "change", "channels", "detail"):
         table.add_column(column)
@@ -614,7 +615,7 @@ def calls_report(
         end = _parse_at(until, "UTC", brain.clock())
         if end <= start:
             raise InvalidInput("--until must be after --since")
-        counts = brain.store.count_calls(since=start, until=end)
+        counts = brain.calls.count_calls(since=start, until=end)
     table = Table(title=f"calls from {start.isoformat()} to {end.isoformat()}")
     table.add_column("outcome")
     table.add_column("calls", justify="right")
@@ -841,7 +842,7 @@ def subscriber_show(
         if subscriber is None:
             raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
         subscriptions = brain.catalog.list_subscriptions(subscriber_id=subscriber.id)
-        calls = brain.store.list_calls(subscriber_id=subscriber.id, limit=10)
+        calls = brain.calls.list_calls(subscriber_id=subscriber.id, limit=10)
     except TawasolError as error:
         raise _fail(error) from error
     finally:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from tawasol.adapters.clock import system_clock
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlStore
@@ -15,13 +16,10 @@ from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.ports import CallStore, CarrierRuntimeStore
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -39,6 +37,16 @@ class Brain:
     grants: DecisionGrants
     refusals: RefusalRecorder
 
+    @property
+    def calls(self) -> CallStore:
+        """The call detail records (the store, seen through its `CallStore` port)."""
+        return self.store
+
+    @property
+    def carrier_events(self) -> CarrierRuntimeStore:
+        """Carrier state changes and operators' caps (the store's `CarrierRuntimeStore`)."""
+        return self.store
+
     def close(self) -> None:
         self.refusals.close()
         self.store.close()
@@ -47,10 +55,11 @@ class Brain:
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
     settings.check()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlStore.from_url(settings.resolved_database_url)
+    store = SqlStore.from_url(settings.resolved_database_url, clock=clock)
     refusals = RefusalRecorder(store=store)
     authorizer = CallAuthorizer(
-        store=store,
+        catalog=store,
+        calls=store,
         clock=clock,
         realm=settings.sip_realm,
         fake_ha1_secret=secrets.token_bytes(32),

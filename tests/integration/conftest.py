@@ -23,6 +23,6 @@ def brain(tmp_path) -> Iterator[Brain]:
 
 @pytest.fixture
 def client(brain) -> Iterator[TestClient]:
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))  # the SIP decision API answers the edge only
         yield client

@@ -37,7 +37,7 @@ def brain(tmp_path):
 
 @pytest.fixture
 def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
         yield client
 
@@ -517,7 +517,7 @@ class Recorder:
 
 
 def test_the_edge_requests_never_reach_the_framework_and_the_rest_always_does(brain):
-    app = create_app(brain, background=False)
+    app = create_app(brain)
     inner = Recorder()
     fast = SipFastPath(inner)
     sent: list[dict] = []

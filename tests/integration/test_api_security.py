@@ -26,7 +26,7 @@ NOW_MS = int(NOW.timestamp() * 1000)
 @pytest.fixture
 def anyone(brain):
     """A client without the edge's token: a process or a browser page on the network."""
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -234,7 +234,7 @@ def _send_raw(app, path: str, body: Body, headers: dict[str, str]) -> int:
 
 @pytest.mark.parametrize("path", ["/admin/v1/explain", "/admin/v1/plans", "/sip/v1/authorize"])
 def test_given_an_unauthenticated_50_mb_body_then_401_before_reading_it(brain, path):
-    app = create_app(brain, background=False)
+    app = create_app(brain)
     body = Body(50 << 20)
     json_type = {"Content-Type": "application/json", "Content-Length": str(50 << 20)}
     assert _send_raw(app, path, body, json_type) == 401
@@ -242,7 +242,7 @@ def test_given_an_unauthenticated_50_mb_body_then_401_before_reading_it(brain, p
 
 
 def test_given_an_admin_body_over_the_limit_then_413_having_read_at_most_the_limit(brain):
-    app = create_app(brain, background=False)
+    app = create_app(brain)
     announced = Body(50 << 20)
     headers = {**ADMIN, "Content-Type": "application/json"}
     assert (

@@ -60,7 +60,7 @@ def brain(tmp_path, clock):
 
 @pytest.fixture
 def client(brain):
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
         yield client
 
@@ -513,7 +513,7 @@ def test_given_a_carrier_down_and_a_capacity_learned_when_the_brain_restarts_the
 
     second = build_brain(settings, clock=clock)
     try:
-        with TestClient(create_app(second, background=False)) as client:
+        with TestClient(create_app(second)) as client:
             assert status(client, "tn-carrier")["state"] == "up"  # nothing restored yet
             second.monitor.restore()  # what the app does when it starts (background on)
             assert status(client, "tn-carrier")["state"] == "down"

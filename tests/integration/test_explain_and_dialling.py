@@ -118,7 +118,7 @@ def test_given_an_unlisted_number_then_allowed_only_where_metadata_is_marked_inc
     brain = sample_brain(tmp_path, unlisted_number_countries=countries)
     _sell_ivory_coast(brain)
     try:
-        with TestClient(create_app(brain, background=False)) as client:
+        with TestClient(create_app(brain)) as client:
             client.headers.update(edge_headers(brain))
             body = _authorize(client, user="amina", dialled=IVORIAN_UNLISTED, call_id="ci-1")
             assert body["allow"] is allowed, body

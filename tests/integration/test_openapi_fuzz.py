@@ -28,7 +28,7 @@ def brain(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_schema(brain):
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(brain, background=False))
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(brain))
 
 
 def test_no_generated_request_gets_a_server_error(api_schema, brain):

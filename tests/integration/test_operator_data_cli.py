@@ -180,9 +180,7 @@ def running_brain(demo_dir):
     port = free_port()
     brain = build_brain(Settings(data_dir=demo_dir, admin_token=TOKEN, demo=True))
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(brain, background=False), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(create_app(brain), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

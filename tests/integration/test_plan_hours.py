@@ -27,7 +27,7 @@ def client(tmp_path):
     migrate(settings.resolved_database_url)
     brain = build_brain(settings, clock=lambda: datetime(2026, 1, 13, 6, 0, tzinfo=UTC))
     seed_sample_operator(brain.catalog, now=datetime(2026, 1, 1, tzinfo=UTC))
-    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         yield client
     brain.close()
 

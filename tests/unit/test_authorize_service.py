@@ -84,7 +84,8 @@ class Clock:
 
 def authorizer(store: MemoryCatalog, clock: Clock) -> CallAuthorizer:
     return CallAuthorizer(
-        store=store,
+        catalog=store,
+        calls=store,
         clock=clock,
         realm="tawasol.local",
         fake_ha1_secret=b"secret",

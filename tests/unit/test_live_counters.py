@@ -65,7 +65,8 @@ def test_given_an_allowed_call_whose_events_never_come_then_slot_and_channel_fre
 def test_given_the_ring_hold_is_bounded_by_a_setting_then_many_routes_hold_no_longer() -> None:
     store, clock = MemoryCatalog(operator()), Clock()
     service = CallAuthorizer(
-        store=store,
+        catalog=store,
+        calls=store,
         clock=clock,
         realm="tawasol.local",
         fake_ha1_secret=b"secret",

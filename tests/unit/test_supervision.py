@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tawasol.adapters.platform import RestartBudget
 from tawasol.adapters.sip.dialogs import parse_dialog_list
+from tawasol.runtime.processes import RestartBudget
 
 
 def test_given_a_child_dying_again_and_again_then_delays_double_up_to_30_s_then_give_up() -> None:

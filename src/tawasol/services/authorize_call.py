@@ -32,7 +32,7 @@ from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage,
 from tawasol.domain.routing import RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.subscribers import Subscriber, Subscription
-from tawasol.services.ports import CatalogSnapshot, Store
+from tawasol.services.ports import CallStore, CatalogSnapshot, CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ class CallAuthorizer:
     def __init__(
         self,
         *,
-        store: Store,
+        catalog: CatalogStore,
+        calls: CallStore,
         clock: Callable[[], datetime],
         realm: str,
         fake_ha1_secret: bytes,
@@ -128,7 +129,8 @@ class CallAuthorizer:
         unlisted_number_countries: frozenset[str] = frozenset(),
         on_refused: RefusalHook | None = None,
     ) -> None:
-        self._store = store
+        self._catalog = catalog
+        self._calls = calls
         self._on_refused = on_refused
         self._clock = clock
         self._realm = realm
@@ -176,7 +178,7 @@ class CallAuthorizer:
         with self._lock:
             due = self._checked_at is None or now - self._checked_at >= self._refresh_interval
             if self._snapshot is None or due:
-                revision = self._store.catalog_revision()
+                revision = self._catalog.catalog_revision()
                 if self._snapshot is None or revision != self._snapshot.revision:
                     self._load(now)
                 self._checked_at = now
@@ -184,14 +186,14 @@ class CallAuthorizer:
             return self._snapshot
 
     def _load(self, now: datetime) -> None:
-        snapshot = self._store.load_catalog()
+        snapshot = self._catalog.load_catalog()
         current = [
             subscription
             for subscriptions in snapshot.subscriptions.values()
             for subscription in subscriptions
             if subscription.usable_at(now)
         ]
-        usage = self._store.usage(current, now=now, open_call_horizon=self._platform_max)
+        usage = self._calls.usage(current, now=now, open_call_horizon=self._platform_max)
         first_load = self._snapshot is None
         self._snapshot = snapshot
         self._usage = {key: replace(used, active_calls=0) for key, used in usage.items()}
@@ -199,7 +201,7 @@ class CallAuthorizer:
             # Calls in progress when this brain started: those the store knows as open. Later
             # reloads keep the live view (a call that expired or that the edge's dialog list
             # did not have must not come back with every catalog change).
-            for record in self._store.open_calls(started_after=now - self._platform_max):
+            for record in self._calls.open_calls(started_after=now - self._platform_max):
                 if record.subscription_id is not None and record.call_id not in self._open:
                     self._open_call(record.call_id, self._restored_call(record))
         log.info("catalog revision %s loaded", snapshot.revision)

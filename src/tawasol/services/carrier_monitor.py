@@ -46,7 +46,7 @@ from tawasol.domain.quality import (
 )
 from tawasol.domain.routing.quality_weighted import QualityWeighted
 from tawasol.services.authorize_call import CallAuthorizer, CarrierCondition
-from tawasol.services.ports import Store
+from tawasol.services.ports import CarrierRuntimeStore
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class CarrierMonitor:
     def __init__(
         self,
         *,
-        store: Store,
+        store: CarrierRuntimeStore,
         authorizer: CallAuthorizer,
         clock: Callable[[], datetime],
         thresholds: ProbeThresholds | None = None,

@@ -31,7 +31,7 @@ from tawasol.domain.subscribers import (
 )
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import contracted_channels
-from tawasol.services.ports import NewSubscriber, NewSubscription, Store
+from tawasol.services.ports import CatalogStore, NewSubscriber, NewSubscription
 
 # How far from today a subscription may start: back-dating a few weeks (a payment taken by
 # phone last month) or booking a few months ahead is normal; 1970 or 9999 is a typo.
@@ -72,7 +72,7 @@ class CatalogService:
     """Admin use cases; every write makes the authorizer reload."""
 
     def __init__(
-        self, *, store: Store, authorizer: CallAuthorizer, clock: Callable[[], datetime]
+        self, *, store: CatalogStore, authorizer: CallAuthorizer, clock: Callable[[], datetime]
     ) -> None:
         self._store = store
         self._authorizer = authorizer

@@ -18,7 +18,7 @@ from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import classify, region_of
 from tawasol.domain.rating import rate_call
 from tawasol.services.authorize_call import CallAuthorizer
-from tawasol.services.ports import Store
+from tawasol.services.ports import CallStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class CallEventRecorder:
     def __init__(
         self,
         *,
-        store: Store,
+        store: CallStore,
         authorizer: CallAuthorizer,
         listeners: Sequence[CallListener] = (),
     ) -> None:

@@ -33,15 +33,15 @@ from tawasol.adapters.api.schemas import (
     SubscriptionOut,
     SubscriptionStatusIn,
 )
-from tawasol.composition import Brain
+from tawasol.adapters.api.services import ApiServices
 from tawasol.domain.decision import CallRequest
 from tawasol.domain.errors import InvalidInput, NotFound
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _brain(request: Request) -> Brain:
-    brain: Brain = request.app.state.brain
+def _brain(request: Request) -> ApiServices:
+    brain: ApiServices = request.app.state.brain
     return brain
 
 
@@ -234,7 +234,7 @@ def list_calls(
     limit: Limit = 50,
 ) -> list[CallOut]:
     """Call detail records, newest first; refused calls included (with `refusal_reason`)."""
-    records = _brain(request).store.list_calls(
+    records = _brain(request).calls.list_calls(
         subscriber_id=subscriber_id, since=since, limit=limit
     )
     return [CallOut.from_domain(record) for record in records]
@@ -255,13 +255,13 @@ def calls_report(
             "until must be after since", since=since.isoformat(), until=end.isoformat()
         )
     brain.refusals.flush()  # the report counts the refusals still queued
-    counts = brain.store.count_calls(since=since, until=end)
+    counts = brain.calls.count_calls(since=since, until=end)
     return CallReportOut.from_counts(counts, since=since, until=end)
 
 
 @router.get("/calls/{call_id}", response_model=CallOut)
 def get_call(call_id: str, request: Request) -> CallOut:
-    record = _brain(request).store.get_call(call_id)
+    record = _brain(request).calls.get_call(call_id)
     if record is None:
         raise NotFound("no call with this call id", call_id=call_id)
     return CallOut.from_domain(record)

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tawasol.adapters.api.admin import refuse_unknown_query, require_admin
 from tawasol.adapters.api.schemas import Channels, Limit
+from tawasol.adapters.api.services import ApiServices
 from tawasol.adapters.rate_deck_csv import parse_rate_deck, rate_deck_to_csv
-from tawasol.composition import Brain
 from tawasol.domain.carriers import RateDeck
 from tawasol.domain.errors import InvalidInput
 from tawasol.services.carrier_monitor import QUALITY_WINDOWS, CarrierStatus, contracted_channels
@@ -26,8 +26,8 @@ router = APIRouter(
 MAX_RATE_DECK_BYTES = 32 * 1024 * 1024
 
 
-def _brain(request: Request) -> Brain:
-    brain: Brain = request.app.state.brain
+def _brain(request: Request) -> ApiServices:
+    brain: ApiServices = request.app.state.brain
     return brain
 
 
@@ -82,7 +82,7 @@ class CarrierEventOut(BaseModel):
     effective_channels: int | None
 
 
-def status_rows(brain: Brain, now: datetime) -> list[CarrierStatusOut]:
+def status_rows(brain: ApiServices, now: datetime) -> list[CarrierStatusOut]:
     figures = brain.monitor.quality(window=QUALITY_WINDOWS[0], now=now)
     rows = []
     for status in brain.monitor.statuses():
@@ -171,7 +171,7 @@ def carrier_events(code: str, request: Request, limit: Limit = 100) -> list[Carr
     set, held off (a 503 with Retry-After), each with its reason. 404 for an unknown carrier."""
     brain = _brain(request)
     brain.catalog.get_carrier(code)
-    events = brain.store.list_carrier_events(carrier=code, limit=limit)
+    events = brain.carrier_events.list_carrier_events(carrier=code, limit=limit)
     return [
         CarrierEventOut(
             carrier=e.carrier,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from tawasol.adapters.api.admin import require_admin
-from tawasol.composition import Brain
+from tawasol.adapters.api.services import ApiServices
 from tawasol.services.verify_credentials import AuthFailureReport
 
 router = APIRouter(
@@ -19,5 +19,5 @@ def auth_failures(request: Request) -> list[AuthFailureReport]:
     report each time another `sip_auth_failures` failures arrive within `sip_auth_window_s`
     (`sip_username`, `source_ip`, `failures`, `first_at`, `last_at` as ISO 8601 UTC,
     `known_subscriber`). The edge locks that pair out and bans the address meanwhile."""
-    brain: Brain = request.app.state.brain
+    brain: ApiServices = request.app.state.brain
     return brain.credentials.reports()

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request, Response
 
 from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn
-from tawasol.composition import Brain
+from tawasol.adapters.api.services import ApiServices
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.errors import CallNotGranted
 from tawasol.services.verify_credentials import CredentialCheck
@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/sip/v1", tags=["sip"])
 
 
-def _brain(request: Request) -> Brain:
-    brain: Brain = request.app.state.brain
+def _brain(request: Request) -> ApiServices:
+    brain: ApiServices = request.app.state.brain
     return brain
 
 
@@ -46,7 +46,7 @@ async def authorize(body: AuthorizeIn, request: Request) -> Response:
     return Response(content=content, media_type="application/json")
 
 
-def decide(brain: Brain, body: AuthorizeIn, latency: LatencyRing) -> bytes:
+def decide(brain: ApiServices, body: AuthorizeIn, latency: LatencyRing) -> bytes:
     """The JSON answer (`AuthorizeOut`) to a decision request; the time taken goes to `latency`.
 
     The caller's digest answer (`body.credentials`) is checked first: a missing, wrong or
@@ -176,7 +176,7 @@ async def events(body: CallEventsIn, request: Request) -> dict[str, int]:
     return await record_events(_brain(request), body)
 
 
-async def record_events(brain: Brain, body: CallEventsIn) -> dict[str, int]:
+async def record_events(brain: ApiServices, body: CallEventsIn) -> dict[str, int]:
     """Write a batch of call events (in a worker thread: the store blocks).
 
     Only events of calls the brain allowed are taken (their grant, or this process's memory

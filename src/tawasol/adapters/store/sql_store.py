@@ -15,12 +15,13 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, delete, exc, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tawasol.adapters.clock import system_clock
 from tawasol.adapters.store import call_queries, mapping
 from tawasol.adapters.store.engine import (
     SQLITE_BEGIN,
@@ -56,6 +57,7 @@ from tawasol.services.ports import (
     NewSubscription,
     Store,
 )
+from tawasol.services.ports.clock import Clock
 
 T = TypeVar("T")
 
@@ -67,8 +69,10 @@ MAX_TRIES = 8
 class SqlStore:
     """The `Store` port on SQLAlchemy. Thread-safe: each call checks out its own connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = system_clock) -> None:
+        """`clock` stamps rows' creation and update times (the brain's one clock)."""
         self._engine = engine
+        self._clock = clock
         self._database = describe_url(engine.url)
         self._sqlite = engine.dialect.name == "sqlite"
         self._writer: Engine
@@ -82,10 +86,10 @@ class SqlStore:
             self._snapshot = engine.execution_options(isolation_level="REPEATABLE READ")
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
+    def from_url(cls, url: str, *, clock: Clock = system_clock) -> SqlStore:
         """A store on `sqlite:///path/tawasol.db` or `postgresql+psycopg://user@host/db`."""
         with translated(describe_url(url)):
-            return cls(create_store_engine(url))
+            return cls(create_store_engine(url), clock=clock)
 
     @property
     def engine(self) -> Engine:
@@ -215,7 +219,7 @@ class SqlStore:
             session.add(row)
             session.flush()
             if subscription is not None:
-                _insert_subscription(session, row.id, subscription)
+                _insert_subscription(session, row.id, subscription, created_at=self._clock())
             return mapping.subscriber_from_row(row)
 
     def update_subscriber(self, subscriber: Subscriber) -> None:
@@ -273,7 +277,7 @@ class SqlStore:
         _new_subscription(subscriber_id, new)
         with self._catalog_write() as session:
             _check_references(session, subscriber_id=subscriber_id, plan_code=plan_code)
-            return _insert_subscription(session, subscriber_id, new)
+            return _insert_subscription(session, subscriber_id, new, created_at=self._clock())
 
     def change_plan(
         self, *, subscriber_id: int, ended: Subscription | None, new: NewSubscription
@@ -290,7 +294,7 @@ class SqlStore:
                 row.status = ended.status.value
                 row.period_end = ended.period_end
                 session.flush()
-            return _insert_subscription(session, subscriber_id, new)
+            return _insert_subscription(session, subscriber_id, new, created_at=self._clock())
 
     def update_subscription(self, subscription: Subscription) -> None:
         with self._catalog_write() as session:
@@ -407,12 +411,12 @@ class SqlStore:
                     CarrierCapacityRow(
                         carrier_code=code,
                         effective_channels=effective_channels,
-                        updated_at=datetime.now(UTC),
+                        updated_at=self._clock(),
                     )
                 )
             else:
                 row.effective_channels = effective_channels
-                row.updated_at = datetime.now(UTC)
+                row.updated_at = self._clock()
 
     def carrier_capacities(self) -> dict[str, int]:
         statement = select(CarrierCapacityRow.carrier_code, CarrierCapacityRow.effective_channels)
@@ -606,7 +610,7 @@ def _new_subscription(subscriber_id: int, new: NewSubscription) -> Subscription:
 
 
 def _insert_subscription(
-    session: Session, subscriber_id: int, new: NewSubscription
+    session: Session, subscriber_id: int, new: NewSubscription, *, created_at: datetime
 ) -> Subscription:
     """Add a subscription; a running one is refused when the subscriber has one already."""
     if new.status.current:
@@ -631,7 +635,7 @@ def _insert_subscription(
         status=new.status.value,
         period_start=new.period_start,
         period_end=new.period_end,
-        created_at=datetime.now(UTC),
+        created_at=created_at,
     )
     session.add(row)
     session.flush()

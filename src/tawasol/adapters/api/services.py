@@ -1,0 +1,61 @@
+"""What the HTTP API's handlers receive: the brain's services and narrow store ports.
+
+The composition root (`tawasol.composition.Brain`) satisfies this Protocol; the API never
+imports it (imports flow adapters -> services -> domain). Handlers read calls and carrier
+events through the `CallStore` and `CarrierRuntimeStore` ports, never through a concrete store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from tawasol.config import Settings
+from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.carrier_monitor import CarrierMonitor
+from tawasol.services.catalog import CatalogService
+from tawasol.services.ports import CallStore, CarrierRuntimeStore
+from tawasol.services.record_call_events import CallEventRecorder
+from tawasol.services.record_refusals import RefusalRecorder
+from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
+
+
+class ApiServices(Protocol):
+    """The services behind the decision API, the admin API and the carriers' board."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def authorizer(self) -> CallAuthorizer: ...
+    @property
+    def recorder(self) -> CallEventRecorder: ...
+    @property
+    def catalog(self) -> CatalogService: ...
+    @property
+    def monitor(self) -> CarrierMonitor: ...
+    @property
+    def credentials(self) -> CredentialVerifier: ...
+    @property
+    def grants(self) -> DecisionGrants: ...
+    @property
+    def refusals(self) -> RefusalRecorder: ...
+    @property
+    def calls(self) -> CallStore: ...
+    @property
+    def carrier_events(self) -> CarrierRuntimeStore: ...
+
+    def clock(self) -> datetime:
+        """Now, timezone-aware UTC (the brain's one clock)."""
+        ...
+
+
+class BackgroundWork(Protocol):
+    """Jobs the app's lifespan starts and stops (`tawasol.runtime.Runtime`)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+Clock = Callable[[], datetime]

@@ -1,0 +1,138 @@
+"""The brain's background jobs: warm-up, carrier probing, the monitor's clock, reconciliation.
+
+Each job receives the services it drives (never the composition root's store) and the
+settings it needs as plain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
+from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
+from tawasol.composition import Brain
+from tawasol.runtime import Runtime
+from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.carrier_monitor import CarrierMonitor
+from tawasol.services.ports import CallStore
+
+log = logging.getLogger(__name__)
+
+WARM_UP_WINDOW = timedelta(hours=1)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+@dataclass
+class CarrierProbing:
+    """SIP OPTIONS to every carrier's gateways every `interval_s`; results go to the monitor.
+
+    At start, probe round after round until every carrier could have changed state: a carrier
+    that died while no brain watched is marked down in about `probe_down_after` probe timeouts,
+    not `probe_down_after` intervals.
+    """
+
+    monitor: CarrierMonitor
+    authorizer: CallAuthorizer
+    timeout_s: float
+    interval_s: float
+    quick_rounds: int
+    name: str = "carrier-probing"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        def on_result(result: ProbeResult) -> None:
+            self.monitor.on_probe(result.carrier, answered=result.answered, detail=result.detail)
+
+        await probe_forever(
+            prober=OptionsProber(timeout_s=self.timeout_s),
+            carriers=lambda: self.authorizer.snapshot().carriers,
+            on_result=on_result,
+            interval_s=self.interval_s,
+            stop=stop,
+            quick_rounds=self.quick_rounds,
+        )
+
+
+@dataclass
+class MonitorClock:
+    """Once a second: capacity probing upward, operators' caps, quality de-preference."""
+
+    monitor: CarrierMonitor
+    interval_s: float = 1.0
+    name: str = "carrier-monitor-tick"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.monitor.tick)
+            except Exception:
+                log.exception("carrier monitor tick failed")
+            await _pause(stop, self.interval_s)
+
+
+@dataclass
+class EdgeReconciliation:
+    """At start, then every `interval_s`: calls the edge's dialog list does not have stop
+    counting (their end event never came: the brain or Kamailio was restarted)."""
+
+    authorizer: CallAuthorizer
+    ctl_socket: Path
+    interval_s: float
+    name: str = "edge-reconciliation"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.interval_s:
+            return
+        while not stop.is_set():
+            try:
+                live = await asyncio.to_thread(dialog_call_ids, self.ctl_socket)
+            except DialogListUnavailable as error:
+                log.info("calls in progress not reconciled with the edge: %s", error)
+            else:
+                gone = await asyncio.to_thread(self.authorizer.reconcile, live)
+                if gone:
+                    log.warning(
+                        "%d call(s) counted as in progress were not in the edge's dialog "
+                        "list: no longer counted (%s)",
+                        len(gone),
+                        ", ".join(gone[:10]),
+                    )
+            await _pause(stop, self.interval_s)
+
+
+def warm_up(*, monitor: CarrierMonitor, calls: CallStore, now: datetime) -> None:
+    """Carriers' states and quality figures survive a restart: the last known up/down and
+    learned capacities from the carrier events, the last hour of calls into the windows."""
+    monitor.restore()
+    monitor.warm_up(calls.calls_since(since=now - WARM_UP_WINDOW))
+
+
+def brain_runtime(brain: Brain) -> Runtime:
+    """The background work of one brain process, from its settings."""
+    settings = brain.settings
+    return Runtime(
+        [
+            CarrierProbing(
+                monitor=brain.monitor,
+                authorizer=brain.authorizer,
+                timeout_s=settings.probe_timeout_ms / 1000,
+                interval_s=settings.probe_interval_s,
+                quick_rounds=max(settings.probe_down_after, settings.probe_up_after),
+            ),
+            MonitorClock(monitor=brain.monitor),
+            EdgeReconciliation(
+                authorizer=brain.authorizer,
+                ctl_socket=settings.resolved_kamailio_ctl_socket,
+                interval_s=settings.edge_reconcile_interval_s,
+            ),
+        ],
+        prepare=[lambda: warm_up(monitor=brain.monitor, calls=brain.calls, now=brain.clock())],
+    )
