@@ -209,9 +209,9 @@ class SqlStore:
         """Create a subscriber and, in the same transaction, their first subscription: either
         both are written or neither (a bad plan leaves no subscriber behind)."""
         # Built first so the domain's rules (username, time zone, HA1) refuse bad input early.
-        Subscriber(id=0, **_subscriber_fields(subscriber))
+        subscriber.to_subscriber(0)
         if subscription is not None:
-            _new_subscription(0, subscription)
+            subscription.to_subscription(0, subscriber_id=0)
         with self._catalog_write() as session:
             _check_unique(session, subscriber, owner=None)
             fields = _subscriber_fields(subscriber)
@@ -274,7 +274,7 @@ class SqlStore:
         subscription and this one would be a second (see `change_plan`)."""
         new = NewSubscription(plan_code, status, period_start, period_end)
         # Built first so the domain refuses a naive or inverted period before any write.
-        _new_subscription(subscriber_id, new)
+        new.to_subscription(0, subscriber_id=subscriber_id)
         with self._catalog_write() as session:
             _check_references(session, subscriber_id=subscriber_id, plan_code=plan_code)
             return _insert_subscription(session, subscriber_id, new, created_at=self._clock())
@@ -284,7 +284,7 @@ class SqlStore:
     ) -> Subscription:
         """In one transaction: write `ended` (the running subscription, with its final
         status) and add `new`. Raises Conflict when `ended` is no longer the running one."""
-        _new_subscription(subscriber_id, new)
+        new.to_subscription(0, subscriber_id=subscriber_id)
         with self._catalog_write() as session:
             _check_references(session, subscriber_id=subscriber_id, plan_code=new.plan_code)
             if ended is not None:
@@ -596,17 +596,6 @@ def _check_unique(
 
 # Statuses of a subscription that has not ended (`SubscriptionStatus.current`).
 _CURRENT_STATUSES = tuple(status.value for status in SubscriptionStatus if status.current)
-
-
-def _new_subscription(subscriber_id: int, new: NewSubscription) -> Subscription:
-    return Subscription(
-        id=0,
-        subscriber_id=subscriber_id,
-        plan_code=new.plan_code,
-        status=new.status,
-        period_start=new.period_start,
-        period_end=new.period_end,
-    )
 
 
 def _insert_subscription(

@@ -46,6 +46,21 @@ class NewSubscriber:
     ha1: str
     caller_ids: tuple[str, ...] = ()
 
+    def to_subscriber(self, subscriber_id: int) -> Subscriber:
+        """The subscriber under the id the store gave it; the domain's rules (username, time
+        zone, HA1) refuse bad input here, before any write."""
+        return Subscriber(
+            id=subscriber_id,
+            name=self.name,
+            email=self.email,
+            phone=self.phone,
+            locale=self.locale,
+            time_zone=self.time_zone,
+            sip_username=self.sip_username,
+            ha1=self.ha1,
+            caller_ids=tuple(self.caller_ids),
+        )
+
 
 @dataclass(frozen=True)
 class NewSubscription:
@@ -55,6 +70,20 @@ class NewSubscription:
     status: SubscriptionStatus
     period_start: datetime
     period_end: datetime
+
+    def to_subscription(
+        self, subscription_id: int, *, subscriber_id: int, created_at: datetime | None = None
+    ) -> Subscription:
+        """The subscription under its ids; a naive or inverted period is refused here."""
+        return Subscription(
+            id=subscription_id,
+            subscriber_id=subscriber_id,
+            plan_code=self.plan_code,
+            status=self.status,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            created_at=created_at,
+        )
 
 
 class CatalogStore(Protocol):

@@ -1,0 +1,245 @@
+"""Builders and databases for the store tests (contract and SQL-only): a plan, a subscriber,
+a carrier, call events, a PostgreSQL schema of its own per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    create_engine,
+)
+from sqlalchemy.engine import make_url
+
+from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
+from tawasol.domain.carriers import (
+    BillingIncrement,
+    Carrier,
+    CarrierDestination,
+    FlatRateContract,
+    Gateway,
+    NumberFormat,
+    Rate,
+    RateDeck,
+    Transport,
+)
+from tawasol.domain.catalog import (
+    DestinationRule,
+    FairUse,
+    Period,
+    Plan,
+    TimeWindow,
+)
+from tawasol.domain.errors import (
+    NotFound,
+)
+from tawasol.domain.money import Money
+from tawasol.domain.numbering import NumberKind
+from tawasol.domain.subscribers import Subscription, SubscriptionStatus, digest_ha1
+from tawasol.services.ports import NewSubscriber, NewSubscription, Store
+
+POSTGRES_URL = os.environ.get(
+    "TAWASOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+CASABLANCA = ZoneInfo("Africa/Casablanca")
+
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards: the URL's connections live only in it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        try:
+            url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        admin.dispose()
+
+
+def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
+    plan = Plan(
+        code=code,
+        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
+        period=Period.MONTH,
+        price=Money(Decimal("9.99"), "EUR"),
+        destinations=frozenset(
+            {
+                DestinationRule("MA", NumberKind.FIXED),
+                DestinationRule("MA", NumberKind.MOBILE),
+            }
+        ),
+        fair_use=FairUse(
+            max_call_duration=timedelta(minutes=90),
+            minutes_per_period=3000,
+            distinct_numbers_per_period=30,
+            concurrent_calls=2,
+        ),
+        time_windows=(
+            TimeWindow(frozenset({0, 1, 2, 3, 4}), clock(20, 0), clock(8, 0)),
+            TimeWindow(frozenset({5, 6}), clock(0, 0), clock(0, 0)),
+        ),
+    )
+    return replace(plan, **changes)  # type: ignore[arg-type]
+
+
+def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscriber:
+    subscriber = NewSubscriber(
+        name="Amina Benali",
+        email=f"{username}@example.org",
+        # Phones are unique: one per username (stable across runs).
+        phone=f"+3361{zlib.crc32(username.encode()) % 10**7:07d}",
+        locale="ar",
+        time_zone="Europe/Paris",
+        sip_username=username,
+        ha1=digest_ha1(username, "tawasol", "secret"),
+        caller_ids=("+33612345678", "+33123456789"),
+    )
+    return replace(subscriber, **changes)  # type: ignore[arg-type]
+
+
+def a_carrier(code: str = "atlas", rates: Sequence[Rate] | None = None) -> Carrier:
+    if rates is None:
+        rates = (
+            Rate("2126", Money(Decimal("0.0123"), "EUR"), NOV_1),
+            Rate("2126", Money(Decimal("0.0780"), "EUR"), DEC_1, BillingIncrement(1, 1)),
+            Rate("2125", Money(Decimal("0.000001"), "EUR"), NOV_1, BillingIncrement(30, 6)),
+        )
+    return Carrier(
+        code=code,
+        name="Atlas Telecom",
+        gateways=(
+            Gateway("casa-1", "192.0.2.10"),
+            Gateway("casa-2", "2001:db8::10", 5061, Transport.TLS),
+        ),
+        destinations=(
+            CarrierDestination(DestinationRule("MA", NumberKind.MOBILE), priority=10),
+            CarrierDestination(DestinationRule("MA", NumberKind.FIXED), priority=20),
+        ),
+        flat_rate=FlatRateContract(channels=30, monthly_fee=Money(Decimal("450.50"), "EUR")),
+        rate_deck=RateDeck(rates),
+        number_format=NumberFormat.INTERNATIONAL_00,
+        max_channels=60,
+    )
+
+
+def subscription_for(store: Store, username: str = "amina", **period: datetime) -> Subscription:
+    try:
+        store.get_plan("maroc-illimite")
+    except NotFound:
+        store.save_plan(a_plan())
+    subscriber = store.find_subscriber(username) or store.add_subscriber(a_new_subscriber(username))
+    return store.add_subscription(
+        subscriber_id=subscriber.id,
+        plan_code="maroc-illimite",
+        status=SubscriptionStatus.ACTIVE,
+        period_start=period.get("start", NOV_1),
+        period_end=period.get("end", DEC_1),
+    )
+
+
+def fold(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+    """The fold the services use: start from the stored record (or the first event), apply all."""
+    record = existing if existing is not None else new_record(events[0])
+    for event in events:
+        record = apply_event(record, event)
+    return record
+
+
+def filing_under(subscription: Subscription, destination: str) -> Callable[..., CallRecord]:
+    """A fold that also files the call under a subscription, as the decision would."""
+
+    def filed(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+        return replace(
+            fold(existing, events),
+            subscriber_id=subscription.subscriber_id,
+            subscription_id=subscription.id,
+            destination=destination,
+            country="MA",
+            kind="mobile",
+        )
+
+    return filed
+
+
+def answered_call(call_id: str, start: datetime, talk_ms: int) -> list[CallEvent]:
+    answer = start + timedelta(seconds=4)
+    return [
+        CallEvent(
+            call_id,
+            CallEventType.ATTEMPT,
+            start,
+            "amina",
+            "0661234567",
+            attempt=1,
+            carrier="orbit",
+            gateway="gw-1",
+            sip_code=503,
+            pdd_ms=None,
+        ),
+        CallEvent(
+            call_id,
+            CallEventType.ATTEMPT,
+            start + timedelta(seconds=1),
+            attempt=2,
+            carrier="atlas",
+            gateway="casa-1",
+            sip_code=200,
+            pdd_ms=1800,
+        ),
+        CallEvent(call_id, CallEventType.ANSWER, answer, carrier="atlas"),
+        CallEvent(
+            call_id,
+            CallEventType.END,
+            answer + timedelta(milliseconds=talk_ms),
+            duration_ms=talk_ms,
+            hangup_cause="normal_clearing",
+        ),
+    ]
+
+
+def rated(
+    billing: str | None,
+    rate: Money | None = None,
+    increment: str | None = None,
+    cost: Money | None = None,
+) -> Callable[..., CallRecord]:
+    """A fold that rates the call as `domain.rating` would once it is over."""
+
+    def folded(existing: CallRecord | None, events: Sequence[CallEvent]) -> CallRecord:
+        return replace(
+            fold(existing, events),
+            billing=billing,
+            rate_per_minute=rate,
+            increment=increment,
+            cost=cost,
+        )
+
+    return folded
+
+
+def a_new_subscription(
+    plan_code: str = "maroc-illimite", status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+) -> NewSubscription:
+    return NewSubscription(plan_code, status, NOV_1, DEC_1)
