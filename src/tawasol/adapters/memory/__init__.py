@@ -9,7 +9,7 @@ keep nothing across restarts.
 |---|---|
 | `MemoryCatalogStore` | `CatalogStore` |
 | `MemoryCallStore` | `CallStore` |
-| `MemoryCarrierRuntimeStore` | `CarrierRuntimeStore` (caps are catalog writes: it is given the catalog) |
+| `MemoryCarrierRuntimeStore` | `CarrierRuntimeStore` (a cap is a catalog write) |
 | `MemoryStore` | `Store`: the three on one catalog revision |
 """
 

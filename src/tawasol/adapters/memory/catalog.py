@@ -250,7 +250,9 @@ class MemoryCatalogStore:
         for what, key, value in unique:
             if not value:
                 continue
-            holder = min((s.id for s in self._subscribers.values() if key(s) == value), default=None)
+            holder = min(
+                (s.id for s in self._subscribers.values() if key(s) == value), default=None
+            )
             if holder is not None and holder != owner:
                 field = what.replace(" ", "_").lower()
                 raise Conflict(
