@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,7 +31,9 @@ from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage,
 from tawasol.domain.routing import RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.subscribers import Subscriber, Subscription
+from tawasol.services.live_counters import InProcessLiveCounters
 from tawasol.services.ports import CallStore, CatalogSnapshot, CatalogStore
+from tawasol.services.ports.live_counters import LiveCounters, OpenCall
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +56,6 @@ class Authorization:
 _EVENT_SLACK = timedelta(seconds=5)
 
 
-@dataclass
-class _OpenCall:
-    """A call counted as in progress: its slot, carrier channel and minutes reservation."""
-
-    subscription_id: int
-    destination: str
-    expires_at: datetime
-    carriers: tuple[str, ...] = ()  # the decision's carriers, in the order they are tried
-    max_duration: timedelta = timedelta(0)  # what the decision granted once answered
-    reserved_seconds: int = 0  # of the period's minutes, held until the call ends
-    answered: bool = False
-    opened_at: datetime | None = None  # decided (here) or started (a call learnt of later)
-
-
 @dataclass(frozen=True)
 class CarrierCondition:
     """What the carrier monitor knows of a carrier: reachable, capacity cap, de-preferred."""
@@ -79,20 +66,16 @@ class CarrierCondition:
 
 
 class _UsageView(Mapping[int, Usage]):
-    """Usage per subscription with calls in progress merged in, without copying 50,000
-    entries per decision: the decision reads one."""
+    """Usage per subscription with calls in progress merged in, read from the live counters
+    one subscription at a time (a decision reads one; copying 50,000 would cost more)."""
 
-    def __init__(
-        self, usage: Mapping[int, Usage], active: Mapping[int, int], reserved: Mapping[int, int]
-    ) -> None:
-        self._usage = usage
-        self._active = active
-        self._reserved = reserved
+    def __init__(self, counters: LiveCounters) -> None:
+        self._counters = counters
 
     def __getitem__(self, subscription_id: int) -> Usage:
-        active = self._active.get(subscription_id, 0)
-        reserved = self._reserved.get(subscription_id, 0)
-        used = self._usage.get(subscription_id)
+        active = self._counters.calls_in_progress(subscription_id)
+        reserved = self._counters.reserved_seconds(subscription_id)
+        used = self._counters.usage(subscription_id)
         if used is None:
             if not active and not reserved:
                 raise KeyError(subscription_id)
@@ -102,7 +85,8 @@ class _UsageView(Mapping[int, Usage]):
         return replace(used, active_calls=active, reserved_seconds=reserved)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(set(self._usage) | {key for key, value in self._active.items() if value})
+        open_calls = self._counters.open_calls().values()
+        return iter({call.subscription_id for call in open_calls})
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -128,7 +112,9 @@ class CallAuthorizer:
         hold_margin: timedelta = timedelta(minutes=1),
         unlisted_number_countries: frozenset[str] = frozenset(),
         on_refused: RefusalHook | None = None,
+        counters: LiveCounters | None = None,
     ) -> None:
+        """`counters`: the live counters (default: in this process, for one brain)."""
         self._catalog = catalog
         self._calls = calls
         self._on_refused = on_refused
@@ -146,15 +132,8 @@ class CallAuthorizer:
         self._lock = threading.RLock()
         self._snapshot: CatalogSnapshot | None = None
         self._checked_at: datetime | None = None
-        self._usage: dict[int, Usage] = {}
-        self._open: dict[str, _OpenCall] = {}
-        self._active: Counter[int] = Counter()
-        self._reserved: Counter[int] = Counter()
+        self._counters: LiveCounters = counters or InProcessLiveCounters()
         self._unlisted_allowed = 0
-        self._carrier_calls: dict[str, str] = {}
-        self._carrier_in_use: Counter[str] = Counter()
-        self._held_since: dict[str, int] = {}
-        self._hold_sequence = 0
         self._expired_at: datetime | None = None
         self._conditions: dict[str, CarrierCondition] = {}
         self._strategy: RoutingStrategy = committed_capacity_first
@@ -196,14 +175,14 @@ class CallAuthorizer:
         usage = self._calls.usage(current, now=now, open_call_horizon=self._platform_max)
         first_load = self._snapshot is None
         self._snapshot = snapshot
-        self._usage = {key: replace(used, active_calls=0) for key, used in usage.items()}
+        self._counters.reset_usage(usage)
         if first_load:
             # Calls in progress when this brain started: those the store knows as open. Later
             # reloads keep the live view (a call that expired or that the edge's dialog list
             # did not have must not come back with every catalog change).
             for record in self._calls.open_calls(started_after=now - self._platform_max):
-                if record.subscription_id is not None and record.call_id not in self._open:
-                    self._open_call(record.call_id, self._restored_call(record))
+                if record.subscription_id is not None:
+                    self._counters.open(record.call_id, self._restored_call(record))
         log.info("catalog revision %s loaded", snapshot.revision)
 
     def set_strategy(self, strategy: RoutingStrategy) -> None:
@@ -222,13 +201,11 @@ class CallAuthorizer:
 
     def channels_in_use(self, carrier: str) -> int:
         """Calls on the carrier now (ringing or talking)."""
-        with self._lock:
-            return self._carrier_in_use.get(carrier, 0)
+        return self._counters.channels_in_use().get(carrier, 0)
 
     def routing_order(self, call_id: str) -> int:
         """When the call took its current channel, as a sequence number (0: unknown)."""
-        with self._lock:
-            return self._held_since.get(call_id, 0)
+        return self._counters.routing_order(call_id)
 
     def channels_held_before(self, carrier: str, call_id: str) -> int:
         """Calls on the carrier that were sent there before this one.
@@ -236,20 +213,12 @@ class CallAuthorizer:
         When a carrier refuses a call for lack of channels, these are the calls it was
         carrying: calls routed after it (a burst whose refusals have not come back yet) do not
         count, or a carrier carrying 15 calls would be taken for one carrying 24."""
-        with self._lock:
-            own = self._held_since.get(call_id)
-            if own is None or self._carrier_calls.get(call_id) != carrier:
-                return self._carrier_in_use.get(carrier, 0)
-            return sum(
-                1
-                for other, held in self._carrier_calls.items()
-                if held == carrier and self._held_since.get(other, 0) < own
-            )
+        return self._counters.channels_held_before(carrier, call_id)
 
     def carrier_states(self) -> dict[str, CarrierLiveState]:
         """Reachability, capacity and calls in progress per carrier (channels in use)."""
         with self._lock:
-            in_use = self._carrier_in_use
+            in_use = self._counters.channels_in_use()
             codes = set(self._conditions) | {code for code, count in in_use.items() if count}
             nominal = CarrierCondition()
             return {
@@ -275,7 +244,7 @@ class CallAuthorizer:
         changes nothing (explain uses it as is; `authorize` heals the counters first)."""
         snapshot = snapshot or self.snapshot()
         with self._lock:
-            usage = _UsageView(dict(self._usage), Counter(self._active), Counter(self._reserved))
+            usage = _UsageView(self._counters)
             live = self.carrier_states()
         return self._state(snapshot, usage, live)
 
@@ -308,7 +277,7 @@ class CallAuthorizer:
             self._heal(now)
             # The live counters themselves, not copies: a decision reads one subscription's
             # entry, and copying 50,000 per call would cost more than the decision.
-            usage = _UsageView(self._usage, self._active, self._reserved)
+            usage = _UsageView(self._counters)
             state = self._state(snapshot, usage, self.carrier_states())
             decision = authorize_call(request, state, now, strategy=self._strategy, explain=False)
             subscriber = snapshot.subscribers.get(request.sip_username)
@@ -329,12 +298,10 @@ class CallAuthorizer:
 
     def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
         assert decision.subscription_id is not None and decision.destination is not None
-        if call_id in self._open:
-            return  # a retransmitted or re-asked INVITE is the same call
         carriers = tuple(dict.fromkeys(route.carrier for route in decision.routes))
-        self._open_call(
+        opened = self._counters.open(
             call_id,
-            _OpenCall(
+            OpenCall(
                 subscription_id=decision.subscription_id,
                 destination=decision.destination.e164,
                 expires_at=now + self._ring_hold(len(decision.routes)),
@@ -345,27 +312,13 @@ class CallAuthorizer:
                 opened_at=now,
             ),
         )
-        if carriers:
+        if opened and carriers:
             # The channel is taken now, not when the carrier answers: forty calls arriving in
             # the same second must not all be sent to the same thirty flat-rate channels.
-            self._hold_channel(call_id, carriers[0])
-
-    def _hold_channel(self, call_id: str, carrier: str | None) -> None:
-        previous = self._carrier_calls.get(call_id)
-        if previous == carrier:
-            return  # re-confirmed (e.g. answered where it was sent): keeps its place in line
-        if previous is not None:
-            del self._carrier_calls[call_id]
-            self._held_since.pop(call_id, None)
-            self._carrier_in_use[previous] = max(0, self._carrier_in_use[previous] - 1)
-        if carrier:
-            self._hold_sequence += 1
-            self._carrier_calls[call_id] = carrier
-            self._held_since[call_id] = self._hold_sequence
-            self._carrier_in_use[carrier] += 1
+            self._counters.hold_channel(call_id, carriers[0])
 
     def _next_carrier(self, call_id: str, failed: str) -> str | None:
-        call = self._open.get(call_id)
+        call = self._counters.get(call_id)
         if call is None or failed not in call.carriers:
             return None
         index = call.carriers.index(failed) + 1
@@ -378,7 +331,7 @@ class CallAuthorizer:
         `ring_hold_max` in all."""
         return min(self._ring_timeout * max(1, routes), self._ring_hold_max) + _EVENT_SLACK
 
-    def _restored_call(self, record: CallRecord) -> _OpenCall:
+    def _restored_call(self, record: CallRecord) -> OpenCall:
         """A call in progress this brain did not decide (before a restart, or another brain):
         what it was granted is unknown, so it holds the platform's maximum until it ends."""
         assert record.subscription_id is not None
@@ -386,7 +339,7 @@ class CallAuthorizer:
             expires_at = record.answered_at + self._platform_max + self._hold_margin
         else:
             expires_at = record.started_at + self._ring_hold_max + _EVENT_SLACK
-        return _OpenCall(
+        return OpenCall(
             subscription_id=record.subscription_id,
             destination=record.destination,
             expires_at=expires_at,
@@ -399,17 +352,11 @@ class CallAuthorizer:
     def _note_answer(self, call_id: str, answered_at: datetime) -> None:
         """Answered: the call now holds its slot until its end event, or its granted maximum
         duration plus a margin if that event never comes (the edge cuts it at the maximum)."""
-        call = self._open.get(call_id)
+        call = self._counters.get(call_id)
         if call is not None and not call.answered:
-            call.answered = True
-            call.expires_at = answered_at + call.max_duration + self._hold_margin
-
-    def _open_call(self, call_id: str, call: _OpenCall) -> None:
-        # Only answered calls count as distinct numbers (see `observe`): the edge asks for the
-        # decision before it has checked the caller's password.
-        self._open[call_id] = call
-        self._active[call.subscription_id] += 1
-        self._reserved[call.subscription_id] += call.reserved_seconds
+            self._counters.note_answer(
+                call_id, expires_at=answered_at + call.max_duration + self._hold_margin
+            )
 
     def _heal(self, now: datetime) -> None:
         """Free what calls whose events never came still hold (at most once per refresh)."""
@@ -418,20 +365,11 @@ class CallAuthorizer:
             self._expired_at = now
 
     def _expire_pending(self, now: datetime) -> None:
-        expired = [key for key, value in self._open.items() if value.expires_at <= now]
-        for call_id in expired:
+        for call_id in self._counters.expire(now):
             log.info("call %s: no event in time, its slot and channel are freed", call_id)
-            self._release(call_id)
 
     def _release(self, call_id: str) -> None:
-        call = self._open.pop(call_id, None)
-        if call is not None:
-            subscription = call.subscription_id
-            self._active[subscription] = max(0, self._active[subscription] - 1)
-            self._reserved[subscription] = max(
-                0, self._reserved[subscription] - call.reserved_seconds
-            )
-        self._hold_channel(call_id, None)
+        self._counters.release(call_id)
 
     def reconcile(
         self, live_call_ids: Iterable[str], *, grace: timedelta = timedelta(seconds=10)
@@ -446,7 +384,7 @@ class CallAuthorizer:
             cutoff = self._clock() - grace
             gone = [
                 call_id
-                for call_id, call in self._open.items()
+                for call_id, call in self._counters.open_calls().items()
                 if call_id not in live and (call.opened_at is None or call.opened_at < cutoff)
             ]
             for call_id in gone:
@@ -466,8 +404,7 @@ class CallAuthorizer:
             return self._unlisted_allowed
 
     def active_calls(self) -> int:
-        with self._lock:
-            return len(self._open)
+        return self._counters.calls_in_progress()
 
     # -- learning from call records ---------------------------------------------------------
     def observe(self, before: dict[str, CallRecord | None], after: Iterable[CallRecord]) -> None:
@@ -480,44 +417,41 @@ class CallAuthorizer:
                 previous = before.get(record.call_id)
                 if record.finished:
                     self._release(record.call_id)
-                elif record.call_id not in self._open:
-                    # Authorised by another replica, or before this brain restarted.
-                    self._open_call(record.call_id, self._restored_call(record))
+                else:
+                    # Unknown here: authorised by another replica, or before a restart.
+                    self._counters.open(record.call_id, self._restored_call(record))
                 if not record.finished:
                     if record.answered_at is not None:
                         self._note_answer(record.call_id, record.answered_at)
                     self._follow_channel(record)
                 had_duration = previous is not None and previous.duration_ms is not None
-                used = self._usage.get(record.subscription_id, Usage())
-                if record.duration_ms is not None and not had_duration:
-                    used = replace(
-                        used, answered_seconds=used.answered_seconds + record.duration_ms // 1000
-                    )
-                if (
-                    record.destination
-                    and record.answered_at is not None
-                    and record.destination not in used.distinct_numbers
-                ):
-                    used = replace(
-                        used, distinct_numbers=used.distinct_numbers | {record.destination}
-                    )
-                self._usage[record.subscription_id] = used
+                # Only answered calls count as distinct numbers: the edge asks for the decision
+                # before it has checked the caller's password.
+                self._counters.add_usage(
+                    record.subscription_id,
+                    answered_seconds=(
+                        record.duration_ms // 1000
+                        if record.duration_ms is not None and not had_duration
+                        else 0
+                    ),
+                    destination=record.destination if record.answered_at is not None else None,
+                )
 
     def _follow_channel(self, record: CallRecord) -> None:
         """Keep the call's channel on the carrier it is on: the one that answered, or the next
         one after a carrier that failed."""
         if record.answered_at is not None and record.carrier:
-            self._hold_channel(record.call_id, record.carrier)
+            self._counters.hold_channel(record.call_id, record.carrier)
             return
-        held = self._carrier_calls.get(record.call_id)
-        if held is None and record.call_id in self._open:
+        held = self._counters.held_carrier(record.call_id)
+        if held is None and self._counters.get(record.call_id) is not None:
             return
         failed = {
             a.carrier for a in record.attempts if a.sip_code is not None and a.sip_code >= 300
         }
         while held is not None and held in failed:
             held = self._next_carrier(record.call_id, held)
-        self._hold_channel(record.call_id, held)
+        self._counters.hold_channel(record.call_id, held)
 
     def current_subscription(self, subscriber_id: int, now: datetime) -> Subscription | None:
         snapshot = self.snapshot()
