@@ -32,7 +32,7 @@ from tawasol.domain.carriers import (
     BillingIncrement,
     Carrier,
     CarrierDestination,
-    CarrierLiveState,
+    CarrierState,
     FlatRateContract,
     Gateway,
     NumberFormat,
@@ -43,7 +43,7 @@ from tawasol.domain.catalog import DestinationRule, FairUse, Period, Plan, TimeW
 from tawasol.domain.decision import DecisionState
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination, NumberKind
-from tawasol.domain.routing import Billing, Route
+from tawasol.domain.routing import CarrierTariff, Route
 from tawasol.domain.subscribers import (
     Subscriber,
     Subscription,
@@ -254,20 +254,20 @@ class RoutingRules:
             return carrier.flat_rate.channels
         return None
 
-    def is_full(self, carrier: Carrier, state: CarrierLiveState) -> bool:
+    def is_full(self, carrier: Carrier, state: CarrierState) -> bool:
         limit = self.capacity(carrier)
         return limit is not None and state.channels_in_use >= limit
 
     @staticmethod
     def worlds(
         carriers: tuple[Carrier, ...],
-    ) -> st.SearchStrategy[tuple[list[Carrier], dict[str, CarrierLiveState]]]:
+    ) -> st.SearchStrategy[tuple[list[Carrier], dict[str, CarrierState]]]:
         """Random worlds: each carrier enabled or not, up or down, with 0-70 calls in progress
         (the sample trunks hold 30 and 60); a carrier may have no live state (up and idle)."""
         # Mostly usable (3 in 4), so that allowed calls are common enough to check.
         mostly = st.sampled_from([True, True, True, False])
         live_state = st.builds(
-            CarrierLiveState,
+            CarrierState,
             up=mostly,
             # Around the sample limits (30 paid channels, 60-channel trunk) as often as not.
             channels_in_use=st.sampled_from(["limit", "limit", "any"]).flatmap(
@@ -297,18 +297,18 @@ class RoutingRules:
         self,
         routes: list[Route] | tuple[Route, ...],
         carriers: list[Carrier] | tuple[Carrier, ...],
-        live: dict[str, CarrierLiveState],
+        live: dict[str, CarrierState],
         destination: Destination,
     ) -> None:
         by_code = {carrier.code: carrier for carrier in carriers}
         for hop in routes:
             carrier = by_code[hop.carrier]
-            state = live.get(carrier.code, CarrierLiveState())
+            state = live.get(carrier.code, CarrierState())
             assert carrier.enabled, f"disabled carrier {carrier.code} routed"
             assert state.up, f"carrier {carrier.code} marked down was routed"
             assert not self.is_full(carrier, state), f"full carrier {carrier.code} routed"
             assert carrier.priority_for(destination) is not None
-            if hop.billing is Billing.FLAT_RATE:
+            if hop.billing is CarrierTariff.FLAT_RATE:
                 assert carrier.flat_rate is not None
                 assert state.channels_in_use < carrier.flat_rate.channels
                 assert hop.cost_per_minute is None
@@ -316,7 +316,7 @@ class RoutingRules:
                 assert hop.cost_per_minute is not None
         billings = [hop.billing for hop in routes]
         # Flat-rate routes first, then per-minute routes by non-decreasing cost.
-        assert billings == sorted(billings, key=lambda billing: billing is Billing.PER_MINUTE)
+        assert billings == sorted(billings, key=lambda billing: billing is CarrierTariff.PER_MINUTE)
         costs = [hop.cost_per_minute.amount for hop in routes if hop.cost_per_minute is not None]
         assert costs == sorted(costs)
 

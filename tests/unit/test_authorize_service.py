@@ -6,9 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tawasol.domain.calls import CallAttempt, CallRecord
+from tawasol.domain.carriers import CarrierState
 from tawasol.domain.decision import CallRequest
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
-from tawasol.services.authorize_call import CallAuthorizer, CarrierCondition
+from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.ports import CatalogSnapshot
 from tawasol.services.sample_operator import sample_carriers, sample_plans
 
@@ -181,13 +182,13 @@ def test_given_a_call_from_before_a_restart_is_open_then_it_counts_until_it_ends
 
 def test_given_a_carrier_condition_then_the_next_decision_uses_it() -> None:
     service = authorizer(MemoryCatalog(operator()), Clock())
-    service.set_carrier_condition("ma-flat", CarrierCondition(up=False))
+    service.set_carrier_state("ma-flat", CarrierState(up=False))
     routes = service.authorize(CallRequest("user1", MOBILE)).decision.routes
     assert [route.carrier for route in routes] == ["ma-minute"]
-    service.set_carrier_condition("ma-flat", CarrierCondition(up=True, effective_channels=0))
+    service.set_carrier_state("ma-flat", CarrierState(up=True, effective_channels=0))
     routes = service.authorize(CallRequest("user2", MOBILE)).decision.routes
     assert [route.carrier for route in routes] == ["ma-minute"]
-    service.set_carrier_condition("ma-flat", CarrierCondition())
+    service.set_carrier_state("ma-flat", CarrierState())
     routes = service.authorize(CallRequest("user3", MOBILE)).decision.routes
     assert [route.carrier for route in routes] == ["ma-flat", "ma-minute"]
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tawasol.domain.carriers import (
     Carrier,
     CarrierDestination,
-    CarrierLiveState,
+    CarrierState,
     FlatRateContract,
     Gateway,
 )
@@ -33,7 +33,7 @@ from tawasol.domain.decision import (
 from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
-from tawasol.domain.routing import Billing
+from tawasol.domain.routing import CarrierTariff
 from tawasol.domain.sip_semantics import FAILOVER_CODES
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 
@@ -79,9 +79,9 @@ def test_given_a_paris_subscriber_on_maroc_illimite_when_moroccan_mobile_dialled
     assert (decision.subscriber_id, decision.subscription_id) == (1, 10)
     assert decision.plan_code == "maroc-illimite"
     assert [(hop.carrier, hop.billing) for hop in decision.routes] == [
-        ("ma-flat", Billing.FLAT_RATE),
-        ("ma-flat", Billing.FLAT_RATE),
-        ("ma-minute", Billing.PER_MINUTE),
+        ("ma-flat", CarrierTariff.FLAT_RATE),
+        ("ma-flat", CarrierTariff.FLAT_RATE),
+        ("ma-minute", CarrierTariff.PER_MINUTE),
     ]
     # The plan cuts a call at 2 h, the platform at 4 h: the plan's limit applies.
     assert decision.max_duration == timedelta(hours=2)
@@ -496,7 +496,7 @@ def test_given_no_call_in_progress_when_call_placed_then_concurrency_noted(state
 def test_given_every_moroccan_carrier_down_when_call_placed_then_no_route_503(state) -> None:
     outage = replace(
         state,
-        live={"ma-flat": CarrierLiveState(up=False), "ma-minute": CarrierLiveState(up=False)},
+        live={"ma-flat": CarrierState(up=False), "ma-minute": CarrierState(up=False)},
     )
 
     decision = call(outage, "amina", MOROCCAN_MOBILE)
@@ -512,15 +512,15 @@ def test_given_every_moroccan_carrier_down_when_call_placed_then_no_route_503(st
 def test_given_the_flat_rate_carrier_full_when_call_placed_then_per_minute_carrier_first(
     state,
 ) -> None:
-    full = replace(state, live={"ma-flat": CarrierLiveState(channels_in_use=30)})
+    full = replace(state, live={"ma-flat": CarrierState(channels_in_use=30)})
 
     decision = call(full, "amina", MOROCCAN_MOBILE)
 
     assert decision.allowed
     assert [(hop.carrier, hop.billing) for hop in decision.routes] == [
-        ("ma-minute", Billing.PER_MINUTE),
-        ("ma-flat", Billing.PER_MINUTE),
-        ("ma-flat", Billing.PER_MINUTE),
+        ("ma-minute", CarrierTariff.PER_MINUTE),
+        ("ma-flat", CarrierTariff.PER_MINUTE),
+        ("ma-flat", CarrierTariff.PER_MINUTE),
     ]
 
 
@@ -647,7 +647,7 @@ def test_given_several_problems_when_call_placed_then_the_first_check_in_order_n
     }
     lives = {
         None: {},
-        "down": {code: CarrierLiveState(up=False) for code in ("ma-flat", "ma-minute")},
+        "down": {code: CarrierState(up=False) for code in ("ma-flat", "ma-minute")},
     }
     world = replace(state, usage=usages[usage], live=lives[live])
 
@@ -734,7 +734,7 @@ DIALLED = st.sampled_from(["example", "example", "example", "phone_like", "text"
 def decide_in_random_world(
     state: DecisionState,
     carriers: list[Carrier],
-    live: dict[str, CarrierLiveState],
+    live: dict[str, CarrierState],
     usage: Usage,
     request: CallRequest,
     now: datetime,

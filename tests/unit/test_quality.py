@@ -16,7 +16,7 @@ from tawasol.domain.quality import (
     Outcome,
     QualityFigures,
     QualityWindow,
-    classify,
+    attempt_outcome,
     q850_cause_from_reason,
     should_de_prefer,
 )
@@ -110,7 +110,9 @@ def answered(
 def test_given_final_code_and_cause_when_classified_then_e425_category(
     sip_code: int | None, cause: int | None, expected: Outcome
 ) -> None:
-    assert classify(sip_code=sip_code, q850_cause=cause, answered=sip_code == 200) is expected
+    assert (
+        attempt_outcome(sip_code=sip_code, q850_cause=cause, answered=sip_code == 200) is expected
+    )
 
 
 def test_only_network_failures_are_not_effective() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tawasol.domain.carriers import (
     Carrier,
     CarrierDestination,
-    CarrierLiveState,
+    CarrierState,
     Gateway,
     Rate,
     RateDeck,
@@ -20,7 +20,7 @@ from tawasol.domain.carriers import (
 from tawasol.domain.catalog import DestinationRule
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination, NumberKind, classify
-from tawasol.domain.routing import Billing, Route
+from tawasol.domain.routing import CarrierTariff, Route
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 
 NOW = datetime(2026, 1, 14, 20, 30, tzinfo=UTC)
@@ -35,7 +35,7 @@ def eur(amount: str) -> Money:
 def route(
     carriers: list[Carrier] | tuple[Carrier, ...],
     destination: Destination = MOROCCAN_MOBILE,
-    live: dict[str, CarrierLiveState] | None = None,
+    live: dict[str, CarrierState] | None = None,
     now: datetime = NOW,
 ) -> tuple[list[Route], list[str]]:
     return committed_capacity_first(
@@ -47,7 +47,7 @@ def route(
     )
 
 
-def hops(routes: list[Route]) -> list[tuple[str, str, Billing]]:
+def hops(routes: list[Route]) -> list[tuple[str, str, CarrierTariff]]:
     return [(hop.carrier, hop.gateway, hop.billing) for hop in routes]
 
 
@@ -57,9 +57,9 @@ def test_given_all_carriers_idle_when_moroccan_mobile_called_then_flat_rate_gate
     routes, _ = route(operator.carriers)
 
     assert hops(routes) == [
-        ("ma-flat", "gw1", Billing.FLAT_RATE),
-        ("ma-flat", "gw2", Billing.FLAT_RATE),
-        ("ma-minute", "gw1", Billing.PER_MINUTE),
+        ("ma-flat", "gw1", CarrierTariff.FLAT_RATE),
+        ("ma-flat", "gw2", CarrierTariff.FLAT_RATE),
+        ("ma-minute", "gw1", CarrierTariff.PER_MINUTE),
     ]
     assert routes[0].cost_per_minute is None
     assert routes[2].cost_per_minute == eur("0.0800")
@@ -80,14 +80,14 @@ def test_given_flat_rate_carrier_full_when_call_placed_then_per_minute_carrier_f
 ) -> None:
     # All 30 paid channels busy; the 60-channel trunk still takes overflow at 0.10 EUR/min,
     # dearer than ma-minute's 0.08 EUR/min.
-    live = {"ma-flat": CarrierLiveState(channels_in_use=30)}
+    live = {"ma-flat": CarrierState(channels_in_use=30)}
 
     routes, notes = route(operator.carriers, live=live)
 
     assert hops(routes) == [
-        ("ma-minute", "gw1", Billing.PER_MINUTE),
-        ("ma-flat", "gw1", Billing.PER_MINUTE),
-        ("ma-flat", "gw2", Billing.PER_MINUTE),
+        ("ma-minute", "gw1", CarrierTariff.PER_MINUTE),
+        ("ma-flat", "gw1", CarrierTariff.PER_MINUTE),
+        ("ma-flat", "gw2", CarrierTariff.PER_MINUTE),
     ]
     assert [hop.cost_per_minute for hop in routes] == [eur("0.0800"), eur("0.1000"), eur("0.1000")]
     assert any("ma-minute: per minute 0.0800 EUR/min" in note for note in notes)
@@ -96,23 +96,23 @@ def test_given_flat_rate_carrier_full_when_call_placed_then_per_minute_carrier_f
 def test_given_flat_rate_carrier_with_one_channel_left_when_call_placed_then_it_is_used(
     operator,
 ) -> None:
-    routes, _ = route(operator.carriers, live={"ma-flat": CarrierLiveState(channels_in_use=29)})
+    routes, _ = route(operator.carriers, live={"ma-flat": CarrierState(channels_in_use=29)})
 
     assert routes[0].carrier == "ma-flat"
-    assert routes[0].billing is Billing.FLAT_RATE
+    assert routes[0].billing is CarrierTariff.FLAT_RATE
 
 
 def test_given_flat_rate_trunk_completely_full_when_call_placed_then_flat_carrier_skipped(
     operator,
 ) -> None:
-    routes, notes = route(operator.carriers, live={"ma-flat": CarrierLiveState(channels_in_use=60)})
+    routes, notes = route(operator.carriers, live={"ma-flat": CarrierState(channels_in_use=60)})
 
-    assert hops(routes) == [("ma-minute", "gw1", Billing.PER_MINUTE)]
+    assert hops(routes) == [("ma-minute", "gw1", CarrierTariff.PER_MINUTE)]
     assert "carrier ma-flat skipped: full (60/60 channels)" in notes
 
 
 def test_given_flat_rate_carrier_down_when_call_placed_then_next_carrier_only(operator) -> None:
-    routes, notes = route(operator.carriers, live={"ma-flat": CarrierLiveState(up=False)})
+    routes, notes = route(operator.carriers, live={"ma-flat": CarrierState(up=False)})
 
     assert [hop.carrier for hop in routes] == ["ma-minute"]
     assert "carrier ma-flat skipped: down" in notes
@@ -128,7 +128,7 @@ def test_given_flat_rate_carrier_disabled_by_hand_when_call_placed_then_skipped(
 
 
 def test_given_every_moroccan_carrier_unavailable_when_call_placed_then_no_route(operator) -> None:
-    live = {"ma-flat": CarrierLiveState(up=False), "ma-minute": CarrierLiveState(up=False)}
+    live = {"ma-flat": CarrierState(up=False), "ma-minute": CarrierState(up=False)}
 
     routes, _ = route(operator.carriers, live=live)
 
@@ -139,7 +139,7 @@ def test_given_a_fixed_line_when_flat_full_then_per_minute_carriers_cheapest_fir
     operator,
 ) -> None:
     # Fixed lines: ma-minute 0.02, ma-flat overflow 0.03 (the 212 prefix, not 2126/2127).
-    live = {"ma-flat": CarrierLiveState(channels_in_use=45)}
+    live = {"ma-flat": CarrierState(channels_in_use=45)}
 
     routes, _ = route(operator.carriers, MOROCCAN_FIXED, live)
 
@@ -203,7 +203,7 @@ def test_given_flat_only_carrier_with_all_channels_busy_when_call_placed_then_sk
 ) -> None:
     flat_only = replace(operator.ma_flat, rate_deck=RateDeck([]), max_channels=None)
 
-    routes, notes = route([flat_only], live={"ma-flat": CarrierLiveState(channels_in_use=30)})
+    routes, notes = route([flat_only], live={"ma-flat": CarrierState(channels_in_use=30)})
 
     assert routes == []
     assert any("skipped: full (30/30 channels)" in note for note in notes)
@@ -242,7 +242,7 @@ def test_routes_never_include_down_disabled_or_full_carriers_and_are_ordered(
     # not full, and has a free paid channel or a rate, gets a route on each of its gateways.
     expected = set()
     for carrier in carriers:
-        state = live.get(carrier.code, CarrierLiveState())
+        state = live.get(carrier.code, CarrierState())
         if carrier.priority_for(destination) is None or not carrier.enabled or not state.up:
             continue
         if routing_rules.is_full(carrier, state):

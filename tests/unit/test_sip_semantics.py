@@ -16,7 +16,7 @@ import pytest
 from tawasol.adapters.sip.kemi import edge_rules
 from tawasol.domain import sip_semantics
 from tawasol.domain.carrier_health import is_congestion
-from tawasol.domain.quality import classify
+from tawasol.domain.quality import attempt_outcome
 from tawasol.domain.sip_semantics import Fault, HuntAction, meaning_of
 
 CODES = range(300, 700)
@@ -30,7 +30,9 @@ def test_every_code_with_every_cause_means_one_consistent_thing_to_every_reader(
             where = f"{code} cause {cause}: {meaning}"
             # The edge fails over exactly when quality counts a network failure (E.425)...
             assert meaning.fails_over == (not meaning.outcome.effective), where
-            assert classify(sip_code=code, q850_cause=cause, answered=False) is meaning.outcome
+            assert (
+                attempt_outcome(sip_code=code, q850_cause=cause, answered=False) is meaning.outcome
+            )
             # ... congestion is only ever learned from an answer the edge failed over on ...
             assert is_congestion(code, cause) == meaning.congestion, where
             assert not meaning.congestion or meaning.fails_over, where

@@ -219,7 +219,7 @@ class Carrier:
 
 
 @dataclass(frozen=True)
-class CarrierLiveState:
+class CarrierState:
     """What is true of a carrier right now.
 
     - `up`: its gateways answer (probing) and nobody took it out of service;
@@ -237,7 +237,7 @@ class CarrierLiveState:
     de_preferred: bool = False
 
 
-def channel_limit(carrier: Carrier, state: CarrierLiveState) -> int | None:
+def channel_limit(carrier: Carrier, state: CarrierState) -> int | None:
     """The most calls the carrier takes at once now (None: no limit known)."""
     limits = [
         limit
@@ -252,7 +252,7 @@ def channel_limit(carrier: Carrier, state: CarrierLiveState) -> int | None:
     return min(limits) if limits else None
 
 
-def flat_rate_channels_free(carrier: Carrier, state: CarrierLiveState) -> int:
+def flat_rate_channels_free(carrier: Carrier, state: CarrierState) -> int:
     """Paid-for channels still free: the contract's, capped by what the carrier carries now."""
     if carrier.flat_rate is None:
         return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tawasol.domain.carriers import Carrier, CarrierLiveState
+from tawasol.domain.carriers import Carrier, CarrierState
 from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import (
@@ -105,7 +105,7 @@ class DecisionState:
     plans: Mapping[str, Plan]
     carriers: Sequence[Carrier]
     usage: Mapping[int, Usage] = field(default_factory=dict)
-    live: Mapping[str, CarrierLiveState] = field(default_factory=dict)
+    live: Mapping[str, CarrierState] = field(default_factory=dict)
     route_timeout_ms: int = 3000
     platform_max_call_duration: timedelta = timedelta(hours=4)
     default_region: str = "FR"

@@ -49,7 +49,7 @@ __all__ = [
     "Outcome",
     "QualityFigures",
     "QualityWindow",
-    "classify",
+    "attempt_outcome",
     "ner_table",
     "q850_cause_from_reason",
     "should_de_prefer",
@@ -68,7 +68,7 @@ _RATIO_QUANTUM = Decimal(1).scaleb(-_RATIO_PLACES)
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
 
-def classify(*, sip_code: int | None, q850_cause: int | None, answered: bool) -> Outcome:
+def attempt_outcome(*, sip_code: int | None, q850_cause: int | None, answered: bool) -> Outcome:
     """The E.425 category of an attempt, from its final SIP code and Q.850 cause: the outcome
     column of `sip_semantics`' table (the one the edge's failover and capacity learning read).
 
@@ -136,7 +136,9 @@ class AttemptOutcome:
 
     @property
     def outcome(self) -> Outcome:
-        return classify(sip_code=self.sip_code, q850_cause=self.q850_cause, answered=self.answered)
+        return attempt_outcome(
+            sip_code=self.sip_code, q850_cause=self.q850_cause, answered=self.answered
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from tawasol.domain.calls import CallRecord
 from tawasol.domain.carriers import Carrier
 from tawasol.domain.money import Money
-from tawasol.domain.routing import Billing
+from tawasol.domain.routing import CarrierTariff
 
 _MICRO = Decimal("0.000001")
 
@@ -28,15 +28,15 @@ def per_minute_cost(per_minute: Money, billable_seconds: int) -> Money:
     return Money(amount, per_minute.currency)
 
 
-def billing_of(record: CallRecord, carrier: Carrier) -> Billing:
+def billing_of(record: CallRecord, carrier: Carrier) -> CarrierTariff:
     """How the carrier that answered is paid for this call: as the edge reported it for the
     answering attempt, or, when it did not say, as the carrier's contract allows."""
     for attempt in reversed(record.attempts):
         if attempt.carrier == carrier.code and attempt.billing:
-            return Billing(attempt.billing)
+            return CarrierTariff(attempt.billing)
     if record.billing:
-        return Billing(record.billing)
-    return Billing.FLAT_RATE if not carrier.rate_deck else Billing.PER_MINUTE
+        return CarrierTariff(record.billing)
+    return CarrierTariff.FLAT_RATE if not carrier.rate_deck else CarrierTariff.PER_MINUTE
 
 
 def rate_call(record: CallRecord, carriers: Mapping[str, Carrier]) -> CallRecord:
@@ -52,7 +52,7 @@ def rate_call(record: CallRecord, carriers: Mapping[str, Carrier]) -> CallRecord
     if carrier is None:
         return record
     billing = billing_of(record, carrier)
-    if billing is Billing.FLAT_RATE:
+    if billing is CarrierTariff.FLAT_RATE:
         currency = carrier.flat_rate.monthly_fee.currency if carrier.flat_rate else "EUR"
         return replace(record, billing=billing.value, cost=Money(Decimal(0), currency))
     rate = carrier.rate_deck.lookup(record.destination, record.started_at)

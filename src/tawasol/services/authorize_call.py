@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tawasol.domain.calls import CallRecord
-from tawasol.domain.carriers import CarrierLiveState
+from tawasol.domain.carriers import CarrierState
 from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage, authorize_call
 from tawasol.domain.routing import RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
@@ -54,15 +54,6 @@ class Authorization:
 # Call events reach the brain through the edge's spool (a 100 ms timer): a call answered in the
 # last moment of its ring time is still held until its answer event can have arrived.
 _EVENT_SLACK = timedelta(seconds=5)
-
-
-@dataclass(frozen=True)
-class CarrierCondition:
-    """What the carrier monitor knows of a carrier: reachable, capacity cap, de-preferred."""
-
-    up: bool = True
-    effective_channels: int | None = None
-    de_preferred: bool = False
 
 
 class _UsageView(Mapping[int, Usage]):
@@ -135,7 +126,7 @@ class CallAuthorizer:
         self._counters: LiveCounters = counters or InProcessLiveCounters()
         self._unlisted_allowed = 0
         self._expired_at: datetime | None = None
-        self._conditions: dict[str, CarrierCondition] = {}
+        self._conditions: dict[str, CarrierState] = {}
         self._strategy: RoutingStrategy = committed_capacity_first
 
     # -- state ------------------------------------------------------------------------------
@@ -189,14 +180,14 @@ class CallAuthorizer:
         with self._lock:
             self._strategy = strategy
 
-    def set_carrier_condition(self, carrier: str, condition: CarrierCondition) -> None:
+    def set_carrier_state(self, carrier: str, condition: CarrierState) -> None:
         """Apply what the carrier monitor learned (probing, capacity, quality)."""
         with self._lock:
             self._conditions[carrier] = condition
 
     def set_carrier_up(self, carrier: str, up: bool) -> None:
         with self._lock:
-            current = self._conditions.get(carrier, CarrierCondition())
+            current = self._conditions.get(carrier, CarrierState())
             self._conditions[carrier] = replace(current, up=up)
 
     def channels_in_use(self, carrier: str) -> int:
@@ -215,14 +206,14 @@ class CallAuthorizer:
         count, or a carrier carrying 15 calls would be taken for one carrying 24."""
         return self._counters.channels_held_before(carrier, call_id)
 
-    def carrier_states(self) -> dict[str, CarrierLiveState]:
+    def carrier_states(self) -> dict[str, CarrierState]:
         """Reachability, capacity and calls in progress per carrier (channels in use)."""
         with self._lock:
             in_use = self._counters.channels_in_use()
             codes = set(self._conditions) | {code for code, count in in_use.items() if count}
-            nominal = CarrierCondition()
+            nominal = CarrierState()
             return {
-                code: CarrierLiveState(
+                code: CarrierState(
                     up=self._conditions.get(code, nominal).up,
                     channels_in_use=in_use.get(code, 0),
                     effective_channels=self._conditions.get(code, nominal).effective_channels,
@@ -252,7 +243,7 @@ class CallAuthorizer:
         self,
         snapshot: CatalogSnapshot,
         usage: Mapping[int, Usage],
-        live: Mapping[str, CarrierLiveState],
+        live: Mapping[str, CarrierState],
     ) -> DecisionState:
         return DecisionState(
             subscribers=snapshot.subscribers,

@@ -36,7 +36,7 @@ from tawasol.domain.carrier_health import (
     probe_upward,
     restored_states,
 )
-from tawasol.domain.carriers import Carrier
+from tawasol.domain.carriers import Carrier, CarrierState
 from tawasol.domain.quality import (
     AttemptOutcome,
     QualityFigures,
@@ -45,7 +45,7 @@ from tawasol.domain.quality import (
     should_de_prefer,
 )
 from tawasol.domain.routing.quality_weighted import QualityWeighted
-from tawasol.services.authorize_call import CallAuthorizer, CarrierCondition
+from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.ports import CarrierRuntimeStore
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,14 @@ QUALITY_CHECK_EVERY = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
-class CarrierStatus:
-    """One carrier as an operator's status board shows it."""
+class CarrierOverview:
+    """One carrier as an operator's status board shows it: its state (`CarrierState`) and
+    where its capacity comes from (an operator's cap, what its answers taught)."""
 
     carrier: Carrier
-    up: bool
-    channels_in_use: int
-    effective_channels: int | None
+    state: CarrierState
     operator_cap: int | None
     learned_capacity: int | None
-    de_preferred: bool
     held_off_until: datetime | None = None
 
 
@@ -336,7 +334,7 @@ class CarrierMonitor:
                 self._record_quality(record, attempt, duration_ms=duration)
 
     # -- reading ----------------------------------------------------------------------------------
-    def statuses(self) -> list[CarrierStatus]:
+    def statuses(self) -> list[CarrierOverview]:
         self._refresh_caps()
         live = self._authorizer.carrier_states()
         result = []
@@ -345,14 +343,16 @@ class CarrierMonitor:
                 state = live.get(carrier.code)
                 learned = self._capacity.get(carrier.code, CapacityState()).effective_channels
                 result.append(
-                    CarrierStatus(
+                    CarrierOverview(
                         carrier=carrier,
-                        up=self._probes.get(carrier.code, ProbeState()).up,
-                        channels_in_use=state.channels_in_use if state else 0,
-                        effective_channels=self._effective(carrier.code),
+                        state=CarrierState(
+                            up=self._probes.get(carrier.code, ProbeState()).up,
+                            channels_in_use=state.channels_in_use if state else 0,
+                            effective_channels=self._effective(carrier.code),
+                            de_preferred=carrier.code in self._de_preferred,
+                        ),
                         operator_cap=self._caps.get(carrier.code),
                         learned_capacity=learned,
-                        de_preferred=carrier.code in self._de_preferred,
                         held_off_until=self._held_off_until(carrier.code),
                     )
                 )
@@ -378,9 +378,9 @@ class CarrierMonitor:
         return min(limits) if limits else None
 
     def _publish(self, code: str) -> None:
-        self._authorizer.set_carrier_condition(
+        self._authorizer.set_carrier_state(
             code,
-            CarrierCondition(
+            CarrierState(
                 up=self._probes.get(code, ProbeState()).up,
                 effective_channels=self._effective(code),
                 de_preferred=code in self._de_preferred,

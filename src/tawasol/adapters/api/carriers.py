@@ -14,7 +14,7 @@ from tawasol.adapters.api.services import ApiServices
 from tawasol.adapters.rate_deck_csv import parse_rate_deck, rate_deck_to_csv
 from tawasol.domain.carriers import RateDeck
 from tawasol.domain.errors import InvalidInput
-from tawasol.services.carrier_monitor import QUALITY_WINDOWS, CarrierStatus, contracted_channels
+from tawasol.services.carrier_monitor import QUALITY_WINDOWS, CarrierOverview, contracted_channels
 
 router = APIRouter(
     prefix="/admin/v1/carriers",
@@ -100,12 +100,12 @@ def status_rows(brain: ApiServices, now: datetime) -> list[CarrierStatusOut]:
                 name=carrier.name,
                 state=_state(status),
                 enabled=carrier.enabled,
-                channels_in_use=status.channels_in_use,
-                effective_channels=status.effective_channels,
+                channels_in_use=status.state.channels_in_use,
+                effective_channels=status.state.effective_channels,
                 contracted_channels=contracted_channels(carrier),
                 operator_cap=status.operator_cap,
                 learned_capacity=status.learned_capacity,
-                de_preferred=status.de_preferred,
+                de_preferred=status.state.de_preferred,
                 held_off_until=status.held_off_until,
                 billing=billing,
                 rate_min_per_minute=str(amounts[0]) if amounts else None,
@@ -131,19 +131,17 @@ def status_rows(brain: ApiServices, now: datetime) -> list[CarrierStatusOut]:
     return rows
 
 
-def _state(status: CarrierStatus) -> str:
+def _state(status: CarrierOverview) -> str:
+    state = status.state
     if not status.carrier.enabled:
         return "disabled"
-    if not status.up:
+    if not state.up:
         return "down"
     if status.operator_cap == 0:
         return "closed"  # an operator's cap of 0: not full of calls, shut on purpose
     if status.held_off_until is not None:
         return "held_off"
-    if (
-        status.effective_channels is not None
-        and status.channels_in_use >= status.effective_channels
-    ):
+    if state.effective_channels is not None and state.channels_in_use >= state.effective_channels:
         return "full"
     return "up"
 

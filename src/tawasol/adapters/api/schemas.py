@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -505,16 +505,22 @@ class RouteOut(BaseModel):
 
     @classmethod
     def from_domain(cls, route: Route) -> RouteOut:
-        cost = route.cost_per_minute
-        return cls(
-            carrier=route.carrier,
-            gateway=route.gateway,
-            uri=route.uri,
-            timeout_ms=route.timeout_ms,
-            billing=route.billing.value,
-            cost_per_minute=str(cost.amount) if cost else None,
-            currency=cost.currency if cost else None,
-        )
+        return cls(**route_document(route))
+
+
+def route_document(route: Route) -> dict[str, Any]:
+    """A Route as JSON (`RouteOut`'s fields): the one translation, used by the decision API's
+    fast path (no model validation) and by `RouteOut`."""
+    cost = route.cost_per_minute
+    return {
+        "carrier": route.carrier,
+        "gateway": route.gateway,
+        "uri": route.uri,
+        "timeout_ms": route.timeout_ms,
+        "billing": route.billing.value,
+        "cost_per_minute": str(cost.amount) if cost else None,
+        "currency": cost.currency if cost else None,
+    }
 
 
 class AuthorizeOut(BaseModel):

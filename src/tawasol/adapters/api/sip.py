@@ -23,7 +23,7 @@ from dataclasses import replace
 from fastapi import APIRouter, Request, Response
 
 from tawasol.adapters.api.latency import LatencyRing
-from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn
+from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn, route_document
 from tawasol.adapters.api.services import ApiServices
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.errors import CallNotGranted
@@ -111,20 +111,7 @@ def authorize_answer(call_id: str, ha1: str, decision: Decision) -> dict[str, ob
         "sip_reason": decision.sip_reason,
         "max_duration_s": decision.max_duration_seconds,
         "destination": decision.destination.e164 if decision.destination else None,
-        "routes": [
-            {
-                "carrier": route.carrier,
-                "gateway": route.gateway,
-                "uri": route.uri,
-                "timeout_ms": route.timeout_ms,
-                "billing": route.billing.value,
-                "cost_per_minute": (
-                    str(route.cost_per_minute.amount) if route.cost_per_minute else None
-                ),
-                "currency": route.cost_per_minute.currency if route.cost_per_minute else None,
-            }
-            for route in decision.routes
-        ],
+        "routes": [route_document(route) for route in decision.routes],
         "failover_codes": list(decision.failover_codes),
         "grant": None,
     }

@@ -16,11 +16,11 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from tawasol.domain.carriers import (
     Carrier,
-    CarrierLiveState,
+    CarrierState,
     Rate,
     channel_limit,
     flat_rate_channels_free,
@@ -29,7 +29,7 @@ from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
 
 
-class Billing(enum.StrEnum):
+class CarrierTariff(enum.StrEnum):
     """How the carrier is paid for a call on this route."""
 
     FLAT_RATE = "flat_rate"
@@ -50,7 +50,7 @@ class Route:
     gateway: str
     uri: str
     timeout_ms: int
-    billing: Billing
+    billing: CarrierTariff
     cost_per_minute: Money | None = None
     increment: str | None = None
 
@@ -61,8 +61,8 @@ class Candidate:
 
     carrier: Carrier
     priority: int
-    state: CarrierLiveState
-    billing: Billing
+    state: CarrierState
+    billing: CarrierTariff
     rate: Rate | None = None
 
 
@@ -74,7 +74,7 @@ class RoutingStrategy(Protocol):
         *,
         destination: Destination,
         carriers: Sequence[Carrier],
-        live: Mapping[str, CarrierLiveState],
+        live: Mapping[str, CarrierState],
         now: datetime,
         route_timeout_ms: int,
         max_cost_per_minute: Money | None = None,
@@ -89,7 +89,7 @@ def candidates(
     *,
     destination: Destination,
     carriers: Sequence[Carrier],
-    live: Mapping[str, CarrierLiveState],
+    live: Mapping[str, CarrierState],
     now: datetime,
     max_cost_per_minute: Money | None,
     notes: list[str],
@@ -115,7 +115,7 @@ def candidates(
             )
             continue
         if flat_rate_channels_free(carrier, state) > 0:
-            found.append(Candidate(carrier, priority, state, Billing.FLAT_RATE))
+            found.append(Candidate(carrier, priority, state, CarrierTariff.FLAT_RATE))
             continue
         rate = carrier.rate_deck.lookup(destination.e164, now)
         if rate is None:
@@ -128,7 +128,7 @@ def candidates(
                 f"ceiling of {max_cost_per_minute}/min"
             )
             continue
-        found.append(Candidate(carrier, priority, state, Billing.PER_MINUTE, rate))
+        found.append(Candidate(carrier, priority, state, CarrierTariff.PER_MINUTE, rate))
     return found
 
 
@@ -155,15 +155,6 @@ def routes_for(candidate: Candidate, destination: Destination, timeout_ms: int) 
         )
         for gateway in carrier.gateways
     ]
-
-
-def flat_rate_first(found: Sequence[Candidate]) -> list[Candidate]:
-    """Free flat-rate channels, de-preferred carriers last, then by priority: every strategy
-    uses the channels already paid for before any per-minute route."""
-    return sorted(
-        (c for c in found if c.billing is Billing.FLAT_RATE),
-        key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
-    )
 
 
 def routes_in_order(
@@ -199,4 +190,59 @@ def describe(candidate: Candidate) -> str:
     )
 
 
-_NOMINAL = CarrierLiveState()
+class OrderedStrategy:
+    """The skeleton every strategy shares; a strategy file gives only its per-minute order.
+
+    1. The candidates (`candidates`: disabled, down, full and too dear carriers skipped).
+    2. Free flat-rate channels first, de-preferred carriers last, then by priority: the
+       channels already paid for are used before any per-minute route.
+    3. Per-minute candidates in the strategy's `per_minute_order`.
+    """
+
+    def per_minute_order(self, candidate: Candidate, destination: Destination) -> tuple[Any, ...]:
+        """The sort key of a per-minute candidate (its rate is set)."""
+        raise NotImplementedError
+
+    def note(self, candidate: Candidate, destination: Destination) -> str:
+        """How a chosen carrier is explained."""
+        return describe(candidate)
+
+    def __call__(
+        self,
+        *,
+        destination: Destination,
+        carriers: Sequence[Carrier],
+        live: Mapping[str, CarrierState],
+        now: datetime,
+        route_timeout_ms: int,
+        max_cost_per_minute: Money | None = None,
+        explain: bool = True,
+    ) -> tuple[list[Route], list[str]]:
+        notes: list[str] = []
+        found = candidates(
+            destination=destination,
+            carriers=carriers,
+            live=live,
+            now=now,
+            max_cost_per_minute=max_cost_per_minute,
+            notes=notes,
+        )
+        flat = sorted(
+            (c for c in found if c.billing is CarrierTariff.FLAT_RATE),
+            key=lambda c: (c.state.de_preferred, c.priority, c.carrier.code),
+        )
+        per_minute = sorted(
+            (c for c in found if c.billing is CarrierTariff.PER_MINUTE),
+            key=lambda c: self.per_minute_order(c, destination),
+        )
+        routes = routes_in_order(
+            (*flat, *per_minute),
+            destination=destination,
+            route_timeout_ms=route_timeout_ms,
+            notes=notes if explain else None,
+            note=lambda candidate: self.note(candidate, destination),
+        )
+        return routes, notes
+
+
+_NOMINAL = CarrierState()

@@ -9,29 +9,18 @@ NER 1. Flat-rate channels still come first: they are paid for whatever their qua
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from decimal import Decimal
 
-from tawasol.domain.carriers import Carrier, CarrierLiveState
-from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination
-from tawasol.domain.routing import (
-    Billing,
-    Candidate,
-    Route,
-    candidates,
-    describe,
-    flat_rate_first,
-    routes_in_order,
-)
+from tawasol.domain.routing import Candidate, OrderedStrategy, describe
 
 # NER is never taken below this when dividing: a carrier with no effective call at all is
 # ranked as if it had 1%, behind every working one.
 _FLOOR = Decimal("0.01")
 
 
-class QualityWeighted:
+class QualityWeighted(OrderedStrategy):
     """A routing strategy that knows each carrier's NER per destination country."""
 
     def __init__(self, ner: Mapping[tuple[str, str], Decimal]) -> None:
@@ -41,41 +30,16 @@ class QualityWeighted:
         """Use fresh figures from now on (the mapping is replaced whole, never mutated)."""
         self._ner = ner
 
-    def __call__(
-        self,
-        *,
-        destination: Destination,
-        carriers: Sequence[Carrier],
-        live: Mapping[str, CarrierLiveState],
-        now: datetime,
-        route_timeout_ms: int,
-        max_cost_per_minute: Money | None = None,
-        explain: bool = True,
-    ) -> tuple[list[Route], list[str]]:
-        notes: list[str] = []
-        found = candidates(
-            destination=destination,
-            carriers=carriers,
-            live=live,
-            now=now,
-            max_cost_per_minute=max_cost_per_minute,
-            notes=notes,
+    def per_minute_order(
+        self, candidate: Candidate, destination: Destination
+    ) -> tuple[Decimal, int, str]:
+        return (
+            self._effective_cost(candidate, destination),
+            candidate.priority,
+            candidate.carrier.code,
         )
-        flat = flat_rate_first(found)
-        per_minute = sorted(
-            (c for c in found if c.billing is Billing.PER_MINUTE),
-            key=lambda c: (self._effective_cost(c, destination), c.priority, c.carrier.code),
-        )
-        routes = routes_in_order(
-            (*flat, *per_minute),
-            destination=destination,
-            route_timeout_ms=route_timeout_ms,
-            notes=notes if explain else None,
-            note=lambda candidate: self._describe(candidate, destination),
-        )
-        return routes, notes
 
-    def _describe(self, candidate: Candidate, destination: Destination) -> str:
+    def note(self, candidate: Candidate, destination: Destination) -> str:
         note = describe(candidate)
         ner = self._ner.get((candidate.carrier.code, destination.country))
         if candidate.rate is not None and ner is not None:

@@ -8,8 +8,8 @@ its events never come, `expire` frees what it holds.
 
 `services.live_counters.InProcessLiveCounters` keeps them in this process (one brain);
 a Redis implementation (issue 19) lets several brains share them. Both must pass
-`tests/contract/test_live_counters_contract.py`. Times are timezone-aware UTC datetimes; durations are
-whole seconds.
+`tests/contract/test_live_counters_contract.py`. Times are timezone-aware UTC datetimes;
+durations are whole seconds.
 """
 
 from __future__ import annotations
