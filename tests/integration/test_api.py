@@ -503,6 +503,72 @@ def test_authorize_schema_is_frozen(client):
     assert sorted(schema["AuthorizeIn"]["required"]) == ["call_id", "dialled", "user"]
 
 
+def test_call_event_schema_is_frozen(client):
+    # The edge writes these events (adapters/sip/kemi/edge_rules.event) and spools them while
+    # the brain is down, so a brain must read what an older edge wrote: a change here must be
+    # deliberate (docs/sip-decision-api.md, the edge and this test together, CHANGELOG).
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    event = schema["CallEventIn"]
+    assert sorted(event["properties"]) == [
+        "at_ms",
+        "attempt",
+        "billing",
+        "call_id",
+        "carrier",
+        "dialled",
+        "duration_ms",
+        "gateway",
+        "grant",
+        "hangup_cause",
+        "pdd_ms",
+        "q850_cause",
+        "retry_after_s",
+        "sip_code",
+        "type",
+        "user",
+    ]
+    assert sorted(event["required"]) == ["at_ms", "call_id", "type"]
+    assert sorted(schema["CallEventType"]["enum"]) == ["answer", "attempt", "end", "failure"]
+    assert sorted(schema["CallEventsIn"]["required"]) == ["events"]
+
+
+def test_every_event_the_edge_writes_is_read_by_the_brain_field_for_field():
+    from tawasol.adapters.api.schemas import CallEventIn
+    from tawasol.adapters.sip.kemi.edge_rules import attempt_event, event
+
+    route = {"carrier": "atlas", "gateway": "casa-1", "billing": "per_minute"}
+    written = [
+        attempt_event(
+            call_id="c1",
+            at_ms=1_790_000_000_000,
+            user="amina",
+            dialled="0661234567",
+            attempt=1,
+            route=route,
+            sip_code=503,
+            pdd_ms=None,
+            q850=34,
+            retry_after_s=30,
+        ),
+        event("answer", call_id="c1", at_ms=1_790_000_001_000, user="amina", dialled="x"),
+        event(
+            "end",
+            call_id="c1",
+            at_ms=1_790_000_061_000,
+            user="amina",
+            dialled="x",
+            duration_ms=60_000,
+            hangup_cause="normal_clearing",
+            grant="g",
+        ),
+    ]
+    for body in written:
+        read = CallEventIn.model_validate(body).model_dump(exclude_unset=True)
+        assert {key: str(value) for key, value in read.items()} == {
+            key: str(value) for key, value in body.items()
+        }, body
+
+
 # -- the edge's two requests are answered in front of FastAPI (sip_fast.SipFastPath) --------
 class Recorder:
     """An inner ASGI app that only notes what reached it."""
