@@ -14,28 +14,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# tests/support holds the one way tests, benchmarks and `tawasol up` start the brain
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.stack import free_port
+
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 LOCALHOST = "127.0.0.1"
 DIALLED = "00212661234567"  # a Moroccan mobile: in the plan, on both carriers
-
-
-def free_port(host: str = LOCALHOST) -> int:
-    """A port free for both UDP and TCP on `host` right now (Kamailio listens on both)."""
-    for _attempt in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 def wait_udp_bound(port: int, timeout_s: float = 5) -> None:

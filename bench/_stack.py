@@ -50,6 +50,8 @@ from _sipp import (  # bench/ is not a package: sip_throughput.py puts it on sys
     write_scenarios,
 )
 
+from support.stack import BrainServer  # on sys.path through _sipp
+
 BENCH_DIR = Path(__file__).resolve().parent
 # The edge's bearer token for the brain (the brain and the edge have data dirs of their own).
 EDGE_TOKEN = "bench-edge-token-0123456789"
@@ -257,14 +259,6 @@ REALM = "tawasol.bench"
 PLAN_CODE = "bench-unlimited"
 
 
-def _tawasol_command() -> str:
-    beside = Path(sys.executable).parent / "tawasol"
-    found = str(beside) if beside.exists() else shutil.which("tawasol")
-    if found is None:
-        raise RuntimeError("the tawasol command is not installed in this environment")
-    return found
-
-
 def bench_plan() -> dict[str, Any]:
     """Morocco, fixed and mobile; no minute cap, no distinct-number cap, no limit of
     simultaneous calls: fair use never refuses a benchmark call."""
@@ -330,50 +324,36 @@ def subscriber_name(index: int) -> tuple[str, str]:
 
 
 @dataclass
-class BrainProcess:
+class BrainProcess(BrainServer):
     """The brain on its own SQLite, started through bench/_brain_server.py (or, with
-    `plain=True`, through `tawasol serve` itself: no decision stopwatch)."""
+    `plain=True`, through `tawasol serve` itself: no decision stopwatch); started and stopped
+    by tests/support (`BrainServer`), as the e2e tests and `tawasol up` start it."""
 
-    data_dir: Path
     port: int = field(default_factory=free_port)
+    log: Path = Path()  # DATA_DIR/brain.log
+    admin_token: str = ADMIN_TOKEN
+    edge_token: str = EDGE_TOKEN
+    ready_timeout_s: float = 60
     plain: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    _log: Any = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{LOCALHOST}:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("TAWASOL_")}
-        env.update(
-            TAWASOL_DATA_DIR=str(self.data_dir),
-            TAWASOL_API_HOST=LOCALHOST,
-            TAWASOL_API_PORT=str(self.port),
-            TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
-            TAWASOL_EDGE_TOKEN=EDGE_TOKEN,
-            TAWASOL_SIP_REALM=REALM,
-            # SIPp carriers answer OPTIONS, but a carrier restarted between load steps may miss
-            # a probe: never mark it down during the run.
-            TAWASOL_PROBE_DOWN_AFTER="100",
-        )
-        env.update(self.extra_env)
-        return env
+    def __post_init__(self) -> None:
+        if self.log == Path():
+            self.log = self.data_dir / "brain.log"
+        self.settings = {
+            "TAWASOL_SIP_REALM": REALM,
+            # SIPp carriers answer OPTIONS, but a carrier restarted between load steps may
+            # miss a probe: never mark it down during the run.
+            "TAWASOL_PROBE_DOWN_AFTER": "100",
+            **self.extra_env,
+        }
 
     def prepare(self, *, subscribers: int) -> float:
         """`tawasol init`, then the plan, the carriers (port filled in later) and
         `subscribers` subscribers written through the catalog service, before the brain
         starts. Returns the seconds it took."""
         started = time.monotonic()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [_tawasol_command(), "--data-dir", str(self.data_dir), "init"],
-            env=self.env(),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        self.init()
         from tawasol.adapters.api.schemas import PlanSchema
         from tawasol.composition import build_brain
         from tawasol.config import Settings
@@ -402,43 +382,8 @@ class BrainProcess:
     def command(self) -> list[str]:
         """What starts the brain process."""
         if self.plain:
-            return [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"]
+            return super().command()
         return [sys.executable, str(BENCH_DIR / "_brain_server.py")]
-
-    def start(self) -> BrainProcess:
-        self._log = open(self.data_dir / "brain.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            self.command(),
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the brain exited: see {self.data_dir / 'brain.log'}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("the brain did not come up")
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(
-            method,
-            f"{self.url}/admin/v1{path}",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=30,
-            **kwargs,
-        )
-        if response.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
 
     def add_carriers(self, carrier_port: int) -> None:
         for carrier in bench_carriers(carrier_port):
@@ -453,16 +398,6 @@ class BrainProcess:
         response.raise_for_status()
         figures: dict[str, float] = response.json()
         return figures
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def stop(self) -> None:
-        _stop(self.process, group=True)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 class DecisionProbe:

@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sipp_driver import free_port
 
+from support.stack import BrainServer, free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.config import Settings
 
@@ -77,14 +72,6 @@ SUBSCRIBERS: dict[str, tuple[str, str]] = {
 }
 
 
-def _tawasol_command() -> str:
-    beside_python = Path(sys.executable).parent / "tawasol"
-    found = str(beside_python) if beside_python.exists() else shutil.which("tawasol")
-    if found is None:
-        raise RuntimeError("the tawasol command is not installed in this environment")
-    return found
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = [tool for tool in ("sipp",) if shutil.which(tool) is None]
     if not (shutil.which("kamailio") or os.access("/usr/sbin/kamailio", os.X_OK)):
@@ -110,135 +97,30 @@ class Carriers:
     minute: str
 
 
-@dataclass
-class Brain:
-    """`tawasol serve` as a subprocess, with its own data directory."""
+# What the session's brain runs with, beyond its tokens (TAWASOL_* variables).
+E2E_SETTINGS = {
+    "TAWASOL_GRANT_KEY": GRANT_KEY,
+    "TAWASOL_SIP_REALM": REALM,
+    "TAWASOL_ROUTE_TIMEOUT_MS": str(ROUTE_TIMEOUT_MS),
+    "TAWASOL_CATALOG_REFRESH_MS": "200",
+    # SIPp's carriers do not answer the brain's OPTIONS probes: never mark them down during
+    # the suite (probing has its own tests).
+    "TAWASOL_PROBE_DOWN_AFTER": "100",
+}
 
-    data_dir: Path
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    _log_handle: Any = field(default=None, repr=False)
+
+@dataclass
+class Brain(BrainServer):
+    """`tawasol serve` as a subprocess (tests/support), with its own data directory, and
+    carriers of its own per test."""
+
+    admin_token: str = ADMIN_TOKEN
+    edge_token: str = EDGE_TOKEN
+    settings: dict[str, str] = field(default_factory=lambda: dict(E2E_SETTINGS))
     _generation: int = 0
     _active: list[tuple[str, int, Callable[[str, int], dict[str, Any]]]] = field(
         default_factory=list
     )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("TAWASOL_")}
-        env.update(
-            TAWASOL_DATA_DIR=str(self.data_dir),
-            TAWASOL_API_HOST="127.0.0.1",
-            TAWASOL_API_PORT=str(self.port),
-            TAWASOL_ADMIN_TOKEN=ADMIN_TOKEN,
-            TAWASOL_EDGE_TOKEN=EDGE_TOKEN,
-            TAWASOL_GRANT_KEY=GRANT_KEY,
-            TAWASOL_SIP_REALM=REALM,
-            TAWASOL_ROUTE_TIMEOUT_MS=str(ROUTE_TIMEOUT_MS),
-            TAWASOL_CATALOG_REFRESH_MS="200",
-            # SIPp's carriers do not answer the brain's OPTIONS probes: never mark them down
-            # during the suite (probing has its own tests).
-            TAWASOL_PROBE_DOWN_AFTER="100",
-        )
-        return env
-
-    def init(self) -> None:
-        subprocess.run(
-            [_tawasol_command(), "--data-dir", str(self.data_dir), "init"],
-            env=self.env(),
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [_tawasol_command(), "--data-dir", str(self.data_dir), "serve"],
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the brain exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the brain did not come up: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    # -- admin API ------------------------------------------------------------------------------
-    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(
-            method,
-            f"{self.url}/admin/v1{path}",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10,
-            **kwargs,
-        )
-        if response.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
-
-    def post_events(self, events: list[dict[str, Any]]) -> None:
-        """What an edge would send (`POST /sip/v1/events`)."""
-        httpx.post(
-            f"{self.url}/sip/v1/events", json={"events": events}, headers=EDGE_HEADERS, timeout=5
-        ).raise_for_status()
-
-    def call(self, call_id: str) -> dict[str, Any] | None:
-        response = httpx.get(
-            f"{self.url}/admin/v1/calls/{call_id}",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=5,
-        )
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        record: dict[str, Any] = response.json()
-        return record
-
-    def wait_call(
-        self,
-        call_id: str,
-        until: Callable[[dict[str, Any]], bool] = lambda record: (
-            record["status"] in ("completed", "failed")
-        ),
-        timeout_s: float = 10,
-    ) -> dict[str, Any]:
-        """The CDR once `until` holds (events reach the brain within ~100 ms when it is up)."""
-        deadline = time.monotonic() + timeout_s
-        record = None
-        while time.monotonic() < deadline:
-            record = self.call(call_id)
-            if record is not None and until(record):
-                return record
-            time.sleep(0.1)
-        raise AssertionError(f"call {call_id} not as expected after {timeout_s}s: {record}")
 
     def point_carriers(self, *, flat_port: int, minute_port: int) -> Carriers:
         """Two new carriers for Morocco, at these SIPp ports; the previous pair is disabled.

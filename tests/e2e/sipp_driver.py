@@ -18,26 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from support.stack import free_port
 from tawasol.adapters.sip.render import KEMI_SCRIPT
 
 SCENARIOS = KEMI_SCRIPT.parent.parent / "scenarios"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 _SEPARATOR = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*$")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` right now (Kamailio listens on both)."""
-    for _attempt in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 @dataclass

@@ -24,10 +24,10 @@ from conftest import (
     MOROCCAN_MOBILE,
     Brain,
     _plan,
-    _tawasol_command,
 )
-from sipp_driver import CallerRun, SippCarrier, caller_command, free_port, read_trace, run_caller
+from sipp_driver import CallerRun, SippCarrier, caller_command, read_trace, run_caller
 
+from support.stack import free_port, tawasol_command
 from tawasol.adapters.sip import sip_ping
 from tawasol.adapters.sip.dialogs import dialog_call_ids
 
@@ -64,15 +64,11 @@ class UpPlatform(Brain):
     def pid(self, name: str) -> int:
         return int((self.run_dir / name).read_text().strip())
 
+    def command(self) -> list[str]:
+        return [tawasol_command(), "--data-dir", str(self.data_dir), "up"]
+
     def start(self) -> None:
-        self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [_tawasol_command(), "--data-dir", str(self.data_dir), "up"],
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-        )
+        super().start()  # the brain answers /health
         self.wait_serving(timeout_s=40)
 
     def wait_serving(self, *, timeout_s: float) -> None:
@@ -84,12 +80,6 @@ class UpPlatform(Brain):
                 return
             time.sleep(0.2)
         raise AssertionError(f"the platform is not serving: {self.log.read_text()[-3000:]}")
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def calls_in_progress(self) -> int:
         stats: dict[str, int] = httpx.get(

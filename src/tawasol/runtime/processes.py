@@ -13,6 +13,7 @@ live in `DATA_DIR/run/` so `tawasol down` can stop a platform started from anoth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -60,6 +61,62 @@ def brain_health(settings: Settings, *, timeout_s: float = 1.0) -> dict[str, obj
         return None
 
 
+def spawn_brain(
+    command: Sequence[str], *, environment: Mapping[str, str], log_handle: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Start a brain process (`tawasol serve`, or a wrapper of it) in a session of its own,
+    its output into `log_handle`. The one way tawasol up, the tests and the benchmarks start
+    a brain (tests/support/stack.py)."""
+    return subprocess.Popen(
+        list(command),
+        env=dict(environment),
+        stdin=subprocess.DEVNULL,
+        stdout=log_handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[bytes],
+    healthy: Callable[[], bool],
+    *,
+    timeout_s: float,
+    log: Path,
+) -> None:
+    """Until `healthy()` (its /health answers); raises Unavailable, with the log's tail, when
+    the process exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Unavailable(f"the brain exited at start-up:\n{log_tail(log)}")
+        if healthy():
+            return
+        time.sleep(0.1)
+    raise Unavailable(f"the brain did not come up in {timeout_s:g} s:\n{log_tail(log)}")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10) -> None:
+    """SIGTERM, wait up to `timeout_s`, then SIGKILL its whole session (it leads one)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 @dataclass
 class BrainProcess:
     process: subprocess.Popen[bytes]
@@ -71,19 +128,10 @@ class BrainProcess:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log, lines)
 
     def stop(self, timeout_s: float = 10) -> None:
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, timeout_s=timeout_s)
         self.log_handle.close()
         self.pid_file.unlink(missing_ok=True)
 
@@ -95,27 +143,25 @@ def start_brain(settings: Settings, run_dir: Path, *, ready_timeout_s: float = 2
         raise Unavailable(f"something already answers on {settings.api_url}: is tawasol up?")
     log = run_dir / BRAIN_LOG
     log_handle = open(log, "ab")  # noqa: SIM115 - closed by BrainProcess.stop()
-    process = subprocess.Popen(
+    process = spawn_brain(
         [sys.executable, "-m", "tawasol", "serve"],
-        env=settings_environment(settings),
-        stdin=subprocess.DEVNULL,
-        stdout=log_handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        environment=settings_environment(settings),
+        log_handle=log_handle,
     )
     pid_file = run_dir / BRAIN_PID
     pid_file.write_text(str(process.pid))
     brain = BrainProcess(process=process, log=log, pid_file=pid_file, log_handle=log_handle)
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if not brain.running():
-            brain.stop()
-            raise Unavailable(f"the brain exited at start-up:\n{brain.log_tail()}")
-        if brain_health(settings, timeout_s=0.5) is not None:
-            return brain
-        time.sleep(0.1)
-    brain.stop()
-    raise Unavailable(f"the brain did not answer on {settings.api_url}:\n{brain.log_tail()}")
+    try:
+        wait_until_healthy(
+            process,
+            lambda: brain_health(settings, timeout_s=0.5) is not None,
+            timeout_s=ready_timeout_s,
+            log=log,
+        )
+    except Unavailable:
+        brain.stop()
+        raise
+    return brain
 
 
 @dataclass
