@@ -7,6 +7,7 @@ implementation must give the same answers and raise the same errors as the SQL o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,24 +18,23 @@ from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.services.ports import Store
 
 
+@contextmanager
+def _sql_store(url: str) -> Iterator[SqlStore]:
+    migrate(url)
+    sql_store = SqlStore.from_url(url)
+    try:
+        yield sql_store
+    finally:
+        sql_store.close()
+
+
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        url = sqlite_url_for(tmp_path)
-        migrate(url)
-        sql_store = SqlStore.from_url(url)
-        try:
+    elif request.param == "sqlite":
+        with _sql_store(sqlite_url_for(tmp_path)) as sql_store:
             yield sql_store
-        finally:
-            sql_store.close()
-        return
-    with postgres_schema() as url:
-        migrate(url)
-        sql_store = SqlStore.from_url(url)
-        try:
+    else:
+        with postgres_schema() as url, _sql_store(url) as sql_store:
             yield sql_store
-        finally:
-            sql_store.close()

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from tawasol.domain.errors import InvalidInput
 from tawasol.domain.sip_semantics import meaning_of
 
 
@@ -236,3 +237,19 @@ _CAPACITY_KINDS = frozenset(
 
 def _seconds(duration: timedelta) -> str:
     return f"{int(duration.total_seconds())} s"
+
+
+def check_operator_cap(code: str, effective_channels: int | None) -> None:
+    """An operator's cap on a carrier's simultaneous calls is a whole number, 0 or more (0
+    keeps the carrier configured but sends it no call), or None (as contracted).
+    Raises InvalidInput otherwise."""
+    if effective_channels is not None and (
+        isinstance(effective_channels, bool)
+        or not isinstance(effective_channels, int)
+        or effective_channels < 0
+    ):
+        raise InvalidInput(
+            "a carrier's effective channels are a whole number, 0 or more",
+            code=code,
+            effective_channels=str(effective_channels),
+        )

@@ -8,8 +8,8 @@ from typing import Protocol
 
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.memory._aware import utc
-from tawasol.domain.carrier_health import CarrierEvent
-from tawasol.domain.errors import InvalidInput, NotFound
+from tawasol.domain.carrier_health import CarrierEvent, check_operator_cap
+from tawasol.domain.errors import NotFound
 from tawasol.services.ports.clock import Clock
 
 
@@ -47,16 +47,7 @@ class MemoryCarrierRuntimeStore:
         return found[: max(0, limit)]
 
     def set_carrier_capacity(self, code: str, effective_channels: int | None) -> None:
-        if effective_channels is not None and (
-            isinstance(effective_channels, bool)
-            or not isinstance(effective_channels, int)
-            or effective_channels < 0
-        ):
-            raise InvalidInput(
-                "a carrier's effective channels are a whole number, 0 or more",
-                code=code,
-                effective_channels=str(effective_channels),
-            )
+        check_operator_cap(code, effective_channels)
         if not self._runtime_catalog.has_carrier(code):
             raise NotFound(f"no carrier {code}", code=code)
         with self._runtime_lock:

@@ -44,11 +44,11 @@ from tawasol.adapters.store.models import (
     SubscriptionRow,
 )
 from tawasol.domain.calls import CallEvent, CallRecord
-from tawasol.domain.carrier_health import CarrierEvent
+from tawasol.domain.carrier_health import CarrierEvent, check_operator_cap
 from tawasol.domain.carriers import Carrier, Rate
 from tawasol.domain.catalog import Plan
 from tawasol.domain.decision import Usage
-from tawasol.domain.errors import Conflict, InvalidInput, NotFound
+from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 from tawasol.services.ports import (
     CallFold,
@@ -389,16 +389,7 @@ class SqlStore:
         0 is allowed: the carrier stays configured but takes no call, by capacity. A catalog
         write, so every brain's next reload applies it.
         """
-        if effective_channels is not None and (
-            isinstance(effective_channels, bool)
-            or not isinstance(effective_channels, int)
-            or effective_channels < 0
-        ):
-            raise InvalidInput(
-                "a carrier's effective channels are a whole number, 0 or more",
-                code=code,
-                effective_channels=str(effective_channels),
-            )
+        check_operator_cap(code, effective_channels)
         with self._catalog_write() as session:
             if session.get(CarrierRow, code) is None:
                 raise NotFound(f"no carrier {code}", code=code)
