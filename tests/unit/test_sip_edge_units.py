@@ -1,7 +1,7 @@
 """The edge's pieces that run without Kamailio: rules, brain client, event spool, rendering.
 
-Fast (no SIP), kept next to the e2e tests because they test the same adapter; they could move
-to tests/unit.
+Fast, no SIP (the brain client talks to small HTTP servers on 127.0.0.1); Kamailio's own check
+of the rendered configuration is in tests/e2e/test_sip_config_check.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sipp_driver import free_port
 
-from tawasol.adapters.sip import check_config, render_config, write_config
+from support.stack import free_port
+from tawasol.adapters.sip import render_config
 from tawasol.adapters.sip.kemi import edge_brain, edge_rules
 from tawasol.config import Settings
 from tawasol.domain import sip_semantics
@@ -496,9 +496,3 @@ def test_values_that_would_break_the_config_are_refused(tmp_path: Path) -> None:
         render_config(Settings(sip_realm='bad realm"'), run_dir=tmp_path)
     with pytest.raises(InvalidConfiguration, match="too long"):
         render_config(Settings(), run_dir=tmp_path / ("x" * 120))
-
-
-@pytest.mark.sip
-def test_rendered_config_passes_kamailio_check(tmp_path: Path) -> None:
-    config = write_config(Settings(sip_port=free_port(), api_port=free_port()), tmp_path)
-    assert "config file ok" in check_config(config)
