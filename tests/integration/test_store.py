@@ -39,6 +39,7 @@ from support.stores import (
     a_plan,
     answered_call,
     fold,
+    migrated_store,
     postgres_schema,
     rated,
 )
@@ -92,12 +93,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlStore]:
-    migrate(database_url)
-    sql_store = SqlStore.from_url(database_url)
-    try:
+    with migrated_store(database_url) as sql_store:
         yield sql_store
-    finally:
-        sql_store.close()
 
 
 def count_rows(store: SqlStore, table: type[Base]) -> int:

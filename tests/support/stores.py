@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from tawasol.adapters.store import SqlStore, migrate
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
 from tawasol.domain.carriers import (
     BillingIncrement,
@@ -243,3 +244,14 @@ def a_new_subscription(
     plan_code: str = "maroc-illimite", status: SubscriptionStatus = SubscriptionStatus.ACTIVE
 ) -> NewSubscription:
     return NewSubscription(plan_code, status, NOV_1, DEC_1)
+
+
+@contextmanager
+def migrated_store(url: str) -> Iterator[SqlStore]:
+    """A SqlStore on `url`, migrated to head first; closed afterwards."""
+    migrate(url)
+    sql_store = SqlStore.from_url(url)
+    try:
+        yield sql_store
+    finally:
+        sql_store.close()
