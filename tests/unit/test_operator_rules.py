@@ -24,8 +24,9 @@ from tawasol.domain.carriers import (
     Gateway,
     Rate,
     RateDeck,
+    currency_conflicts,
 )
-from tawasol.domain.catalog import CostCeiling, DestinationRule, Period, Plan, currency_conflicts
+from tawasol.domain.catalog import CostCeiling, DestinationRule, Period, Plan
 from tawasol.domain.codes import check_country, check_currency
 from tawasol.domain.decision import CallRequest, Decision, Reason
 from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput, Unavailable

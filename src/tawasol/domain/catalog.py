@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import calendar
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from tawasol.domain.codes import check_country
 from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination, NumberKind
-
-if TYPE_CHECKING:
-    from tawasol.domain.carriers import Carrier
 
 LOCALES = ("fr", "ar", "en")
 
@@ -261,40 +256,3 @@ class Plan:
 # no end to cut calls at.
 _MAX_CHAINED_WINDOWS = 15
 MAX_WINDOW_GRACE = timedelta(hours=24)
-
-
-def currency_conflicts(plans: Iterable[Plan], carriers: Iterable[Carrier]) -> list[str]:
-    """Every pair of a plan's cost ceiling and a carrier's rates that use different currencies.
-
-    A ceiling is compared with the per-minute rates of every carrier that serves its country:
-    with a USD deck under a EUR ceiling, every call would be refused `no_route` (no price can
-    be compared), so such a pair is refused when either side is saved. A carrier's rate deck is
-    in one currency (the one it invoices in). Returns readable descriptions, empty when all
-    agree.
-    """
-    problems: list[str] = []
-    carriers = list(carriers)
-    for carrier in carriers:
-        mixed = sorted({rate.per_minute.currency for rate in carrier.rate_deck.rates()})
-        if len(mixed) > 1:
-            problems.append(
-                f"carrier {carrier.code}'s rate deck mixes currencies ({', '.join(mixed)}): "
-                "a carrier's rates are in the one currency it invoices in"
-            )
-    for plan in plans:
-        for ceiling in plan.cost_ceilings:
-            for carrier in carriers:
-                serves = any(
-                    entry.rule.country == ceiling.country
-                    and (ceiling.kind is None or entry.rule.kind == ceiling.kind)
-                    for entry in carrier.destinations
-                )
-                deck = {rate.per_minute.currency for rate in carrier.rate_deck.rates()}
-                other = sorted(deck - {ceiling.max_per_minute.currency})
-                if serves and other:
-                    problems.append(
-                        f"plan {plan.code} caps {ceiling.country} calls at "
-                        f"{ceiling.max_per_minute} per minute but carrier {carrier.code} "
-                        f"charges {ceiling.country} calls in {', '.join(other)}: use one currency"
-                    )
-    return problems

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 
-from tawasol.domain.carriers import Carrier, RateDeck
-from tawasol.domain.catalog import Plan, currency_conflicts
+from tawasol.domain.carriers import Carrier, RateDeck, currency_conflicts
+from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput
 from tawasol.domain.subscribers import (
     INITIAL_STATUSES,
