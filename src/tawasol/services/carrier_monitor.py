@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from tawasol.domain.calls import CallAttempt, CallRecord
 from tawasol.domain.carrier_health import (
@@ -44,15 +45,32 @@ from tawasol.domain.quality import (
     ner_table,
     should_de_prefer,
 )
+from tawasol.domain.routing import RoutingStrategy
 from tawasol.domain.routing.quality_weighted import QualityWeighted
-from tawasol.services.authorize_call import CallAuthorizer
-from tawasol.services.ports import CarrierRuntimeStore
+from tawasol.services.ports import CarrierRuntimeStore, CatalogSnapshot
 
 log = logging.getLogger(__name__)
 
 # The windows quality is shown over: 5 minutes (what routing reacts to) and 1 hour.
 QUALITY_WINDOWS = (timedelta(minutes=5), timedelta(hours=1))
 QUALITY_CHECK_EVERY = timedelta(seconds=5)
+
+
+class CarrierStateSink(Protocol):
+    """What the monitor needs of the decider (`CallAuthorizer`): the carriers it decides with,
+    their live state, and where to put what the monitor learned."""
+
+    def snapshot(self) -> CatalogSnapshot: ...
+
+    def invalidate(self) -> None: ...
+
+    def carrier_states(self) -> Mapping[str, CarrierState]: ...
+
+    def set_carrier_state(self, carrier: str, condition: CarrierState) -> None: ...
+
+    def channels_held_before(self, carrier: str, call_id: str) -> int: ...
+
+    def set_strategy(self, strategy: RoutingStrategy) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class CarrierMonitor:
         self,
         *,
         store: CarrierRuntimeStore,
-        authorizer: CallAuthorizer,
+        authorizer: CarrierStateSink,
         clock: Callable[[], datetime],
         thresholds: ProbeThresholds | None = None,
         capacity_policy: CapacityPolicy | None = None,

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import phonenumbers
 
@@ -29,7 +30,6 @@ from tawasol.domain.subscribers import (
     validate_sip_username,
     validate_time_zone,
 )
-from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import contracted_channels
 from tawasol.services.ports import CatalogStore, NewSubscriber, NewSubscription
 
@@ -58,6 +58,16 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
+class DecisionCache(Protocol):
+    """What the catalog needs of the decider (`CallAuthorizer`): its realm (for HA1s) and a way
+    to have it reload the catalog after a write here."""
+
+    @property
+    def realm(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class NewAccount:
     """A subscriber just created; `password` is set only when the platform generated it (it
@@ -72,7 +82,7 @@ class CatalogService:
     """Admin use cases; every write makes the authorizer reload."""
 
     def __init__(
-        self, *, store: CatalogStore, authorizer: CallAuthorizer, clock: Callable[[], datetime]
+        self, *, store: CatalogStore, authorizer: DecisionCache, clock: Callable[[], datetime]
     ) -> None:
         self._store = store
         self._authorizer = authorizer

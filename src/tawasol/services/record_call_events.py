@@ -9,18 +9,37 @@ current when the call started, and the destination is classified once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from tawasol.domain.calls import CallAttempt, CallEvent, CallRecord, apply_event, new_record
 from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import classify, region_of
 from tawasol.domain.rating import rate_call
-from tawasol.services.authorize_call import CallAuthorizer
-from tawasol.services.ports import CallStore
+from tawasol.domain.subscribers import Subscription
+from tawasol.services.ports import CallStore, CatalogSnapshot
 
 log = logging.getLogger(__name__)
+
+
+class CallTracker(Protocol):
+    """What the recorder needs of the decider (`CallAuthorizer`): the catalog (to file and
+    rate calls), the order calls took their channels, and to be told of records written."""
+
+    @property
+    def default_region(self) -> str: ...
+
+    def snapshot(self) -> CatalogSnapshot: ...
+
+    def current_subscription(self, subscriber_id: int, now: datetime) -> Subscription | None: ...
+
+    def routing_order(self, call_id: str) -> int: ...
+
+    def observe(
+        self, before: dict[str, CallRecord | None], after: Iterable[CallRecord]
+    ) -> None: ...
 
 
 class CallListener(Protocol):
@@ -39,7 +58,7 @@ class CallEventRecorder:
         self,
         *,
         store: CallStore,
-        authorizer: CallAuthorizer,
+        authorizer: CallTracker,
         listeners: Sequence[CallListener] = (),
     ) -> None:
         self._store = store
