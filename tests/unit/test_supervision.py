@@ -38,3 +38,33 @@ def test_given_kamcmd_dialog_list_output_then_every_call_id_is_read() -> None:
 """
     assert parse_dialog_list(output) == {"1-4242@127.0.0.1", "a b;c@host"}
     assert parse_dialog_list("") == set()
+
+
+def test_a_health_answer_cut_short_is_no_answer_not_a_crash_of_the_supervisor(tmp_path) -> None:
+    """A brain killed in the middle of its /health answer: `tawasol up` must go on to restart
+    it (http.client.IncompleteRead is not an OSError)."""
+    import socket
+    import threading
+
+    from tawasol.config import Settings
+    from tawasol.runtime.processes import brain_health
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def answer_half() -> None:
+        connection, _ = listener.accept()
+        connection.recv(4096)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 54\r\n\r\n{}")
+        connection.close()
+
+    thread = threading.Thread(target=answer_half, daemon=True)
+    thread.start()
+    try:
+        settings = Settings(data_dir=tmp_path, api_host="127.0.0.1", api_port=port)
+        assert brain_health(settings, timeout_s=2) is None
+    finally:
+        thread.join(timeout=5)
+        listener.close()

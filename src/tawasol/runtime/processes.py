@@ -14,6 +14,7 @@ live in `DATA_DIR/run/` so `tawasol down` can stop a platform started from anoth
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -53,11 +54,14 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 def brain_health(settings: Settings, *, timeout_s: float = 1.0) -> dict[str, object] | None:
+    """The brain's /health answer, or None when it does not answer in full (not listening, or
+    killed in the middle of its answer: `http.client.IncompleteRead`, which would otherwise end
+    the supervisor)."""
     try:
         with urllib.request.urlopen(f"{settings.api_url}/health", timeout=timeout_s) as answer:
             body: dict[str, object] = json.loads(answer.read())
             return body
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError):
         return None
 
 
