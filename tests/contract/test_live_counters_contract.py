@@ -160,3 +160,14 @@ def test_open_calls_is_a_copy(counters: LiveCounters) -> None:
     counters.release("c1")
     assert "c1" in seen
     assert counters.open_calls() == {}
+
+
+def test_current_usage_merges_the_period_and_the_calls_in_progress(counters: LiveCounters) -> None:
+    assert counters.current_usage(1) is None
+    counters.open("c1", a_call(reserved=600))
+    assert counters.current_usage(1) == Usage(active_calls=1, reserved_seconds=600)
+    counters.reset_usage({1: Usage(answered_seconds=60)})
+    merged = counters.current_usage(1)
+    assert merged == Usage(answered_seconds=60, active_calls=1, reserved_seconds=600)
+    counters.release("c1")
+    assert counters.current_usage(1) == Usage(answered_seconds=60)

@@ -64,16 +64,10 @@ class _UsageView(Mapping[int, Usage]):
         self._counters = counters
 
     def __getitem__(self, subscription_id: int) -> Usage:
-        active = self._counters.calls_in_progress(subscription_id)
-        reserved = self._counters.reserved_seconds(subscription_id)
-        used = self._counters.usage(subscription_id)
+        used = self._counters.current_usage(subscription_id)
         if used is None:
-            if not active and not reserved:
-                raise KeyError(subscription_id)
-            return Usage(active_calls=active, reserved_seconds=reserved)
-        if active == used.active_calls and reserved == used.reserved_seconds:
-            return used
-        return replace(used, active_calls=active, reserved_seconds=reserved)
+            raise KeyError(subscription_id)
+        return used
 
     def __iter__(self) -> Iterator[int]:
         open_calls = self._counters.open_calls().values()

@@ -134,6 +134,19 @@ class InProcessLiveCounters:
         with self._lock:
             return self._usage.get(subscription_id)
 
+    def current_usage(self, subscription_id: int) -> Usage | None:
+        with self._lock:
+            active = self._active.get(subscription_id, 0)
+            reserved = self._reserved.get(subscription_id, 0)
+            used = self._usage.get(subscription_id)
+        if used is None:
+            if not active and not reserved:
+                return None
+            return Usage(active_calls=active, reserved_seconds=reserved)
+        if active == used.active_calls and reserved == used.reserved_seconds:
+            return used
+        return replace(used, active_calls=active, reserved_seconds=reserved)
+
     def add_usage(
         self, subscription_id: int, *, answered_seconds: int = 0, destination: str | None = None
     ) -> None:

@@ -97,6 +97,11 @@ class LiveCounters(Protocol):
         progress: see `calls_in_progress`, `reserved_seconds`)."""
         ...
 
+    def current_usage(self, subscription_id: int) -> Usage | None:
+        """`usage` with the calls in progress and their reserved seconds merged in, read at
+        once (what a decision reads); None when the subscription has neither."""
+        ...
+
     def add_usage(
         self, subscription_id: int, *, answered_seconds: int = 0, destination: str | None = None
     ) -> None:
