@@ -21,7 +21,7 @@ class InProcessLiveCounters:
     restores open calls from the store when it starts)."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._open: dict[str, OpenCall] = {}
         self._active: Counter[int] = Counter()
         self._reserved: Counter[int] = Counter()
@@ -57,20 +57,13 @@ class InProcessLiveCounters:
 
     def release(self, call_id: str) -> None:
         with self._lock:
-            call = self._open.pop(call_id, None)
-            if call is not None:
-                subscription = call.subscription_id
-                self._active[subscription] = max(0, self._active[subscription] - 1)
-                self._reserved[subscription] = max(
-                    0, self._reserved[subscription] - call.reserved_seconds
-                )
-            self.hold_channel(call_id, None)
+            self._release(call_id)
 
     def expire(self, now: datetime) -> list[str]:
         with self._lock:
             expired = [key for key, value in self._open.items() if value.expires_at <= now]
             for call_id in expired:
-                self.release(call_id)
+                self._release(call_id)
             return expired
 
     def calls_in_progress(self, subscription_id: int | None = None) -> int:
@@ -86,18 +79,7 @@ class InProcessLiveCounters:
     # -- carriers' channels -----------------------------------------------------------------
     def hold_channel(self, call_id: str, carrier: str | None) -> None:
         with self._lock:
-            previous = self._carrier_calls.get(call_id)
-            if previous == carrier:
-                return  # re-confirmed (e.g. answered where it was sent): keeps its place
-            if previous is not None:
-                del self._carrier_calls[call_id]
-                self._held_since.pop(call_id, None)
-                self._carrier_in_use[previous] = max(0, self._carrier_in_use[previous] - 1)
-            if carrier:
-                self._hold_sequence += 1
-                self._carrier_calls[call_id] = carrier
-                self._held_since[call_id] = self._hold_sequence
-                self._carrier_in_use[carrier] += 1
+            self._hold_channel(call_id, carrier)
 
     def held_carrier(self, call_id: str) -> str | None:
         with self._lock:
@@ -157,3 +139,28 @@ class InProcessLiveCounters:
             if destination and destination not in used.distinct_numbers:
                 used = replace(used, distinct_numbers=used.distinct_numbers | {destination})
             self._usage[subscription_id] = used
+
+    # -- inside, the lock held ----------------------------------------------------------------
+    def _release(self, call_id: str) -> None:
+        call = self._open.pop(call_id, None)
+        if call is not None:
+            subscription = call.subscription_id
+            self._active[subscription] = max(0, self._active[subscription] - 1)
+            self._reserved[subscription] = max(
+                0, self._reserved[subscription] - call.reserved_seconds
+            )
+        self._hold_channel(call_id, None)
+
+    def _hold_channel(self, call_id: str, carrier: str | None) -> None:
+        previous = self._carrier_calls.get(call_id)
+        if previous == carrier:
+            return  # re-confirmed (e.g. answered where it was sent): keeps its place in line
+        if previous is not None:
+            del self._carrier_calls[call_id]
+            self._held_since.pop(call_id, None)
+            self._carrier_in_use[previous] = max(0, self._carrier_in_use[previous] - 1)
+        if carrier:
+            self._hold_sequence += 1
+            self._carrier_calls[call_id] = carrier
+            self._held_since[call_id] = self._hold_sequence
+            self._carrier_in_use[carrier] += 1
