@@ -6,7 +6,7 @@
     tawasol serve                     run the brain's HTTP API alone
     tawasol sip config                the Kamailio configuration for these settings
     tawasol explain USER NUMBER       why a call is (or is not) allowed, from the running brain
-    tawasol subscriber add|list|show|change-plan   manage subscribers
+    tawasol subscriber add|list|show|change-plan|password   manage subscribers
     tawasol plan list                 the plans on sale
     tawasol carriers status|capacity|events|rates  carriers at run time
     tawasol calls report --since DATE calls answered, not answered and refused per reason
@@ -245,7 +245,8 @@ def _check_not_a_published_demo(demo: bool) -> None:
         errors.print(
             f"[red]refused:[/red] sample account(s) {', '.join(exposed)} still have the "
             "passwords published in the README. Run in demo mode (--demo or TAWASOL_DEMO=true), "
-            "or give them new passwords (PUT /admin/v1/subscribers/ID/password) first."
+            "or give them new passwords first: `tawasol subscriber password USER` (works on the "
+            "database, no brain needed)."
         )
         raise typer.Exit(2)
 
@@ -773,6 +774,34 @@ def subscriber_add(
         console.print(
             f"subscribed to {account.subscription.plan_code} until "
             f"{account.subscription.period_end:%Y-%m-%d %H:%M %Z}"
+        )
+
+
+@subscriber_app.command("password")
+def subscriber_password(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    ask_password: Annotated[
+        bool, typer.Option("--ask-password", help="Type the SIP password, hidden, twice.")
+    ] = False,
+) -> None:
+    """Give a subscriber a new SIP password, on the database (no running brain needed): a
+    generated one, printed once, or with --ask-password one typed twice (checked for strength,
+    never a published one)."""
+    password = (
+        typer.prompt("SIP password", hide_input=True, confirmation_prompt=True)
+        if ask_password
+        else None
+    )
+    with _brain_session() as brain:
+        subscriber = brain.catalog.find_subscriber(sip_username)
+        if subscriber is None:
+            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        account = brain.catalog.set_password(subscriber.id, password)
+    console.print(f"{account.subscriber.sip_username}: new SIP password set")
+    if account.password is not None:
+        console.print(
+            f"SIP password (shown once, only its hash is kept): {account.password}",
+            highlight=False,
         )
 
 

@@ -53,6 +53,20 @@ def normalise_phone(phone: str, *, field: str = "phone") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def refuse_published_password(password: str) -> None:
+    """Raises InvalidInput when `password` is one the project publishes (the sample accounts'
+    passwords in README.md): an account with it is open to anyone who read the README."""
+    # Imported here: the sample operator itself is built on this module.
+    from tawasol.services.sample_operator import published_passwords
+
+    if password.casefold() in published_passwords():
+        raise InvalidInput(
+            "this SIP password is published in tawasol's README (a sample account's): choose "
+            "another, or leave it out and the platform generates one",
+            field="password",
+        )
+
+
 def generate_password() -> str:
     """A random SIP password: 20 URL-safe characters, 120 bits (RFC 4086 §8 key sizes)."""
     return secrets.token_urlsafe(15)
@@ -117,11 +131,13 @@ class CatalogService:
         caller_ids: tuple[str, ...] = (),
         plan_code: str | None = None,
         start: datetime | None = None,
+        demo_seed: bool = False,
     ) -> NewAccount:
         """Create a subscriber, subscribed to `plan_code` when given, in one transaction.
 
         Without a password the platform generates one (returned once in `NewAccount`); an
-        operator-chosen one must pass `check_password_strength`.
+        operator-chosen one must pass `check_password_strength` and not be a published one
+        (`demo_seed`: the demo seeding alone writes those).
         """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
@@ -132,6 +148,8 @@ class CatalogService:
         chosen = generated or password or ""
         if generated is None:
             check_password_strength(chosen, known=(sip_username, name, email, normalised))
+            if not demo_seed:
+                refuse_published_password(chosen)
         subscription = (
             self._new_subscription(plan_code, start, SubscriptionStatus.ACTIVE)
             if plan_code
@@ -171,6 +189,7 @@ class CatalogService:
                     subscriber.phone,
                 ),
             )
+            refuse_published_password(chosen)
         updated = replace(
             subscriber, ha1=digest_ha1(subscriber.sip_username, self._authorizer.realm, chosen)
         )

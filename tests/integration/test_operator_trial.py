@@ -1,0 +1,115 @@
+"""Defects a fresh operator found while trying issues 9 and 11 (no nonsense accepted, HA1s never
+leak, no demo passwords in production), through the real app over HTTP and the real CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sample_brain import AUTH
+from typer.testing import CliRunner
+
+from tawasol.cli import app
+from tawasol.composition import build_brain
+from tawasol.config import Settings
+from tawasol.services.sample_operator import published_sample_accounts
+
+BASE_ENV = {"COLUMNS": "200", "TAWASOL_ADMIN_TOKEN": "", "TAWASOL_DEMO": "false"}
+PUBLISHED = ["amina-demo-2026", "Youssef-Demo-2026", "leila-demo-2026"]
+
+
+def run(data_dir: Path, *args: str, input: str | None = None, **env: str):
+    runner = CliRunner(env={**BASE_ENV, **env})
+    return runner.invoke(app, ["--data-dir", str(data_dir), *args], input=input)
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.fixture
+def demo_dir(tmp_path):
+    assert run(tmp_path, "init").exit_code == 0
+    seeded = run(tmp_path, "seed", "--sample", "--demo")
+    assert seeded.exit_code == 0, seeded.output
+    return tmp_path
+
+
+def _new_subscriber(password: str) -> dict:
+    return {
+        "name": "Nadia Saidi",
+        "phone": "+33611112222",
+        "sip_username": "nadia",
+        "password": password,
+    }
+
+
+# -- 1. published passwords are refused wherever a password is chosen -------------------------
+@pytest.mark.parametrize("password", PUBLISHED)
+def test_given_a_published_password_when_set_over_the_api_then_422(client, password):
+    created = client.post("/admin/v1/subscribers", json=_new_subscriber(password), headers=AUTH)
+    assert created.status_code == 422, created.text
+    assert "published" in created.json()["message"]
+    changed = client.put(
+        "/admin/v1/subscribers/2/password", json={"password": password}, headers=AUTH
+    )
+    assert changed.status_code == 422, changed.text
+    assert "published" in changed.json()["message"]
+
+
+def test_given_a_published_password_when_added_with_the_cli_then_refused(demo_dir):
+    added = run(
+        demo_dir,
+        "subscriber",
+        "add",
+        "nadia",
+        "--name",
+        "Nadia Saidi",
+        "--phone",
+        "+33611112222",
+        "--password",
+        "karim-demo-2026",
+    )
+    assert added.exit_code != 0
+    assert "published" in plain(added.output)
+    asked = run(
+        demo_dir, "subscriber", "password", "amina", "--ask-password",
+        input="sami-demo-2026\nsami-demo-2026\n",
+    )  # fmt: skip
+    assert asked.exit_code != 0
+    assert "published" in plain(asked.output)
+
+
+# -- 2. the refusal to start names a command that works without a brain ------------------------
+def test_given_published_sample_accounts_when_refused_then_the_cli_command_resets_them(demo_dir):
+    command = [sys.executable, "-m", "tawasol", "--data-dir", str(demo_dir), "serve"]
+    env = {"PATH": "/usr/bin:/bin", **BASE_ENV}
+    refused = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "tawasol subscriber password USER" in plain(refused.stderr)
+    for username in ("amina", "youssef", "karim", "sami", "leila"):
+        result = run(demo_dir, "subscriber", "password", username)
+        assert result.exit_code == 0, result.output
+        assert "shown once" in result.output
+    typed = run(
+        demo_dir, "subscriber", "password", "amina", "--ask-password",
+        input="Blue-Cedar-Atlas-4417\nBlue-Cedar-Atlas-4417\n",
+    )  # fmt: skip
+    assert typed.exit_code == 0, typed.output
+    assert "shown once" not in typed.output
+    brain = build_brain(Settings(data_dir=demo_dir))
+    try:
+        published = published_sample_accounts(brain.settings.sip_realm)
+        for username, ha1 in published.items():
+            subscriber = brain.catalog.find_subscriber(username)
+            assert subscriber is not None and subscriber.ha1 != ha1
+    finally:
+        brain.close()
+    unknown = run(demo_dir, "subscriber", "password", "nobody")
+    assert unknown.exit_code != 0
+    assert "no subscriber" in plain(unknown.output)
