@@ -34,7 +34,7 @@ from rich.table import Table
 from typer.core import TyperOption
 
 from tawasol.adapters.api.schemas import Channels, Limit, Offset, bounds
-from tawasol.config import Settings
+from tawasol.config import Settings, private_directory
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
@@ -155,7 +155,7 @@ def init() -> None:
     settings = _settings()
     try:
         settings.check()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         migrate(settings.resolved_database_url)
     except TawasolError as error:
         raise _fail(error) from error
@@ -611,8 +611,8 @@ def calls_report(
     """Calls answered, not answered and refused (per reason code) in a period, in UTC unless
     an offset is given."""
     with _brain_session() as brain:
-        start = _parse_at(since, "UTC", brain.clock())
-        end = _parse_at(until, "UTC", brain.clock())
+        start = _parse_at(since, "UTC", brain.clock(), option="--since")
+        end = _parse_at(until, "UTC", brain.clock(), option="--until")
         if end <= start:
             raise InvalidInput("--until must be after --since")
         counts = brain.store.count_calls(since=start, until=end)
@@ -708,7 +708,9 @@ def explain(
         )
 
 
-def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
+def _parse_at(text: str | None, time_zone: str, now: datetime, *, option: str = "--at") -> datetime:
+    """`text` (ISO 8601) as an instant within `Instant`'s bounds, read in `time_zone` without
+    an offset; errors name `option`, the option the user typed."""
     from pydantic import TypeAdapter
 
     from tawasol.adapters.api.schemas import Instant
@@ -718,14 +720,16 @@ def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as error:
-        raise InvalidInput("--at must be ISO 8601, e.g. 2026-11-24T14:00", at=text) from error
+        raise InvalidInput(
+            f"{option} must be ISO 8601, e.g. 2026-11-24T14:00", **{option[2:]: text}
+        ) from error
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(time_zone))
     try:
         return TypeAdapter(Instant).validate_python(value)
     except ValidationError as error:
         problem = error.errors()[0]["msg"].removeprefix("Value error, ")
-        raise InvalidInput(f"--at {problem}", at=text) from error
+        raise InvalidInput(f"{option} {problem}", **{option[2:]: text}) from error
 
 
 # -- subscribers and plans --------------------------------------------------------------------

@@ -113,3 +113,69 @@ def test_given_published_sample_accounts_when_refused_then_the_cli_command_reset
     unknown = run(demo_dir, "subscriber", "password", "nobody")
     assert unknown.exit_code != 0
     assert "no subscriber" in plain(unknown.output)
+
+
+# -- 8. every admin route refuses a query parameter it does not take ---------------------------
+@pytest.mark.parametrize("query", ["bogus=1", "since=2026-11-01T00:00:00Z"])
+def test_given_an_unknown_query_parameter_on_auth_failures_then_422_like_other_routes(
+    client, query
+):
+    answer = client.get(f"/admin/v1/security/auth-failures?{query}", headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    assert query.split("=")[0] in answer.json()["message"]
+    assert client.get("/admin/v1/security/auth-failures", headers=AUTH).status_code == 200
+
+
+# -- 9. a bad instant is reported under the option the user typed ------------------------------
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["calls", "report", "--since", "9999-01-01"], "--since"),
+        (["calls", "report", "--since", "2026-11-01", "--until", "1970-01-01"], "--until"),
+        (["calls", "report", "--since", "yesterday"], "--since"),
+        (["explain", "amina", "00212661234567", "--database-only", "--at", "9999-01-01"], "--at"),
+    ],
+)
+def test_given_an_instant_out_of_bounds_then_the_error_names_the_option_typed(
+    demo_dir, args, option
+):
+    result = run(demo_dir, *args)
+    assert result.exit_code != 0
+    text = plain(result.output)
+    assert f"{option} must be" in text or f"{option} must carry" in text, text
+    assert "Traceback" not in text
+    others = {"--at", "--since", "--until"} - {option}
+    assert not any(f"{other} must" in text for other in others)
+
+
+# -- 3. the database holding every HA1 is private -----------------------------------------------
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_given_a_new_data_dir_then_directory_0700_and_database_files_0600(tmp_path):
+    data_dir = tmp_path / "fresh"
+    assert run(data_dir, "init").exit_code == 0
+    brain = build_brain(Settings(data_dir=data_dir))
+    try:
+        brain.catalog.add_subscriber(
+            name="Nadia Saidi", email="", phone="+33611112222", locale="fr",
+            time_zone="Europe/Paris", sip_username="nadia",
+        )  # fmt: skip
+        files = [data_dir / name for name in ("tawasol.db", "tawasol.db-wal", "tawasol.db-shm")]
+        assert all(path.exists() for path in files)
+        assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}
+        assert _mode(data_dir) == 0o700
+    finally:
+        brain.close()
+
+
+def test_given_a_world_readable_database_from_before_then_tightened_on_start(demo_dir):
+    database = demo_dir / "tawasol.db"
+    database.chmod(0o644)
+    demo_dir.chmod(0o755)
+    listing = run(demo_dir, "subscriber", "list")
+    assert listing.exit_code == 0, listing.output
+    assert _mode(database) == 0o600
+    assert _mode(demo_dir) == 0o700
+    assert all(_mode(path) == 0o600 for path in demo_dir.glob("tawasol.db-*"))

@@ -84,11 +84,11 @@ def _query_params(dependant: Any) -> list[Any]:
     return params
 
 
-router = APIRouter(
-    prefix="/admin/v1",
-    tags=["admin"],
-    dependencies=[Depends(require_admin), Depends(refuse_unknown_query)],
-)
+# What every admin router (admin, carriers, security) checks first, declared once so that no
+# router forgets one (the security router did not refuse unknown query parameters).
+ADMIN_GUARDS = [Depends(require_admin), Depends(refuse_unknown_query)]
+
+router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=ADMIN_GUARDS)
 
 
 # -- plans ------------------------------------------------------------------------------------
