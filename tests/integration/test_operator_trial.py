@@ -179,3 +179,49 @@ def test_given_a_world_readable_database_from_before_then_tightened_on_start(dem
     assert _mode(database) == 0o600
     assert _mode(demo_dir) == 0o700
     assert all(_mode(path) == 0o600 for path in demo_dir.glob("tawasol.db-*"))
+
+
+# -- 7 and 10: plans and carriers that make no sense are refused, naming the field -----------
+def _sample(client, kind: str, code: str) -> dict:
+    answer = client.get(f"/admin/v1/{kind}/{code}", headers=AUTH)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def _refused(client, kind: str, body: dict, field: str) -> str:
+    """POST `body` as a new plan/carrier: 422 naming `field`; the message, for more checks."""
+    answer = client.post(f"/admin/v1/{kind}", json=body, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["message"]
+    assert field in message, message
+    return message
+
+
+CONTROL = "ctrl\u0000\u001b[31m"
+
+
+def test_given_control_characters_or_blank_names_then_422_everywhere(client):
+    subscriber = _new_subscriber("Blue-Cedar-Atlas-4417") | {"name": CONTROL}
+    assert "U+0000" in _refused(client, "subscribers", subscriber, "body.name")
+    subscriber = _new_subscriber("Blue-Cedar-Atlas-4417") | {"name": "   "}
+    assert "blank" in _refused(client, "subscribers", subscriber, "body.name")
+    subscriber = _new_subscriber("Blue-Cedar-Atlas-4417") | {"email": "a\u001b@example.org"}
+    _refused(client, "subscribers", subscriber, "body.email")
+    for name in (CONTROL, "   ", "\u0085line"):
+        plan = _sample(client, "plans", "maroc-illimite-mois")
+        plan |= {"code": "trial-plan", "names": {"fr": "Essai", "ar": name}}
+        _refused(client, "plans", plan, "body.names.ar")
+        carrier = _sample(client, "carriers", "ma-minute") | {"code": "trial", "name": name}
+        _refused(client, "carriers", carrier, "body.name")
+    assert client.get("/admin/v1/plans/trial-plan", headers=AUTH).status_code == 404
+
+
+def test_given_control_characters_in_a_name_on_the_cli_then_refused_and_nothing_added(demo_dir):
+    added = run(
+        demo_dir, "subscriber", "add", "nadia", "--name", CONTROL, "--phone", "+33611112222",
+    )  # fmt: skip
+    assert added.exit_code != 0
+    assert "control characters" in plain(added.output)
+    assert "\u001b[31m" not in added.output
+    listing = run(demo_dir, "subscriber", "list")
+    assert "nadia" not in listing.output

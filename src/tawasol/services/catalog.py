@@ -29,6 +29,7 @@ from tawasol.domain.subscribers import (
     validate_sip_username,
     validate_time_zone,
 )
+from tawasol.domain.text import check_free_text
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import contracted_channels
 from tawasol.services.ports import NewSubscriber, NewSubscription, Store
@@ -141,6 +142,8 @@ class CatalogService:
         """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
+        check_free_text(name, field="name")
+        check_free_text(email, field="email", blank=True)
         validate_sip_username(sip_username)
         validate_time_zone(time_zone)
         normalised = normalise_phone(phone)

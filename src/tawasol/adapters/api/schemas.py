@@ -46,6 +46,7 @@ from tawasol.domain.subscribers import (
     Subscription,
     SubscriptionStatus,
 )
+from tawasol.domain.text import control_character
 
 # -- bounds of every field at the API and CLI boundary, declared once ---------------------------
 # The CLI reads the same types (`bounds`), so `--offset` and `?offset=` refuse the same values.
@@ -102,6 +103,24 @@ Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 
 
+def _free_text(value: str) -> str:
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(f"must not contain control characters ({found})")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Free text an operator types (domain/text.py): no control characters; a name is not blank.
+Text = Annotated[str, AfterValidator(_free_text)]
+Name = Annotated[str, Field(min_length=1), AfterValidator(_free_text), AfterValidator(_not_blank)]
+
+
 def _domain_check(check: Callable[[str], str], value: str) -> str:
     """A domain check as a pydantic validator: its InvalidInput becomes the field's error."""
     try:
@@ -153,7 +172,7 @@ class CostCeilingSchema(Strict):
 
 class PlanSchema(Strict):
     code: Code
-    names: dict[Literal["fr", "ar", "en"], Annotated[str, Field(min_length=1, max_length=120)]]
+    names: dict[Literal["fr", "ar", "en"], Annotated[Name, Field(max_length=120)]]
     period: Period
     price: Amount
     currency: Currency
@@ -258,8 +277,8 @@ class PlanSchema(Strict):
 
 # -- subscribers ------------------------------------------------------------------------------
 class SubscriberIn(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: Annotated[str, Field(max_length=254)] = ""
+    name: Annotated[Name, Field(max_length=200)]
+    email: Annotated[Text, Field(max_length=254)] = ""
     phone: Annotated[str, Field(min_length=3, max_length=32, examples=["+33612345678"])]
     locale: Literal["fr", "ar", "en"] = "fr"
     time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "Europe/Paris"
@@ -268,7 +287,7 @@ class SubscriberIn(Strict):
         default=None,
         description="leave out: the platform generates one and returns it once",
     )
-    caller_ids: list[Annotated[str, Field(max_length=32)]] = Field(
+    caller_ids: list[Annotated[Text, Field(max_length=32)]] = Field(
         default_factory=list, max_length=20
     )
     plan_code: Code | None = Field(
@@ -389,7 +408,7 @@ class RateSchema(Strict):
 
 class CarrierSchema(Strict):
     code: Code
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[Name, Field(max_length=200)]
     gateways: list[GatewaySchema] = Field(min_length=1, max_length=32)
     destinations: list[CarrierDestinationSchema] = Field(min_length=1, max_length=500)
     flat_rate: FlatRateSchema | None = None
