@@ -225,3 +225,96 @@ def test_given_control_characters_in_a_name_on_the_cli_then_refused_and_nothing_
     assert "\u001b[31m" not in added.output
     listing = run(demo_dir, "subscriber", "list")
     assert "nadia" not in listing.output
+
+
+def _plan_with(client, **changes) -> dict:
+    return _sample(client, "plans", "maroc-illimite-mois") | {"code": "trial-plan", **changes}
+
+
+def _carrier_with(client, **changes) -> dict:
+    return _sample(client, "carriers", "ma-minute") | {"code": "trial", **changes}
+
+
+def test_given_contradictory_plans_then_422_naming_the_field(client):
+    ceiling = {"country": "MA", "kind": "mobile", "max_per_minute": "0.05", "currency": "EUR"}
+    cases = [
+        ({"cost_ceilings": [ceiling, ceiling | {"max_per_minute": "0.09"}]}, "cost_ceilings[1]"),
+        (
+            {"time_windows": [{"weekdays": [0], "start": "20:00", "end": "20:00"}]},
+            "body.time_windows.0",
+        ),
+        ({"price": "9.99", "currency": "JPY"}, "price"),
+        ({"price": "9.999", "currency": "EUR"}, "price"),
+        ({"period": "week", "fair_use": {"minutes_per_period": 10_081}}, "minutes_per_period"),
+        ({"period": "month", "fair_use": {"minutes_per_period": 44_641}}, "minutes_per_period"),
+    ]
+    for changes, field in cases:
+        _refused(client, "plans", _plan_with(client, **changes), field)
+    accepted = _plan_with(
+        client,
+        price="999",
+        currency="JPY",
+        cost_ceilings=[],
+        period="week",
+        fair_use={"minutes_per_period": 10_080},
+        time_windows=[{"weekdays": [0], "start": "00:00", "end": "00:00"}],
+    )
+    created = client.post("/admin/v1/plans", json=accepted, headers=AUTH)
+    assert created.status_code == 201, created.text
+
+
+def test_given_contradictory_carriers_then_422_naming_the_field(client):
+    rate = {
+        "prefix": "2126",
+        "per_minute": "0.0611",
+        "currency": "EUR",
+        "effective_from": "2026-01-01T00:00:00Z",
+        "increment": "60/60",
+    }
+    gateway = {"name": "gw1", "host": "127.0.0.1", "port": 5099, "transport": "udp"}
+    cases = [
+        ({"rates": [rate, rate | {"per_minute": "0.0700"}]}, "rates[1]"),
+        ({"gateways": [gateway, gateway | {"host": "127.0.0.2"}]}, "gateways[1]"),
+        (
+            {"destinations": [
+                {"country": "MA", "kind": "mobile", "priority": 1},
+                {"country": "MA", "kind": "mobile", "priority": 9},
+            ]},
+            "destinations[1]",
+        ),
+        (
+            {"flat_rate": {"channels": 10, "monthly_fee": "100.5", "currency": "JPY"}},
+            "flat_rate.monthly_fee",
+        ),
+    ]  # fmt: skip
+    for changes, field in cases:
+        _refused(client, "carriers", _carrier_with(client, **changes), field)
+    # An identical repeat of a rate is read once, as in the CSV import.
+    same = client.post(
+        "/admin/v1/carriers", json=_carrier_with(client, rates=[rate, rate]), headers=AUTH
+    )
+    assert same.status_code == 201, same.text
+    assert len(same.json()["rates"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [
+        ("0.0.0.0", 5060),
+        ("::", 5060),
+        ("224.0.1.75", 5060),
+        ("ff02::1", 5060),
+        ("255.255.255.255", 5060),
+        ("127.0.0.1", 5060),  # the edge itself: sip_listen 127.0.0.1, sip_port 5060
+        ("localhost", 5060),
+    ],
+)
+def test_given_a_gateway_that_cannot_be_a_carrier_then_422_and_never_routed(client, host, port):
+    gateway = {"name": "gw1", "host": host, "port": port, "transport": "udp"}
+    body = _carrier_with(client, gateways=[gateway])
+    _refused(client, "carriers", body, "gateways")
+    changed = _sample(client, "carriers", "ma-minute") | {"gateways": [gateway]}
+    answer = client.put("/admin/v1/carriers/ma-minute", json=changed, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    stored = _sample(client, "carriers", "ma-minute")["gateways"]
+    assert all((item["host"], item["port"]) != (host, port) for item in stored)
