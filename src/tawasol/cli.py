@@ -655,6 +655,8 @@ def explain(
 
     with _brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_user)
+        if subscriber is not None:
+            sip_user = subscriber.sip_username  # found ignoring case: `AMINA` is amina
         when = _parse_at(at, subscriber.time_zone if subscriber else "UTC", brain.clock())
         answer: ExplainOut | None = None
         # Why the answer was not asked of the running brain (None: it was).

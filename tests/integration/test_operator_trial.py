@@ -32,10 +32,11 @@ def plain(text: str) -> str:
 
 @pytest.fixture
 def demo_dir(tmp_path):
-    assert run(tmp_path, "init").exit_code == 0
-    seeded = run(tmp_path, "seed", "--sample", "--demo")
+    directory = tmp_path / "demo"  # apart from the `brain` fixture's database in tmp_path
+    assert run(directory, "init").exit_code == 0
+    seeded = run(directory, "seed", "--sample", "--demo")
     assert seeded.exit_code == 0, seeded.output
-    return tmp_path
+    return directory
 
 
 def _new_subscriber(password: str) -> dict:
@@ -318,3 +319,37 @@ def test_given_a_gateway_that_cannot_be_a_carrier_then_422_and_never_routed(clie
     assert answer.status_code == 422, answer.text
     stored = _sample(client, "carriers", "ma-minute")["gateways"]
     assert all((item["host"], item["port"]) != (host, port) for item in stored)
+
+
+# -- 5. codes and SIP usernames are identifiers: case does not make a new one -----------------
+def test_given_a_code_differing_only_in_case_then_409_and_not_routed(client):
+    plan = _sample(client, "plans", "maroc-illimite-mois") | {"code": "MAROC-ILLIMITE-MOIS"}
+    answer = client.post("/admin/v1/plans", json=plan, headers=AUTH)
+    assert answer.status_code == 409, answer.text
+    assert "maroc-illimite-mois" in answer.json()["message"]
+    carrier = _sample(client, "carriers", "ma-minute") | {"code": "MA-MINUTE"}
+    answer = client.post("/admin/v1/carriers", json=carrier, headers=AUTH)
+    assert answer.status_code == 409, answer.text
+    codes = [item["code"] for item in client.get("/admin/v1/carriers", headers=AUTH).json()]
+    assert "MA-MINUTE" not in codes
+
+
+def test_given_a_username_in_capitals_then_explain_and_show_find_the_subscriber(demo_dir, client):
+    shown = run(demo_dir, "subscriber", "show", "AMINA")
+    assert shown.exit_code == 0, shown.output
+    assert "Amina El Idrissi" in shown.output
+    explained = run(demo_dir, "explain", "AMINA", "00212661234567", "--database-only")
+    assert "unknown" not in explained.output.lower()
+    assert "no active subscription" not in plain(explained.output).lower()
+    lower = run(demo_dir, "explain", "amina", "00212661234567", "--database-only")
+    assert (
+        explained.output.splitlines()[0].split("(")[0] == lower.output.splitlines()[0].split("(")[0]
+    )
+    answer = client.post(
+        "/admin/v1/explain",
+        json={"sip_username": "AMINA", "dialled": "00212661234567"},
+        headers=AUTH,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["reason"] != "unknown_subscriber"
+    assert answer.json()["allow"] is True

@@ -303,7 +303,10 @@ def explain(body: ExplainIn, request: Request) -> ExplainOut:
     carriers' live state (down, full, capped) this brain holds."""
     brain = _brain(request)
     at: datetime = body.at or brain.clock()
+    # SIP usernames are unique ignoring case: support may type `AMINA` for amina.
+    found = brain.catalog.find_subscriber(body.sip_username)
+    username = found.sip_username if found is not None else body.sip_username
     decision = brain.authorizer.explain(
-        CallRequest(sip_username=body.sip_username, dialled=body.dialled), now=at
+        CallRequest(sip_username=username, dialled=body.dialled), now=at
     )
     return ExplainOut.from_domain(decision)
