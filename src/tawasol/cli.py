@@ -119,7 +119,30 @@ def _settings() -> Settings:
 def _brain() -> Brain:
     from tawasol.composition import build_brain
 
-    return build_brain(_settings())
+    settings = _settings()
+    _require_database(settings)
+    return build_brain(settings)
+
+
+def _require_database(settings: Settings) -> None:
+    """End the command, creating nothing, when the SQLite database it would open is absent:
+    run from another working directory, the default `./var` is not the operator's data, and
+    opening it would leave an empty database and keys there. Only `tawasol init` creates one."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return  # a server database: nothing is created by connecting to it
+    database = Path(url.removeprefix("sqlite:///").partition("?")[0]).resolve()
+    if database.exists():
+        return
+    raise _fail(
+        NotFound(
+            f"no tawasol database at {database} (data directory {settings.data_dir}, "
+            "relative to the working directory unless absolute). Point at the right one with "
+            "--data-dir DIR or TAWASOL_DATA_DIR=DIR (or TAWASOL_DATABASE_URL for PostgreSQL), "
+            "or create this one with `tawasol init`",
+            database=str(database),
+        )
+    )
 
 
 @contextmanager

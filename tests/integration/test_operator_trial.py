@@ -353,3 +353,30 @@ def test_given_a_username_in_capitals_then_explain_and_show_find_the_subscriber(
     assert answer.status_code == 200
     assert answer.json()["reason"] != "unknown_subscriber"
     assert answer.json()["allow"] is True
+
+
+# -- 4. a command run in the wrong place creates nothing and says where it looked --------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["subscriber", "list"],
+        ["subscriber", "show", "amina"],
+        ["plan", "list"],
+        ["explain", "amina", "00212661234567", "--database-only"],
+        ["calls", "report", "--since", "2026-11-01"],
+        ["carriers", "rates", "ma-minute"],
+    ],
+)
+def test_given_no_database_in_the_working_directory_then_nothing_created_and_told_where(
+    tmp_path, monkeypatch, args
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TAWASOL_DATA_DIR", raising=False)
+    monkeypatch.delenv("TAWASOL_DATABASE_URL", raising=False)
+    result = CliRunner(env={**BASE_ENV, "COLUMNS": "400"}).invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    text = plain(result.output)
+    assert f"no tawasol database at {(tmp_path / 'var' / 'tawasol.db').resolve()}" in text
+    assert "TAWASOL_DATA_DIR" in text and "--data-dir" in text
+    assert list(tmp_path.iterdir()) == []
