@@ -180,6 +180,9 @@ def init() -> None:
         settings.check()
         private_directory(settings.data_dir)
         migrate(settings.resolved_database_url)
+        # The keys too (when not given as settings), so that later commands create nothing.
+        settings.resolved_grant_key()
+        settings.resolved_edge_token()
     except TawasolError as error:
         raise _fail(error) from error
     console.print(f"database ready: {_redact(settings.resolved_database_url)}")

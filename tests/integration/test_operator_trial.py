@@ -380,3 +380,14 @@ def test_given_no_database_in_the_working_directory_then_nothing_created_and_tol
     assert f"no tawasol database at {(tmp_path / 'var' / 'tawasol.db').resolve()}" in text
     assert "TAWASOL_DATA_DIR" in text and "--data-dir" in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_given_an_initialised_data_dir_then_reading_commands_create_nothing(tmp_path):
+    assert run(tmp_path, "init").exit_code == 0
+    created = {path.name: _mode(path) for path in tmp_path.iterdir()}
+    assert created["grant.key"] == 0o600 and created["edge.token"] == 0o600
+    for args in (["subscriber", "list"], ["plan", "list"], ["subscriber", "show", "nobody"]):
+        run(tmp_path, *args)
+    # SQLite's own -wal/-shm come and go with connections; nothing else may appear.
+    after = {path.name for path in tmp_path.iterdir() if not path.name.startswith("tawasol.db-")}
+    assert after == {name for name in created if not name.startswith("tawasol.db-")}
