@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -67,6 +67,7 @@ class MemoryCatalogStore:
         with self._catalog_lock:
             if plan.code in self._plans:
                 raise Conflict(f"plan {plan.code} already exists", code=plan.code)
+            _check_code_free(self._plans, plan.code, what="plan")
             self.save_plan(plan)
 
     def update_plan(self, plan: Plan) -> None:
@@ -131,8 +132,10 @@ class MemoryCatalogStore:
 
     def find_subscriber(self, sip_username: str) -> Subscriber | None:
         with self._catalog_lock:
+            # Unique ignoring case (`_check_unique`): `AMINA` finds amina.
+            wanted = sip_username.lower()
             return next(
-                (s for s in self._subscribers.values() if s.sip_username == sip_username), None
+                (s for s in self._subscribers.values() if s.sip_username.lower() == wanted), None
             )
 
     def list_subscribers(self, *, offset: int = 0, limit: int = 100) -> list[Subscriber]:
@@ -237,6 +240,8 @@ class MemoryCatalogStore:
                 raise NotFound(f"no carrier {carrier.code}", code=carrier.code)
             if exists is False and known:
                 raise Conflict(f"carrier {carrier.code} already exists", code=carrier.code)
+            if not known:
+                _check_code_free(self._carriers, carrier.code, what="carrier")
             self._revision += 1
             self._carriers[carrier.code] = carrier
 
@@ -300,3 +305,12 @@ class MemoryCatalogStore:
 
 def _by_id(subscriber: Subscriber) -> int:
     return subscriber.id
+
+
+def _check_code_free(taken: Mapping[str, object], code: str, *, what: str) -> None:
+    """Plan and carrier codes are identifiers, unique ignoring case (as in the SQL store)."""
+    clash = next((existing for existing in taken if existing.lower() == code.lower()), None)
+    if clash is not None:
+        raise Conflict(
+            f"{what} {clash} already exists: codes are unique ignoring case", code=code, taken=clash
+        )
