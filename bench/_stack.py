@@ -382,10 +382,10 @@ class BrainProcess:
             Settings(data_dir=self.data_dir, sip_realm=REALM, api_port=self.port)  # type: ignore[call-arg]
         )
         try:
-            brain.catalog.save_plan(PlanSchema(**bench_plan()).to_domain())
+            brain.catalog.add_plan(PlanSchema(**bench_plan()).to_domain())
             for index in range(1, subscribers + 1):
                 username, password = subscriber_name(index)
-                subscriber = brain.catalog.add_subscriber(
+                brain.catalog.add_subscriber(
                     name=f"Bench subscriber {index}",
                     email="",
                     phone=f"+3361{index:07d}",
@@ -393,8 +393,8 @@ class BrainProcess:
                     time_zone="Europe/Paris",
                     sip_username=username,
                     password=password,
+                    plan_code=PLAN_CODE,
                 )
-                brain.catalog.subscribe(subscriber_id=subscriber.id, plan_code=PLAN_CODE)
         finally:
             brain.close()
         return time.monotonic() - started

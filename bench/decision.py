@@ -21,12 +21,13 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import phonenumbers
 
+from tawasol.domain.calls import CallRecord
 from tawasol.domain.carriers import (
     BillingIncrement,
     Carrier,
@@ -43,6 +44,7 @@ from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.ports import CatalogSnapshot
+from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.sample_operator import sample_plans
 
 NOW = datetime(2026, 11, 24, 21, 30, tzinfo=UTC)
@@ -198,6 +200,15 @@ def measure(
     return results
 
 
+class _CountingRefusalStore:
+    def __init__(self) -> None:
+        self.records = 0
+
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        self.records += len(records)
+        return len(records)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=50_000)
@@ -227,6 +238,9 @@ def main() -> None:
         for _ in range(options.calls)
     ]
 
+    # Tunisian numbers: outside every Moroccan plan, so refused and recorded.
+    refused = [(username, "002162" + f"{rng.randrange(10**7):07d}") for username, _ in family]
+
     # Warm the classification cache as a running brain would be after a while.
     for username, number in family:
         authorize_call(CallRequest(username, number), state, NOW)
@@ -239,11 +253,16 @@ def main() -> None:
     def domain_decision(username: str, number: str) -> None:
         authorize_call(CallRequest(username, number), state, NOW)
 
+    # Refused calls are queued for the call records by the authorizer's hook; the writer
+    # thread hands them to a store that only counts them (the database write is off the
+    # decision path, which is what this measures).
+    refusals = RefusalRecorder(store=_CountingRefusalStore())
     authorizer = CallAuthorizer(
         store=SnapshotStore(snapshot),
         clock=lambda: NOW,
         realm="bench",
         fake_ha1_secret=b"k",
+        on_refused=refusals.refused,
     )
     counter = iter(range(10**9))
 
@@ -260,6 +279,11 @@ def main() -> None:
             ("domain authorize_call, family numbers (cached)", family, domain_decision),
             ("service CallAuthorizer.authorize, family numbers", family, service_decision),
             ("domain authorize_call, never-seen numbers", cold, domain_decision),
+            (
+                "service CallAuthorizer.authorize, refused (not in plan), recorded",
+                refused,
+                service_decision,
+            ),
         ],
         rounds=options.rounds,
     )

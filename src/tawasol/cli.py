@@ -1,13 +1,15 @@
 """The `tawasol` command: set up, run and inspect a tawasol operator.
 
-    tawasol init                      create or upgrade the database
-    tawasol seed --sample             load the sample operator
+    tawasol init                      create or upgrade the database (data kept)
+    tawasol seed --sample --demo      load the sample operator (demo mode, empty database)
     tawasol up / down                 run / stop the brain and the Kamailio edge
     tawasol serve                     run the brain's HTTP API alone
     tawasol sip config                the Kamailio configuration for these settings
-    tawasol explain USER NUMBER       why a call is (or is not) allowed
-    tawasol subscriber add|list|show  manage subscribers
+    tawasol explain USER NUMBER       why a call is (or is not) allowed, from the running brain
+    tawasol subscriber add|list|show|change-plan   manage subscribers
     tawasol plan list                 the plans on sale
+    tawasol carriers status|capacity|events|rates  carriers at run time
+    tawasol calls report --since DATE calls answered, not answered and refused per reason
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
 """
@@ -16,22 +18,43 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperOption
 
+from tawasol.adapters.api.schemas import Channels, Limit, Offset, bounds
 from tawasol.config import Settings
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
 from tawasol.domain.decision import CallRequest
-from tawasol.domain.errors import InvalidInput, NotFound, TawasolError, Unavailable
+from tawasol.domain.errors import (
+    InvalidConfiguration,
+    InvalidInput,
+    NotFound,
+    TawasolError,
+    Unavailable,
+)
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer 0.2x labels every flag `<bool>` in --help although a flag takes no value."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(help="tawasol: unlimited international calling plans.", no_args_is_help=True)
 subscriber_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
@@ -49,6 +72,9 @@ EXIT_CODES: tuple[tuple[type[TawasolError], int], ...] = (
     (Unavailable, 4),
     (TawasolError, 1),
 )
+
+
+PORTS: dict[str, int] = {"min": 1, "max": 65535}
 
 
 class _State:
@@ -96,8 +122,25 @@ def _brain() -> Brain:
     return build_brain(_settings())
 
 
+@contextmanager
+def _brain_session() -> Iterator[Brain]:
+    """A brain for one command: its errors end the command with their exit code, and it is
+    closed (refused calls still queued are written) whatever happens."""
+    brain = _brain()
+    try:
+        yield brain
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        brain.close()
+
+
 def _fail(error: TawasolError) -> typer.Exit:
-    code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    code = (
+        error.exit_code
+        if isinstance(error, RemoteError)
+        else next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    )
     detail = "".join(f"\n  {key}: {value}" for key, value in error.details.items())
     errors.print(f"[red]error ({error.error_id}):[/red] {error.message}{detail}")
     return typer.Exit(code)
@@ -122,31 +165,48 @@ def init() -> None:
 @app.command()
 def seed(
     sample: Annotated[bool, typer.Option("--sample", help="Load the sample operator.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo mode (as TAWASOL_DEMO=true): required.")
+    ] = False,
+    if_empty: Annotated[
+        bool,
+        typer.Option("--if-empty", help="Skip quietly when the database already holds data."),
+    ] = False,
     carrier_host: Annotated[str, typer.Option(help="Where the sample carriers listen.")] = (
         "127.0.0.1"
     ),
     carrier_first_port: Annotated[
-        int, typer.Option(help="Port of the first sample carrier; the others follow by 2.")
+        int,
+        typer.Option(help="Port of the first sample carrier; the others follow by 2.", **PORTS),
     ] = 5080,
 ) -> None:
-    """Load data into the database (today: the sample operator)."""
+    """Load the sample operator into an EMPTY database, in demo mode only.
+
+    Its subscribers' passwords are published in the README: never on a production platform.
+    A database holding any plan, carrier or subscriber is left exactly as it is.
+    """
     from tawasol.services.sample_operator import seed_sample_operator
 
     if not sample:
         errors.print("nothing to seed: pass --sample")
         raise typer.Exit(2)
-    brain = _brain()
-    try:
+    if not (demo or _settings().demo):
+        errors.print(
+            "[red]refused:[/red] the sample operator's accounts have published passwords; load "
+            "it only for a demonstration: `tawasol seed --sample --demo` (or TAWASOL_DEMO=true)"
+        )
+        raise typer.Exit(2)
+    with _brain_session() as brain:
+        if if_empty and brain.catalog.holds_operator_data():
+            console.print("the database already holds the operator's data: left as it is")
+            return
         created = seed_sample_operator(
             brain.catalog,
             now=brain.clock(),
             carrier_host=carrier_host,
             carrier_first_port=carrier_first_port,
         )
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
+    console.print(DEMO_BANNER, style="bold yellow")
     table = Table(title="sample subscribers created (SIP username / password)")
     for column in ("SIP user", "password", "plan", "status", "time zone"):
         table.add_column(column)
@@ -155,22 +215,53 @@ def seed(
             entry.sip_username, entry.password, entry.plan_code, entry.status.value, entry.time_zone
         )
     console.print("sample plans and carriers loaded")
-    if created:
-        console.print(table)
-    else:
-        console.print("sample subscribers already present")
+    console.print(table)
+
+
+DEMO_BANNER = (
+    "DEMO MODE: the sample operator's accounts have passwords published in the README. "
+    "Never expose this platform to the internet or to real customers."
+)
+
+
+def _check_not_a_published_demo(demo: bool) -> None:
+    """Outside demo mode, refuse to run while a sample account with its published password
+    exists; in demo mode, say so loudly."""
+    from tawasol.services.sample_operator import published_sample_accounts
+
+    settings = _settings()
+    if demo or settings.demo:
+        # Children (`tawasol up` starts the brain as `tawasol serve`) inherit demo mode.
+        _state.settings = settings.model_copy(update={"demo": True})
+        errors.print(f"[bold yellow]{DEMO_BANNER}[/bold yellow]")
+        return
+    with _brain_session() as brain:
+        exposed = [
+            username
+            for username, ha1 in published_sample_accounts(settings.sip_realm).items()
+            if (found := brain.catalog.find_subscriber(username)) is not None and found.ha1 == ha1
+        ]
+    if exposed:
+        errors.print(
+            f"[red]refused:[/red] sample account(s) {', '.join(exposed)} still have the "
+            "passwords published in the README. Run in demo mode (--demo or TAWASOL_DEMO=true), "
+            "or give them new passwords (PUT /admin/v1/subscribers/ID/password) first."
+        )
+        raise typer.Exit(2)
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.", **PORTS)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
 ) -> None:
     """Run the brain's HTTP API (SIP decision API + admin API) in the foreground."""
     import uvicorn
 
     from tawasol.adapters.api.app import create_app
 
+    _check_not_a_published_demo(demo)
     settings = _settings()
     brain = _brain()
     try:
@@ -189,10 +280,13 @@ def serve(
 
 
 @app.command()
-def up() -> None:
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
+) -> None:
     """Run the platform in the foreground: the brain's API and the Kamailio SIP edge."""
     from tawasol.adapters.platform import start_platform, supervise
 
+    _check_not_a_published_demo(demo)
     settings = _settings()
     try:
         settings.check()
@@ -260,7 +354,10 @@ def _api(method: str, path: str, **kwargs: object) -> object:
     settings = _settings()
     token = settings.admin_token.get_secret_value()
     if not token:
-        raise InvalidInput("set TAWASOL_ADMIN_TOKEN to the running brain's admin token")
+        raise InvalidConfiguration(
+            "set TAWASOL_ADMIN_TOKEN to the running brain's admin token (scripts/run keeps it "
+            "in var/admin-token)"
+        )
     try:
         response = httpx.request(
             method,
@@ -274,61 +371,89 @@ def _api(method: str, path: str, **kwargs: object) -> object:
             f"the brain does not answer at {settings.api_url}: is `tawasol up` running?"
         ) from error
     if response.status_code >= 400:
-        try:
-            body = response.json()
-            message = body.get("message", response.text)
-        except ValueError:
-            message = response.text
-        raise (NotFound if response.status_code == 404 else InvalidInput)(str(message))
+        raise _remote_error(response.status_code, response.text)
     return response.json()
 
 
-def _status_table(rows: list[dict[str, object]]) -> Table:
-    table = Table(title="carriers (quality over the last 5 minutes)")
-    for column in (
-        "carrier",
-        "state",
-        "channels use/eff/contract",
-        "attempts",
-        "ASR",
-        "NER",
-        "ACD",
-        "PDD p50/p95",
-        "cost/min",
-    ):
-        table.add_column(column)
+class RemoteError(TawasolError):
+    """An error the running brain answered with, under the brain's own `error_id`."""
+
+    def __init__(self, error_id: str, message: str, exit_code: int, **details: object) -> None:
+        super().__init__(message, **details)
+        self.error_id = error_id
+        self.exit_code = exit_code
+
+
+# HTTP status of the brain's answer -> exit code (as EXIT_CODES for errors raised here).
+_EXIT_BY_STATUS = {401: 5, 403: 5, 404: 3, 409: 1, 413: 2, 422: 2, 503: 4}
+
+
+def _remote_error(status: int, text: str) -> RemoteError:
+    """The brain's error document as an error of this command, with the same `error_id`."""
+    import json
+
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"error_id": "unavailable" if status >= 500 else "invalid_input", "message": text}
+    details: dict[str, object] = body["details"] if isinstance(body.get("details"), dict) else {}
+    return RemoteError(
+        str(body.get("error_id") or "tawasol_error"),
+        str(body.get("message") or text),
+        _EXIT_BY_STATUS.get(status, 4 if status >= 500 else 1),
+        **details,
+    )
+
+
+def _status_table(rows: list[dict[str, Any]], *, at: datetime) -> Table:
+    """The carriers board, readable at 80 columns: short columns, rates without trailing
+    zeros, the meaning of the abbreviations under the table, the figures' time in the title."""
+    table = Table(
+        title=f"carriers at {at:%H:%M:%S} (quality: last 5 minutes)",
+        caption="chan.: in use/effective/contracted; per min: lowest-highest rate",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    for column in ("carrier", "state", "chan.", "calls", "ASR", "NER", "ACD", "PDD p50/95"):
+        table.add_column(column, no_wrap=column != "state")
+    table.add_column("per min")
 
     def ratio(value: object) -> str:
         return f"{float(value):.0%}" if isinstance(value, int | float) else "-"
 
+    def count(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    def amount(value: object) -> str:
+        return format(Decimal(str(value)).normalize(), "f")
+
     for row in rows:
-        overall = next(
-            (q for q in row["quality"] if q["country"] is None),  # type: ignore[attr-defined]
-            None,
-        )
-        effective = row["effective_channels"]
-        contracted = row["contracted_channels"]
-        state = str(row["state"]) + (" (de-preferred)" if row["de_preferred"] else "")
+        overall = next((q for q in row["quality"] if q["country"] is None), None)
+        state = str(row["state"]) + (" (last)" if row["de_preferred"] else "")
         if row.get("held_off_until"):
             state += f" until {str(row['held_off_until'])[11:19]} (Retry-After)"
         colour = {"up": "green", "down": "red", "full": "yellow", "held_off": "yellow"}.get(
             str(row["state"]), "white"
         )
         rate = (
-            f"{row['rate_min_per_minute']}-{row['rate_max_per_minute']} {row['currency']}"
+            f"{amount(row['rate_min_per_minute'])}-{amount(row['rate_max_per_minute'])} "
+            f"{row['currency']}"
             if row["rate_min_per_minute"]
             else "flat rate"
         )
         table.add_row(
             str(row["code"]),
             f"[{colour}]{state}[/{colour}]",
-            f"{row['channels_in_use']}/{effective if effective is not None else '-'}"
-            f"/{contracted if contracted is not None else '-'}",
+            f"{row['channels_in_use']}/{count(row['effective_channels'])}"
+            f"/{count(row['contracted_channels'])}",
             str(overall["attempts"]) if overall else "0",
             ratio(overall["asr"]) if overall else "-",
             ratio(overall["ner"]) if overall else "-",
-            f"{overall['acd_s']:.0f} s" if overall and overall["acd_s"] is not None else "-",
-            f"{overall['pdd_p50_ms']}/{overall['pdd_p95_ms']} ms"
+            f"{overall['acd_s']:.0f}s" if overall and overall["acd_s"] is not None else "-",
+            f"{overall['pdd_p50_ms']}/{overall['pdd_p95_ms']}ms"
             if overall and overall["pdd_p50_ms"] is not None
             else "-",
             rate,
@@ -340,31 +465,52 @@ def _status_table(rows: list[dict[str, object]]) -> Table:
 def carriers_status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 seconds.")] = False,
 ) -> None:
-    """State, channels, ASR/NER/ACD/PDD of every carrier, from the running brain."""
+    """State, channels, ASR/NER/ACD/PDD of every carrier, from the running brain.
+
+    With --watch on a terminal the table is redrawn in place; into a file or a pipe, one table
+    per refresh is appended, each with its time.
+    """
     import time
 
     from rich.live import Live
 
-    try:
+    def board() -> Table:
         rows = _api("GET", "/admin/v1/carriers/status")
+        return _status_table(rows, at=datetime.now().astimezone())  # type: ignore[arg-type]
+
+    try:
         if not watch:
-            console.print(_status_table(rows))  # type: ignore[arg-type]
+            console.print(board())
             return
-        with Live(_status_table(rows), console=console, refresh_per_second=1) as live:  # type: ignore[arg-type]
+        if not console.is_terminal:
+            while True:
+                console.print(board())
+                sys.stdout.flush()
+                time.sleep(2)
+        with Live(board(), console=console, refresh_per_second=1) as live:
             while True:
                 time.sleep(2)
-                live.update(_status_table(_api("GET", "/admin/v1/carriers/status")))  # type: ignore[arg-type]
+                live.update(board())
     except TawasolError as error:
         raise _fail(error) from error
     except KeyboardInterrupt:
         return
 
 
-@carriers_app.command("capacity")
+@carriers_app.command(
+    "capacity",
+    # A negative count must reach the check below, not be taken for an unknown option.
+    context_settings={"ignore_unknown_options": True},
+)
 def carriers_capacity(
     code: Annotated[str, typer.Argument(help="Carrier code.")],
     channels: Annotated[
-        int | None, typer.Argument(help="Most simultaneous calls; omit with --contract.")
+        str | None,
+        typer.Argument(
+            help="Most simultaneous calls, 0 to the contracted channels; omit with --contract.",
+            metavar="CHANNELS",
+            show_default=False,
+        ),
     ] = None,
     contract: Annotated[bool, typer.Option("--contract", help="Back to the contract.")] = False,
 ) -> None:
@@ -373,28 +519,35 @@ def carriers_capacity(
     if (channels is None) == (not contract):
         errors.print("give a number of channels, or --contract")
         raise typer.Exit(2)
+    limits = bounds(Channels)
+    count: int | None = None
+    if channels is not None:
+        try:
+            count = int(channels)
+        except ValueError:
+            count = None
+        if count is None or not limits["min"] <= count <= limits["max"]:
+            errors.print(
+                f"[red]error (invalid_input):[/red] channels must be a whole number from "
+                f"{limits['min']} to the carrier's contracted channels, not {channels}"
+            )
+            raise typer.Exit(2)
     try:
-        row = _api(
-            "PUT", f"/admin/v1/carriers/{code}/capacity", json={"effective_channels": channels}
-        )
+        row = _api("PUT", f"/admin/v1/carriers/{code}/capacity", json={"effective_channels": count})
     except TawasolError as error:
         raise _fail(error) from error
-    console.print(_status_table([row]))  # type: ignore[list-item]
+    console.print(_status_table([row], at=datetime.now().astimezone()))  # type: ignore[list-item]
 
 
 @carriers_app.command("events")
 def carriers_events(
     code: Annotated[str, typer.Argument(help="Carrier code.")],
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    limit: Annotated[int, typer.Option(**bounds(Limit))] = 50,
 ) -> None:
     """The carrier's state changes, newest first."""
-    brain = _brain()
-    try:
+    with _brain_session() as brain:
+        brain.catalog.get_carrier(code)
         events = brain.store.list_carrier_events(carrier=code, limit=limit)
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
     table = Table(title=f"{code}: state changes")
     for column in ("at", "change", "channels", "detail"):
         table.add_column(column)
@@ -445,6 +598,34 @@ def carriers_rates(
         brain.close()
 
 
+calls_app = typer.Typer(help="Call detail records.", no_args_is_help=True)
+app.add_typer(calls_app, name="calls")
+
+
+@calls_app.command("report")
+def calls_report(
+    since: Annotated[str, typer.Option(help="From (ISO 8601, included), e.g. 2026-11-24.")],
+    until: Annotated[str | None, typer.Option(help="To (excluded); default now.")] = None,
+) -> None:
+    """Calls answered, not answered and refused (per reason code) in a period, in UTC unless
+    an offset is given."""
+    with _brain_session() as brain:
+        start = _parse_at(since, "UTC", brain.clock())
+        end = _parse_at(until, "UTC", brain.clock())
+        if end <= start:
+            raise InvalidInput("--until must be after --since")
+        counts = brain.store.count_calls(since=start, until=end)
+    table = Table(title=f"calls from {start.isoformat()} to {end.isoformat()}")
+    table.add_column("outcome")
+    table.add_column("calls", justify="right")
+    for key in ("total", "answered", "not_answered", "refused"):
+        table.add_row(key.replace("_", " "), str(counts[key]))
+    for key, value in sorted(counts.items()):
+        if key.startswith("refused:"):
+            table.add_row(f"  refused: {key.removeprefix('refused:')}", str(value))
+    console.print(table)
+
+
 # -- support ----------------------------------------------------------------------------------
 @app.command()
 def explain(
@@ -457,43 +638,80 @@ def explain(
             "subscriber's time zone. Default: now."
         ),
     ] = None,
+    database_only: Annotated[
+        bool,
+        typer.Option(
+            "--database-only", help="Do not ask the running brain; read the database only."
+        ),
+    ] = False,
 ) -> None:
-    """Print the decision for a call and every reason behind it."""
-    brain = _brain()
-    try:
+    """Print the decision for a call and every reason behind it.
+
+    Asks the running brain (`POST /admin/v1/explain`), which knows the carriers' live state
+    (down, full, capped); when no brain answers, decides from the database alone and says so.
+    """
+    from tawasol.adapters.api.schemas import ExplainOut
+
+    with _brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_user)
         when = _parse_at(at, subscriber.time_zone if subscriber else "UTC", brain.clock())
-        decision = brain.authorizer.explain(
-            CallRequest(sip_username=sip_user, dialled=number), now=when
-        )
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
-    colour = "green" if decision.allowed else "red"
-    verdict = "ALLOWED" if decision.allowed else f"DENIED: {decision.reason.value}"
+        answer: ExplainOut | None = None
+        # Why the answer was not asked of the running brain (None: it was).
+        why_local: str | None = "--database-only was given"
+        if not database_only:
+            try:
+                answer = ExplainOut.model_validate(
+                    _api(
+                        "POST",
+                        "/admin/v1/explain",
+                        json={"sip_username": sip_user, "dialled": number, "at": when.isoformat()},
+                    )
+                )
+                why_local = None
+            except (Unavailable, InvalidConfiguration) as error:
+                why_local = error.message
+        if answer is None:
+            answer = ExplainOut.from_domain(
+                brain.authorizer.explain(
+                    CallRequest(sip_username=sip_user, dialled=number), now=when
+                )
+            )
+    colour = "green" if answer.allow else "red"
+    verdict = "ALLOWED" if answer.allow else f"DENIED: {answer.reason}"
     console.print(f"[bold {colour}]{verdict}[/bold {colour}]  ({when.isoformat()})")
-    for line in decision.explanation:
+    for line in answer.explanation:
         console.print(f"  - {line}", highlight=False)
-    if decision.allowed:
-        table = Table(title=f"routes, tried in order (cut after {decision.max_duration})")
+    if answer.allow:
+        cut = timedelta(seconds=answer.max_duration_s)
+        table = Table(title=f"routes, tried in order (cut after {cut})")
         for column in ("#", "carrier", "billing", "cost/min", "gateway URI", "timeout"):
             table.add_column(column)
-        for index, route in enumerate(decision.routes, start=1):
+        for index, route in enumerate(answer.routes, start=1):
             table.add_row(
                 str(index),
                 route.carrier,
-                route.billing.value,
-                str(route.cost_per_minute) if route.cost_per_minute else "-",
+                route.billing,
+                f"{route.cost_per_minute} {route.currency}" if route.cost_per_minute else "-",
                 route.uri,
                 f"{route.timeout_ms} ms",
             )
         console.print(table)
     else:
-        console.print(f"  SIP reply: {decision.sip_code} {decision.sip_reason}")
+        console.print(f"  SIP reply: {answer.sip_code} {answer.sip_reason}")
+    if why_local is None:
+        console.print(f"(answered by the running brain at {_settings().api_url})", style="dim")
+    else:
+        errors.print(
+            "[yellow]read from the database only[/yellow]: the carriers' live state (down, "
+            f"full, capped by an operator) is NOT taken into account ({why_local})."
+        )
 
 
 def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
+    from pydantic import TypeAdapter
+
+    from tawasol.adapters.api.schemas import Instant
+
     if text is None:
         return now
     try:
@@ -502,7 +720,11 @@ def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
         raise InvalidInput("--at must be ISO 8601, e.g. 2026-11-24T14:00", at=text) from error
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(time_zone))
-    return value
+    try:
+        return TypeAdapter(Instant).validate_python(value)
+    except ValidationError as error:
+        problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"--at {problem}", at=text) from error
 
 
 # -- subscribers and plans --------------------------------------------------------------------
@@ -511,16 +733,26 @@ def subscriber_add(
     sip_username: Annotated[str, typer.Argument(help="SIP username, e.g. amina")],
     name: Annotated[str, typer.Option(help="Full name.")],
     phone: Annotated[str, typer.Option(help="Their own phone, international, e.g. +336...")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="SIP password (visible in the shell's history: prefer --ask-password); "
+            "default: the platform generates one and prints it."
+        ),
+    ] = None,
+    ask_password: Annotated[
+        bool, typer.Option("--ask-password", help="Type the SIP password, hidden, twice.")
+    ] = False,
     plan: Annotated[str | None, typer.Option(help="Subscribe to this plan now.")] = None,
     email: Annotated[str, typer.Option()] = "",
     locale: Annotated[str, typer.Option(help="fr, ar or en.")] = "fr",
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
 ) -> None:
-    """Add a subscriber (and optionally subscribe them to a plan)."""
-    brain = _brain()
-    try:
-        subscriber = brain.catalog.add_subscriber(
+    """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
+    if ask_password:
+        password = typer.prompt("SIP password", hide_input=True, confirmation_prompt=True)
+    with _brain_session() as brain:
+        account = brain.catalog.add_subscriber(
             name=name,
             email=email,
             phone=phone,
@@ -528,21 +760,26 @@ def subscriber_add(
             time_zone=time_zone,
             sip_username=sip_username,
             password=password,
+            plan_code=plan,
         )
-        console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
-        if plan:
-            subscription = brain.catalog.subscribe(subscriber_id=subscriber.id, plan_code=plan)
-            console.print(f"subscribed to {plan} until {subscription.period_end:%Y-%m-%d %H:%M %Z}")
-    except TawasolError as error:
-        raise _fail(error) from error
-    finally:
-        brain.close()
+    subscriber = account.subscriber
+    console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
+    if account.password is not None:
+        console.print(
+            f"SIP password (shown once, only its hash is kept): {account.password}",
+            highlight=False,
+        )
+    if account.subscription is not None:
+        console.print(
+            f"subscribed to {account.subscription.plan_code} until "
+            f"{account.subscription.period_end:%Y-%m-%d %H:%M %Z}"
+        )
 
 
 @subscriber_app.command("list")
 def subscriber_list(
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int, typer.Option(**bounds(Limit))] = 100,
+    offset: Annotated[int, typer.Option(**bounds(Offset))] = 0,
 ) -> None:
     """List subscribers with their current plan."""
     brain = _brain()
@@ -556,9 +793,9 @@ def subscriber_list(
             latest = max(subscriptions, key=lambda s: s.period_start, default=None)
             status = "-"
             if latest is not None:
-                status = "active" if latest.usable_at(now) else latest.status.value
-                if latest.status.value == "active" and not latest.usable_at(now):
-                    status = "period over"
+                status = latest.status.value
+                if latest.status.current and not now < latest.period_end:
+                    status = f"{status}, period over"
             table.add_row(
                 str(subscriber.id),
                 subscriber.sip_username,
@@ -573,6 +810,24 @@ def subscriber_list(
     finally:
         brain.close()
     console.print(table)
+
+
+@subscriber_app.command("change-plan")
+def subscriber_change_plan(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    plan: Annotated[str, typer.Argument(help="The new plan's code.")],
+) -> None:
+    """Move a subscriber to another plan now: the running subscription is cancelled and the
+    new one starts, together."""
+    with _brain_session() as brain:
+        subscriber = brain.catalog.find_subscriber(sip_username)
+        if subscriber is None:
+            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
+    console.print(
+        f"{sip_username}: subscribed to {subscription.plan_code} until "
+        f"{subscription.period_end:%Y-%m-%d %H:%M %Z} (the previous subscription is cancelled)"
+    )
 
 
 @subscriber_app.command("show")

@@ -16,6 +16,7 @@ from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.record_call_events import CallEventRecorder
+from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 
@@ -36,8 +37,10 @@ class Brain:
     clock: Callable[[], datetime]
     credentials: CredentialVerifier
     grants: DecisionGrants
+    refusals: RefusalRecorder
 
     def close(self) -> None:
+        self.refusals.close()
         self.store.close()
 
 
@@ -45,6 +48,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     settings.check()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore.from_url(settings.resolved_database_url)
+    refusals = RefusalRecorder(store=store)
     authorizer = CallAuthorizer(
         store=store,
         clock=clock,
@@ -58,6 +62,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ring_hold_max=timedelta(seconds=settings.call_ring_hold_max_s),
         hold_margin=timedelta(seconds=settings.call_hold_margin_s),
         unlisted_number_countries=settings.unlisted_number_country_set,
+        on_refused=refusals.refused,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -100,4 +105,5 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
             # a call's events may come as late as its longest duration, plus a spool backlog
             remember_for=timedelta(seconds=settings.platform_max_call_duration_s, hours=1),
         ),
+        refusals=refusals,
     )

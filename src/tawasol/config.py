@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
 
+    demo: bool = Field(
+        default=False,
+        description="demo mode: the sample operator (accounts with published passwords) may be "
+        "loaded and run; never on a production platform",
+    )
+
     # -- the brain's HTTP API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8040, ge=1, le=65535)

@@ -43,17 +43,14 @@ def brain(tmp_path, clock):
     seed_sample_operator(brain.catalog, now=clock.now)
     # Many subscribers on the monthly plan, one call each at a time.
     for index in range(45):
-        subscriber = brain.catalog.add_subscriber(
+        brain.catalog.add_subscriber(
             name=f"Caller {index}",
             email="",
             phone=f"+336120000{index:02d}",
             locale="fr",
             time_zone="Europe/Paris",
             sip_username=f"caller{index}",
-            password="caller-pass-1",
-        )
-        brain.catalog.subscribe(
-            subscriber_id=subscriber.id,
+            password=f"caller-pass-{index}-of-45",
             plan_code="maroc-illimite-mois",
             start=clock.now - timedelta(days=1),
         )

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from tawasol.cli import app
 
-runner = CliRunner(env={"COLUMNS": "220"})
+# No admin token: `explain` reads the database (tests of asking the brain set one).
+runner = CliRunner(env={"COLUMNS": "220", "TAWASOL_ADMIN_TOKEN": "", "TAWASOL_DEMO": "false"})
 
 
 def run(data_dir, *args: str, input: str | None = None):
@@ -29,7 +30,7 @@ def plain(text: str) -> str:
 def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tawasol")
     assert run(directory, "init").exit_code == 0
-    seeded = run(directory, "seed", "--sample")
+    seeded = run(directory, "seed", "--sample", "--demo")
     assert seeded.exit_code == 0, seeded.output
     assert "amina-demo-2026" in seeded.output
     return directory
@@ -42,9 +43,9 @@ def test_init_twice_is_harmless(data_dir):
 
 
 def test_seed_twice_keeps_subscribers(data_dir):
-    result = run(data_dir, "seed", "--sample")
-    assert result.exit_code == 0, result.output
-    assert "already present" in result.output
+    result = run(data_dir, "seed", "--sample", "--demo")
+    assert result.exit_code == 1, result.output
+    assert "only loaded into an empty database" in plain(result.output)
     listing = run(data_dir, "subscriber", "list")
     assert listing.output.count("amina") == 1
 
@@ -116,7 +117,8 @@ def test_subscriber_add_and_show(data_dir):
         "+33611112222",
         "--plan",
         "maroc-illimite-semaine",
-        input="nadia-password-1\nnadia-password-1\n",
+        "--password",
+        "nadia-password-1",
     )
     assert added.exit_code == 0, added.output
     assert "subscribed to maroc-illimite-semaine" in added.output
@@ -136,7 +138,8 @@ def test_subscriber_add_refuses_a_taken_username(data_dir):
         "Other",
         "--phone",
         "+33611112223",
-        input="other-password-1\nother-password-1\n",
+        "--password",
+        "other-password-1",
     )
     assert result.exit_code == 1
     assert "conflict" in result.output

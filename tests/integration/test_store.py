@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -90,7 +91,7 @@ from tawasol.domain.errors import (
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus, digest_ha1
-from tawasol.services.ports import CatalogSnapshot, NewSubscriber
+from tawasol.services.ports import CatalogSnapshot, NewSubscriber, NewSubscription
 
 POSTGRES_URL = os.environ.get(
     "TAWASOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -170,7 +171,8 @@ def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscribe
     subscriber = NewSubscriber(
         name="Amina Benali",
         email=f"{username}@example.org",
-        phone="+33612345678",
+        # Phones are unique: one per username (stable across runs).
+        phone=f"+3361{zlib.crc32(username.encode()) % 10**7:07d}",
         locale="ar",
         time_zone="Europe/Paris",
         sip_username=username,
@@ -292,7 +294,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
@@ -354,6 +356,7 @@ COLUMNS_ADDED_BY_0002 = {
         "increment",
         "cost_amount",
         "cost_currency",
+        "refusal_reason",  # added by 0004
     },
     "call_attempts": {"q850_cause", "billing"},
 }
@@ -1164,7 +1167,7 @@ def test_plan_cost_ceilings_round_trip_exactly_and_in_order(store: SqlStore) -> 
     ceilings = (
         CostCeiling("MA", Money(Decimal("0.0200"), "EUR"), NumberKind.MOBILE),
         CostCeiling("MA", Money(Decimal("0.015"), "EUR")),
-        CostCeiling("TN", Money(Decimal("0.000001"), "MAD"), NumberKind.FIXED),
+        CostCeiling("TN", Money(Decimal("0.000001"), "EUR"), NumberKind.FIXED),
     )
     store.save_plan(a_plan(cost_ceilings=ceilings))
 
@@ -1398,3 +1401,115 @@ def test_the_database_itself_refuses_a_negative_capacity_and_drops_it_with_its_c
         connection.execute(delete(CarrierRow).where(CarrierRow.code == "atlas"))
 
     assert store.carrier_capacities() == {}
+
+
+# -- the operator's data (issue 11), on both databases ------------------------------------------
+def a_new_subscription(
+    plan_code: str = "maroc-illimite", status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+) -> NewSubscription:
+    return NewSubscription(plan_code, status, NOV_1, DEC_1)
+
+
+def test_a_subscriber_with_an_unknown_plan_is_not_created(store: SqlStore) -> None:
+    with pytest.raises(NotFound):
+        store.add_subscriber(a_new_subscriber(), subscription=a_new_subscription("ghost"))
+    assert store.find_subscriber("amina") is None
+    store.save_plan(a_plan())
+    added = store.add_subscriber(a_new_subscriber(), subscription=a_new_subscription())
+    assert [s.plan_code for s in store.list_subscriptions(subscriber_id=added.id)] == [
+        "maroc-illimite"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"sip_username": "AMINA"}, "SIP username"),
+        ({"sip_username": "other", "email": "", "phone": None}, "phone"),
+        ({"sip_username": "other", "email": "AMINA@example.org", "phone": "+33699999999"}, "email"),
+    ],
+)
+def test_sip_users_ignoring_case_phones_and_emails_are_unique(
+    store: SqlStore, changes: dict[str, object], field: str
+) -> None:
+    first = store.add_subscriber(a_new_subscriber())
+    if changes.get("phone", "") is None:
+        changes = {**changes, "phone": first.phone}
+    with pytest.raises(Conflict, match=field):
+        store.add_subscriber(a_new_subscriber(**changes))
+
+
+def test_a_second_running_subscription_is_refused_and_a_plan_change_ends_the_first(
+    store: SqlStore,
+) -> None:
+    store.save_plan(a_plan())
+    store.save_plan(a_plan("maroc-an", period=Period.YEAR))
+    subscriber = store.add_subscriber(a_new_subscriber(), subscription=a_new_subscription())
+    (first,) = store.list_subscriptions(subscriber_id=subscriber.id)
+    with pytest.raises(Conflict, match="already has running subscription"):
+        store.add_subscription(
+            subscriber_id=subscriber.id,
+            plan_code="maroc-an",
+            status=SubscriptionStatus.ACTIVE,
+            period_start=NOV_1,
+            period_end=DEC_1,
+        )
+    ended = replace(first, status=SubscriptionStatus.CANCELLED)
+    store.change_plan(subscriber_id=subscriber.id, ended=ended, new=a_new_subscription("maroc-an"))
+    statuses = [(s.plan_code, s.status) for s in store.list_subscriptions(subscriber_id=1)]
+    assert statuses == [
+        ("maroc-illimite", SubscriptionStatus.CANCELLED),
+        ("maroc-an", SubscriptionStatus.ACTIVE),
+    ]
+
+
+def test_create_is_create_and_update_is_update(store: SqlStore) -> None:
+    store.add_plan(a_plan())
+    with pytest.raises(NotFound):
+        store.update_plan(a_plan("ghost"))
+    store.add_carrier(a_carrier())
+    with pytest.raises(Conflict, match="already exists"):
+        store.add_carrier(replace(a_carrier(), name="Other"))
+    with pytest.raises(NotFound):
+        store.update_carrier(a_carrier("ghost"))
+    store.update_carrier(replace(a_carrier(), name="Atlas 2"))
+    assert store.get_carrier("atlas").name == "Atlas 2"
+    assert store.holds_operator_data()
+
+
+def test_a_plan_period_cannot_change_under_running_subscriptions(store: SqlStore) -> None:
+    store.add_plan(a_plan())
+    store.add_subscriber(a_new_subscriber(), subscription=a_new_subscription())
+    with pytest.raises(Conflict, match="running subscription"):
+        store.update_plan(a_plan(period=Period.WEEK))
+    store.update_plan(a_plan(price=Money(Decimal("11.99"), "EUR")))
+    assert store.get_plan("maroc-illimite").period is Period.MONTH
+
+
+def test_refused_calls_are_recorded_once_and_counted_by_reason(store: SqlStore) -> None:
+    def refused(call_id: str, reason: str) -> CallRecord:
+        return CallRecord(
+            call_id=call_id,
+            started_at=NOV_1,
+            sip_username="amina",
+            dialled="00212661234567",
+            ended_at=NOV_1,
+            final_sip_code=503,
+            refusal_reason=reason,
+        )
+
+    assert store.record_refusals([refused("r1", "no_route"), refused("r2", "no_route")]) == 2
+    # Asked again (a retransmitted INVITE), and one more: only the new one is written.
+    assert store.record_refusals([refused("r1", "no_route"), refused("r3", "fair_use")]) == 1
+    store.apply_call_events(answered_call("ok", NOV_1, 30_000), fold)
+    assert store.get_call("r1") == refused("r1", "no_route")
+    counts = store.count_calls(since=NOV_1, until=DEC_1)
+    assert counts == {
+        "total": 4,
+        "answered": 1,
+        "not_answered": 0,
+        "refused": 3,
+        "refused:fair_use": 1,
+        "refused:no_route": 2,
+    }
+    assert [c.call_id for c in store.list_calls(since=DEC_1)] == []

@@ -184,7 +184,12 @@ def test_given_an_active_subscription_whose_period_ended_when_call_placed_then_r
     decision = call(state, "amina", MOROCCAN_MOBILE, february)
 
     assert_denied(decision, Reason.NO_ACTIVE_SUBSCRIPTION, 403)
-    assert "subscription 10 to maroc-illimite is active, period" in story(decision)
+    # Fault 10 of issue 11: "is active" followed by a denial misled the support desk.
+    assert "is active" not in story(decision)
+    assert (
+        "subscription 10 to maroc-illimite is not usable: its paid period ended "
+        "2026-02-01T00:00:00+00:00 and was not renewed" in story(decision)
+    )
 
 
 def test_given_a_renewed_subscription_when_call_placed_then_the_current_period_is_used(

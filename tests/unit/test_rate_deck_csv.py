@@ -295,8 +295,9 @@ amounts = st.decimals(
     min_value=Decimal(0), max_value=Decimal(1000), allow_nan=False, allow_infinity=False, places=6
 )
 moments = st.datetimes(
-    min_value=datetime(2000, 1, 1),
-    max_value=datetime(2100, 1, 1),
+    # Inside the instants an operator may give (2000-2099 in UTC), whatever the offset.
+    min_value=datetime(2000, 1, 2),
+    max_value=datetime(2099, 12, 30),
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5))]),
 )
 rates_strategy = st.builds(

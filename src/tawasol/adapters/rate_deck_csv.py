@@ -37,7 +37,9 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TypeVar
 
+from tawasol.adapters.api.schemas import EARLIEST, LATEST
 from tawasol.domain.carriers import BillingIncrement, Rate
+from tawasol.domain.codes import check_currency
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 
@@ -319,7 +321,10 @@ def _amount(text: str) -> Decimal:
 def _currency(text: str) -> str:
     if not _CURRENCY.fullmatch(text.strip()):
         raise _CellError(f"currency {text!r} is not an ISO 4217 code such as EUR")
-    return text.strip().upper()
+    try:
+        return check_currency(text.strip().upper())
+    except InvalidInput as error:
+        raise _CellError(error.message) from None
 
 
 @lru_cache(maxsize=1024)
@@ -333,11 +338,14 @@ def _effective_from(text: str) -> datetime:
             f"date {text!r} is not an ISO 8601 date (2026-01-31) or date and time"
         ) from None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable instant
         raise _CellError(f"date {text!r} is out of range") from None
+    if not EARLIEST <= moment < LATEST:
+        raise _CellError(f"date {text!r} is not from {EARLIEST:%Y} to {LATEST.year - 1}")
+    return moment
 
 
 @lru_cache(maxsize=1024)

@@ -24,12 +24,14 @@ class CallEventType(enum.StrEnum):
 
 
 class CallStatus(enum.StrEnum):
-    """Where a call stands: ringing somewhere, talking, finished, or never connected."""
+    """Where a call stands: ringing somewhere, talking, finished, never connected, or refused
+    by the brain's decision (the reason code is in `CallRecord.refusal_reason`)."""
 
     IN_PROGRESS = "in_progress"
     ANSWERED = "answered"
     COMPLETED = "completed"
     FAILED = "failed"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,14 @@ class CallRecord:
     rate_per_minute: Money | None = None
     increment: str | None = None
     cost: Money | None = None
+    # The decision's reason code (`no_route`, `concurrent_limit`, ...) when the brain refused
+    # the call: it never reached a carrier, `final_sip_code` is what the caller was told.
+    refusal_reason: str | None = None
 
     @property
     def status(self) -> CallStatus:
+        if self.refusal_reason is not None:
+            return CallStatus.REFUSED
         if self.answered_at is not None:
             return CallStatus.COMPLETED if self.ended_at is not None else CallStatus.ANSWERED
         if self.final_sip_code is not None or self.ended_at is not None:
@@ -113,7 +120,7 @@ class CallRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in (CallStatus.COMPLETED, CallStatus.FAILED)
+        return self.status in (CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.REFUSED)
 
     @property
     def pdd_ms(self) -> int | None:
@@ -143,6 +150,13 @@ def apply_event(record: CallRecord, event: CallEvent) -> CallRecord:
     if not updated.dialled and event.dialled:
         updated = replace(updated, dialled=event.dialled)
 
+    if updated.refusal_reason is not None and event.type in (
+        CallEventType.ATTEMPT,
+        CallEventType.ANSWER,
+    ):
+        # A call filed as refused that then reached a carrier (its INVITE asked again and
+        # allowed) was not refused in the end: it continues as an ordinary call.
+        updated = replace(updated, refusal_reason=None, final_sip_code=None, ended_at=None)
     if event.type is CallEventType.ATTEMPT:
         updated = _apply_attempt(updated, event)
     elif event.type is CallEventType.ANSWER:

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import calendar
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tawasol.domain.codes import check_country
 from tawasol.domain.errors import InvalidConfiguration
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import Destination, NumberKind
+
+if TYPE_CHECKING:
+    from tawasol.domain.carriers import Carrier
 
 LOCALES = ("fr", "ar", "en")
 
@@ -50,6 +56,9 @@ class DestinationRule:
 
     country: str
     kind: NumberKind
+
+    def __post_init__(self) -> None:
+        check_country(self.country)
 
     def covers(self, destination: Destination) -> bool:
         if destination.country != self.country:
@@ -149,8 +158,7 @@ class CostCeiling:
     kind: NumberKind | None = None
 
     def __post_init__(self) -> None:
-        if len(self.country) != 2 or not self.country.isupper():
-            raise InvalidConfiguration("a cost ceiling names an ISO country", country=self.country)
+        check_country(self.country)
         if self.max_per_minute.amount < 0:
             raise InvalidConfiguration("a cost ceiling cannot be negative", country=self.country)
 
@@ -187,6 +195,17 @@ class Plan:
             raise InvalidConfiguration("a plan price cannot be negative", code=self.code)
         if not any(self.names.get(locale) for locale in LOCALES):
             raise InvalidConfiguration("a plan needs a name in fr, ar or en", code=self.code)
+        for ceiling in self.cost_ceilings:
+            # One currency per plan: a ceiling in another currency cannot be compared with
+            # the plan's carriers' rates without a conversion nobody configured.
+            if ceiling.max_per_minute.currency != self.price.currency:
+                raise InvalidConfiguration(
+                    f"plan {self.code} is sold in {self.price.currency}: its cost ceiling for "
+                    f"{ceiling.country} must be in {self.price.currency} too, not "
+                    f"{ceiling.max_per_minute.currency}",
+                    code=self.code,
+                    country=ceiling.country,
+                )
         if not timedelta(0) <= self.window_grace <= MAX_WINDOW_GRACE:
             raise InvalidConfiguration(
                 "a plan's window grace is between 0 and 24 hours", code=self.code
@@ -242,3 +261,40 @@ class Plan:
 # no end to cut calls at.
 _MAX_CHAINED_WINDOWS = 15
 MAX_WINDOW_GRACE = timedelta(hours=24)
+
+
+def currency_conflicts(plans: Iterable[Plan], carriers: Iterable[Carrier]) -> list[str]:
+    """Every pair of a plan's cost ceiling and a carrier's rates that use different currencies.
+
+    A ceiling is compared with the per-minute rates of every carrier that serves its country:
+    with a USD deck under a EUR ceiling, every call would be refused `no_route` (no price can
+    be compared), so such a pair is refused when either side is saved. A carrier's rate deck is
+    in one currency (the one it invoices in). Returns readable descriptions, empty when all
+    agree.
+    """
+    problems: list[str] = []
+    carriers = list(carriers)
+    for carrier in carriers:
+        mixed = sorted({rate.per_minute.currency for rate in carrier.rate_deck.rates()})
+        if len(mixed) > 1:
+            problems.append(
+                f"carrier {carrier.code}'s rate deck mixes currencies ({', '.join(mixed)}): "
+                "a carrier's rates are in the one currency it invoices in"
+            )
+    for plan in plans:
+        for ceiling in plan.cost_ceilings:
+            for carrier in carriers:
+                serves = any(
+                    entry.rule.country == ceiling.country
+                    and (ceiling.kind is None or entry.rule.kind == ceiling.kind)
+                    for entry in carrier.destinations
+                )
+                deck = {rate.per_minute.currency for rate in carrier.rate_deck.rates()}
+                other = sorted(deck - {ceiling.max_per_minute.currency})
+                if serves and other:
+                    problems.append(
+                        f"plan {plan.code} caps {ceiling.country} calls at "
+                        f"{ceiling.max_per_minute} per minute but carrier {carrier.code} "
+                        f"charges {ceiling.country} calls in {', '.join(other)}: use one currency"
+                    )
+    return problems

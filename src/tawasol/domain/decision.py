@@ -30,7 +30,7 @@ from tawasol.domain.numbering import (
 from tawasol.domain.routing import Route, RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.sip_semantics import FAILOVER_CODES
-from tawasol.domain.subscribers import Subscriber, Subscription
+from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 
 
 class Reason(enum.StrEnum):
@@ -166,6 +166,18 @@ def _current_subscription(
     return max(usable, key=lambda subscription: subscription.period_start) if usable else None
 
 
+def _why_not_usable(subscription: Subscription, now: datetime) -> str:
+    """Why a subscription does not place calls at `now`, in words a support desk can repeat:
+    an `active` status alone does not make it usable (its paid period may be over)."""
+    name = f"subscription {subscription.id} to {subscription.plan_code}"
+    start, end = subscription.period_start.isoformat(), subscription.period_end.isoformat()
+    if subscription.status is not SubscriptionStatus.ACTIVE:
+        return f"{name} is {subscription.status.value}, period {start} to {end}"
+    if now >= subscription.period_end:
+        return f"{name} is not usable: its paid period ended {end} and was not renewed"
+    return f"{name} is not usable yet: its paid period starts {start}"
+
+
 def authorize_call(
     request: CallRequest,
     state: DecisionState,
@@ -199,10 +211,7 @@ def authorize_call(
         if explain and not subscriptions:
             why.append("no subscription at all")
         for other in subscriptions if explain else ():
-            why.append(
-                f"subscription {other.id} to {other.plan_code} is {other.status.value}, period "
-                f"{other.period_start.isoformat()} to {other.period_end.isoformat()}"
-            )
+            why.append(_why_not_usable(other, now))
         return _deny(Reason.NO_ACTIVE_SUBSCRIPTION, why, **context)
     plan = state.plans.get(subscription.plan_code)
     if plan is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from tawasol.domain.codes import check_currency
 from tawasol.domain.errors import InvalidInput
 
 
@@ -29,10 +30,7 @@ class Money:
             )
         if not self.amount.is_finite():
             raise InvalidInput("money amount must be finite", amount=str(self.amount))
-        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
-            raise InvalidInput(
-                "currency must be an ISO 4217 code such as EUR", currency=self.currency
-            )
+        check_currency(self.currency)
 
     @classmethod
     def parse(cls, amount: str | int | Decimal, currency: str) -> Money:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tawasol.domain.errors import InvalidInput
+from zxcvbn import zxcvbn
+
+from tawasol.domain.errors import Conflict, InvalidInput
 
 _SIP_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 _HA1 = re.compile(r"^[0-9a-f]{32}$")
@@ -23,12 +25,39 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SubscriptionStatus(enum.StrEnum):
-    """Where a subscription stands. Only an active one in its current period places calls."""
+    """Where a subscription stands. Only an active one in its current period places calls.
 
+    pending_payment -> active -> past_due -> suspended -> cancelled or expired, along the
+    transitions in `TRANSITIONS` only (billing moves a subscription through them; an operator
+    may too). `cancelled` and `expired` are final: a returning customer gets a new
+    subscription, so the history of the old one stays as it was.
+    """
+
+    PENDING_PAYMENT = "pending_payment"
     ACTIVE = "active"
+    PAST_DUE = "past_due"
     SUSPENDED = "suspended"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+    @property
+    def current(self) -> bool:
+        """Not ended: the subscriber's one subscription that can (again) place calls."""
+        return self not in (SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED)
+
+
+_S = SubscriptionStatus
+# The allowed status changes; anything else is refused (Conflict).
+TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
+    _S.PENDING_PAYMENT: frozenset({_S.ACTIVE, _S.CANCELLED, _S.EXPIRED}),
+    _S.ACTIVE: frozenset({_S.PAST_DUE, _S.SUSPENDED, _S.CANCELLED, _S.EXPIRED}),
+    _S.PAST_DUE: frozenset({_S.ACTIVE, _S.SUSPENDED, _S.CANCELLED, _S.EXPIRED}),
+    _S.SUSPENDED: frozenset({_S.ACTIVE, _S.CANCELLED, _S.EXPIRED}),
+    _S.CANCELLED: frozenset(),
+    _S.EXPIRED: frozenset(),
+}
+# What a new subscription may start as: paid already, or waiting for its first payment.
+INITIAL_STATUSES = frozenset({_S.ACTIVE, _S.PENDING_PAYMENT})
 
 
 def digest_ha1(username: str, realm: str, password: str) -> str:
@@ -48,6 +77,40 @@ def validate_sip_username(username: str) -> str:
             sip_username=username,
         )
     return username
+
+
+# zxcvbn's scale: 3 is "safely unguessable: moderate protection from offline slow-hash
+# attacks". A SIP HA1 is an unsalted MD5, the fastest hash there is, so nothing weaker.
+MIN_PASSWORD_SCORE = 3
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 128
+
+
+def check_password_strength(password: str, *, known: tuple[str, ...] = ()) -> str:
+    """`password` if it is strong enough for a SIP account; raises InvalidInput otherwise.
+
+    Strength is zxcvbn's estimate (Dropbox's model of real guessing attacks: dictionaries,
+    keyboard walks, repeats, dates), with `known` (the username, name, email, phone) treated as
+    guessable words. Phones and softphones store SIP passwords, so they can be long: the
+    platform generates one when the operator gives none.
+    """
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a SIP password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters; "
+            "leave it out and the platform generates one"
+        )
+    if not password.strip():
+        raise InvalidInput("a SIP password cannot be only spaces")
+    estimate = zxcvbn(password, user_inputs=[word for word in known if word])
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        hint = " ".join(estimate["feedback"].get("suggestions") or ())
+        warning = estimate["feedback"].get("warning") or "too easy to guess"
+        raise InvalidInput(
+            f"this SIP password is too weak: {warning}. {hint}".strip()
+            + " Leave it out and the platform generates one.",
+            score=estimate["score"],
+        )
+    return password
 
 
 def validate_time_zone(time_zone: str) -> str:
@@ -107,6 +170,37 @@ class Subscription:
             raise InvalidInput("subscription periods must be time-zone aware")
         if self.period_end <= self.period_start:
             raise InvalidInput("a subscription period must end after it starts")
+
+    def changed_to(self, status: SubscriptionStatus, *, now: datetime) -> Subscription:
+        """This subscription with a new status, if `TRANSITIONS` allows it at `now`.
+
+        Raises Conflict for a change the state machine does not allow, for `expired` before
+        the period has ended, and for `active` on a period that is over (a lapsed subscription
+        is renewed by a new period, not switched back on).
+        """
+        if status is self.status:
+            return self
+        if status not in TRANSITIONS[self.status]:
+            allowed = ", ".join(sorted(TRANSITIONS[self.status])) or "none: it is final"
+            raise Conflict(
+                f"subscription {self.id} is {self.status.value}: it cannot become "
+                f"{status.value} (allowed: {allowed})",
+                subscription_id=self.id,
+                status=self.status.value,
+            )
+        if status is SubscriptionStatus.EXPIRED and now < self.period_end:
+            raise Conflict(
+                f"subscription {self.id} cannot expire before its period ends "
+                f"({self.period_end.isoformat()}); cancel it instead",
+                subscription_id=self.id,
+            )
+        if status is SubscriptionStatus.ACTIVE and now >= self.period_end:
+            raise Conflict(
+                f"subscription {self.id}'s period ended {self.period_end.isoformat()}: it "
+                "cannot be active again; start a new subscription",
+                subscription_id=self.id,
+            )
+        return replace(self, status=status)
 
     def usable_at(self, now: datetime) -> bool:
         """Active and inside its paid period."""

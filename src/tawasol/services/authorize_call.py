@@ -37,6 +37,10 @@ from tawasol.services.ports import CatalogSnapshot, Store
 log = logging.getLogger(__name__)
 
 
+# Told of every call `authorize` refuses (to record it); must be cheap and never raise.
+RefusalHook = Callable[[CallRequest, Decision, datetime], None]
+
+
 @dataclass(frozen=True)
 class Authorization:
     """A decision plus what the SIP edge needs to check the caller's credentials."""
@@ -122,8 +126,10 @@ class CallAuthorizer:
         ring_hold_max: timedelta = timedelta(minutes=6),
         hold_margin: timedelta = timedelta(minutes=1),
         unlisted_number_countries: frozenset[str] = frozenset(),
+        on_refused: RefusalHook | None = None,
     ) -> None:
         self._store = store
+        self._on_refused = on_refused
         self._clock = clock
         self._realm = realm
         self._fake_ha1_secret = fake_ha1_secret
@@ -308,6 +314,8 @@ class CallAuthorizer:
                 self._track(request.call_id, decision, now)
                 if decision.unlisted_number:
                     self._unlisted_allowed += 1
+        if not decision.allowed and self._on_refused is not None:
+            self._on_refused(request, decision, now)
         ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
         return Authorization(decision=decision, ha1=ha1, subscriber=subscriber)
 

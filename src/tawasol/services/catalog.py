@@ -2,45 +2,70 @@
 
 These use cases back the admin API and the CLI. Every write goes through the store (which bumps
 the catalog revision, so other brain replicas reload) and tells this brain's authorizer to
-reload at once.
+reload at once. Create is create (Conflict on an existing code), update is update (NotFound on
+a missing one); a use case of several writes (a subscriber with their first plan, a plan
+change) is one transaction.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import phonenumbers
 
 from tawasol.domain.carriers import Carrier, RateDeck
-from tawasol.domain.catalog import Plan
-from tawasol.domain.errors import InvalidInput
+from tawasol.domain.catalog import Plan, currency_conflicts
+from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput
 from tawasol.domain.subscribers import (
+    INITIAL_STATUSES,
     Subscriber,
     Subscription,
     SubscriptionStatus,
+    check_password_strength,
     digest_ha1,
     validate_sip_username,
     validate_time_zone,
 )
 from tawasol.services.authorize_call import CallAuthorizer
-from tawasol.services.ports import NewSubscriber, Store
+from tawasol.services.carrier_monitor import contracted_channels
+from tawasol.services.ports import NewSubscriber, NewSubscription, Store
 
-MIN_PASSWORD_LENGTH = 8
+# How far from today a subscription may start: back-dating a few weeks (a payment taken by
+# phone last month) or booking a few months ahead is normal; 1970 or 9999 is a typo.
+SUBSCRIPTION_START_WINDOW = timedelta(days=366)
 
 
-def normalise_phone(phone: str) -> str:
-    """A subscriber's own phone, in E.164 (it must be written with its country code)."""
+def normalise_phone(phone: str, *, field: str = "phone") -> str:
+    """A phone number in E.164 (it must be written with its country code). Errors name
+    `field`, the input it came from (`phone`, `caller_ids`)."""
     try:
         number = phonenumbers.parse(phone.strip(), None)
     except phonenumbers.NumberParseException as error:
         raise InvalidInput(
-            "phone must be an international number such as +33612345678", phone=phone
+            f"{field}: must be an international number such as +33612345678",
+            **{field: phone},
         ) from error
     if not phonenumbers.is_possible_number(number):
-        raise InvalidInput("phone is not a possible number", phone=phone)
+        raise InvalidInput(f"{field}: not a possible number", **{field: phone})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def generate_password() -> str:
+    """A random SIP password: 20 URL-safe characters, 120 bits (RFC 4086 §8 key sizes)."""
+    return secrets.token_urlsafe(15)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """A subscriber just created; `password` is set only when the platform generated it (it
+    is shown once: only its digest hash is stored)."""
+
+    subscriber: Subscriber
+    subscription: Subscription | None
+    password: str | None
 
 
 class CatalogService:
@@ -53,9 +78,22 @@ class CatalogService:
         self._authorizer = authorizer
         self._clock = clock
 
+    def holds_operator_data(self) -> bool:
+        """True when any plan, carrier or subscriber exists."""
+        return self._store.holds_operator_data()
+
     # -- plans ------------------------------------------------------------------------------
-    def save_plan(self, plan: Plan) -> Plan:
-        self._store.save_plan(plan)
+    def add_plan(self, plan: Plan) -> Plan:
+        """Create a plan; Conflict when its code exists."""
+        self._check_currencies(plans=[plan])
+        self._store.add_plan(plan)
+        self._authorizer.invalidate()
+        return plan
+
+    def update_plan(self, plan: Plan) -> Plan:
+        """Replace a plan; NotFound when there is none with its code."""
+        self._check_currencies(plans=[plan])
+        self._store.update_plan(plan)
         self._authorizer.invalidate()
         return plan
 
@@ -75,41 +113,70 @@ class CatalogService:
         locale: str,
         time_zone: str,
         sip_username: str,
-        password: str,
+        password: str | None = None,
         caller_ids: tuple[str, ...] = (),
-    ) -> Subscriber:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"a SIP password needs at least {MIN_PASSWORD_LENGTH} characters")
+        plan_code: str | None = None,
+        start: datetime | None = None,
+    ) -> NewAccount:
+        """Create a subscriber, subscribed to `plan_code` when given, in one transaction.
+
+        Without a password the platform generates one (returned once in `NewAccount`); an
+        operator-chosen one must pass `check_password_strength`.
+        """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
         validate_sip_username(sip_username)
         validate_time_zone(time_zone)
+        normalised = normalise_phone(phone)
+        generated = generate_password() if password is None else None
+        chosen = generated or password or ""
+        if generated is None:
+            check_password_strength(chosen, known=(sip_username, name, email, normalised))
+        subscription = (
+            self._new_subscription(plan_code, start, SubscriptionStatus.ACTIVE)
+            if plan_code
+            else None
+        )
         subscriber = self._store.add_subscriber(
             NewSubscriber(
                 name=name.strip(),
                 email=email.strip(),
-                phone=normalise_phone(phone),
+                phone=normalised,
                 locale=locale,
                 time_zone=time_zone,
                 sip_username=sip_username,
-                ha1=digest_ha1(sip_username, self._authorizer.realm, password),
-                caller_ids=tuple(normalise_phone(number) for number in caller_ids),
-            )
+                ha1=digest_ha1(sip_username, self._authorizer.realm, chosen),
+                caller_ids=tuple(
+                    normalise_phone(number, field="caller_ids") for number in caller_ids
+                ),
+            ),
+            subscription=subscription,
         )
         self._authorizer.invalidate()
-        return subscriber
+        current = self._store.list_subscriptions(subscriber_id=subscriber.id) if plan_code else []
+        return NewAccount(subscriber, current[0] if current else None, generated)
 
-    def set_password(self, subscriber_id: int, password: str) -> Subscriber:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"a SIP password needs at least {MIN_PASSWORD_LENGTH} characters")
+    def set_password(self, subscriber_id: int, password: str | None = None) -> NewAccount:
+        """A new SIP password: generated when none is given (returned once), else checked."""
         subscriber = self._store.get_subscriber(subscriber_id)
+        generated = generate_password() if password is None else None
+        chosen = generated or password or ""
+        if generated is None:
+            check_password_strength(
+                chosen,
+                known=(
+                    subscriber.sip_username,
+                    subscriber.name,
+                    subscriber.email,
+                    subscriber.phone,
+                ),
+            )
         updated = replace(
-            subscriber,
-            ha1=digest_ha1(subscriber.sip_username, self._authorizer.realm, password),
+            subscriber, ha1=digest_ha1(subscriber.sip_username, self._authorizer.realm, chosen)
         )
         self._store.update_subscriber(updated)
         self._authorizer.invalidate()
-        return updated
+        return NewAccount(updated, None, generated)
 
     def get_subscriber(self, subscriber_id: int) -> Subscriber:
         return self._store.get_subscriber(subscriber_id)
@@ -129,28 +196,76 @@ class CatalogService:
         start: datetime | None = None,
         status: SubscriptionStatus = SubscriptionStatus.ACTIVE,
     ) -> Subscription:
-        """Start a subscription to a plan on sale; its first period runs from `start`."""
-        plan = self._store.get_plan(plan_code)
+        """Start a subscription to a plan on sale; its first period runs from `start`.
+
+        Conflict when the subscriber already has a running subscription: `change_plan` ends
+        it and starts the new one together.
+        """
         self._store.get_subscriber(subscriber_id)
-        if not plan.on_sale and status is SubscriptionStatus.ACTIVE:
-            raise InvalidInput("plan is not on sale", plan=plan_code)
-        period_start = start or self._clock()
+        new = self._new_subscription(plan_code, start, status)
+        subscription = self._store.change_plan(subscriber_id=subscriber_id, ended=None, new=new)
+        self._authorizer.invalidate()
+        return subscription
+
+    def change_plan(
+        self, *, subscriber_id: int, plan_code: str, start: datetime | None = None
+    ) -> Subscription:
+        """End the subscriber's running subscription (cancelled, its period cut at `start`)
+        and start one to `plan_code` from `start` (default now), in one transaction."""
+        self._store.get_subscriber(subscriber_id)
+        new = self._new_subscription(plan_code, start, SubscriptionStatus.ACTIVE)
+        running = [
+            subscription
+            for subscription in self._store.list_subscriptions(subscriber_id=subscriber_id)
+            if subscription.status.current
+        ]
+        ended = None
+        if running:
+            old = running[-1]
+            cancelled = old.changed_to(SubscriptionStatus.CANCELLED, now=self._clock())
+            if old.period_start < new.period_start < old.period_end:
+                cancelled = replace(cancelled, period_end=new.period_start)
+            ended = cancelled
+        subscription = self._store.change_plan(subscriber_id=subscriber_id, ended=ended, new=new)
+        self._authorizer.invalidate()
+        return subscription
+
+    def _new_subscription(
+        self, plan_code: str, start: datetime | None, status: SubscriptionStatus
+    ) -> NewSubscription:
+        """Check a new subscription's plan, start and status; Conflict/InvalidInput/NotFound."""
+        if status not in INITIAL_STATUSES:
+            raise InvalidInput(
+                f"a new subscription starts as {' or '.join(sorted(INITIAL_STATUSES))}, "
+                f"not {status.value}",
+                status=status.value,
+            )
+        plan = self._store.get_plan(plan_code)
+        if not plan.on_sale:
+            raise Conflict(f"plan {plan_code} is not on sale", plan=plan_code)
+        now = self._clock()
+        period_start = start or now
         if period_start.tzinfo is None:
-            raise InvalidInput("start must carry a time zone")
-        subscription = self._store.add_subscription(
-            subscriber_id=subscriber_id,
+            raise InvalidInput("start must carry a time zone offset")
+        if abs(period_start - now) > SUBSCRIPTION_START_WINDOW:
+            raise InvalidInput(
+                f"a subscription starts within {SUBSCRIPTION_START_WINDOW.days} days of today "
+                f"({now:%Y-%m-%d}), not {period_start.isoformat()}",
+                start=period_start.isoformat(),
+            )
+        return NewSubscription(
             plan_code=plan_code,
             status=status,
             period_start=period_start,
             period_end=plan.period.end_of_period_starting(period_start),
         )
-        self._authorizer.invalidate()
-        return subscription
 
     def set_subscription_status(
         self, subscription_id: int, status: SubscriptionStatus
     ) -> Subscription:
-        subscription = replace(self._store.get_subscription(subscription_id), status=status)
+        """Move a subscription along an allowed transition (`TRANSITIONS`); Conflict if not."""
+        current = self._store.get_subscription(subscription_id)
+        subscription = current.changed_to(status, now=self._clock())
         self._store.update_subscription(subscription)
         self._authorizer.invalidate()
         return subscription
@@ -159,8 +274,17 @@ class CatalogService:
         return self._store.list_subscriptions(subscriber_id=subscriber_id)
 
     # -- carriers ---------------------------------------------------------------------------
-    def save_carrier(self, carrier: Carrier) -> Carrier:
-        self._store.save_carrier(carrier)
+    def add_carrier(self, carrier: Carrier) -> Carrier:
+        """Create a carrier; Conflict when its code exists."""
+        self._check_currencies(carriers=[carrier])
+        self._store.add_carrier(carrier)
+        self._authorizer.invalidate()
+        return carrier
+
+    def update_carrier(self, carrier: Carrier) -> Carrier:
+        """Replace a carrier; NotFound when there is none with its code."""
+        self._check_currencies(carriers=[carrier])
+        self._store.update_carrier(carrier)
         self._authorizer.invalidate()
         return carrier
 
@@ -168,7 +292,7 @@ class CatalogService:
         """Give a carrier a new rate deck; returns how many rates the old one had."""
         carrier = self._store.get_carrier(code)
         old = len(carrier.rate_deck)
-        self.save_carrier(replace(carrier, rate_deck=rate_deck))
+        self.update_carrier(replace(carrier, rate_deck=rate_deck))
         return old
 
     def list_carriers(self) -> list[Carrier]:
@@ -176,3 +300,38 @@ class CatalogService:
 
     def get_carrier(self, code: str) -> Carrier:
         return self._store.get_carrier(code)
+
+    def check_capacity(self, code: str, effective_channels: int | None) -> Carrier:
+        """The carrier, if an operator may cap it at `effective_channels`: NotFound for an
+        unknown carrier, InvalidInput above what its contract gives (a cap only ever lowers
+        what the carrier was bought for; learning more capacity is the monitor's job)."""
+        carrier = self._store.get_carrier(code)
+        contracted = contracted_channels(carrier)
+        if effective_channels is not None and effective_channels < 0:
+            raise InvalidInput("a carrier's channels are 0 or more", code=code)
+        if (
+            effective_channels is not None
+            and contracted is not None
+            and effective_channels > contracted
+        ):
+            raise InvalidInput(
+                f"carrier {code}'s contract gives {contracted} channels: a cap of "
+                f"{effective_channels} is above it (0 to {contracted}, or back to the "
+                "contract)",
+                code=code,
+                effective_channels=effective_channels,
+                contracted_channels=contracted,
+            )
+        return carrier
+
+    def _check_currencies(
+        self, *, plans: list[Plan] | None = None, carriers: list[Carrier] | None = None
+    ) -> None:
+        """Refuse a plan whose cost ceilings are in another currency than the rates of the
+        carriers serving them, or a carrier whose rates disagree with the plans' ceilings."""
+        if plans:
+            problems = currency_conflicts(plans, self._store.list_carriers())
+        else:
+            problems = currency_conflicts(self._store.list_plans(), carriers or [])
+        if problems:
+            raise InvalidConfiguration(problems[0], problems=problems)

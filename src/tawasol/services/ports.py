@@ -49,6 +49,16 @@ class NewSubscriber:
     caller_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class NewSubscription:
+    """A subscription before the store has given it an id."""
+
+    plan_code: str
+    status: SubscriptionStatus
+    period_start: datetime
+    period_end: datetime
+
+
 # Folds the events of one call into its record: (record or None if new, events) -> record.
 CallFold = Callable[[CallRecord | None, Sequence[CallEvent]], CallRecord]
 
@@ -62,7 +72,14 @@ class Store(Protocol):
     def load_catalog(self) -> CatalogSnapshot: ...
 
     def save_plan(self, plan: Plan) -> None:
-        """Create or replace the plan with this code."""
+        """Create or replace the plan with this code (seeding, tests)."""
+
+    def add_plan(self, plan: Plan) -> None:
+        """Create a plan; raises Conflict when the code is taken."""
+
+    def update_plan(self, plan: Plan) -> None:
+        """Replace a plan; raises NotFound, or Conflict when its period would change under
+        running subscriptions."""
 
     def get_plan(self, code: str) -> Plan:
         """Raises NotFound."""
@@ -70,8 +87,11 @@ class Store(Protocol):
 
     def list_plans(self) -> list[Plan]: ...
 
-    def add_subscriber(self, subscriber: NewSubscriber) -> Subscriber:
-        """Raises Conflict when the SIP username is taken."""
+    def add_subscriber(
+        self, subscriber: NewSubscriber, *, subscription: NewSubscription | None = None
+    ) -> Subscriber:
+        """Create a subscriber and optionally their first subscription, all or nothing.
+        Raises Conflict when the SIP username (any case), phone or email is taken."""
         ...
 
     def update_subscriber(self, subscriber: Subscriber) -> None:
@@ -97,6 +117,13 @@ class Store(Protocol):
         """Raises NotFound when the subscriber or plan does not exist."""
         ...
 
+    def change_plan(
+        self, *, subscriber_id: int, ended: Subscription | None, new: NewSubscription
+    ) -> Subscription:
+        """In one transaction, write `ended` (the running subscription with its final status)
+        and add `new`."""
+        ...
+
     def update_subscription(self, subscription: Subscription) -> None:
         """Raises NotFound."""
 
@@ -107,7 +134,18 @@ class Store(Protocol):
     def list_subscriptions(self, *, subscriber_id: int | None = None) -> list[Subscription]: ...
 
     def save_carrier(self, carrier: Carrier) -> None:
-        """Create or replace the carrier with this code, its gateways, destinations and rates."""
+        """Create or replace the carrier with this code, its gateways, destinations and rates
+        (seeding, tests)."""
+
+    def add_carrier(self, carrier: Carrier) -> None:
+        """Create a carrier; raises Conflict when the code is taken."""
+
+    def update_carrier(self, carrier: Carrier) -> None:
+        """Replace a carrier and its children; raises NotFound."""
+
+    def holds_operator_data(self) -> bool:
+        """True when any plan, carrier or subscriber exists."""
+        ...
 
     def get_carrier(self, code: str) -> Carrier:
         """Raises NotFound."""
@@ -123,10 +161,25 @@ class Store(Protocol):
         """
         ...
 
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        """Insert refused calls' records (a call id already stored is kept); how many new."""
+        ...
+
+    def count_calls(self, *, since: datetime, until: datetime) -> dict[str, int]:
+        """Calls started in [since, until): `total`, `answered`, `not_answered`, `refused`, and
+        `refused:<reason code>` per reason."""
+        ...
+
     def get_call(self, call_id: str) -> CallRecord | None: ...
 
-    def list_calls(self, *, subscriber_id: int | None = None, limit: int = 50) -> list[CallRecord]:
-        """Newest first."""
+    def list_calls(
+        self,
+        *,
+        subscriber_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[CallRecord]:
+        """Newest first; with `since`, those started at or after it."""
         ...
 
     def open_calls(self, *, started_after: datetime) -> list[CallRecord]:

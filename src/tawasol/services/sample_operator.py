@@ -2,8 +2,10 @@
 operator serving the Maghreb diaspora in Europe and North America.
 
 Carrier names are invented; their gateways point at loopback ports where test carriers (SIPp)
-listen. Sample subscribers' SIP passwords are printed by `tawasol seed --sample` and listed in
-the README so a softphone can register with them.
+listen. Sample subscribers' SIP passwords are printed by `tawasol seed --sample --demo` and
+listed in the README so a softphone can register with them: the sample is for demonstrations
+only, loaded into an empty database in demo mode, and a brain outside demo mode refuses to run
+while a sample account with its published password exists.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from tawasol.domain.catalog import (
     Plan,
     TimeWindow,
 )
+from tawasol.domain.errors import Conflict
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
-from tawasol.domain.subscribers import SubscriptionStatus
+from tawasol.domain.subscribers import SubscriptionStatus, digest_ha1
 from tawasol.services.catalog import CatalogService
 
 EVERY_DAY = frozenset(range(7))
@@ -256,16 +259,23 @@ def seed_sample_operator(
     carrier_host: str = "127.0.0.1",
     carrier_first_port: int = 5080,
 ) -> list[SampleSubscriber]:
-    """Write the sample plans, carriers and subscribers; existing subscribers are kept."""
+    """Write the sample plans, carriers and subscribers into an EMPTY database.
+
+    Raises Conflict when any plan, carrier or subscriber exists: the sample never overwrites
+    an operator's data (a price, a disabled carrier, an imported rate deck), and its accounts,
+    whose passwords are published in the README, only exist where someone asked for a demo.
+    """
+    if catalog.holds_operator_data():
+        raise Conflict(
+            "the database already holds plans, carriers or subscribers: the sample operator "
+            "is only loaded into an empty database (nothing was changed)"
+        )
     for plan in sample_plans():
-        catalog.save_plan(plan)
+        catalog.add_plan(plan)
     for carrier in sample_carriers(host=carrier_host, first_port=carrier_first_port):
-        catalog.save_carrier(carrier)
-    created = []
+        catalog.add_carrier(carrier)
     for sample in SAMPLE_SUBSCRIBERS:
-        if catalog.find_subscriber(sample.sip_username) is not None:
-            continue
-        subscriber = catalog.add_subscriber(
+        account = catalog.add_subscriber(
             name=sample.name,
             email=sample.email,
             phone=sample.phone,
@@ -273,17 +283,19 @@ def seed_sample_operator(
             time_zone=sample.time_zone,
             sip_username=sample.sip_username,
             password=sample.password,
+            plan_code=sample.plan_code,
+            start=now - timedelta(days=sample.started_days_ago),
         )
-        start = now - timedelta(days=sample.started_days_ago)
-        if sample.status is SubscriptionStatus.EXPIRED:
+        if sample.status is SubscriptionStatus.EXPIRED and account.subscription is not None:
             # Paid for one month that ended a fortnight ago and was not renewed.
-            catalog.subscribe(
-                subscriber_id=subscriber.id,
-                plan_code=sample.plan_code,
-                start=start,
-                status=SubscriptionStatus.EXPIRED,
-            )
-        else:
-            catalog.subscribe(subscriber_id=subscriber.id, plan_code=sample.plan_code, start=start)
-        created.append(sample)
-    return created
+            catalog.set_subscription_status(account.subscription.id, SubscriptionStatus.EXPIRED)
+    return list(SAMPLE_SUBSCRIBERS)
+
+
+def published_sample_accounts(realm: str) -> dict[str, str]:
+    """The sample accounts' digest hashes for `realm`, by SIP username: their passwords are in
+    the README, so a production brain refuses to run while any of them can still log in."""
+    return {
+        sample.sip_username: digest_ha1(sample.sip_username, realm, sample.password)
+        for sample in SAMPLE_SUBSCRIBERS
+    }

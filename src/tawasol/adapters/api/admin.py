@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tawasol.adapters.api.schemas import (
+    AccountOut,
     CallOut,
+    CallReportOut,
     CarrierSchema,
     ExplainIn,
     ExplainOut,
+    Id,
+    Instant,
+    Limit,
+    Offset,
     PasswordIn,
+    PlanChangeIn,
     PlanSchema,
-    RouteOut,
     SubscriberIn,
     SubscriberOut,
     SubscriptionIn,
@@ -28,7 +35,7 @@ from tawasol.adapters.api.schemas import (
 )
 from tawasol.composition import Brain
 from tawasol.domain.decision import CallRequest
-from tawasol.domain.errors import NotFound
+from tawasol.domain.errors import InvalidInput, NotFound
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -53,7 +60,35 @@ def require_admin(
         )
 
 
-router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(require_admin)])
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is an error, not silently ignored: an
+    operator who writes `?sinse=` must not read every call as if filtered."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:  # pragma: no cover - always set on a matched route
+        return
+    known = {param.alias for param in _query_params(dependant)}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter {unknown[0]!r}"
+            + (f" (this route takes: {', '.join(sorted(known))})" if known else ""),
+            unknown=unknown,
+        )
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    params = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params.extend(_query_params(sub))
+    return params
+
+
+router = APIRouter(
+    prefix="/admin/v1",
+    tags=["admin"],
+    dependencies=[Depends(require_admin), Depends(refuse_unknown_query)],
+)
 
 
 # -- plans ------------------------------------------------------------------------------------
@@ -69,30 +104,31 @@ def get_plan(code: str, request: Request) -> PlanSchema:
 
 @router.put("/plans/{code}", response_model=PlanSchema)
 def put_plan(code: str, body: PlanSchema, request: Request) -> PlanSchema:
-    if body.code != code:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code in path and body differ")
-    return PlanSchema.from_domain(_brain(request).catalog.save_plan(body.to_domain()))
+    """Replace an existing plan (404 when there is none: create with POST)."""
+    _same_code(code, body.code)
+    return PlanSchema.from_domain(_brain(request).catalog.update_plan(body.to_domain()))
 
 
 @router.post("/plans", response_model=PlanSchema, status_code=201)
 def post_plan(body: PlanSchema, request: Request) -> PlanSchema:
-    return PlanSchema.from_domain(_brain(request).catalog.save_plan(body.to_domain()))
+    """Create a plan (409 `conflict` when the code exists: change it with PUT)."""
+    return PlanSchema.from_domain(_brain(request).catalog.add_plan(body.to_domain()))
 
 
 # -- subscribers ------------------------------------------------------------------------------
 @router.get("/subscribers", response_model=list[SubscriberOut])
 def list_subscribers(
-    request: Request,
-    offset: int = Query(default=0, ge=0),
-    limit: int = Query(default=100, ge=1, le=1000),
+    request: Request, offset: Offset = 0, limit: Limit = 100
 ) -> list[SubscriberOut]:
     subscribers = _brain(request).catalog.list_subscribers(offset=offset, limit=limit)
     return [SubscriberOut.from_domain(subscriber) for subscriber in subscribers]
 
 
-@router.post("/subscribers", response_model=SubscriberOut, status_code=201)
-def post_subscriber(body: SubscriberIn, request: Request) -> SubscriberOut:
-    subscriber = _brain(request).catalog.add_subscriber(
+@router.post("/subscribers", response_model=AccountOut, status_code=201)
+def post_subscriber(body: SubscriberIn, request: Request) -> AccountOut:
+    """Create a subscriber (and with `plan_code` their subscription, all or nothing). Without a
+    password the platform generates one and returns it in this answer only."""
+    account = _brain(request).catalog.add_subscriber(
         name=body.name,
         email=body.email,
         phone=body.phone,
@@ -101,23 +137,35 @@ def post_subscriber(body: SubscriberIn, request: Request) -> SubscriberOut:
         sip_username=body.sip_username,
         password=body.password,
         caller_ids=tuple(body.caller_ids),
+        plan_code=body.plan_code,
     )
-    return SubscriberOut.from_domain(subscriber)
+    return AccountOut.from_account(account.subscriber, account.password)
 
 
 @router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut)
-def get_subscriber(subscriber_id: int, request: Request) -> SubscriberOut:
+def get_subscriber(subscriber_id: Id, request: Request) -> SubscriberOut:
     return SubscriberOut.from_domain(_brain(request).catalog.get_subscriber(subscriber_id))
 
 
-@router.put("/subscribers/{subscriber_id}/password", response_model=SubscriberOut)
-def put_password(subscriber_id: int, body: PasswordIn, request: Request) -> SubscriberOut:
-    subscriber = _brain(request).catalog.set_password(subscriber_id, body.password)
-    return SubscriberOut.from_domain(subscriber)
+@router.put("/subscribers/{subscriber_id}/password", response_model=AccountOut)
+def put_password(subscriber_id: Id, body: PasswordIn, request: Request) -> AccountOut:
+    """A new SIP password: the one given (checked for strength) or a generated one, returned in
+    this answer only."""
+    account = _brain(request).catalog.set_password(subscriber_id, body.password)
+    return AccountOut.from_account(account.subscriber, account.password)
+
+
+@router.put("/subscribers/{subscriber_id}/plan", response_model=SubscriptionOut)
+def put_plan_change(subscriber_id: Id, body: PlanChangeIn, request: Request) -> SubscriptionOut:
+    """Change plan: the running subscription is cancelled and the new one starts, together."""
+    subscription = _brain(request).catalog.change_plan(
+        subscriber_id=subscriber_id, plan_code=body.plan_code, start=body.start
+    )
+    return SubscriptionOut.from_domain(subscription)
 
 
 @router.get("/subscribers/{subscriber_id}/subscriptions", response_model=list[SubscriptionOut])
-def list_subscriptions(subscriber_id: int, request: Request) -> list[SubscriptionOut]:
+def list_subscriptions(subscriber_id: Id, request: Request) -> list[SubscriptionOut]:
     catalog = _brain(request).catalog
     catalog.get_subscriber(subscriber_id)
     return [
@@ -129,9 +177,8 @@ def list_subscriptions(subscriber_id: int, request: Request) -> list[Subscriptio
 @router.post(
     "/subscribers/{subscriber_id}/subscriptions", response_model=SubscriptionOut, status_code=201
 )
-def post_subscription(
-    subscriber_id: int, body: SubscriptionIn, request: Request
-) -> SubscriptionOut:
+def post_subscription(subscriber_id: Id, body: SubscriptionIn, request: Request) -> SubscriptionOut:
+    """Start a subscription (409 when one is running: change plan with PUT .../plan)."""
     subscription = _brain(request).catalog.subscribe(
         subscriber_id=subscriber_id, plan_code=body.plan_code, start=body.start, status=body.status
     )
@@ -140,8 +187,9 @@ def post_subscription(
 
 @router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def patch_subscription(
-    subscription_id: int, body: SubscriptionStatusIn, request: Request
+    subscription_id: Id, body: SubscriptionStatusIn, request: Request
 ) -> SubscriptionOut:
+    """Change a subscription's status along an allowed transition (409 otherwise)."""
     subscription = _brain(request).catalog.set_subscription_status(subscription_id, body.status)
     return SubscriptionOut.from_domain(subscription)
 
@@ -161,25 +209,54 @@ def get_carrier(code: str, request: Request) -> CarrierSchema:
 
 @router.put("/carriers/{code}", response_model=CarrierSchema)
 def put_carrier(code: str, body: CarrierSchema, request: Request) -> CarrierSchema:
-    if body.code != code:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "code in path and body differ")
-    return CarrierSchema.from_domain(_brain(request).catalog.save_carrier(body.to_domain()))
+    """Replace an existing carrier (404 when there is none: create with POST)."""
+    _same_code(code, body.code)
+    return CarrierSchema.from_domain(_brain(request).catalog.update_carrier(body.to_domain()))
 
 
 @router.post("/carriers", response_model=CarrierSchema, status_code=201)
 def post_carrier(body: CarrierSchema, request: Request) -> CarrierSchema:
-    return CarrierSchema.from_domain(_brain(request).catalog.save_carrier(body.to_domain()))
+    """Create a carrier (409 `conflict` when the code exists: change it with PUT)."""
+    return CarrierSchema.from_domain(_brain(request).catalog.add_carrier(body.to_domain()))
+
+
+def _same_code(path: str, body: str) -> None:
+    if path != body:
+        raise InvalidInput("the code in the path and in the body differ", path=path, body=body)
 
 
 # -- calls ------------------------------------------------------------------------------------
 @router.get("/calls", response_model=list[CallOut])
 def list_calls(
     request: Request,
-    subscriber_id: int | None = Query(default=None, ge=1),
-    limit: int = Query(default=50, ge=1, le=1000),
+    subscriber_id: Id | None = None,
+    since: Annotated[Instant | None, Query(description="calls started at or after")] = None,
+    limit: Limit = 50,
 ) -> list[CallOut]:
-    records = _brain(request).store.list_calls(subscriber_id=subscriber_id, limit=limit)
+    """Call detail records, newest first; refused calls included (with `refusal_reason`)."""
+    records = _brain(request).store.list_calls(
+        subscriber_id=subscriber_id, since=since, limit=limit
+    )
     return [CallOut.from_domain(record) for record in records]
+
+
+@router.get("/calls/report", response_model=CallReportOut)
+def calls_report(
+    request: Request,
+    since: Annotated[Instant, Query(description="from (included)")],
+    until: Annotated[Instant | None, Query(description="to (excluded); default now")] = None,
+) -> CallReportOut:
+    """How many calls started in [since, until) were answered, not answered or refused, and
+    the refusals per reason code (`no_route` during an outage...)."""
+    brain = _brain(request)
+    end = until or brain.clock()
+    if end <= since:
+        raise InvalidInput(
+            "until must be after since", since=since.isoformat(), until=end.isoformat()
+        )
+    brain.refusals.flush()  # the report counts the refusals still queued
+    counts = brain.store.count_calls(since=since, until=end)
+    return CallReportOut.from_counts(counts, since=since, until=end)
 
 
 @router.get("/calls/{call_id}", response_model=CallOut)
@@ -192,19 +269,11 @@ def get_call(call_id: str, request: Request) -> CallOut:
 
 @router.post("/explain", response_model=ExplainOut)
 def explain(body: ExplainIn, request: Request) -> ExplainOut:
-    """The decision a call would get, with every reason: what support looks at."""
+    """The decision a call would get, with every reason: what support looks at. Includes the
+    carriers' live state (down, full, capped) this brain holds."""
     brain = _brain(request)
     at: datetime = body.at or brain.clock()
     decision = brain.authorizer.explain(
         CallRequest(sip_username=body.sip_username, dialled=body.dialled), now=at
     )
-    return ExplainOut(
-        allow=decision.allowed,
-        reason=decision.reason.value,
-        sip_code=decision.sip_code,
-        sip_reason=decision.sip_reason,
-        max_duration_s=decision.max_duration_seconds,
-        destination=decision.destination.e164 if decision.destination else None,
-        routes=[RouteOut.from_domain(route) for route in decision.routes],
-        explanation=list(decision.explanation),
-    )
+    return ExplainOut.from_domain(decision)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from tawasol import __version__
 from tawasol.adapters.api import admin, carriers, security, sip
@@ -44,7 +45,9 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = FastAPI(
+    # /docs and /redoc from assets shipped in the package (fastapi-offline): an operator's
+    # network often has no internet, and FastAPI's default pages load them from a CDN.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="tawasol",
         version=__version__,

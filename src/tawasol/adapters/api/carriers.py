@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from tawasol.adapters.api.admin import require_admin
+from tawasol.adapters.api.admin import refuse_unknown_query, require_admin
+from tawasol.adapters.api.schemas import Channels, Limit
 from tawasol.adapters.rate_deck_csv import parse_rate_deck, rate_deck_to_csv
 from tawasol.composition import Brain
 from tawasol.domain.carriers import RateDeck
@@ -16,7 +17,9 @@ from tawasol.domain.errors import InvalidInput
 from tawasol.services.carrier_monitor import QUALITY_WINDOWS, CarrierStatus, contracted_channels
 
 router = APIRouter(
-    prefix="/admin/v1/carriers", tags=["carriers"], dependencies=[Depends(require_admin)]
+    prefix="/admin/v1/carriers",
+    tags=["carriers"],
+    dependencies=[Depends(require_admin), Depends(refuse_unknown_query)],
 )
 
 # A rate deck upload is at most this large (500,000 rows of ~40 bytes).
@@ -63,8 +66,11 @@ class CarrierStatusOut(BaseModel):
 
 
 class CapacityIn(BaseModel):
-    effective_channels: int | None = Field(
-        description="most simultaneous calls to send this carrier; null: as contracted", ge=0
+    model_config = ConfigDict(extra="forbid")
+
+    effective_channels: Channels | None = Field(
+        description="most simultaneous calls to send this carrier, at most its contracted "
+        "channels; null: as contracted"
     )
 
 
@@ -130,6 +136,8 @@ def _state(status: CarrierStatus) -> str:
         return "disabled"
     if not status.up:
         return "down"
+    if status.operator_cap == 0:
+        return "closed"  # an operator's cap of 0: not full of calls, shut on purpose
     if status.held_off_until is not None:
         return "held_off"
     if (
@@ -152,18 +160,18 @@ def carriers_status(request: Request) -> list[CarrierStatusOut]:
 def put_capacity(code: str, body: CapacityIn, request: Request) -> CarrierStatusOut:
     """Cap (or uncap) a carrier's simultaneous calls now, on every brain, without a restart."""
     brain = _brain(request)
-    brain.catalog.get_carrier(code)
+    brain.catalog.check_capacity(code, body.effective_channels)
     brain.monitor.set_capacity(code, body.effective_channels)
     return next(row for row in status_rows(brain, brain.clock()) if row.code == code)
 
 
 @router.get("/{code}/events", response_model=list[CarrierEventOut])
-def carrier_events(
-    code: str, request: Request, limit: int = Query(default=100, ge=1, le=10000)
-) -> list[CarrierEventOut]:
+def carrier_events(code: str, request: Request, limit: Limit = 100) -> list[CarrierEventOut]:
     """The carrier's state changes, newest first: down, up, capacity learned/raised/restored/
-    set, held off (a 503 with Retry-After), each with its reason."""
-    events = _brain(request).store.list_carrier_events(carrier=code, limit=limit)
+    set, held off (a 503 with Retry-After), each with its reason. 404 for an unknown carrier."""
+    brain = _brain(request)
+    brain.catalog.get_carrier(code)
+    events = brain.store.list_carrier_events(carrier=code, limit=limit)
     return [
         CarrierEventOut(
             carrier=e.carrier,

@@ -39,6 +39,21 @@ ERROR_TABLE: tuple[tuple[type[TawasolError], int], ...] = (
 )
 
 
+# The `error_id` of an error the framework raises (routing, authentication), by HTTP status;
+# any other status is `http_error`. Every id here and in ERROR_TABLE is listed in the README.
+HTTP_ERROR_IDS: dict[int, str] = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid_input",
+    503: "unavailable",
+}
+OTHER_HTTP_ERROR_ID = "http_error"
+
+
 def error_body(error_id: str, message: str, details: object = None) -> dict[str, object]:
     return {"error_id": error_id, "message": message, "details": details or {}}
 
@@ -86,14 +101,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        error_id = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-        }
+        error_id = HTTP_ERROR_IDS.get(error.status_code, OTHER_HTTP_ERROR_ID)
         return JSONResponse(
-            error_body(error_id.get(error.status_code, "http_error"), str(error.detail)),
+            error_body(error_id, str(error.detail)),
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )

@@ -6,10 +6,12 @@ ISO 8601 with an offset (admin API) or integer milliseconds since the epoch (SIP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord
 from tawasol.domain.carriers import (
@@ -31,26 +33,96 @@ from tawasol.domain.catalog import (
     Plan,
     TimeWindow,
 )
+from tawasol.domain.codes import check_country, check_currency
+from tawasol.domain.decision import Decision
+from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.routing import Route
-from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+from tawasol.domain.subscribers import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 
-Amount = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,6})?$", examples=["9.99"])]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["MA"])]
-ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["20:00"])]
-Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# -- bounds of every field at the API and CLI boundary, declared once ---------------------------
+# The CLI reads the same types (`bounds`), so `--offset` and `?offset=` refuse the same values.
+# Row ids are 32-bit integers in both databases (INTEGER on SQLite and PostgreSQL).
+MAX_ID = 2_147_483_647
+MAX_PAGE = 1000
+# Channels of one carrier: the largest trunk an operator of this size buys is a few thousand.
+MAX_CHANNELS = 100_000
+# Fair-use counts: a year has at most 527,040 minutes; numbers and calls at once far below.
+MAX_MINUTES_PER_PERIOD = 527_040
+MAX_DISTINCT_NUMBERS = 1_000_000
+MAX_CONCURRENT_CALLS = 1000
+# Instants an operator gives (subscription starts, rate dates, explain's `at`, `since`): a
+# typo or a clock gone wrong must not file anything in 1970 or in the year 9999.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone offset, e.g. 2026-11-22T10:00:00+01:00")
     return value
+
+
+def _instant(value: datetime) -> datetime:
+    _aware(value)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be from {EARLIEST:%Y} to {LATEST.year - 1}")
+    return value
+
+
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
+Offset = Annotated[int, Ge(0), Le(MAX_ID)]
+Limit = Annotated[int, Ge(1), Le(MAX_PAGE)]
+Channels = Annotated[int, Ge(0), Le(MAX_CHANNELS)]
+Instant = Annotated[
+    datetime,
+    AfterValidator(_instant),
+    Field(examples=["2026-11-22T10:00:00+01:00"]),
+]
+Amount = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,6})?$", examples=["9.99"])]
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", examples=["EUR"], description="ISO 4217 currency in use"),
+    AfterValidator(lambda code: _domain_check(check_currency, code)),
+]
+Country = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", examples=["MA"], description="ISO 3166-1 alpha-2"),
+    AfterValidator(lambda code: _domain_check(check_country, code)),
+]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["20:00"])]
+Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+
+
+def _domain_check(check: Callable[[str], str], value: str) -> str:
+    """A domain check as a pydantic validator: its InvalidInput becomes the field's error."""
+    try:
+        return check(value)
+    except InvalidInput as error:
+        raise ValueError(error.message) from error
+
+
+def bounds(annotated: object) -> dict[str, int]:
+    """`min`/`max` of an integer type above, for `typer.Option(**bounds(Offset))`."""
+    limits: dict[str, int] = {}
+    for item in getattr(annotated, "__metadata__", ()):
+        if isinstance(item, Ge):
+            limits["min"] = int(item.ge)  # type: ignore[call-overload]
+        if isinstance(item, Le):
+            limits["max"] = int(item.le)  # type: ignore[call-overload]
+    return limits
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 # -- plans ------------------------------------------------------------------------------------
@@ -67,9 +139,9 @@ class TimeWindowSchema(Strict):
 
 class FairUseSchema(Strict):
     max_call_duration_s: int | None = Field(default=7200, ge=60, le=86400)
-    minutes_per_period: int | None = Field(default=None, ge=1)
-    distinct_numbers_per_period: int | None = Field(default=None, ge=1)
-    concurrent_calls: int | None = Field(default=1, ge=1)
+    minutes_per_period: int | None = Field(default=None, ge=1, le=MAX_MINUTES_PER_PERIOD)
+    distinct_numbers_per_period: int | None = Field(default=None, ge=1, le=MAX_DISTINCT_NUMBERS)
+    concurrent_calls: int | None = Field(default=1, ge=1, le=MAX_CONCURRENT_CALLS)
 
 
 class CostCeilingSchema(Strict):
@@ -192,8 +264,16 @@ class SubscriberIn(Strict):
     locale: Literal["fr", "ar", "en"] = "fr"
     time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "Europe/Paris"
     sip_username: Annotated[str, Field(min_length=2, max_length=64)]
-    password: Annotated[str, Field(min_length=8, max_length=128)]
-    caller_ids: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list)
+    password: Password | None = Field(
+        default=None,
+        description="leave out: the platform generates one and returns it once",
+    )
+    caller_ids: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=20
+    )
+    plan_code: Code | None = Field(
+        default=None, description="subscribe to this plan at once (all or nothing)"
+    )
 
 
 class SubscriberOut(BaseModel):
@@ -220,18 +300,39 @@ class SubscriberOut(BaseModel):
         )
 
 
+class AccountOut(SubscriberOut):
+    """A subscriber just created or given a new password."""
+
+    generated_password: str | None = Field(
+        description="the SIP password the platform generated, shown in this answer only (only "
+        "its digest hash is kept); null when the operator chose it"
+    )
+
+    @classmethod
+    def from_account(cls, subscriber: Subscriber, generated_password: str | None) -> AccountOut:
+        return cls(
+            **SubscriberOut.from_domain(subscriber).model_dump(),
+            generated_password=generated_password,
+        )
+
+
 class PasswordIn(Strict):
-    password: Annotated[str, Field(min_length=8, max_length=128)]
+    password: Password | None = Field(
+        default=None, description="leave out: the platform generates one and returns it once"
+    )
 
 
 class SubscriptionIn(Strict):
     plan_code: Code
-    start: datetime | None = None
-    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
-
-    _start_aware = field_validator("start")(
-        lambda value: _aware(value) if value is not None else None
+    start: Instant | None = None
+    status: Literal[SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_PAYMENT] = (
+        SubscriptionStatus.ACTIVE
     )
+
+
+class PlanChangeIn(Strict):
+    plan_code: Code
+    start: Instant | None = None
 
 
 class SubscriptionStatusIn(Strict):
@@ -273,7 +374,7 @@ class CarrierDestinationSchema(Strict):
 
 
 class FlatRateSchema(Strict):
-    channels: int = Field(ge=1, le=100000)
+    channels: int = Field(ge=1, le=MAX_CHANNELS)
     monthly_fee: Amount
     currency: Currency
 
@@ -282,10 +383,8 @@ class RateSchema(Strict):
     prefix: Annotated[str, Field(pattern=r"^\d{1,15}$")]
     per_minute: Amount
     currency: Currency
-    effective_from: datetime
+    effective_from: Instant
     increment: Annotated[str, Field(pattern=r"^\d{1,4}/\d{1,4}$")] = "60/60"
-
-    _effective_aware = field_validator("effective_from")(_aware)
 
 
 class CarrierSchema(Strict):
@@ -296,7 +395,7 @@ class CarrierSchema(Strict):
     flat_rate: FlatRateSchema | None = None
     rates: list[RateSchema] = Field(default_factory=list, max_length=200000)
     number_format: NumberFormat = NumberFormat.E164
-    max_channels: int | None = Field(default=None, ge=1)
+    max_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS)
     enabled: bool = True
 
     def to_domain(self) -> Carrier:
@@ -519,6 +618,9 @@ class CallOut(BaseModel):
     increment: str | None = None
     cost: str | None = None
     currency: str | None = None
+    refusal_reason: str | None = Field(
+        default=None, description="the decision's reason code when the brain refused the call"
+    )
 
     @classmethod
     def from_domain(cls, record: CallRecord) -> CallOut:
@@ -558,15 +660,42 @@ class CallOut(BaseModel):
             increment=record.increment,
             cost=str(record.cost.amount) if record.cost else None,
             currency=record.cost.currency if record.cost else None,
+            refusal_reason=record.refusal_reason,
+        )
+
+
+class CallReportOut(BaseModel):
+    """Calls started in [since, until) by outcome; refused ones per reason code."""
+
+    since: datetime
+    until: datetime
+    total: int
+    answered: int
+    not_answered: int
+    refused: int
+    refused_by_reason: dict[str, int]
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], *, since: datetime, until: datetime) -> Self:
+        return cls(
+            since=since,
+            until=until,
+            total=counts["total"],
+            answered=counts["answered"],
+            not_answered=counts["not_answered"],
+            refused=counts["refused"],
+            refused_by_reason={
+                key.removeprefix("refused:"): value
+                for key, value in sorted(counts.items())
+                if key.startswith("refused:")
+            },
         )
 
 
 class ExplainIn(Strict):
     sip_username: Annotated[str, Field(min_length=1, max_length=128)]
     dialled: Annotated[str, Field(min_length=1, max_length=128)]
-    at: datetime | None = None
-
-    _at_aware = field_validator("at")(lambda value: _aware(value) if value is not None else None)
+    at: Instant | None = None
 
 
 class ExplainOut(BaseModel):
@@ -578,3 +707,16 @@ class ExplainOut(BaseModel):
     destination: str | None
     routes: list[RouteOut]
     explanation: list[str]
+
+    @classmethod
+    def from_domain(cls, decision: Decision) -> ExplainOut:
+        return cls(
+            allow=decision.allowed,
+            reason=decision.reason.value,
+            sip_code=decision.sip_code,
+            sip_reason=decision.sip_reason,
+            max_duration_s=decision.max_duration_seconds,
+            destination=decision.destination.e164 if decision.destination else None,
+            routes=[RouteOut.from_domain(route) for route in decision.routes],
+            explanation=list(decision.explanation),
+        )

@@ -175,10 +175,14 @@ def _sorted_attempts(record: CallRecord) -> tuple[CallAttempt, ...]:
     return tuple(sorted(record.attempts, key=lambda item: item.attempt))
 
 
-def list_calls(session: Session, *, subscriber_id: int | None, limit: int) -> list[CallRecord]:
+def list_calls(
+    session: Session, *, subscriber_id: int | None, since: datetime | None, limit: int
+) -> list[CallRecord]:
     statement = select(CALLS).order_by(CALLS.c.started_at.desc(), CALLS.c.id.desc())
     if subscriber_id is not None:
         statement = statement.where(CALLS.c.subscriber_id == subscriber_id)
+    if since is not None:
+        statement = statement.where(CALLS.c.started_at >= since)
     return _records(session, statement.limit(max(0, limit)))
 
 
@@ -280,3 +284,44 @@ def usage(
         )
         for item in unique
     }
+
+
+def insert_new_calls(session: Session, records: Sequence[CallRecord]) -> int:
+    """Insert the records whose call id is not stored yet (a refusal asked twice, or a call
+    already recorded from its events, is kept as it is); returns how many were new."""
+    unique = {record.call_id: record for record in records}
+    connection = session.connection()
+    known: set[str] = set()
+    for part in chunks(sorted(unique)):
+        known.update(connection.scalars(select(CALLS.c.call_id).where(CALLS.c.call_id.in_(part))))
+    fresh = [
+        mapping.call_values(unique[call_id]) for call_id in sorted(unique) if call_id not in known
+    ]
+    for rows in chunks(fresh):
+        connection.execute(insert(CALLS), list(rows))
+    return len(fresh)
+
+
+def count_calls(session: Session, *, since: datetime, until: datetime) -> dict[str, int]:
+    """Calls started in [since, until) by outcome: total, answered, failed (never answered,
+    not refused), refused, and refused per reason code."""
+    in_range = and_(CALLS.c.started_at >= since, CALLS.c.started_at < until)
+    answered = func.count(case((CALLS.c.answered_at.is_not(None), 1)))
+    refused = func.count(CALLS.c.refusal_reason)
+    total, answered_count, refused_count = (
+        session.connection().execute(select(func.count(), answered, refused).where(in_range)).one()
+    )
+    counts = {
+        "total": int(total),
+        "answered": int(answered_count),
+        "refused": int(refused_count),
+    }
+    counts["not_answered"] = counts["total"] - counts["answered"] - counts["refused"]
+    by_reason = (
+        select(CALLS.c.refusal_reason, func.count())
+        .where(in_range, CALLS.c.refusal_reason.is_not(None))
+        .group_by(CALLS.c.refusal_reason)
+    )
+    for reason, count in session.connection().execute(by_reason):
+        counts[f"refused:{reason}"] = int(count)
+    return counts

@@ -312,6 +312,7 @@ CALL_FIELDS = (
     "hangup_cause",
     "billing",
     "increment",
+    "refusal_reason",
 )
 
 

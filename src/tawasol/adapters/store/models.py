@@ -224,6 +224,9 @@ class CallRow(Base):
     increment: Mapped[str | None] = mapped_column(Text)
     cost_amount: Mapped[Decimal | None] = mapped_column()
     cost_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    # The brain refused the call (the decision's reason code, e.g. "no_route"); NULL for a
+    # call that was allowed.
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class CallAttemptRow(Base):

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, delete, exc, insert, select, update
+from sqlalchemy import Engine, delete, exc, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tawasol.adapters.store import call_queries, mapping
@@ -49,7 +49,13 @@ from tawasol.domain.catalog import Plan
 from tawasol.domain.decision import Usage
 from tawasol.domain.errors import Conflict, InvalidInput, NotFound
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
-from tawasol.services.ports import CallFold, CatalogSnapshot, NewSubscriber, Store
+from tawasol.services.ports import (
+    CallFold,
+    CatalogSnapshot,
+    NewSubscriber,
+    NewSubscription,
+    Store,
+)
 
 T = TypeVar("T")
 
@@ -155,6 +161,33 @@ class SqlStore:
                 raise Conflict(f"plan {plan.code} already exists", code=plan.code)
             session.add(PlanRow(**values))
 
+    def update_plan(self, plan: Plan) -> None:
+        """Replace an existing plan; raises NotFound, or Conflict when its period would change
+        under subscriptions still running on it (their periods were cut to the old one)."""
+        values = mapping.plan_values(plan)
+        with self._catalog_write() as session:
+            row = session.get(PlanRow, plan.code, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no plan {plan.code}", code=plan.code)
+            if row.period != values["period"]:
+                running = session.scalar(
+                    select(func.count())
+                    .select_from(SubscriptionRow)
+                    .where(
+                        SubscriptionRow.plan_code == plan.code,
+                        SubscriptionRow.status.in_(_CURRENT_STATUSES),
+                    )
+                )
+                if running:
+                    raise Conflict(
+                        f"plan {plan.code} has {running} running subscription(s) paid by the "
+                        f"{row.period}: its period cannot become {values['period']}; "
+                        "create a new plan and stop selling this one (on_sale false)",
+                        code=plan.code,
+                    )
+            for name, value in values.items():
+                setattr(row, name, value)
+
     def get_plan(self, code: str) -> Plan:
         with self._session(self._engine) as session:
             row = session.get(PlanRow, code)
@@ -166,15 +199,23 @@ class SqlStore:
         with self._session(self._engine) as session:
             return _plans(session)
 
-    def add_subscriber(self, subscriber: NewSubscriber) -> Subscriber:
+    def add_subscriber(
+        self, subscriber: NewSubscriber, *, subscription: NewSubscription | None = None
+    ) -> Subscriber:
+        """Create a subscriber and, in the same transaction, their first subscription: either
+        both are written or neither (a bad plan leaves no subscriber behind)."""
         # Built first so the domain's rules (username, time zone, HA1) refuse bad input early.
         Subscriber(id=0, **_subscriber_fields(subscriber))
+        if subscription is not None:
+            _new_subscription(0, subscription)
         with self._catalog_write() as session:
-            _check_username_free(session, subscriber.sip_username, owner=None)
+            _check_unique(session, subscriber, owner=None)
             fields = _subscriber_fields(subscriber)
             row = SubscriberRow(**{**fields, "caller_ids": list(subscriber.caller_ids)})
             session.add(row)
             session.flush()
+            if subscription is not None:
+                _insert_subscription(session, row.id, subscription)
             return mapping.subscriber_from_row(row)
 
     def update_subscriber(self, subscriber: Subscriber) -> None:
@@ -182,7 +223,7 @@ class SqlStore:
             row = session.get(SubscriberRow, subscriber.id, with_for_update=True)
             if row is None:
                 raise NotFound(f"no subscriber {subscriber.id}", subscriber_id=subscriber.id)
-            _check_username_free(session, subscriber.sip_username, owner=subscriber.id)
+            _check_unique(session, subscriber, owner=subscriber.id)
             row.name = subscriber.name
             row.email = subscriber.email
             row.phone = subscriber.phone
@@ -225,28 +266,31 @@ class SqlStore:
         period_start: datetime,
         period_end: datetime,
     ) -> Subscription:
+        """Raises NotFound, or Conflict when the subscriber already has a running
+        subscription and this one would be a second (see `change_plan`)."""
+        new = NewSubscription(plan_code, status, period_start, period_end)
         # Built first so the domain refuses a naive or inverted period before any write.
-        Subscription(
-            id=0,
-            subscriber_id=subscriber_id,
-            plan_code=plan_code,
-            status=status,
-            period_start=period_start,
-            period_end=period_end,
-        )
+        _new_subscription(subscriber_id, new)
         with self._catalog_write() as session:
             _check_references(session, subscriber_id=subscriber_id, plan_code=plan_code)
-            row = SubscriptionRow(
-                subscriber_id=subscriber_id,
-                plan_code=plan_code,
-                status=status.value,
-                period_start=period_start,
-                period_end=period_end,
-                created_at=datetime.now(UTC),
-            )
-            session.add(row)
-            session.flush()
-            return mapping.subscription_from_row(row)
+            return _insert_subscription(session, subscriber_id, new)
+
+    def change_plan(
+        self, *, subscriber_id: int, ended: Subscription | None, new: NewSubscription
+    ) -> Subscription:
+        """In one transaction: write `ended` (the running subscription, with its final
+        status) and add `new`. Raises Conflict when `ended` is no longer the running one."""
+        _new_subscription(subscriber_id, new)
+        with self._catalog_write() as session:
+            _check_references(session, subscriber_id=subscriber_id, plan_code=new.plan_code)
+            if ended is not None:
+                row = session.get(SubscriptionRow, ended.id, with_for_update=True)
+                if row is None or row.subscriber_id != subscriber_id:
+                    raise NotFound(f"no subscription {ended.id}", subscription_id=ended.id)
+                row.status = ended.status.value
+                row.period_end = ended.period_end
+                session.flush()
+            return _insert_subscription(session, subscriber_id, new)
 
     def update_subscription(self, subscription: Subscription) -> None:
         with self._catalog_write() as session:
@@ -281,28 +325,28 @@ class SqlStore:
             return [mapping.subscription_from_row(row) for row in session.scalars(statement)]
 
     def save_carrier(self, carrier: Carrier) -> None:
-        values = mapping.carrier_values(carrier)
-        gateways = mapping.gateway_values(carrier)
-        destinations = mapping.destination_values(carrier)
-        rates = mapping.rate_values(carrier)
+        """Create or replace a carrier (seeding and tests; the admin paths say which)."""
         with self._catalog_write() as session:
-            row = session.get(CarrierRow, carrier.code, with_for_update=True)
-            if row is None:
-                session.add(CarrierRow(**values))
-                session.flush()
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
-            for child in (CarrierGatewayRow, CarrierDestinationRow, CarrierRateRow):
-                session.execute(delete(child).where(child.carrier_code == carrier.code))
-            # ORM bulk INSERT: batched multi-row statements, no ORM object per rate.
-            for child, rows in (
-                (CarrierGatewayRow, gateways),
-                (CarrierDestinationRow, destinations),
-                (CarrierRateRow, rates),
-            ):
-                if rows:
-                    session.execute(insert(child), rows)
+            _write_carrier(session, carrier, exists=None)
+
+    def add_carrier(self, carrier: Carrier) -> None:
+        """Create a carrier; raises Conflict when the code is taken."""
+        with self._catalog_write() as session:
+            _write_carrier(session, carrier, exists=False)
+
+    def update_carrier(self, carrier: Carrier) -> None:
+        """Replace an existing carrier with its children; raises NotFound."""
+        with self._catalog_write() as session:
+            _write_carrier(session, carrier, exists=True)
+
+    def holds_operator_data(self) -> bool:
+        """True when any plan, carrier or subscriber exists (the sample operator is only ever
+        loaded into a database without any)."""
+        with self._session(self._engine) as session:
+            return any(
+                session.scalar(select(table).limit(1)) is not None
+                for table in (PlanRow.code, CarrierRow.code, SubscriberRow.id)
+            )
 
     def get_carrier(self, code: str) -> Carrier:
         with self._session(self._engine) as session:
@@ -392,14 +436,39 @@ class SqlStore:
 
         return self._retrying(attempt)
 
+    def record_refusals(self, records: Sequence[CallRecord]) -> int:
+        """Write refused calls as call records in one transaction; a call id already stored
+        is left as it is. Returns how many were new."""
+        if not records:
+            return 0
+
+        def attempt() -> int:
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                return call_queries.insert_new_calls(session, records)
+
+        return self._retrying(attempt)
+
+    def count_calls(self, *, since: datetime, until: datetime) -> dict[str, int]:
+        """Calls started in [since, until) by outcome and refusal reason."""
+        with self._session(self._engine) as session:
+            return call_queries.count_calls(session, since=since, until=until)
+
     def get_call(self, call_id: str) -> CallRecord | None:
         with self._session(self._engine) as session:
             _, records = call_queries.load_records(session, [call_id], lock=False)
             return records.get(call_id)
 
-    def list_calls(self, *, subscriber_id: int | None = None, limit: int = 50) -> list[CallRecord]:
+    def list_calls(
+        self,
+        *,
+        subscriber_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[CallRecord]:
         with self._session(self._engine) as session:
-            return call_queries.list_calls(session, subscriber_id=subscriber_id, limit=limit)
+            return call_queries.list_calls(
+                session, subscriber_id=subscriber_id, since=since, limit=limit
+            )
 
     def open_calls(self, *, started_after: datetime) -> list[CallRecord]:
         """Calls not finished (no end, no failure) that started after `started_after`, oldest
@@ -497,12 +566,103 @@ def _carriers(session: Session, *, code: str | None = None) -> list[Carrier]:
     ]
 
 
-def _check_username_free(session: Session, sip_username: str, *, owner: int | None) -> None:
-    holder = session.scalar(
-        select(SubscriberRow.id).where(SubscriberRow.sip_username == sip_username)
+def _check_unique(
+    session: Session, subscriber: NewSubscriber | Subscriber, *, owner: int | None
+) -> None:
+    """SIP usernames are unique ignoring case (`AMINA` and `amina` are one person to a support
+    desk and to most phones' settings screens), and so are phones and emails: two subscribers
+    on one phone or email cannot be told apart by the portal, receipts or support. Checked
+    inside the catalog write, which every catalog writer queues on, so two adds cannot race."""
+    unique = (
+        ("SIP username", func.lower(SubscriberRow.sip_username), subscriber.sip_username.lower()),
+        ("phone", SubscriberRow.phone, subscriber.phone),
+        ("email", func.lower(SubscriberRow.email), subscriber.email.lower()),
     )
-    if holder is not None and holder != owner:
-        raise Conflict(f"SIP username {sip_username} is already taken", sip_username=sip_username)
+    for what, column, value in unique:
+        if not value:
+            continue  # no email given: nothing to collide with
+        holder = session.scalar(select(SubscriberRow.id).where(column == value).limit(1))
+        if holder is not None and holder != owner:
+            field = what.replace(" ", "_").lower()
+            raise Conflict(
+                f"{what} {value} is already taken by subscriber {holder}",
+                **{field: value, "subscriber_id": holder},
+            )
+
+
+# Statuses of a subscription that has not ended (`SubscriptionStatus.current`).
+_CURRENT_STATUSES = tuple(status.value for status in SubscriptionStatus if status.current)
+
+
+def _new_subscription(subscriber_id: int, new: NewSubscription) -> Subscription:
+    return Subscription(
+        id=0,
+        subscriber_id=subscriber_id,
+        plan_code=new.plan_code,
+        status=new.status,
+        period_start=new.period_start,
+        period_end=new.period_end,
+    )
+
+
+def _insert_subscription(
+    session: Session, subscriber_id: int, new: NewSubscription
+) -> Subscription:
+    """Add a subscription; a running one is refused when the subscriber has one already."""
+    if new.status.current:
+        running = session.scalar(
+            select(SubscriptionRow.id)
+            .where(
+                SubscriptionRow.subscriber_id == subscriber_id,
+                SubscriptionRow.status.in_(_CURRENT_STATUSES),
+            )
+            .limit(1)
+        )
+        if running is not None:
+            raise Conflict(
+                f"subscriber {subscriber_id} already has running subscription {running}: "
+                "change their plan (which ends it) rather than add a second one",
+                subscriber_id=subscriber_id,
+                subscription_id=running,
+            )
+    row = SubscriptionRow(
+        subscriber_id=subscriber_id,
+        plan_code=new.plan_code,
+        status=new.status.value,
+        period_start=new.period_start,
+        period_end=new.period_end,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return mapping.subscription_from_row(row)
+
+
+def _write_carrier(session: Session, carrier: Carrier, *, exists: bool | None) -> None:
+    """Write a carrier and replace its children. `exists`: True (must exist, update), False
+    (must not, create) or None (either)."""
+    values = mapping.carrier_values(carrier)
+    row = session.get(CarrierRow, carrier.code, with_for_update=True)
+    if exists is True and row is None:
+        raise NotFound(f"no carrier {carrier.code}", code=carrier.code)
+    if exists is False and row is not None:
+        raise Conflict(f"carrier {carrier.code} already exists", code=carrier.code)
+    if row is None:
+        session.add(CarrierRow(**values))
+        session.flush()
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    for child in (CarrierGatewayRow, CarrierDestinationRow, CarrierRateRow):
+        session.execute(delete(child).where(child.carrier_code == carrier.code))
+    # ORM bulk INSERT: batched multi-row statements, no ORM object per rate.
+    for child, rows in (
+        (CarrierGatewayRow, mapping.gateway_values(carrier)),
+        (CarrierDestinationRow, mapping.destination_values(carrier)),
+        (CarrierRateRow, mapping.rate_values(carrier)),
+    ):
+        if rows:
+            session.execute(insert(child), rows)
 
 
 def _check_references(session: Session, *, subscriber_id: int, plan_code: str) -> None:
