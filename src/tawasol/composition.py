@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
-from tawasol.adapters.store import SqlStore
+from tawasol.adapters.store import SqlIncidentStore, SqlStore
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
+from tawasol.domain.decision import CallRequest, Decision
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.incidents import IncidentService
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
@@ -38,6 +40,7 @@ class Brain:
     credentials: CredentialVerifier
     grants: DecisionGrants
     refusals: RefusalRecorder
+    incidents: IncidentService
 
     def close(self) -> None:
         self.refusals.close()
@@ -49,6 +52,14 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore.from_url(settings.resolved_database_url)
     refusals = RefusalRecorder(store=store)
+    incidents = IncidentService(
+        store=SqlIncidentStore(store.engine), clock=clock, settings=settings.detection_settings()
+    )
+
+    def on_refused(request: CallRequest, decision: Decision, now: datetime) -> None:
+        refusals.refused(request, decision, now)
+        incidents.on_refused(request, decision, now)
+
     authorizer = CallAuthorizer(
         store=store,
         clock=clock,
@@ -62,7 +73,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ring_hold_max=timedelta(seconds=settings.call_ring_hold_max_s),
         hold_margin=timedelta(seconds=settings.call_hold_margin_s),
         unlisted_number_countries=settings.unlisted_number_country_set,
-        on_refused=refusals.refused,
+        on_refused=on_refused,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -80,12 +91,15 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ner_threshold=settings.quality_ner_threshold,
         min_attempts=settings.quality_min_attempts,
         quality_weighted_routing=settings.routing_strategy == "quality_weighted",
+        on_event=incidents.on_carrier_event,
     )
     return Brain(
         settings=settings,
         store=store,
         authorizer=authorizer,
-        recorder=CallEventRecorder(store=store, authorizer=authorizer, listeners=[monitor]),
+        recorder=CallEventRecorder(
+            store=store, authorizer=authorizer, listeners=[monitor, incidents]
+        ),
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
         monitor=monitor,
         clock=clock,
@@ -106,4 +120,5 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
             remember_for=timedelta(seconds=settings.platform_max_call_duration_s, hours=1),
         ),
         refusals=refusals,
+        incidents=incidents,
     )

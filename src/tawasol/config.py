@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,8 @@ import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tawasol.domain.errors import InvalidConfiguration
+from tawasol.domain.errors import InvalidConfiguration, InvalidInput
+from tawasol.domain.incident_detection import DetectionSettings
 
 
 class Settings(BaseSettings):
@@ -153,6 +155,35 @@ class Settings(BaseSettings):
         "committed_capacity_first"
     )
 
+    # -- incidents (docs/incidents.md explains each default) ---------------------------------
+    incident_baseline_failure_share: float = Field(
+        default=0.05, gt=0, lt=1, description="network failure share assumed before learning"
+    )
+    incident_outage_failure_share: float = Field(
+        default=0.5, gt=0, lt=1, description="failure share the CUSUM tests for (outage)"
+    )
+    incident_alarm_threshold: float = Field(
+        default=14.0, gt=0, le=1000, description="CUSUM threshold (nats) to raise an alarm"
+    )
+    incident_recovery_threshold: float = Field(
+        default=7.0, gt=0, le=1000, description="CUSUM evidence (nats) of recovery"
+    )
+    incident_min_failures: int = Field(
+        default=6, ge=1, le=20, description="failures among the last 20 attempts to alarm"
+    )
+    incident_recovery_hold_s: int = Field(
+        default=300, ge=0, le=86400, description="recovery held this long resolves an incident"
+    )
+    incident_agreement_window_s: int = Field(
+        default=600, ge=1, le=86400, description="carriers compared over this many seconds"
+    )
+    incident_major_share: float = Field(
+        default=0.8, gt=0, le=1, description="failure share at which an outage is major"
+    )
+    incident_tick_interval_ms: int = Field(
+        default=1000, ge=50, le=60000, description="how often findings become incidents"
+    )
+
     # -- the SIP edge (Kamailio) ------------------------------------------------------------
     sip_realm: str = Field(default="tawasol.local", description="digest realm; part of every HA1")
     sip_listen: str = Field(default="127.0.0.1", description="address Kamailio listens on")
@@ -260,8 +291,28 @@ class Settings(BaseSettings):
                 "edge_token must be 16 or more letters, digits and . _ - + / "
                 "(it goes into the rendered Kamailio configuration)"
             )
+        try:
+            self.detection_settings()
+        except InvalidInput as error:
+            problems.append(f"incident settings: {error.message}")
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def detection_settings(self) -> DetectionSettings:
+        """The incident detector's thresholds (raises InvalidInput if they contradict)."""
+        baseline = self.incident_baseline_failure_share
+        return DetectionSettings(
+            baseline_failure_share=baseline,
+            baseline_floor=min(0.02, baseline),
+            baseline_ceiling=max(0.25, baseline),
+            outage_failure_share=self.incident_outage_failure_share,
+            alarm_threshold=self.incident_alarm_threshold,
+            recovery_threshold=self.incident_recovery_threshold,
+            min_failures=self.incident_min_failures,
+            recovery_hold=timedelta(seconds=self.incident_recovery_hold_s),
+            agreement_window=timedelta(seconds=self.incident_agreement_window_s),
+            major_share=self.incident_major_share,
+        )
 
 
 EDGE_TOKEN_FILE = "edge.token"

@@ -70,8 +70,9 @@ class DetectionSettings:
     """The thresholds of detection; each default is explained in docs/incidents.md.
 
     Shares are fractions of attempts (0.05 = 5%); `alarm_threshold` is in nats of
-    log-likelihood ratio (10 needs about five failures in a row at a 5% baseline); an alarm
-    also needs `min_failures` failures among the last `impact_attempts` attempts.
+    log-likelihood ratio (14 needs about six failures in a row at a 5% baseline); an alarm
+    also needs `min_failures` failures among the last `impact_attempts` attempts. Recovery
+    needs `recovery_threshold` (7: about eleven successes in a row), then `recovery_hold`.
     """
 
     baseline_failure_share: float = 0.05
@@ -80,6 +81,7 @@ class DetectionSettings:
     baseline_smoothing: float = 0.01
     outage_failure_share: float = 0.5
     alarm_threshold: float = 14.0
+    recovery_threshold: float = 7.0
     min_failures: int = 6
     recovery_hold: timedelta = timedelta(minutes=5)
     agreement_window: timedelta = timedelta(minutes=10)
@@ -102,8 +104,8 @@ class DetectionSettings:
             )
         if not 0 < self.baseline_smoothing < 1:
             raise InvalidInput("baseline smoothing is a weight in (0, 1)")
-        if self.alarm_threshold <= 0:
-            raise InvalidInput("the alarm threshold must be positive")
+        if self.alarm_threshold <= 0 or self.recovery_threshold <= 0:
+            raise InvalidInput("the alarm and recovery thresholds must be positive")
         if self.recovery_hold < timedelta(0) or self.agreement_window <= timedelta(0):
             raise InvalidInput("recovery hold and agreement window cannot be negative")
         if not 1 <= self.min_failures <= self.impact_attempts:
@@ -130,6 +132,7 @@ class FailureCusum:
     alarmed_at: datetime | None = None
     recovering_since: datetime | None = None
     last_seen: datetime | None = None
+    cleared_at: datetime | None = None
     recent: deque[bool] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -171,10 +174,10 @@ class FailureCusum:
                 self.recovering_since = None
             return
         self.recovery_statistic = max(0.0, self.recovery_statistic - ratio)
-        if self.recovery_statistic >= settings.alarm_threshold:
+        if self.recovery_statistic >= settings.recovery_threshold:
             if self.recovering_since is None:
                 self.recovering_since = at
-        elif self.recovery_statistic < settings.alarm_threshold / 2:
+        elif self.recovery_statistic < settings.recovery_threshold / 2:
             self.recovering_since = None  # failures came back: the hold starts again
 
     def clear_if_recovered(self, now: datetime) -> bool:
@@ -193,11 +196,16 @@ class FailureCusum:
         )
         if not (stale or held):
             return False
+        self.reset(now)
+        return True
+
+    def reset(self, now: datetime) -> None:
+        """End the alarm (recovered, stale, or explained by another stream's recovery)."""
+        self.cleared_at = now
         self.alarmed_at = None
         self.recovering_since = None
         self.statistic = 0.0
         self.recovery_statistic = 0.0
-        return True
 
 
 class FindingKind(enum.StrEnum):
@@ -359,6 +367,23 @@ class IncidentDetector:
     def _clear_recovered(self, now: datetime) -> None:
         for cusum in (*self._attempts.values(), *self._customers.values()):
             cusum.clear_if_recovered(now)
+        # A destination outage seen on two carriers, then recovered on the one routing tries
+        # first: the other gets no attempts any more, and its alarm (from the same outage)
+        # must not turn into a carrier outage. An alarm without attempts since another
+        # carrier recovered on the same destination ends with it.
+        recoveries: dict[OutageScope, datetime] = {}
+        for (_, scope), cusum in self._attempts.items():
+            if cusum.alarmed_at is None and cusum.cleared_at is not None:
+                recoveries[scope] = max(recoveries.get(scope, cusum.cleared_at), cusum.cleared_at)
+        for (_, scope), cusum in self._attempts.items():
+            recovered_at = recoveries.get(scope)
+            if (
+                cusum.alarmed_at is not None
+                and recovered_at is not None
+                and cusum.last_seen is not None
+                and cusum.last_seen < recovered_at
+            ):
+                cusum.reset(now)
         hold = self.settings.recovery_hold
         for condition in self._carriers.values():
             if condition.up_since is not None and now - condition.up_since >= hold:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from tawasol import __version__
-from tawasol.adapters.api import admin, carriers, security, sip
+from tawasol.adapters.api import admin, carriers, incidents, security, sip
 from tawasol.adapters.api.carriers import MAX_RATE_DECK_BYTES
 from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.api.guard import RequestGuard
@@ -22,6 +22,7 @@ from tawasol.adapters.api.sip_fast import SipFastPath
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
 from tawasol.composition import Brain
+from tawasol.services.incidents import IncidentTicker
 
 
 def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
@@ -38,6 +39,12 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
                 asyncio.create_task(_probe(brain, stop)),
                 asyncio.create_task(_tick(brain, stop)),
                 asyncio.create_task(_reconcile_with_edge(brain, stop)),
+                asyncio.create_task(
+                    IncidentTicker(
+                        brain.incidents,
+                        interval_s=brain.settings.incident_tick_interval_ms / 1000,
+                    ).run(stop)
+                ),
             ]
         try:
             yield
@@ -71,6 +78,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
     app.include_router(carriers.router)
     app.include_router(admin.router)
     app.include_router(security.router)
+    app.include_router(incidents.router)
 
     @app.get("/health", tags=["health"])
     def health(request: Request) -> dict[str, object]:
