@@ -10,6 +10,7 @@
     tawasol plan list                 the plans on sale
     tawasol carriers status|capacity|events|rates  carriers at run time
     tawasol calls report --since DATE calls answered, not answered and refused per reason
+    tawasol incidents list|show|open|update|resolve|reopen|merge   outages (docs/incidents.md)
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
 """
@@ -922,6 +923,11 @@ def _redact(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
     return url
+
+
+from tawasol.cli_incidents import incidents_app  # noqa: E402 - needs the app above
+
+app.add_typer(incidents_app, name="incidents")
 
 
 def main() -> None:
