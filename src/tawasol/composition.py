@@ -7,16 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlIncidentStore, SqlStore
+from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
+from tawasol.domain.notices import Channel, RetryPolicy
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.incidents import IncidentService
+from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
@@ -41,6 +45,7 @@ class Brain:
     grants: DecisionGrants
     refusals: RefusalRecorder
     incidents: IncidentService
+    notices: Notices
 
     def close(self) -> None:
         self.refusals.close()
@@ -52,8 +57,12 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqlStore.from_url(settings.resolved_database_url)
     refusals = RefusalRecorder(store=store)
+    notices = build_notices(settings, store, clock)
     incidents = IncidentService(
-        store=SqlIncidentStore(store.engine), clock=clock, settings=settings.detection_settings()
+        store=SqlIncidentStore(store.engine),
+        clock=clock,
+        settings=settings.detection_settings(),
+        on_change=notices.service.on_incident_change,
     )
 
     def on_refused(request: CallRequest, decision: Decision, now: datetime) -> None:
@@ -121,4 +130,51 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ),
         refusals=refusals,
         incidents=incidents,
+        notices=notices,
     )
+
+
+@dataclass
+class Notices:
+    """The notices' outbox, the service that fills it, and the sender that empties it."""
+
+    outbox: SqlNoticeOutbox
+    service: NoticeService
+    sender: NoticeSender
+
+
+def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datetime]) -> Notices:
+    outbox = SqlNoticeOutbox(store.engine)
+    channels: dict[Channel, NoticeChannel] = {}
+    if settings.notice_smtp_host:
+        channels[Channel.EMAIL] = EmailChannel(
+            SmtpRelay(
+                host=settings.notice_smtp_host,
+                port=settings.notice_smtp_port,
+                sender=settings.notice_smtp_sender,
+                username=settings.notice_smtp_username or None,
+                password=settings.notice_smtp_password.get_secret_value() or None,
+                start_tls=settings.notice_smtp_starttls,
+                timeout_s=settings.notice_smtp_timeout_s,
+            )
+        )
+    service = NoticeService(
+        outbox=outbox,
+        affected=outbox,
+        channels=channels,
+        clock=clock,
+        lookback=timedelta(days=settings.notice_lookback_days),
+        mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+    )
+    sender = NoticeSender(
+        outbox=outbox,
+        channels=channels,
+        clock=clock,
+        retry=RetryPolicy(
+            first_delay=timedelta(seconds=settings.notice_retry_first_delay_s),
+            max_attempts=settings.notice_max_attempts,
+            lease=timedelta(seconds=settings.notice_lease_s),
+        ),
+        rate_per_s=settings.notice_rate_per_s,
+    )
+    return Notices(outbox=outbox, service=service, sender=sender)

@@ -180,6 +180,26 @@ class Settings(BaseSettings):
     incident_major_share: float = Field(
         default=0.8, gt=0, le=1, description="failure share at which an outage is major"
     )
+    notice_smtp_host: str = Field(
+        default="", description="SMTP relay for email notices (empty: no email notices)"
+    )
+    notice_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notice_smtp_sender: str = Field(default="noreply@tawasol.local", max_length=254)
+    notice_smtp_username: str = ""
+    notice_smtp_password: SecretStr = SecretStr("")
+    notice_smtp_starttls: bool = False
+    notice_smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notice_rate_per_s: float = Field(
+        default=20.0, gt=0, le=10000, description="notices sent per second at most"
+    )
+    notice_lookback_days: int = Field(
+        default=30, ge=1, le=365, description="who called the scope this recently is affected"
+    )
+    notice_retry_first_delay_s: int = Field(default=30, ge=1, le=86400)
+    notice_max_attempts: int = Field(default=8, ge=1, le=100)
+    notice_lease_s: int = Field(
+        default=120, ge=5, le=86400, description="a claimed notice is taken again after this"
+    )
     incident_tick_interval_ms: int = Field(
         default=1000, ge=50, le=60000, description="how often findings become incidents"
     )

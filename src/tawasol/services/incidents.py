@@ -139,8 +139,11 @@ class IncidentService:
         store: IncidentStore,
         clock: Callable[[], datetime],
         settings: DetectionSettings | None = None,
+        on_change: Callable[[Incident | None, Incident], object] | None = None,
     ) -> None:
         self._store = store
+        # Told of every stored change (before: None for a new incident); notices hang here.
+        self._on_change = on_change
         self._clock = clock
         self._lock = threading.Lock()
         self._detector = IncidentDetector(settings)
@@ -253,7 +256,7 @@ class IncidentService:
             scope=finding.scope,
             automatic=True,
         )
-        stored = self._store.add_incident(opened, author=DETECTION)
+        stored = self._add(opened, DETECTION)
         self._automatic[finding.key] = stored.id
         log.warning("incident %d opened: %s", stored.id, stored.title)
         return self._follow_impact(stored, finding.impact, now)
@@ -275,7 +278,21 @@ class IncidentService:
             action=action,
             at=now,
         )
+        self._changed(before, stored)
         return stored
+
+    def _add(self, incident: Incident, author: str) -> Incident:
+        stored = self._store.add_incident(incident, author=author)
+        self._changed(None, stored)
+        return stored
+
+    def _changed(self, before: Incident | None, after: Incident) -> None:
+        if self._on_change is None:
+            return
+        try:  # the change is stored; a listener's failure (notices) is logged, not raised
+            self._on_change(before, after)
+        except Exception:
+            log.exception("incident %d: change listener failed", after.id)
 
     # -- the operator's actions ----------------------------------------------------------------
     def open(
@@ -306,7 +323,7 @@ class IncidentService:
         )
         if impact is not None and scope is None:
             raise InvalidInput("a customer-facing incident needs a scope")
-        stored = self._store.add_incident(opened, author=author)
+        stored = self._add(opened, author)
         if impact is None:
             return stored
         return self._save(
@@ -367,6 +384,8 @@ class IncidentService:
             action="merged",
             at=now,
         )
+        self._changed(duplicate, closed)
+        self._changed(survivor, carried)
         with self._lock:
             for key, known in list(self._automatic.items()):
                 if known == duplicate.id:

@@ -45,6 +45,7 @@ def create_app(brain: Brain, *, background: bool = True) -> FastAPI:
                         interval_s=brain.settings.incident_tick_interval_ms / 1000,
                     ).run(stop)
                 ),
+                asyncio.create_task(brain.notices.sender.run(stop)),
             ]
         try:
             yield

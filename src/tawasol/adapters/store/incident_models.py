@@ -81,3 +81,34 @@ class IncidentAuditRow(Base):
     author: Mapped[str] = mapped_column(Text, nullable=False)
     action: Mapped[str] = mapped_column(String(32), nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class NoticeRow(Base):
+    """The notices outbox: one row per message to one subscriber on one channel.
+
+    `key` is unique (incident, occasion, subscriber, channel): queueing twice keeps one row.
+    `lease_until` is when a claimed notice may be taken by another sender (its own died).
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    incident_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    occasion: Mapped[str] = mapped_column(String(32), nullable=False)
+    occasion_seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    subscriber_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    channel: Mapped[str] = mapped_column(String(8), nullable=False)
+    address: Mapped[str] = mapped_column(Text, nullable=False)
+    locale: Mapped[str] = mapped_column(String(8), nullable=False)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    message_id: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column()

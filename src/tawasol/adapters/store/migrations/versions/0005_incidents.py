@@ -1,4 +1,4 @@
-"""Incidents: records, timelines, customer-facing stretches (outage periods) and audit.
+"""Incidents: records, timelines, customer-facing stretches (outage periods), audit; notices.
 
 Revision ID: 0005
 Revises: 0004
@@ -92,9 +92,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_audit")),
     )
     op.create_index(op.f("ix_incident_audit_incident_id"), "incident_audit", ["incident_id"])
+    op.create_table(
+        "notices",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("occasion", sa.String(32), nullable=False),
+        sa.Column("occasion_seq", sa.Integer(), nullable=False),
+        sa.Column("subscriber_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(8), nullable=False),
+        sa.Column("address", sa.Text(), nullable=False),
+        sa.Column("locale", sa.String(8), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", TIMESTAMP, nullable=True),
+        sa.Column("lease_until", TIMESTAMP, nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", TIMESTAMP, nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
+        sa.UniqueConstraint("key", name=op.f("uq_notices_key")),
+    )
+    op.create_index(op.f("ix_notices_incident_id"), "notices", ["incident_id"])
+    op.create_index("ix_notices_status_next_attempt_at", "notices", ["status", "next_attempt_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("notices")
     op.drop_table("incident_audit")
     op.drop_table("incident_impact")
     op.drop_table("incident_updates")
