@@ -23,6 +23,7 @@ from tawasol.services.incidents import IncidentService
 from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
+from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 
@@ -46,6 +47,7 @@ class Brain:
     refusals: RefusalRecorder
     incidents: IncidentService
     notices: Notices
+    sales_guard: SalesGuard
 
     def close(self) -> None:
         self.refusals.close()
@@ -58,8 +60,9 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     store = SqlStore.from_url(settings.resolved_database_url)
     refusals = RefusalRecorder(store=store)
     notices = build_notices(settings, store, clock)
+    incident_store = SqlIncidentStore(store.engine)
     incidents = IncidentService(
-        store=SqlIncidentStore(store.engine),
+        store=incident_store,
         clock=clock,
         settings=settings.detection_settings(),
         on_change=notices.service.on_incident_change,
@@ -131,6 +134,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         refusals=refusals,
         incidents=incidents,
         notices=notices,
+        sales_guard=SalesGuard(incidents=incident_store, plans=store.list_plans),
     )
 
 

@@ -5,6 +5,7 @@ and their audit, and bad input answered clearly."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pytest
 from edge_support import decide, edge_headers, granted
@@ -247,3 +248,65 @@ def test_unknown_incidents_are_404_and_a_merge_into_itself_409(client):
         json={"author": "a", "into": opened["id"]},
     )
     assert merged.status_code == 409
+
+
+def buyer(index: int, **extra) -> dict:
+    return {
+        "name": f"Buyer {index}",
+        "phone": f"+3361122334{index}",
+        "sip_username": f"buyer{index}",
+        "password": f"buyer-secret-{index}-long",
+        "time_zone": "Europe/Paris",
+        **extra,
+    }
+
+
+def test_given_morocco_in_outage_then_sales_refused_unless_acknowledged_and_status_public(
+    client, clock
+):
+    brain = client.app.state.brain
+    for index in range(30):
+        place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=True)
+    brain.incidents.tick()
+    (incident,) = incidents(client, open_only=True)
+
+    refused = client.post(
+        "/admin/v1/subscribers", headers=AUTH, json=buyer(1, plan_code="maroc-illimite-mois")
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error_id"] == "destination_unavailable"
+    assert refused.json()["details"]["incident_ids"] == [incident["id"]]
+    sold = client.post(
+        "/admin/v1/subscribers",
+        headers=AUTH,
+        json=buyer(2, plan_code="maroc-illimite-mois", acknowledged_incidents=[incident["id"]]),
+    )
+    assert sold.status_code == 201, sold.text
+    plain_buyer = client.post("/admin/v1/subscribers", headers=AUTH, json=buyer(3))
+    change = client.put(
+        f"/admin/v1/subscribers/{plain_buyer.json()['id']}/plan",
+        headers=AUTH,
+        json={"plan_code": "maroc-illimite-semaine"},
+    )
+    assert change.status_code == 409 and change.json()["error_id"] == "destination_unavailable"
+
+    availability = client.get("/public/v1/availability").json()
+    morocco_mobile = [
+        row for row in availability if row["country"] == "MA" and row["kind"] == "mobile"
+    ]
+    assert morocco_mobile and {row["status"] for row in morocco_mobile} == {"major_outage"}
+    assert {row["status"] for row in availability if row["country"] == "TN"} == {"operational"}
+
+    carriers = [c for c in brain.authorizer.snapshot().carriers]
+    for lang, words in (("fr", "Panne majeure"), ("ar", "انقطاع كبير"), ("en", "Major outage")):
+        page = client.get("/status", params={"lang": lang})
+        assert page.status_code == 200 and words in page.text
+        assert "<script" not in page.text
+        feed = client.get("/status/feed.atom", params={"lang": lang})
+        ElementTree.fromstring(feed.content)  # well-formed Atom
+        status = client.get("/public/v1/status", params={"lang": lang}).json()
+        for text in (page.text, feed.text, str(status)):
+            for carrier in carriers:
+                assert carrier.code not in text and carrier.name not in text
+    assert 'dir="rtl"' in client.get("/status", params={"lang": "ar"}).text
+    assert client.get("/status", params={"lang": "de"}).status_code == 422

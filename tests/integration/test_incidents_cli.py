@@ -106,3 +106,53 @@ def test_bad_input_gets_a_clear_error_and_no_traceback(data_dir, args, error_id)
     assert result.exit_code != 0
     assert f"error ({error_id})" in result.output
     assert "Traceback" not in result.output
+
+
+def test_subscriber_add_to_a_plan_in_an_outage_needs_the_incident_acknowledged(data_dir):
+    assert (
+        runner.invoke(app, ["--data-dir", str(data_dir), "seed", "--sample", "--demo"]).exit_code
+        == 0
+    )
+    opened = run(
+        data_dir,
+        "open",
+        "Morocco mobiles down",
+        "--kind",
+        "destination",
+        "--scope",
+        "MA/mobile",
+        "--impact",
+        "major",
+        "--en",
+        "down",
+        "--author",
+        "amina",
+    )
+    assert opened.exit_code == 0, opened.output
+
+    def add(name: str, *extra: str):
+        return runner.invoke(
+            app,
+            [
+                "--data-dir",
+                str(data_dir),
+                "subscriber",
+                "add",
+                name,
+                "--name",
+                name,
+                "--phone",
+                f"+3361234{len(name):04d}",
+                "--password",
+                f"{name}-long-secret-9",
+                "--plan",
+                "maroc-illimite-mois",
+                *extra,
+            ],
+        )
+
+    refused = add("nadia")
+    assert refused.exit_code == 1 and "error (destination_unavailable)" in plain(refused.output)
+    assert "incident_ids: [1]" in plain(refused.output)
+    sold = add("yasmine", "--acknowledge", "1")
+    assert sold.exit_code == 0, sold.output
