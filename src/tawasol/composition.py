@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
+from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlIncidentStore, SqlStore
@@ -15,7 +16,9 @@ from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.config import Settings
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
+from tawasol.domain.incidents import Incident
 from tawasol.domain.notices import Channel, RetryPolicy
+from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
@@ -65,7 +68,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         store=incident_store,
         clock=clock,
         settings=settings.detection_settings(),
-        on_change=notices.service.on_incident_change,
+        on_change=notices.on_incident_change,
     )
 
     def on_refused(request: CallRequest, decision: Decision, now: datetime) -> None:
@@ -144,7 +147,12 @@ class Notices:
 
     outbox: SqlNoticeOutbox
     service: NoticeService
+    alerts: AlertService
     sender: NoticeSender
+
+    def on_incident_change(self, before: Incident | None, after: Incident) -> None:
+        self.alerts.on_incident_change(before, after)
+        self.service.on_incident_change(before, after)
 
 
 def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datetime]) -> Notices:
@@ -162,17 +170,30 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
                 timeout_s=settings.notice_smtp_timeout_s,
             )
         )
+    mail_domain = settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm
     service = NoticeService(
         outbox=outbox,
         affected=outbox,
         channels=channels,
         clock=clock,
         lookback=timedelta(days=settings.notice_lookback_days),
-        mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+        mail_domain=mail_domain,
     )
+    alerts = AlertService(
+        outbox=outbox,
+        clock=clock,
+        email=settings.alert_email if Channel.EMAIL in channels else "",
+        webhook_url=settings.alert_webhook_url,
+        mail_domain=mail_domain,
+    )
+    sending = dict(channels)
+    if settings.alert_webhook_url:
+        sending[Channel.WEBHOOK] = WebhookChannel(
+            secret=settings.alert_webhook_secret.get_secret_value().encode()
+        )
     sender = NoticeSender(
         outbox=outbox,
-        channels=channels,
+        channels=sending,
         clock=clock,
         retry=RetryPolicy(
             first_delay=timedelta(seconds=settings.notice_retry_first_delay_s),
@@ -181,4 +202,4 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         ),
         rate_per_s=settings.notice_rate_per_s,
     )
-    return Notices(outbox=outbox, service=service, sender=sender)
+    return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)

@@ -200,6 +200,15 @@ class Settings(BaseSettings):
     notice_lease_s: int = Field(
         default=120, ge=5, le=86400, description="a claimed notice is taken again after this"
     )
+    alert_email: str = Field(
+        default="", max_length=254, description="on-call address told of every incident"
+    )
+    alert_webhook_url: str = Field(
+        default="", max_length=2000, description="URL POSTed every incident (JSON, signed)"
+    )
+    alert_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 key of X-Tawasol-Signature"
+    )
     incident_tick_interval_ms: int = Field(
         default=1000, ge=50, le=60000, description="how often findings become incidents"
     )
@@ -311,6 +320,12 @@ class Settings(BaseSettings):
                 "edge_token must be 16 or more letters, digits and . _ - + / "
                 "(it goes into the rendered Kamailio configuration)"
             )
+        if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
+            problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            problems.append("alert_webhook_url must be an http:// or https:// URL")
         try:
             self.detection_settings()
         except InvalidInput as error:

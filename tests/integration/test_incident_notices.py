@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import email
+import hashlib
+import hmac
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -61,7 +67,7 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
-def build(tmp_path, clock, smtp_port: int):
+def build(tmp_path, clock, smtp_port: int, **extra: object):
     settings = Settings(
         data_dir=tmp_path,
         admin_token=TOKEN,
@@ -72,6 +78,7 @@ def build(tmp_path, clock, smtp_port: int):
         notice_smtp_sender="incidents@operator.example",
         notice_smtp_timeout_s=2,
         notice_rate_per_s=1000,
+        **extra,
     )
     migrate(settings.resolved_database_url)
     brain = build_brain(settings, clock=clock)
@@ -203,3 +210,62 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
             2
         }
     down.close()
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_carrier_cut_alerts_the_operator_by_email_and_signed_webhook_and_tells_no_subscriber(
+    tmp_path, mailbox
+):
+    handler, port = mailbox
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Hook.received.clear()
+    clock = Clock()
+    secret = "webhook-secret-for-tests"
+    brain = build(
+        tmp_path,
+        clock,
+        port,
+        alert_email="oncall@operator.example",
+        alert_webhook_url=f"http://127.0.0.1:{server.server_port}/hooks/tawasol",
+        alert_webhook_secret=secret,
+    )
+    try:
+        with TestClient(create_app(brain, background=False)) as client:
+            client.headers.update(edge_headers(brain))
+            for index in range(4):  # everybody calls Morocco: nobody is affected by a cut
+                place_call(client, clock, f"ok-{index}", MAROC_TELECOM_MOBILE, fails=False)
+            for _ in range(3):
+                brain.monitor.on_probe("ma-flat", answered=False, detail="timeout")
+            (incident,) = brain.incidents.tick()
+            assert incident.carrier == "ma-flat" and not incident.customer_facing
+            assert send(brain) == 2
+
+        (alert,) = handler.messages
+        assert alert["To"] == "oncall@operator.example" and "ma-flat" in alert["Subject"]
+        ((headers, body),) = Hook.received
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Tawasol-Signature"] == expected
+        event = json.loads(body)
+        assert event["event"] == "incident.opened"
+        assert event["incident"]["carrier"] == "ma-flat"
+        assert not event["incident"]["customer_facing"]
+        counts = brain.notices.outbox.counts(incident_id=incident.id)
+        assert counts == {NoticeStatus.SENT: 2}  # the two alerts, no subscriber notice
+    finally:
+        brain.close()
+        server.shutdown()
+        server.server_close()

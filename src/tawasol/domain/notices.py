@@ -39,9 +39,11 @@ __all__ = [
 class Channel(enum.StrEnum):
     EMAIL = "email"
     SMS = "sms"
+    WEBHOOK = "webhook"  # operator alerts only: a signed JSON POST
 
 
 class NoticeOccasion(enum.StrEnum):
+    OPENED = "opened"  # operator alerts only: every incident, customer-facing or not
     CUSTOMER_FACING = "customer_facing"
     UPDATE = "update"
     RESOLVED = "resolved"
