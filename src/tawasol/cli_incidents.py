@@ -9,6 +9,7 @@ else the login name).
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from tawasol.domain.errors import InvalidInput
 from tawasol.domain.incidents import Incident, IncidentKind, IncidentState
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.outages import OutageImpact, OutageScope
-from tawasol.services.incidents import describe
+from tawasol.services.incidents import IncidentService, describe
 
 incidents_app = typer.Typer(help="Incidents: outages seen or announced.", no_args_is_help=True)
 
@@ -59,6 +60,15 @@ def _scope(scope: str | None) -> OutageScope | None:
             raise InvalidInput("the kind of a scope is fixed, mobile or fixed_or_mobile")
     holder = parts[2].strip() if len(parts) > 2 and parts[2].strip() else None
     return OutageScope(country, kind, holder)
+
+
+def _act(change: Callable[[IncidentService], Incident]) -> None:
+    """Run one change on a brain's incidents service, then print the incident."""
+    from tawasol.cli import _brain_session
+
+    with _brain_session() as brain:
+        incident = change(brain.incidents)
+    _print(incident)
 
 
 def _print(incident: Incident) -> None:
@@ -156,10 +166,8 @@ def incidents_open(
     author: AuthorOption = None,
 ) -> None:
     """Open an incident by hand (a carrier announces maintenance or ends its contract)."""
-    from tawasol.cli import _brain_session
-
-    with _brain_session() as brain:
-        incident = brain.incidents.open(
+    _act(
+        lambda incidents: incidents.open(
             author=_author(author),
             kind=kind,
             title=title,
@@ -169,7 +177,7 @@ def incidents_open(
             started_at=started_at,
             impact=impact,
         )
-    _print(incident)
+    )
 
 
 @incidents_app.command("update")
@@ -187,12 +195,12 @@ def incidents_update(
     author: AuthorOption = None,
 ) -> None:
     """Add an update to the timeline (refused on a resolved incident: reopen it first)."""
-    from tawasol.cli import _brain_session
+    if impact not in (None, "none", "partial", "major"):
+        from tawasol.cli import _fail
 
-    with _brain_session() as brain:
-        if impact not in (None, "none", "partial", "major"):
-            raise InvalidInput("impact is partial, major or none", impact=impact)
-        incident = brain.incidents.update(
+        raise _fail(InvalidInput("impact is partial, major or none", impact=impact))
+    _act(
+        lambda incidents: incidents.update(
             incident_id,
             author=_author(author),
             message=_messages(fr, ar, en),
@@ -200,7 +208,7 @@ def incidents_update(
             impact=OutageImpact(impact) if impact in ("partial", "major") else None,
             end_impact=impact == "none",
         )
-    _print(incident)
+    )
 
 
 @incidents_app.command("resolve")
@@ -213,16 +221,14 @@ def incidents_resolve(
     author: AuthorOption = None,
 ) -> None:
     """Resolve an incident (its customer impact ends now)."""
-    from tawasol.cli import _brain_session
-
-    with _brain_session() as brain:
-        incident = brain.incidents.resolve(
+    _act(
+        lambda incidents: incidents.resolve(
             incident_id,
             author=_author(author),
             message=_messages(fr, ar, en),
             postmortem=postmortem,
         )
-    _print(incident)
+    )
 
 
 @incidents_app.command("reopen")
@@ -234,13 +240,11 @@ def incidents_reopen(
     author: AuthorOption = None,
 ) -> None:
     """Reopen a resolved incident (the outage came back)."""
-    from tawasol.cli import _brain_session
-
-    with _brain_session() as brain:
-        incident = brain.incidents.reopen(
+    _act(
+        lambda incidents: incidents.reopen(
             incident_id, author=_author(author), message=_messages(fr, ar, en)
         )
-    _print(incident)
+    )
 
 
 @incidents_app.command("merge")

@@ -119,6 +119,12 @@ def build(tmp_path, clock, smtp_port: int, **extra: object):
     return brain
 
 
+def morocco_telecom_fails(client, clock) -> None:
+    """30 calls to a Maroc Telecom mobile, each failing on every route: an incident is due."""
+    for index in range(30):
+        place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=True)
+
+
 def send(brain) -> int:
     return asyncio.run(brain.notices.sender.send_due())
 
@@ -132,8 +138,7 @@ def test_affected_subscribers_get_one_email_each_in_their_language_then_one_at_r
     with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
         decide(client, user="orange", dialled=ORANGE_MOBILE, call_id="orange-own-1")
-        for index in range(30):
-            place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=True)
+        morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
         assert incident.customer_facing
 
@@ -180,8 +185,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     brain = build(tmp_path, clock, port)
     with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
-        for index in range(30):
-            place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=True)
+        morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
         handler.refuse = "550 5.1.1 mailbox unavailable"
         assert send(brain) == 4
@@ -196,8 +200,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     down = build(tmp_path / "down", clock, free_port())
     with TestClient(create_app(down, background=False), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(down))
-        for index in range(30):
-            place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=True)
+        morocco_telecom_fails(client, clock)
         (incident,) = down.incidents.tick()
         assert send(down) == 4
         notices = down.notices.outbox.list_notices(incident_id=incident.id)

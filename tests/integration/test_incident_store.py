@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_store import postgres_schema
+from store_backends import migrated_engine
 
-from tawasol.adapters.store import SqlIncidentStore, SqlStore, migrate, sqlite_url_for
+from tawasol.adapters.store import SqlIncidentStore
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.incidents import (
     Incident,
@@ -36,18 +36,8 @@ def incidents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Incide
     if request.param == "memory":
         yield InMemoryIncidentStore()
         return
-    if request.param == "sqlite":
-        url = sqlite_url_for(tmp_path)
-        migrate(url)
-        store = SqlStore.from_url(url)
-        yield SqlIncidentStore(store.engine)
-        store.close()
-        return
-    with postgres_schema() as url:
-        migrate(url)
-        store = SqlStore.from_url(url)
-        yield SqlIncidentStore(store.engine)
-        store.close()
+    with migrated_engine(request.param, tmp_path) as engine:
+        yield SqlIncidentStore(engine)
 
 
 def destination_incident(started_at: datetime = T0) -> Incident:

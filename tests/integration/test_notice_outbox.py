@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_store import postgres_schema
+from store_backends import migrated_engine
 
-from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus
 from tawasol.services.notice_ports import InMemoryNoticeOutbox, NoticeOutbox
@@ -24,18 +23,8 @@ def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NoticeOut
     if request.param == "memory":
         yield InMemoryNoticeOutbox()
         return
-    if request.param == "sqlite":
-        url = sqlite_url_for(tmp_path)
-        migrate(url)
-        store = SqlStore.from_url(url)
-        yield SqlNoticeOutbox(store.engine)
-        store.close()
-        return
-    with postgres_schema() as url:
-        migrate(url)
-        store = SqlStore.from_url(url)
-        yield SqlNoticeOutbox(store.engine)
-        store.close()
+    with migrated_engine(request.param, tmp_path) as engine:
+        yield SqlNoticeOutbox(engine)
 
 
 def notice(subscriber_id: int, channel: Channel = Channel.EMAIL) -> Notice:

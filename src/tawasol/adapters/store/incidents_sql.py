@@ -8,21 +8,20 @@ whole change is refused with Conflict. The outage-period query is one indexed ra
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from tawasol.adapters.store.engine import SQLITE_BEGIN, describe_url, translated
 from tawasol.adapters.store.incident_models import (
     IncidentAuditRow,
     IncidentImpactRow,
     IncidentRow,
     IncidentUpdateRow,
 )
+from tawasol.adapters.store.sessions import Transactions
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.incidents import (
     ImpactStretch,
@@ -45,23 +44,11 @@ class SqlIncidentStore:
     """Thread-safe: each call checks out its own connection from the shared engine."""
 
     def __init__(self, engine: Engine) -> None:
-        self._database = describe_url(engine.url)
-        self._reader = engine
-        sqlite = engine.dialect.name == "sqlite"
-        self._writer = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) if sqlite else engine
-
-    @contextmanager
-    def _session(self, bind: Engine) -> Iterator[Session]:
-        with (
-            translated(self._database),
-            Session(bind, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
+        self._transactions = Transactions(engine)
 
     def add_incident(self, incident: Incident, *, author: str) -> Incident:
         check_aware(incident.started_at)
-        with self._session(self._writer) as session:
+        with self._transactions.writing() as session:
             row = IncidentRow(**_columns(incident))
             session.add(row)
             session.flush()
@@ -82,7 +69,7 @@ class SqlIncidentStore:
         self, changes: Sequence[IncidentChange], *, author: str, action: str, at: datetime
     ) -> list[Incident]:
         check_aware(at)
-        with self._session(self._writer) as session:
+        with self._transactions.writing() as session:
             for change in changes:
                 incident = change.incident
                 known = session.scalar(select(IncidentRow.id).where(IncidentRow.id == incident.id))
@@ -121,7 +108,7 @@ class SqlIncidentStore:
         return [change.incident for change in changes]
 
     def get_incident(self, incident_id: int) -> Incident:
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             row = session.get(IncidentRow, incident_id)
             if row is None:
                 raise NotFound("no such incident", incident_id=incident_id)
@@ -131,7 +118,7 @@ class SqlIncidentStore:
         query = select(IncidentRow).order_by(IncidentRow.started_at.desc(), IncidentRow.id.desc())
         if open_only:
             query = query.where(IncidentRow.state != IncidentState.RESOLVED.value)
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return _load(session, list(session.scalars(query.limit(limit))))
 
     def incident_audit(self, incident_id: int) -> list[AuditEntry]:
@@ -140,7 +127,7 @@ class SqlIncidentStore:
             .where(IncidentAuditRow.incident_id == incident_id)
             .order_by(IncidentAuditRow.id)
         )
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return [
                 AuditEntry(row.incident_id, row.at, row.author, row.action, row.version)
                 for row in session.scalars(query)
@@ -158,7 +145,7 @@ class SqlIncidentStore:
             )
             .order_by(IncidentImpactRow.start, IncidentImpactRow.incident_id)
         )
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return [
                 OutagePeriod(
                     incident_id=incident.id,
@@ -181,7 +168,7 @@ class SqlIncidentStore:
             )
             .order_by(IncidentRow.id)
         )
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return list(session.scalars(query))
 
 

@@ -9,16 +9,15 @@ subscriber.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from tawasol.adapters.store.engine import SQLITE_BEGIN, describe_url, translated
 from tawasol.adapters.store.incident_models import NoticeRow
 from tawasol.adapters.store.models import CallRow, PlanRow, SubscriberRow, SubscriptionRow
+from tawasol.adapters.store.sessions import Transactions
 from tawasol.domain.errors import InvalidNumber, NotFound
 from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus, Recipient
 from tawasol.domain.numbering import classify
@@ -34,28 +33,14 @@ class SqlNoticeOutbox:
     """`NoticeOutbox` and `AffectedSubscribers` on the store's engine."""
 
     def __init__(self, engine: Engine) -> None:
-        self._database = describe_url(engine.url)
-        self._reader = engine
-        self._postgres = engine.dialect.name == "postgresql"
-        self._writer = (
-            engine if self._postgres else engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-        )
-
-    @contextmanager
-    def _session(self, bind: Engine) -> Iterator[Session]:
-        with (
-            translated(self._database),
-            Session(bind, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
+        self._transactions = Transactions(engine)
 
     # -- outbox -----------------------------------------------------------------------------
     def enqueue(self, notices: Sequence[Notice]) -> int:
         if not notices:
             return 0
         added = 0
-        with self._session(self._writer) as session:
+        with self._transactions.writing() as session:
             known: set[str] = set()
             keys = [notice.key for notice in notices]
             for start in range(0, len(keys), _CHUNK):
@@ -83,9 +68,9 @@ class SqlNoticeOutbox:
             ),
             and_(NoticeRow.status == NoticeStatus.SENDING.value, NoticeRow.lease_until <= now),
         )
-        with self._session(self._writer) as session:
+        with self._transactions.writing() as session:
             query = select(NoticeRow.id).where(due).order_by(NoticeRow.id).limit(limit)
-            if self._postgres:
+            if self._transactions.postgres:
                 query = query.with_for_update(skip_locked=True)
             ids = list(session.scalars(query))
             if not ids:
@@ -103,7 +88,7 @@ class SqlNoticeOutbox:
             return [_notice(row) for row in sorted(rows, key=lambda row: row.id)]
 
     def _change(self, notice_id: int, **values: object) -> None:
-        with self._session(self._writer) as session:
+        with self._transactions.writing() as session:
             result = session.execute(
                 update(NoticeRow).where(NoticeRow.id == notice_id).values(**values)
             )
@@ -129,7 +114,7 @@ class SqlNoticeOutbox:
         query = select(NoticeRow.status, func.count()).group_by(NoticeRow.status)
         if incident_id is not None:
             query = query.where(NoticeRow.incident_id == incident_id)
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return {NoticeStatus(status): int(count) for status, count in session.execute(query)}
 
     def list_notices(self, *, incident_id: int, limit: int = 1000) -> list[Notice]:
@@ -139,12 +124,12 @@ class SqlNoticeOutbox:
             .order_by(NoticeRow.id)
             .limit(limit)
         )
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             return [_notice(row) for row in session.scalars(query)]
 
     # -- who is affected --------------------------------------------------------------------
     def affected(self, scope: OutageScope, *, since: datetime, now: datetime) -> list[Recipient]:
-        with self._session(self._reader) as session:
+        with self._transactions.reading() as session:
             covering, only_scope = _plans_for(session, scope)
             if not covering:
                 return []
