@@ -189,6 +189,10 @@ def incidents_update(
     impact: Annotated[
         str | None, typer.Option(help="Customer impact now: partial, major or none.")
     ] = None,
+    notify: Annotated[
+        bool,
+        typer.Option("--notify", help="Tell the affected subscribers (at most once per window)."),
+    ] = False,
     fr: FrOption = None,
     ar: ArOption = None,
     en: EnOption = None,
@@ -207,6 +211,7 @@ def incidents_update(
             state=state,
             impact=OutageImpact(impact) if impact in ("partial", "major") else None,
             end_impact=impact == "none",
+            notify=notify,
         )
     )
 

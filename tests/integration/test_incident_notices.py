@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.policy
 import hashlib
 import hmac
 import json
@@ -47,8 +48,15 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.original_content))
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        )
         return "250 Message accepted"
+
+
+def plain_text(message: Message) -> str:
+    body = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+    return str(body.get_content())
 
 
 def free_port() -> int:
@@ -272,3 +280,42 @@ def test_a_carrier_cut_alerts_the_operator_by_email_and_signed_webhook_and_tells
         brain.close()
         server.shutdown()
         server.server_close()
+
+
+def test_significant_updates_reach_subscribers_at_most_once_per_window(tmp_path, mailbox):
+    handler, port = mailbox
+    clock = Clock()
+    brain = build(tmp_path, clock, port)
+    with TestClient(create_app(brain, background=False), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))
+        morocco_telecom_fails(client, clock)
+        (incident,) = brain.incidents.tick()
+        assert send(brain) == 4
+
+        def operator_update(text: str) -> None:
+            response = client.post(
+                f"/admin/v1/incidents/{incident.id}/updates",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                json={
+                    "author": "amina",
+                    "message": {"fr": f"FR {text}", "ar": f"AR {text}", "en": f"EN {text}"},
+                    "notify_customers": True,
+                },
+            )
+            assert response.status_code == 200, response.text
+
+        operator_update("repair crew on site")
+        assert send(brain) == 4
+        clock.now += timedelta(hours=1)
+        operator_update("still on it")  # same 6-hour window: nobody is written to again
+        assert send(brain) == 0
+        clock.now += timedelta(hours=6)
+        operator_update("half the sites back")
+        assert send(brain) == 4
+
+    updates = [m for m in handler.messages if "repair crew" in plain_text(m)]
+    assert len(updates) == 4
+    arabic = next(m for m in updates if m["To"] == "caller1@example.org")
+    assert "AR repair crew on site" in plain_text(arabic)
+    assert not any("still on it" in plain_text(m) for m in handler.messages)
+    brain.close()

@@ -67,13 +67,15 @@ class IncidentKind(enum.StrEnum):
 @dataclass(frozen=True)
 class IncidentUpdate:
     """One entry of the timeline: who (`author`: an operator's name, or "detection"), when,
-    the state after it, and the message in one or more of `LANGUAGES`."""
+    the state after it, and the message in one or more of `LANGUAGES`. `notify`: the operator
+    asked for the affected subscribers to be told of it (a significant update)."""
 
     at: datetime
     author: str
     state: IncidentState
     message: Mapping[str, str]
     automatic: bool = False
+    notify: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def add_update(
     message: Mapping[str, str],
     state: IncidentState | None = None,
     automatic: bool = False,
+    notify: bool = False,
 ) -> Incident:
     """A timeline entry, optionally moving to another open state.
 
@@ -233,6 +236,7 @@ def add_update(
         state=state or incident.state,
         message=_check_message(message),
         automatic=automatic,
+        notify=notify,
     )
     return replace(
         incident,

@@ -122,6 +122,23 @@ class RetryPolicy:
         return min(delay, self.max_delay)
 
 
+def update_slot(
+    started_at: datetime,
+    at: datetime,
+    *,
+    first_day_interval: timedelta = timedelta(hours=6),
+    later_interval: timedelta = timedelta(days=1),
+) -> int:
+    """The window an update falls in: windows of `first_day_interval` during the incident's
+    first day, then of `later_interval`. Update notices are keyed by it, so subscribers get
+    at most one per window however often the operator writes."""
+    elapsed = max(at - started_at, timedelta(0))
+    first_day = timedelta(days=1)
+    if elapsed < first_day:
+        return elapsed // first_day_interval
+    return first_day // first_day_interval + (elapsed - first_day) // later_interval
+
+
 _WHERE = {
     "fr": {"mobile": "les mobiles", "fixed": "les fixes", None: "les numéros"},
     "ar": {"mobile": "الهواتف المحمولة", "fixed": "الهواتف الثابتة", None: "الأرقام"},

@@ -339,12 +339,16 @@ class IncidentService:
         state: IncidentState | None = None,
         impact: OutageImpact | None = None,
         end_impact: bool = False,
+        notify: bool = False,
     ) -> Incident:
-        """A timeline entry, optionally a new state and a new customer impact.
+        """A timeline entry, optionally a new state and a new customer impact; `notify` tells the
+        affected subscribers (at most once per window, see `domain.notices.update_slot`).
         Raises NotFound, Conflict (resolved: reopen first; changed meanwhile), InvalidInput."""
         now = self._clock()
         current = self._store.get_incident(incident_id)
-        changed = add_update(current, at=now, author=author, message=message, state=state)
+        changed = add_update(
+            current, at=now, author=author, message=message, state=state, notify=notify
+        )
         if impact is not None or end_impact:
             changed = record_impact(changed, impact=None if end_impact else impact, at=now)
         return self._save(current, changed, "updated", now)

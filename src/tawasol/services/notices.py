@@ -33,6 +33,7 @@ from tawasol.domain.notices import (
     Recipient,
     RetryPolicy,
     render,
+    update_slot,
 )
 from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
 
@@ -51,11 +52,21 @@ def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOcca
     was_facing = before is not None and before.customer_facing
     if after.customer_facing and not was_facing:
         found.append((NoticeOccasion.CUSTOMER_FACING, len(after.impact)))
+    new_updates = after.updates[len(before.updates) :] if before is not None else ()
+    if after.customer_facing and any(update.notify for update in new_updates):
+        last = new_updates[-1]
+        found.append((NoticeOccasion.UPDATE, update_slot(after.started_at, last.at)))
     resolutions = sum(1 for update in after.updates if update.state is IncidentState.RESOLVED)
     was_resolved = before is not None and not before.open
     if not after.open and not was_resolved and after.impact and after.merged_into is None:
         found.append((NoticeOccasion.RESOLVED, resolutions))
     return found
+
+
+def _in_language(message: Mapping[str, str], locale: str) -> str:
+    """The message in the recipient's language, else English, else whatever was written."""
+    language = locale.split("_", maxsplit=1)[0].split("-", maxsplit=1)[0].lower()
+    return message.get(language) or message.get("en") or next(iter(message.values()), "")
 
 
 class NoticeService:
@@ -111,8 +122,13 @@ class NoticeService:
         self, incident: Incident, occasion: NoticeOccasion, sequence: int, recipient: Recipient
     ) -> list[Notice]:
         assert incident.scope is not None
+        update = next((u for u in reversed(incident.updates) if u.notify), None)
         language, subject, text, html = render(
-            occasion=occasion, recipient=recipient, scope=incident.scope, incident_id=incident.id
+            occasion=occasion,
+            recipient=recipient,
+            scope=incident.scope,
+            incident_id=incident.id,
+            update=_in_language(update.message, recipient.locale) if update else "",
         )
         notices = []
         for channel in self._channels:

@@ -82,6 +82,11 @@ class UpdateIn(BaseModel):
     impact: OutageImpact | Literal["none"] | None = Field(
         default=None, description="partial, major, or none (customers no longer affected)"
     )
+    notify_customers: bool = Field(
+        default=False,
+        description="tell the affected subscribers (at most once per 6 h the first day, then "
+        "once a day)",
+    )
 
 
 class ResolveIn(BaseModel):
@@ -112,6 +117,7 @@ class UpdateOut(BaseModel):
     state: IncidentState
     message: dict[str, str]
     automatic: bool
+    notify: bool
 
 
 class ImpactOut(BaseModel):
@@ -167,6 +173,7 @@ class IncidentOut(BaseModel):
                     state=u.state,
                     message=dict(u.message),
                     automatic=u.automatic,
+                    notify=u.notify,
                 )
                 for u in incident.updates
             ],
@@ -232,6 +239,7 @@ def update_incident(request: Request, incident_id: IncidentId, body: UpdateIn) -
         state=IncidentState(body.state) if body.state else None,
         impact=body.impact if isinstance(body.impact, OutageImpact) else None,
         end_impact=body.impact == "none",
+        notify=body.notify_customers,
     )
     return IncidentOut.of(incident)
 

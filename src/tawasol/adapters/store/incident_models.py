@@ -53,6 +53,7 @@ class IncidentUpdateRow(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     message: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     automatic: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    notify: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class IncidentImpactRow(Base):

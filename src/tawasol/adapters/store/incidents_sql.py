@@ -203,6 +203,7 @@ def _write_children(session: Session, incident: Incident, *, known_updates: int)
                 state=entry.state.value,
                 message=dict(entry.message),
                 automatic=entry.automatic,
+                notify=entry.notify,
             )
         )
     # Impact stretches are few and their last one changes: rewritten whole.
@@ -245,6 +246,7 @@ def _load(session: Session, rows: list[IncidentRow]) -> list[Incident]:
                     state=IncidentState(update_row.state),
                     message=dict(update_row.message),
                     automatic=update_row.automatic,
+                    notify=update_row.notify,
                 )
             )
         for impact_row in session.scalars(

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("message", sa.JSON(), nullable=False),
         sa.Column("automatic", sa.Boolean(), nullable=False),
+        sa.Column("notify", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"],
             ["incidents.id"],
