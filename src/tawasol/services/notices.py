@@ -179,6 +179,8 @@ class NoticeSender:
         self._idle_s = idle_s
 
     async def run(self, stop: asyncio.Event) -> None:
+        if not self._channels:
+            return  # nothing configured to send with: notices stay queued
         while not stop.is_set():
             try:
                 sent = await self.send_due(stop)

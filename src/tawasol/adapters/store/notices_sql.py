@@ -68,6 +68,10 @@ class SqlNoticeOutbox:
             ),
             and_(NoticeRow.status == NoticeStatus.SENDING.value, NoticeRow.lease_until <= now),
         )
+        # Look before taking the write lock: an idle outbox costs the call path nothing.
+        with self._transactions.reading() as session:
+            if session.scalar(select(NoticeRow.id).where(due).limit(1)) is None:
+                return []
         with self._transactions.writing() as session:
             query = select(NoticeRow.id).where(due).order_by(NoticeRow.id).limit(limit)
             if self._transactions.postgres:
