@@ -13,7 +13,7 @@ from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlIncidentStore, SqlStore
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
-from tawasol.config import Settings
+from tawasol.config import Settings, private_directory
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
@@ -59,7 +59,7 @@ class Brain:
 
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
     settings.check()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     store = SqlStore.from_url(settings.resolved_database_url)
     refusals = RefusalRecorder(store=store)
     notices = build_notices(settings, store, clock)
