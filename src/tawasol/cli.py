@@ -10,6 +10,7 @@
     tawasol plan list                 the plans on sale
     tawasol carriers status|capacity|events|rates  carriers at run time
     tawasol calls report --since DATE calls answered, not answered and refused per reason
+    tawasol incidents list|show|open|update|resolve|reopen|merge   outages (docs/incidents.md)
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
 """
@@ -778,6 +779,10 @@ def subscriber_add(
         bool, typer.Option("--ask-password", help="Type the SIP password, hidden, twice.")
     ] = False,
     plan: Annotated[str | None, typer.Option(help="Subscribe to this plan now.")] = None,
+    acknowledge: Annotated[
+        list[int] | None,
+        typer.Option(help="An incident the buyer was shown (plans in an outage need it)."),
+    ] = None,
     email: Annotated[str, typer.Option()] = "",
     locale: Annotated[str, typer.Option(help="fr, ar or en.")] = "fr",
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
@@ -786,6 +791,8 @@ def subscriber_add(
     if ask_password:
         password = typer.prompt("SIP password", hide_input=True, confirmation_prompt=True)
     with _brain_session() as brain:
+        if plan is not None:
+            brain.sales_guard.check(brain.catalog.get_plan(plan), acknowledged=acknowledge or ())
         account = brain.catalog.add_subscriber(
             name=name,
             email=email,
@@ -878,6 +885,10 @@ def subscriber_list(
 def subscriber_change_plan(
     sip_username: Annotated[str, typer.Argument(help="SIP username")],
     plan: Annotated[str, typer.Argument(help="The new plan's code.")],
+    acknowledge: Annotated[
+        list[int] | None,
+        typer.Option(help="An incident the buyer was shown (plans in an outage need it)."),
+    ] = None,
 ) -> None:
     """Move a subscriber to another plan now: the running subscription is cancelled and the
     new one starts, together."""
@@ -885,6 +896,7 @@ def subscriber_change_plan(
         subscriber = brain.catalog.find_subscriber(sip_username)
         if subscriber is None:
             raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        brain.sales_guard.check(brain.catalog.get_plan(plan), acknowledged=acknowledge or ())
         subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
     console.print(
         f"{sip_username}: subscribed to {subscription.plan_code} until "
@@ -984,6 +996,11 @@ def _redact(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
     return url
+
+
+from tawasol.cli_incidents import incidents_app  # noqa: E402 - needs the app above
+
+app.add_typer(incidents_app, name="incidents")
 
 
 def main() -> None:

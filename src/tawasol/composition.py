@@ -8,17 +8,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tawasol.adapters.clock import system_clock
+from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
+from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
-from tawasol.adapters.store import SqlStore
+from tawasol.adapters.store import SqlIncidentStore, SqlStore
+from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.config import Settings, private_directory
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
+from tawasol.domain.decision import CallRequest, Decision
+from tawasol.domain.incidents import Incident
+from tawasol.domain.notices import Channel, RetryPolicy
+from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.incidents import IncidentService
+from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
+from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 
@@ -36,6 +46,9 @@ class Brain:
     credentials: CredentialVerifier
     grants: DecisionGrants
     refusals: RefusalRecorder
+    incidents: IncidentService
+    notices: Notices
+    sales_guard: SalesGuard
 
     @property
     def calls(self) -> CallStore:
@@ -57,6 +70,19 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     private_directory(settings.data_dir)
     store = SqlStore.from_url(settings.resolved_database_url, clock=clock)
     refusals = RefusalRecorder(store=store)
+    notices = build_notices(settings, store, clock)
+    incident_store = SqlIncidentStore(store.engine)
+    incidents = IncidentService(
+        store=incident_store,
+        clock=clock,
+        settings=settings.detection_settings(),
+        on_change=notices.on_incident_change,
+    )
+
+    def on_refused(request: CallRequest, decision: Decision, now: datetime) -> None:
+        refusals.refused(request, decision, now)
+        incidents.on_refused(request, decision, now)
+
     authorizer = CallAuthorizer(
         catalog=store,
         calls=store,
@@ -71,7 +97,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ring_hold_max=timedelta(seconds=settings.call_ring_hold_max_s),
         hold_margin=timedelta(seconds=settings.call_hold_margin_s),
         unlisted_number_countries=settings.unlisted_number_country_set,
-        on_refused=refusals.refused,
+        on_refused=on_refused,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -89,12 +115,15 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         ner_threshold=settings.quality_ner_threshold,
         min_attempts=settings.quality_min_attempts,
         quality_weighted_routing=settings.routing_strategy == "quality_weighted",
+        on_event=incidents.on_carrier_event,
     )
     return Brain(
         settings=settings,
         store=store,
         authorizer=authorizer,
-        recorder=CallEventRecorder(store=store, authorizer=authorizer, listeners=[monitor]),
+        recorder=CallEventRecorder(
+            store=store, authorizer=authorizer, listeners=[monitor, incidents]
+        ),
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
         monitor=monitor,
         clock=clock,
@@ -115,4 +144,71 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
             remember_for=timedelta(seconds=settings.platform_max_call_duration_s, hours=1),
         ),
         refusals=refusals,
+        incidents=incidents,
+        notices=notices,
+        sales_guard=SalesGuard(incidents=incident_store, plans=store.list_plans),
     )
+
+
+@dataclass
+class Notices:
+    """The notices' outbox, the service that fills it, and the sender that empties it."""
+
+    outbox: SqlNoticeOutbox
+    service: NoticeService
+    alerts: AlertService
+    sender: NoticeSender
+
+    def on_incident_change(self, before: Incident | None, after: Incident) -> None:
+        self.alerts.on_incident_change(before, after)
+        self.service.on_incident_change(before, after)
+
+
+def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datetime]) -> Notices:
+    outbox = SqlNoticeOutbox(store.engine)
+    channels: dict[Channel, NoticeChannel] = {}
+    if settings.notice_smtp_host:
+        channels[Channel.EMAIL] = EmailChannel(
+            SmtpRelay(
+                host=settings.notice_smtp_host,
+                port=settings.notice_smtp_port,
+                sender=settings.notice_smtp_sender,
+                username=settings.notice_smtp_username or None,
+                password=settings.notice_smtp_password.get_secret_value() or None,
+                start_tls=settings.notice_smtp_starttls,
+                timeout_s=settings.notice_smtp_timeout_s,
+            )
+        )
+    mail_domain = settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm
+    service = NoticeService(
+        outbox=outbox,
+        affected=outbox,
+        channels=channels,
+        clock=clock,
+        lookback=timedelta(days=settings.notice_lookback_days),
+        mail_domain=mail_domain,
+    )
+    alerts = AlertService(
+        outbox=outbox,
+        clock=clock,
+        email=settings.alert_email if Channel.EMAIL in channels else "",
+        webhook_url=settings.alert_webhook_url,
+        mail_domain=mail_domain,
+    )
+    sending = dict(channels)
+    if settings.alert_webhook_url:
+        sending[Channel.WEBHOOK] = WebhookChannel(
+            secret=settings.alert_webhook_secret.get_secret_value().encode()
+        )
+    sender = NoticeSender(
+        outbox=outbox,
+        channels=sending,
+        clock=clock,
+        retry=RetryPolicy(
+            first_delay=timedelta(seconds=settings.notice_retry_first_delay_s),
+            max_attempts=settings.notice_max_attempts,
+            lease=timedelta(seconds=settings.notice_lease_s),
+        ),
+        rate_per_s=settings.notice_rate_per_s,
+    )
+    return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,8 @@ import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tawasol.domain.errors import InvalidConfiguration
+from tawasol.domain.errors import InvalidConfiguration, InvalidInput
+from tawasol.domain.incident_detection import DetectionSettings
 
 
 class Settings(BaseSettings):
@@ -154,6 +156,64 @@ class Settings(BaseSettings):
         "committed_capacity_first"
     )
 
+    # -- incidents (docs/incidents.md explains each default) ---------------------------------
+    incident_baseline_failure_share: float = Field(
+        default=0.05, gt=0, lt=1, description="network failure share assumed before learning"
+    )
+    incident_outage_failure_share: float = Field(
+        default=0.5, gt=0, lt=1, description="failure share the CUSUM tests for (outage)"
+    )
+    incident_alarm_threshold: float = Field(
+        default=14.0, gt=0, le=1000, description="CUSUM threshold (nats) to raise an alarm"
+    )
+    incident_recovery_threshold: float = Field(
+        default=7.0, gt=0, le=1000, description="CUSUM evidence (nats) of recovery"
+    )
+    incident_min_failures: int = Field(
+        default=6, ge=1, le=20, description="failures among the last 20 attempts to alarm"
+    )
+    incident_recovery_hold_s: int = Field(
+        default=300, ge=0, le=86400, description="recovery held this long resolves an incident"
+    )
+    incident_agreement_window_s: int = Field(
+        default=600, ge=1, le=86400, description="carriers compared over this many seconds"
+    )
+    incident_major_share: float = Field(
+        default=0.8, gt=0, le=1, description="failure share at which an outage is major"
+    )
+    notice_smtp_host: str = Field(
+        default="", description="SMTP relay for email notices (empty: no email notices)"
+    )
+    notice_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notice_smtp_sender: str = Field(default="noreply@tawasol.local", max_length=254)
+    notice_smtp_username: str = ""
+    notice_smtp_password: SecretStr = SecretStr("")
+    notice_smtp_starttls: bool = False
+    notice_smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notice_rate_per_s: float = Field(
+        default=20.0, gt=0, le=10000, description="notices sent per second at most"
+    )
+    notice_lookback_days: int = Field(
+        default=30, ge=1, le=365, description="who called the scope this recently is affected"
+    )
+    notice_retry_first_delay_s: int = Field(default=30, ge=1, le=86400)
+    notice_max_attempts: int = Field(default=8, ge=1, le=100)
+    notice_lease_s: int = Field(
+        default=120, ge=5, le=86400, description="a claimed notice is taken again after this"
+    )
+    alert_email: str = Field(
+        default="", max_length=254, description="on-call address told of every incident"
+    )
+    alert_webhook_url: str = Field(
+        default="", max_length=2000, description="URL POSTed every incident (JSON, signed)"
+    )
+    alert_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 key of X-Tawasol-Signature"
+    )
+    incident_tick_interval_ms: int = Field(
+        default=1000, ge=50, le=60000, description="how often findings become incidents"
+    )
+
     # -- the SIP edge (Kamailio) ------------------------------------------------------------
     sip_realm: str = Field(default="tawasol.local", description="digest realm; part of every HA1")
     sip_listen: str = Field(default="127.0.0.1", description="address Kamailio listens on")
@@ -261,8 +321,34 @@ class Settings(BaseSettings):
                 "edge_token must be 16 or more letters, digits and . _ - + / "
                 "(it goes into the rendered Kamailio configuration)"
             )
+        if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
+            problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            problems.append("alert_webhook_url must be an http:// or https:// URL")
+        try:
+            self.detection_settings()
+        except InvalidInput as error:
+            problems.append(f"incident settings: {error.message}")
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def detection_settings(self) -> DetectionSettings:
+        """The incident detector's thresholds (raises InvalidInput if they contradict)."""
+        baseline = self.incident_baseline_failure_share
+        return DetectionSettings(
+            baseline_failure_share=baseline,
+            baseline_floor=min(0.02, baseline),
+            baseline_ceiling=max(0.25, baseline),
+            outage_failure_share=self.incident_outage_failure_share,
+            alarm_threshold=self.incident_alarm_threshold,
+            recovery_threshold=self.incident_recovery_threshold,
+            min_failures=self.incident_min_failures,
+            recovery_hold=timedelta(seconds=self.incident_recovery_hold_s),
+            agreement_window=timedelta(seconds=self.incident_agreement_window_s),
+            major_share=self.incident_major_share,
+        )
 
 
 EDGE_TOKEN_FILE = "edge.token"

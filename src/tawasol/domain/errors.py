@@ -7,6 +7,7 @@
     │   └── CallNotGranted      call events for a call the brain never allowed
     ├── NotFound                a named plan, subscriber, subscription or carrier does not exist
     ├── Conflict                the thing exists already, or the change breaks an invariant
+    │   └── DestinationUnavailable  a plan whose destinations are in an outage, not acknowledged
     └── Unavailable             a dependency (database, brain) cannot be reached now
 
 Adapters map this tree through one table each (HTTP status + stable error id, SIP code + reason
@@ -63,6 +64,13 @@ class Conflict(TawasolError):
     """The thing exists already, or the change would break an invariant."""
 
     error_id = "conflict"
+
+
+class DestinationUnavailable(Conflict):
+    """The plan sells destinations in a customer-facing incident: not sold unless the buyer
+    acknowledged that incident (details: `incident_ids`)."""
+
+    error_id = "destination_unavailable"
 
 
 class Unavailable(TawasolError):

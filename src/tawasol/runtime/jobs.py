@@ -19,6 +19,7 @@ from tawasol.composition import Brain
 from tawasol.runtime import Runtime
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
+from tawasol.services.incidents import IncidentTicker
 from tawasol.services.ports import CallStore
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ def brain_runtime(brain: Brain) -> Runtime:
                 ctl_socket=settings.resolved_kamailio_ctl_socket,
                 interval_s=settings.edge_reconcile_interval_s,
             ),
+            IncidentTicker(brain.incidents, interval_s=settings.incident_tick_interval_ms / 1000),
+            brain.notices.sender,
         ],
         prepare=[lambda: warm_up(monitor=brain.monitor, calls=brain.calls, now=brain.clock())],
     )

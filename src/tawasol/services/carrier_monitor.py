@@ -106,8 +106,10 @@ class CarrierMonitor:
         ner_threshold: float = 0.6,
         min_attempts: int = 20,
         quality_weighted_routing: bool = False,
+        on_event: Callable[[CarrierEvent], object] | None = None,
     ) -> None:
         self._store = store
+        self._on_event = on_event
         self._authorizer = authorizer
         self._clock = clock
         self._thresholds = thresholds or ProbeThresholds()
@@ -428,3 +430,8 @@ class CarrierMonitor:
             self._store.record_carrier_event(event)
         except Exception:  # the event is logged; routing already applied it
             log.exception("could not store carrier event %s", event)
+        if self._on_event is not None:
+            try:  # incident detection learns carriers marked down or capacities learned
+                self._on_event(event)
+            except Exception:
+                log.exception("carrier event listener failed on %s", event)

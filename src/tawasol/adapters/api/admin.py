@@ -47,6 +47,12 @@ def _brain(request: Request) -> ApiServices:
     return brain
 
 
+def _guard_sale(request: Request, plan_code: str, acknowledged: list[int]) -> None:
+    """409 destination_unavailable for a plan in an outage the buyer did not acknowledge."""
+    brain = _brain(request)
+    brain.sales_guard.check(brain.catalog.get_plan(plan_code), acknowledged=acknowledged)
+
+
 def require_admin(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> None:
@@ -130,6 +136,8 @@ def list_subscribers(
 def post_subscriber(body: SubscriberIn, request: Request) -> AccountOut:
     """Create a subscriber (and with `plan_code` their subscription, all or nothing). Without a
     password the platform generates one and returns it in this answer only."""
+    if body.plan_code is not None:
+        _guard_sale(request, body.plan_code, body.acknowledged_incidents)
     account = _brain(request).catalog.add_subscriber(
         name=body.name,
         email=body.email,
@@ -160,6 +168,7 @@ def put_password(subscriber_id: Id, body: PasswordIn, request: Request) -> Accou
 @router.put("/subscribers/{subscriber_id}/plan", response_model=SubscriptionOut)
 def put_plan_change(subscriber_id: Id, body: PlanChangeIn, request: Request) -> SubscriptionOut:
     """Change plan: the running subscription is cancelled and the new one starts, together."""
+    _guard_sale(request, body.plan_code, body.acknowledged_incidents)
     subscription = _brain(request).catalog.change_plan(
         subscriber_id=subscriber_id, plan_code=body.plan_code, start=body.start
     )
@@ -181,6 +190,7 @@ def list_subscriptions(subscriber_id: Id, request: Request) -> list[Subscription
 )
 def post_subscription(subscriber_id: Id, body: SubscriptionIn, request: Request) -> SubscriptionOut:
     """Start a subscription (409 when one is running: change plan with PUT .../plan)."""
+    _guard_sale(request, body.plan_code, body.acknowledged_incidents)
     subscription = _brain(request).catalog.subscribe(
         subscriber_id=subscriber_id, plan_code=body.plan_code, start=body.start, status=body.status
     )

@@ -387,6 +387,12 @@ class SubscriberIn(Strict):
     plan_code: Code | None = Field(
         default=None, description="subscribe to this plan at once (all or nothing)"
     )
+    acknowledged_incidents: list[Id] = Field(
+        default=[],
+        max_length=100,
+        description="incidents the buyer was shown and accepts: a plan whose destinations are "
+        "in a customer-facing incident is otherwise refused (409 destination_unavailable)",
+    )
 
 
 class SubscriberOut(BaseModel):
@@ -441,11 +447,23 @@ class SubscriptionIn(Strict):
     status: Literal[SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING_PAYMENT] = (
         SubscriptionStatus.ACTIVE
     )
+    acknowledged_incidents: list[Id] = Field(
+        default=[],
+        max_length=100,
+        description="incidents the buyer was shown and accepts: a plan whose destinations are "
+        "in a customer-facing incident is otherwise refused (409 destination_unavailable)",
+    )
 
 
 class PlanChangeIn(Strict):
     plan_code: Code
     start: Instant | None = None
+    acknowledged_incidents: list[Id] = Field(
+        default=[],
+        max_length=100,
+        description="incidents the buyer was shown and accepts: a plan whose destinations are "
+        "in a customer-facing incident is otherwise refused (409 destination_unavailable)",
+    )
 
 
 class SubscriptionStatusIn(Strict):

@@ -15,9 +15,11 @@ from tawasol.config import Settings
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.incidents import IncidentService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
+from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 
@@ -44,6 +46,10 @@ class ApiServices(Protocol):
     def calls(self) -> CallStore: ...
     @property
     def carrier_events(self) -> CarrierRuntimeStore: ...
+    @property
+    def incidents(self) -> IncidentService: ...
+    @property
+    def sales_guard(self) -> SalesGuard: ...
 
     def clock(self) -> datetime:
         """Now, timezone-aware UTC (the brain's one clock)."""

@@ -5,8 +5,19 @@
 Only domain values and errors cross this package's boundary (see `services.ports.Store`).
 """
 
+from tawasol.adapters.store import incident_models as _incident_models  # registers the tables
 from tawasol.adapters.store.engine import sqlite_url_for
+from tawasol.adapters.store.incidents_sql import SqlIncidentStore
 from tawasol.adapters.store.migrate import current_revision, head_revision, migrate
 from tawasol.adapters.store.sql_store import SqlStore
 
-__all__ = ["SqlStore", "current_revision", "head_revision", "migrate", "sqlite_url_for"]
+__all__ = [
+    "SqlIncidentStore",
+    "SqlStore",
+    "current_revision",
+    "head_revision",
+    "migrate",
+    "sqlite_url_for",
+]
+
+del _incident_models

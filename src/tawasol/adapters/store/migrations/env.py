@@ -12,10 +12,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from tawasol.adapters.store import incident_models
 from tawasol.adapters.store.engine import create_store_engine
 from tawasol.adapters.store.models import Base
 
 config = context.config
+# The incidents' tables live in their own module on the same metadata.
+assert incident_models.IncidentRow.metadata is Base.metadata
 target_metadata = Base.metadata
 
 

@@ -1,0 +1,266 @@
+"""The notices outbox and "who is affected" on SQLAlchemy (SQLite or PostgreSQL).
+
+Claiming is one UPDATE ... WHERE id IN (due ids) AND still due, inside a write transaction
+(BEGIN IMMEDIATE on SQLite; on PostgreSQL the due rows are selected FOR UPDATE SKIP LOCKED),
+so two senders never take the same notice. Who is affected is answered with set-based queries
+over the call records (distinct numbers called, distinct subscribers), never by walking every
+subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from tawasol.adapters.store.incident_models import NoticeRow
+from tawasol.adapters.store.models import CallRow, PlanRow, SubscriberRow, SubscriptionRow
+from tawasol.adapters.store.sessions import Transactions
+from tawasol.domain.errors import InvalidNumber, NotFound
+from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus, Recipient
+from tawasol.domain.numbering import classify
+from tawasol.domain.outages import OutageScope
+from tawasol.domain.subscribers import SubscriptionStatus
+from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
+
+# Numbers per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 500
+
+
+class SqlNoticeOutbox:
+    """`NoticeOutbox` and `AffectedSubscribers` on the store's engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._transactions = Transactions(engine)
+
+    # -- outbox -----------------------------------------------------------------------------
+    def enqueue(self, notices: Sequence[Notice]) -> int:
+        if not notices:
+            return 0
+        added = 0
+        with self._transactions.writing() as session:
+            known: set[str] = set()
+            keys = [notice.key for notice in notices]
+            for start in range(0, len(keys), _CHUNK):
+                known.update(
+                    session.scalars(
+                        select(NoticeRow.key).where(NoticeRow.key.in_(keys[start : start + _CHUNK]))
+                    )
+                )
+            rows = []
+            for notice in notices:
+                if notice.key in known:
+                    continue
+                known.add(notice.key)
+                rows.append(_row(notice))
+            for start in range(0, len(rows), _CHUNK):
+                session.execute(insert(NoticeRow), rows[start : start + _CHUNK])
+            added = len(rows)
+        return added
+
+    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notice]:
+        due = or_(
+            and_(
+                NoticeRow.status == NoticeStatus.QUEUED.value,
+                or_(NoticeRow.next_attempt_at.is_(None), NoticeRow.next_attempt_at <= now),
+            ),
+            and_(NoticeRow.status == NoticeStatus.SENDING.value, NoticeRow.lease_until <= now),
+        )
+        # Look before taking the write lock: an idle outbox costs the call path nothing.
+        with self._transactions.reading() as session:
+            if session.scalar(select(NoticeRow.id).where(due).limit(1)) is None:
+                return []
+        with self._transactions.writing() as session:
+            query = select(NoticeRow.id).where(due).order_by(NoticeRow.id).limit(limit)
+            if self._transactions.postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if not ids:
+                return []
+            session.execute(
+                update(NoticeRow)
+                .where(NoticeRow.id.in_(ids))
+                .values(
+                    status=NoticeStatus.SENDING.value,
+                    lease_until=now + lease,
+                    attempts=NoticeRow.attempts + 1,
+                )
+            )
+            rows = session.scalars(select(NoticeRow).where(NoticeRow.id.in_(ids))).all()
+            return [_notice(row) for row in sorted(rows, key=lambda row: row.id)]
+
+    def _change(self, notice_id: int, **values: object) -> None:
+        with self._transactions.writing() as session:
+            result = session.execute(
+                update(NoticeRow).where(NoticeRow.id == notice_id).values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFound("no such notice", notice_id=notice_id)
+
+    def mark_sent(self, notice_id: int, *, at: datetime) -> None:
+        self._change(notice_id, status=NoticeStatus.SENT.value, sent_at=at, last_error=None)
+
+    def mark_retry(self, notice_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        self._change(
+            notice_id,
+            status=NoticeStatus.QUEUED.value,
+            last_error=error[:2000],
+            next_attempt_at=next_attempt_at,
+            lease_until=None,
+        )
+
+    def mark_failed(self, notice_id: int, *, error: str) -> None:
+        self._change(notice_id, status=NoticeStatus.FAILED.value, last_error=error[:2000])
+
+    def counts(self, *, incident_id: int | None = None) -> dict[NoticeStatus, int]:
+        query = select(NoticeRow.status, func.count()).group_by(NoticeRow.status)
+        if incident_id is not None:
+            query = query.where(NoticeRow.incident_id == incident_id)
+        with self._transactions.reading() as session:
+            return {NoticeStatus(status): int(count) for status, count in session.execute(query)}
+
+    def list_notices(self, *, incident_id: int, limit: int = 1000) -> list[Notice]:
+        query = (
+            select(NoticeRow)
+            .where(NoticeRow.incident_id == incident_id)
+            .order_by(NoticeRow.id)
+            .limit(limit)
+        )
+        with self._transactions.reading() as session:
+            return [_notice(row) for row in session.scalars(query)]
+
+    # -- who is affected --------------------------------------------------------------------
+    def affected(self, scope: OutageScope, *, since: datetime, now: datetime) -> list[Recipient]:
+        with self._transactions.reading() as session:
+            covering, only_scope = _plans_for(session, scope)
+            if not covering:
+                return []
+            active = (
+                select(SubscriptionRow.subscriber_id)
+                .where(
+                    SubscriptionRow.plan_code.in_(covering),
+                    SubscriptionRow.status == SubscriptionStatus.ACTIVE.value,
+                    SubscriptionRow.period_start <= now,
+                    SubscriptionRow.period_end > now,
+                )
+                .distinct()
+            )
+            callers = _callers(session, scope, since=since)
+            ids = set(session.scalars(active)) & callers
+            if only_scope:
+                ids |= set(session.scalars(active.where(SubscriptionRow.plan_code.in_(only_scope))))
+            recipients: list[Recipient] = []
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), _CHUNK):
+                for row in session.scalars(
+                    select(SubscriberRow).where(
+                        SubscriberRow.id.in_(ordered[start : start + _CHUNK])
+                    )
+                ):
+                    recipients.append(Recipient(row.id, row.name, row.email, row.phone, row.locale))
+            return sorted(recipients, key=lambda recipient: recipient.subscriber_id)
+
+
+def _plans_for(session: Session, scope: OutageScope) -> tuple[set[str], set[str]]:
+    """Codes of plans that sell some of `scope`, and of those that sell nothing else."""
+    covering: set[str] = set()
+    only_scope: set[str] = set()
+    for code, destinations in session.execute(select(PlanRow.code, PlanRow.destinations)):
+        inside = [
+            rule["country"] == scope.country
+            and (scope.number_kind is None or rule["kind"] == scope.number_kind.value)
+            for rule in destinations
+        ]
+        if any(inside):
+            covering.add(code)
+            # A plan of Maroc Telecom mobiles only does not exist: a range holder never makes
+            # a plan "only this scope" (its subscribers call other holders too).
+            if all(inside) and scope.range_holder is None:
+                only_scope.add(code)
+    return covering, only_scope
+
+
+def _callers(session: Session, scope: OutageScope, *, since: datetime) -> set[int]:
+    """Subscribers who called the scope since `since` (range holder: by the numbers called)."""
+    where = [
+        CallRow.started_at >= since,
+        CallRow.country == scope.country,
+        CallRow.subscriber_id.is_not(None),
+    ]
+    if scope.number_kind is not None:
+        where.append(CallRow.kind == scope.number_kind.value)
+    if scope.range_holder is None:
+        found = session.scalars(select(CallRow.subscriber_id).where(*where).distinct())
+        return {i for i in found if i is not None}
+    numbers = list(session.scalars(select(CallRow.destination).where(*where).distinct()))
+    held = [number for number in numbers if _range_holder(number) == scope.range_holder]
+    callers: set[int] = set()
+    for start in range(0, len(held), _CHUNK):
+        callers.update(
+            i
+            for i in session.scalars(
+                select(CallRow.subscriber_id)
+                .where(*where, CallRow.destination.in_(held[start : start + _CHUNK]))
+                .distinct()
+            )
+            if i is not None
+        )
+    return callers
+
+
+def _range_holder(e164: str) -> str | None:
+    try:
+        return classify(e164).range_holder or None
+    except InvalidNumber:
+        return None
+
+
+def _row(notice: Notice) -> dict[str, object]:
+    return {
+        "key": notice.key,
+        "incident_id": notice.incident_id,
+        "occasion": notice.occasion.value,
+        "occasion_seq": notice.occasion_seq,
+        "subscriber_id": notice.subscriber_id,
+        "channel": notice.channel.value,
+        "address": notice.address,
+        "locale": notice.locale,
+        "subject": notice.subject,
+        "text": notice.text,
+        "html": notice.html,
+        "message_id": notice.message_id,
+        "status": notice.status.value,
+        "attempts": notice.attempts,
+        "next_attempt_at": notice.next_attempt_at,
+        "lease_until": None,
+        "last_error": notice.last_error,
+        "sent_at": notice.sent_at,
+    }
+
+
+def _notice(row: NoticeRow) -> Notice:
+    return Notice(
+        id=row.id,
+        incident_id=row.incident_id,
+        occasion=NoticeOccasion(row.occasion),
+        occasion_seq=row.occasion_seq,
+        subscriber_id=row.subscriber_id,
+        channel=Channel(row.channel),
+        address=row.address,
+        locale=row.locale,
+        subject=row.subject,
+        text=row.text,
+        html=row.html,
+        message_id=row.message_id,
+        status=NoticeStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+    )
+
+
+def _implements_the_ports(outbox: SqlNoticeOutbox) -> tuple[NoticeOutbox, AffectedSubscribers]:
+    return outbox, outbox

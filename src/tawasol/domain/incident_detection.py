@@ -1,0 +1,495 @@
+"""Incident detection: telling a carrier outage from a destination outage, from what calls do.
+
+Three streams of evidence arrive, each with its time (the domain never reads a clock):
+
+- **attempts**: how each attempt of a call on one carrier towards one destination ended. A
+  *failure* is an attempt the network did not deliver (`Outcome.NETWORK_FAILURE` of ITU-T E.425:
+  the callee's busy, unanswered or rejected calls prove the network worked and are not
+  failures).
+- **calls, as the customer saw them**: whether the call as a whole failed for network reasons
+  (every attempt failed) or was refused for lack of route or capacity. This is *customer
+  impact*: a carrier cut that failover absorbs leaves it untouched.
+- **carrier events** from probing and capacity learning (`carrier_health`): a carrier marked
+  down after unanswered probes, a capacity learned below contract.
+
+**Method.** For every (carrier, destination) pair and for every destination as customers see
+it, a two-sided Bernoulli CUSUM (Page, 1954; the form of Reynolds & Stoumbos, 1999) compares
+the share of failures with the destination's own baseline. The baseline `p0` is an EWMA of the
+failure share, learned only while no outage is suspected and clamped to
+[`baseline_floor`, `baseline_ceiling`]; the outage hypothesis is `p1` (`outage_failure_share`).
+Every failure adds log(p1/p0), every success log((1-p1)/(1-p0)); the statistic never goes below
+zero, and an alarm is raised when it reaches `alarm_threshold`. After an alarm a mirror CUSUM
+(p1 against p0) gathers evidence of recovery; the alarm clears when that evidence has held for
+`recovery_hold`. A CUSUM needs several failures in a row, or a clear excess of them, before it
+alarms: noise does not open incidents, and a destination with one call per minute waits for
+enough calls rather than guessing.
+
+**Classification** (`IncidentDetector.findings`):
+
+- *Carrier*: its probes went unanswered (marked down), its capacity was learned below contract,
+  or its attempts towards a destination fail while another carrier's attempts towards the same
+  destination, seen within `agreement_window`, hold.
+- *Destination*: attempts towards one destination fail on every carrier that carried some within
+  `agreement_window` (at least `min_carriers_for_destination` of them, or a single carrier whose
+  other destinations in the same country hold): the far network is down, not ours. A
+  destination is a country x kind of line x original range holder (`OutageScope`); when every
+  range holder of a kind (or every kind of a country) is down, the finding is widened to it.
+  Number portability makes the range holder approximate: a ported number fails with its new
+  network.
+- Customer impact turns either into a customer-facing finding; a customer-facing failure that no
+  carrier explains (every carrier full or down) is a destination finding too.
+
+Every threshold is a field of `DetectionSettings`, with the defaults documented in
+docs/incidents.md and measured by bench/incidents.py.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
+from tawasol.domain.errors import InvalidInput
+from tawasol.domain.outages import OutageImpact, OutageScope
+
+__all__ = [
+    "DetectionSettings",
+    "FailureCusum",
+    "Finding",
+    "FindingKind",
+    "IncidentDetector",
+]
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """The thresholds of detection; each default is explained in docs/incidents.md.
+
+    Shares are fractions of attempts (0.05 = 5%); `alarm_threshold` is in nats of
+    log-likelihood ratio (14 needs about six failures in a row at a 5% baseline); an alarm
+    also needs `min_failures` failures among the last `impact_attempts` attempts. Recovery
+    needs `recovery_threshold` (7: about eleven successes in a row), then `recovery_hold`.
+    """
+
+    baseline_failure_share: float = 0.05
+    baseline_floor: float = 0.02
+    baseline_ceiling: float = 0.25
+    baseline_smoothing: float = 0.01
+    outage_failure_share: float = 0.5
+    alarm_threshold: float = 14.0
+    recovery_threshold: float = 7.0
+    min_failures: int = 6
+    recovery_hold: timedelta = timedelta(minutes=5)
+    agreement_window: timedelta = timedelta(minutes=10)
+    min_carriers_for_destination: int = 2
+    impact_attempts: int = 20
+    major_share: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0 < self.baseline_floor <= self.baseline_failure_share <= self.baseline_ceiling:
+            raise InvalidInput(
+                "baseline shares must satisfy 0 < floor <= initial <= ceiling",
+                floor=self.baseline_floor,
+                initial=self.baseline_failure_share,
+                ceiling=self.baseline_ceiling,
+            )
+        if not self.baseline_ceiling < self.outage_failure_share < 1:
+            raise InvalidInput(
+                "the outage failure share must lie between the baseline ceiling and 1",
+                outage_failure_share=self.outage_failure_share,
+            )
+        if not 0 < self.baseline_smoothing < 1:
+            raise InvalidInput("baseline smoothing is a weight in (0, 1)")
+        if self.alarm_threshold <= 0 or self.recovery_threshold <= 0:
+            raise InvalidInput("the alarm and recovery thresholds must be positive")
+        if self.recovery_hold < timedelta(0) or self.agreement_window <= timedelta(0):
+            raise InvalidInput("recovery hold and agreement window cannot be negative")
+        if not 1 <= self.min_failures <= self.impact_attempts:
+            raise InvalidInput("min_failures must lie between 1 and impact_attempts")
+        if self.min_carriers_for_destination < 1 or self.impact_attempts < 1:
+            raise InvalidInput("carrier agreement and impact sample need at least 1")
+        if not 0 < self.major_share <= 1:
+            raise InvalidInput("the major outage share is a fraction in (0, 1]")
+
+
+@dataclass
+class FailureCusum:
+    """The failure share of one stream of attempts, watched by a two-sided Bernoulli CUSUM.
+
+    `alarmed_at` is when the alarm was raised (None: healthy); `recovering_since` when the
+    evidence of recovery last reached the threshold while alarmed. `recent` keeps the last
+    `impact_attempts` outcomes (True = failed) to tell a partial outage from a major one.
+    """
+
+    settings: DetectionSettings
+    baseline: float = 0.0
+    statistic: float = 0.0
+    recovery_statistic: float = 0.0
+    alarmed_at: datetime | None = None
+    recovering_since: datetime | None = None
+    last_seen: datetime | None = None
+    cleared_at: datetime | None = None
+    recent: deque[bool] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.baseline == 0.0:
+            self.baseline = self.settings.baseline_failure_share
+
+    @property
+    def alarmed(self) -> bool:
+        return self.alarmed_at is not None
+
+    def failure_share(self) -> float:
+        """The share of failures among the recent attempts (0.0 without any)."""
+        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    def observe(self, *, failed: bool, at: datetime) -> None:
+        settings = self.settings
+        self.last_seen = at
+        self.recent.append(failed)
+        if len(self.recent) > settings.impact_attempts:
+            self.recent.popleft()
+        p0, p1 = self.baseline, settings.outage_failure_share
+        # log-likelihood ratio of "outage" (p1) against "normal" (p0) for this one attempt
+        ratio = math.log(p1 / p0) if failed else math.log((1 - p1) / (1 - p0))
+        self.statistic = max(0.0, self.statistic + ratio)
+        if self.alarmed_at is None:
+            # Learn the baseline only while nothing is suspected, so an outage is not learned.
+            if self.statistic < settings.alarm_threshold / 2:
+                learned = p0 + settings.baseline_smoothing * (float(failed) - p0)
+                self.baseline = min(
+                    max(learned, settings.baseline_floor), settings.baseline_ceiling
+                )
+            # Several failures are needed too: a burst of two or three is noise.
+            if (
+                self.statistic >= settings.alarm_threshold
+                and sum(self.recent) >= settings.min_failures
+            ):
+                self.alarmed_at = at
+                self.recovery_statistic = 0.0
+                self.recovering_since = None
+            return
+        self.recovery_statistic = max(0.0, self.recovery_statistic - ratio)
+        if self.recovery_statistic >= settings.recovery_threshold:
+            if self.recovering_since is None:
+                self.recovering_since = at
+        elif self.recovery_statistic < settings.recovery_threshold / 2:
+            self.recovering_since = None  # failures came back: the hold starts again
+
+    def clear_if_recovered(self, now: datetime) -> bool:
+        """Clear the alarm once recovery has held for `recovery_hold`, or once no attempt came
+        for `agreement_window`; True if it cleared."""
+        if self.alarmed_at is None:
+            return False
+        # A stream nobody uses any more (routing moved its calls elsewhere) holds no evidence
+        # of an outage: its alarm ends after `agreement_window` without attempts.
+        stale = (
+            self.last_seen is not None and now - self.last_seen >= self.settings.agreement_window
+        )
+        held = (
+            self.recovering_since is not None
+            and now - self.recovering_since >= self.settings.recovery_hold
+        )
+        if not (stale or held):
+            return False
+        self.reset(now)
+        return True
+
+    def reset(self, now: datetime) -> None:
+        """End the alarm (recovered, stale, or explained by another stream's recovery)."""
+        self.cleared_at = now
+        self.alarmed_at = None
+        self.recovering_since = None
+        self.statistic = 0.0
+        self.recovery_statistic = 0.0
+
+
+class FindingKind(enum.StrEnum):
+    """Whose fault an outage is: one of our carriers', or the far network's."""
+
+    CARRIER = "carrier"
+    DESTINATION = "destination"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One outage the detector sees now, the raw material of an incident.
+
+    `carrier` is set for carrier findings (None for destinations); `scope` is the destination
+    affected (for a carrier down by probes: its country, or None when it carried no calls
+    yet). `since` is when the evidence first crossed its threshold. `customer_facing` is True
+    when customers' calls towards the scope fail; `impact` then says how badly.
+    """
+
+    kind: FindingKind
+    carrier: str | None
+    scope: OutageScope | None
+    since: datetime
+    reason: str
+    customer_facing: bool = False
+    impact: OutageImpact | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, OutageScope | None]:
+        """What identifies the same outage from one evaluation to the next."""
+        return (self.kind.value, self.carrier, self.scope)
+
+
+@dataclass
+class _CarrierCondition:
+    down_since: datetime | None = None
+    capacity_short_since: datetime | None = None
+    up_since: datetime | None = None
+    restored_since: datetime | None = None
+
+
+class IncidentDetector:
+    """Keeps the CUSUMs and carrier conditions, and says which outages hold now.
+
+    Feed it with `observe_attempt`, `observe_call` and `observe_carrier_event` in time order,
+    then ask `findings(now)`. Memory is bounded by the number of (carrier, destination) pairs.
+    """
+
+    def __init__(self, settings: DetectionSettings | None = None) -> None:
+        self.settings = settings or DetectionSettings()
+        self._attempts: dict[tuple[str, OutageScope], FailureCusum] = {}
+        self._customers: dict[OutageScope, FailureCusum] = {}
+        self._carriers: dict[str, _CarrierCondition] = {}
+
+    # -- evidence ---------------------------------------------------------------------------
+    def observe_attempt(
+        self, *, carrier: str, scope: OutageScope, failed: bool, at: datetime
+    ) -> None:
+        """One attempt on `carrier` towards `scope` (finest: country x kind x range holder)."""
+        cusum = self._attempts.get((carrier, scope))
+        if cusum is None:
+            cusum = self._attempts[(carrier, scope)] = FailureCusum(self.settings)
+        cusum.observe(failed=failed, at=at)
+
+    def observe_call(self, *, scope: OutageScope, failed: bool, at: datetime) -> None:
+        """One call as its caller saw it: `failed` when it failed for network reasons or was
+        refused for lack of route or capacity (a callee's busy or no answer is not a failure)."""
+        cusum = self._customers.get(scope)
+        if cusum is None:
+            cusum = self._customers[scope] = FailureCusum(self.settings)
+        cusum.observe(failed=failed, at=at)
+
+    def observe_carrier_event(self, event: CarrierEvent) -> None:
+        """A carrier marked down or up by probing, or its capacity learned or restored."""
+        condition = self._carriers.setdefault(event.carrier, _CarrierCondition())
+        if event.kind is CarrierEventKind.DOWN:
+            condition.down_since = condition.down_since or event.at
+            condition.up_since = None
+        elif event.kind is CarrierEventKind.UP and condition.down_since is not None:
+            condition.up_since = condition.up_since or event.at
+        elif event.kind is CarrierEventKind.CAPACITY_LEARNED:
+            condition.capacity_short_since = condition.capacity_short_since or event.at
+            condition.restored_since = None
+        elif (
+            event.kind in (CarrierEventKind.CAPACITY_RESTORED, CarrierEventKind.CAPACITY_SET)
+            and condition.capacity_short_since is not None
+        ):
+            condition.restored_since = condition.restored_since or event.at
+
+    # -- classification ---------------------------------------------------------------------
+    def findings(self, now: datetime) -> list[Finding]:
+        """Every outage that holds at `now`, carriers first, then destinations."""
+        self._clear_recovered(now)
+        window_start = now - self.settings.agreement_window
+        carrier_findings: dict[tuple[str, OutageScope | None], Finding] = {}
+        destination_scopes: dict[OutageScope, datetime] = {}
+
+        for scope, carriers in self._carriers_by_scope(window_start).items():
+            alarmed = {c: cusum for c, cusum in carriers.items() if cusum.alarmed_at is not None}
+            if not alarmed:
+                continue
+            if self._far_network_down(scope, carriers, alarmed, window_start):
+                destination_scopes[scope] = min(
+                    c.alarmed_at for c in alarmed.values() if c.alarmed_at is not None
+                )
+                continue
+            for carrier, cusum in alarmed.items():
+                assert cusum.alarmed_at is not None
+                carrier_findings[(carrier, scope)] = Finding(
+                    kind=FindingKind.CARRIER,
+                    carrier=carrier,
+                    scope=scope,
+                    since=cusum.alarmed_at,
+                    reason="calls fail on this carrier while other carriers deliver them",
+                )
+
+        for carrier, condition in self._carriers.items():
+            since, reason = condition.down_since, "probes unanswered: carrier marked down"
+            if since is None:
+                since, reason = condition.capacity_short_since, "capacity learned below contract"
+            if since is None:
+                continue
+            scopes: list[OutageScope | None] = [
+                OutageScope(country) for country in sorted(self._countries_of(carrier))
+            ]
+            for carrier_scope in scopes or [None]:
+                carrier_findings.setdefault(
+                    (carrier, carrier_scope),
+                    Finding(
+                        kind=FindingKind.CARRIER,
+                        carrier=carrier,
+                        scope=carrier_scope,
+                        since=since,
+                        reason=reason,
+                    ),
+                )
+
+        explained: set[OutageScope] = set()
+        results: list[Finding] = []
+        for finding in carrier_findings.values():
+            facing = self._customer_alarms(finding.scope)
+            explained.update(scope for scope, _ in facing)
+            results.append(self._with_impact(finding, facing))
+        for scope, cusum in self._customers.items():
+            if cusum.alarmed_at is not None and scope not in explained:
+                destination_scopes.setdefault(scope, cusum.alarmed_at)
+        for scope, since in _widen(destination_scopes, self._known_scopes()).items():
+            finding = Finding(
+                kind=FindingKind.DESTINATION,
+                carrier=None,
+                scope=scope,
+                since=since,
+                reason="calls to this destination fail on every carrier serving it",
+            )
+            results.append(self._with_impact(finding, self._customer_alarms(scope)))
+        return results
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _clear_recovered(self, now: datetime) -> None:
+        for cusum in (*self._attempts.values(), *self._customers.values()):
+            cusum.clear_if_recovered(now)
+        # A destination outage seen on two carriers, then recovered on the one routing tries
+        # first: the other gets no attempts any more, and its alarm (from the same outage)
+        # must not turn into a carrier outage. An alarm without attempts since another
+        # carrier recovered on the same destination ends with it.
+        recoveries: dict[OutageScope, datetime] = {}
+        for (_, scope), cusum in self._attempts.items():
+            if cusum.alarmed_at is None and cusum.cleared_at is not None:
+                recoveries[scope] = max(recoveries.get(scope, cusum.cleared_at), cusum.cleared_at)
+        for (_, scope), cusum in self._attempts.items():
+            recovered_at = recoveries.get(scope)
+            if (
+                cusum.alarmed_at is not None
+                and recovered_at is not None
+                and cusum.last_seen is not None
+                and cusum.last_seen < recovered_at
+            ):
+                cusum.reset(now)
+        hold = self.settings.recovery_hold
+        for condition in self._carriers.values():
+            if condition.up_since is not None and now - condition.up_since >= hold:
+                condition.down_since = condition.up_since = None
+            if condition.restored_since is not None and now - condition.restored_since >= hold:
+                condition.capacity_short_since = condition.restored_since = None
+
+    def _carriers_by_scope(
+        self, window_start: datetime
+    ) -> dict[OutageScope, dict[str, FailureCusum]]:
+        by_scope: dict[OutageScope, dict[str, FailureCusum]] = {}
+        for (carrier, scope), cusum in self._attempts.items():
+            recent = cusum.last_seen is not None and cusum.last_seen >= window_start
+            if recent or cusum.alarmed_at is not None:
+                by_scope.setdefault(scope, {})[carrier] = cusum
+        return by_scope
+
+    def _far_network_down(
+        self,
+        scope: OutageScope,
+        carriers: Mapping[str, FailureCusum],
+        alarmed: Mapping[str, FailureCusum],
+        window_start: datetime,
+    ) -> bool:
+        if len(alarmed) < len(carriers):
+            return False  # another carrier delivers calls to the same destination
+        if len(carriers) >= self.settings.min_carriers_for_destination:
+            return True
+        # One carrier serves it: the far network is to blame only if that carrier's other
+        # destinations in the same country are delivered.
+        (carrier,) = carriers
+        return any(
+            other_carrier == carrier
+            and other_scope != scope
+            and other_scope.country == scope.country
+            and cusum.alarmed_at is None
+            and cusum.last_seen is not None
+            and cusum.last_seen >= window_start
+            for (other_carrier, other_scope), cusum in self._attempts.items()
+        )
+
+    def _countries_of(self, carrier: str) -> set[str]:
+        return {scope.country for (c, scope) in self._attempts if c == carrier}
+
+    def _known_scopes(self) -> set[OutageScope]:
+        return {scope for _, scope in self._attempts} | set(self._customers)
+
+    def _customer_alarms(self, scope: OutageScope | None) -> list[tuple[OutageScope, float]]:
+        if scope is None:
+            return []
+        return [
+            (customer_scope, cusum.failure_share())
+            for customer_scope, cusum in self._customers.items()
+            if cusum.alarmed_at is not None and _within(customer_scope, scope)
+        ]
+
+    def _with_impact(self, finding: Finding, facing: list[tuple[OutageScope, float]]) -> Finding:
+        if not facing:
+            return finding
+        worst = max(share for _, share in facing)
+        impact = OutageImpact.MAJOR if worst >= self.settings.major_share else OutageImpact.PARTIAL
+        return Finding(
+            kind=finding.kind,
+            carrier=finding.carrier,
+            scope=finding.scope,
+            since=finding.since,
+            reason=finding.reason,
+            customer_facing=True,
+            impact=impact,
+        )
+
+
+def _within(inner: OutageScope, outer: OutageScope) -> bool:
+    """Whether every destination of `inner` lies inside `outer`."""
+    return (
+        inner.country == outer.country
+        and outer.number_kind in (None, inner.number_kind)
+        and outer.range_holder in (None, inner.range_holder)
+    )
+
+
+def _widen(
+    down: Mapping[OutageScope, datetime], known: Iterable[OutageScope]
+) -> dict[OutageScope, datetime]:
+    """Replace every range holder of a (country, kind) by the kind when all of them are down,
+    and every kind of a country by the country when all of them are."""
+    result = dict(down)
+    known_set = set(known)
+    for level in ("range_holder", "number_kind"):
+        groups: dict[OutageScope, list[OutageScope]] = {}
+        for scope in known_set:
+            if getattr(scope, level) is None:
+                continue
+            parent = (
+                OutageScope(scope.country, scope.number_kind)
+                if level == "range_holder"
+                else OutageScope(scope.country)
+            )
+            groups.setdefault(parent, []).append(scope)
+        for parent, children in groups.items():
+            if len(children) > 1 and all(child in result for child in children):
+                result[parent] = min(result.pop(child) for child in children)
+        known_set = {
+            OutageScope(s.country, s.number_kind)
+            if level == "range_holder"
+            else OutageScope(s.country)
+            for s in known_set
+        }
+    return result

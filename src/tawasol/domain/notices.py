@@ -1,0 +1,235 @@
+"""Personal notices: what each affected subscriber is told about an incident, and how a notice
+goes from queued to sent (or failed) with retries.
+
+A *notice* is one message to one subscriber on one channel (email; SMS in a later change) about
+one occasion of one incident: it became customer-facing, a significant update, or it was
+resolved. Its `key` (incident, occasion, subscriber, channel) is unique: queueing the same
+notice twice keeps one, so a restart that queues again sends nothing twice. Its `message_id`
+(RFC 5322 §3.6.4) is fixed when queued, so a retry after a crash is recognisable as the same
+message by the recipient's mail system.
+
+States: queued -> sending (claimed by a sender, with a lease) -> sent (the relay accepted it)
+-> delivered (where the channel reports it); a failed try goes back to queued with a later
+`next_attempt_at` (exponential backoff) until `RetryPolicy.max_attempts`, then failed with the
+reason. A sender killed while sending leaves the notice claimed; when the lease expires another
+sender takes it again, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import enum
+import html as html_text
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tawasol.domain.errors import InvalidInput
+from tawasol.domain.outages import OutageScope
+
+__all__ = [
+    "Channel",
+    "Notice",
+    "NoticeOccasion",
+    "NoticeStatus",
+    "Recipient",
+    "RetryPolicy",
+    "render",
+]
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    WEBHOOK = "webhook"  # operator alerts only: a signed JSON POST
+
+
+class NoticeOccasion(enum.StrEnum):
+    OPENED = "opened"  # operator alerts only: every incident, customer-facing or not
+    CUSTOMER_FACING = "customer_facing"
+    UPDATE = "update"
+    RESOLVED = "resolved"
+
+
+class NoticeStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An affected subscriber, as notices need them: where to write and in which language."""
+
+    subscriber_id: int
+    name: str
+    email: str
+    phone: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message to one subscriber on one channel (see the module docstring).
+
+    `occasion_seq` tells apart two occasions of the same kind (an incident reopened becomes
+    customer-facing a second time). `id` is 0 until the outbox stores it.
+    """
+
+    incident_id: int
+    occasion: NoticeOccasion
+    occasion_seq: int
+    subscriber_id: int
+    channel: Channel
+    address: str
+    locale: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    status: NoticeStatus = NoticeStatus.QUEUED
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    id: int = 0
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.incident_id}:{self.occasion.value}:{self.occasion_seq}:"
+            f"{self.subscriber_id}:{self.channel.value}"
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff between tries: `first_delay` doubling up to `max_delay`, at most `max_attempts`
+    tries; a claimed notice whose sender died is taken again after `lease`."""
+
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    max_attempts: int = 8
+    lease: timedelta = timedelta(minutes=2)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.first_delay <= timedelta(0):
+            raise InvalidInput("a retry policy needs at least one try and a positive delay")
+
+    def delay_after(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed try (1 -> first_delay)."""
+        delay: timedelta = self.first_delay * (2 ** max(attempts - 1, 0))
+        return min(delay, self.max_delay)
+
+
+def update_slot(
+    started_at: datetime,
+    at: datetime,
+    *,
+    first_day_interval: timedelta = timedelta(hours=6),
+    later_interval: timedelta = timedelta(days=1),
+) -> int:
+    """The window an update falls in: windows of `first_day_interval` during the incident's
+    first day, then of `later_interval`. Update notices are keyed by it, so subscribers get
+    at most one per window however often the operator writes."""
+    elapsed = max(at - started_at, timedelta(0))
+    first_day = timedelta(days=1)
+    if elapsed < first_day:
+        return elapsed // first_day_interval
+    return first_day // first_day_interval + (elapsed - first_day) // later_interval
+
+
+_WHERE = {
+    "fr": {"mobile": "les mobiles", "fixed": "les fixes", None: "les numéros"},
+    "ar": {"mobile": "الهواتف المحمولة", "fixed": "الهواتف الثابتة", None: "الأرقام"},
+    "en": {"mobile": "mobiles", "fixed": "landlines", None: "numbers"},
+}
+
+_TEXTS = {
+    NoticeOccasion.CUSTOMER_FACING: {
+        "fr": (
+            "Appels vers {where} perturbés",
+            "Bonjour {name},\n\nVos appels vers {where} peuvent échouer en ce moment. Nous "
+            "connaissons le problème et y travaillons. Nous vous écrirons dès qu'il sera "
+            "résolu.\n\nIncident n° {incident}",
+        ),
+        "ar": (
+            "اضطراب في المكالمات نحو {where}",
+            "مرحبا {name}،\n\nقد تفشل مكالماتك نحو {where} في الوقت الحالي. نحن على علم "
+            "بالمشكلة ونعمل على حلها، وسنراسلك فور حلها.\n\nالحادث رقم {incident}",
+        ),
+        "en": (
+            "Calls to {where} disrupted",
+            "Hello {name},\n\nYour calls to {where} may fail at the moment. We know about the "
+            "problem and are working on it. We will write again once it is solved.\n\n"
+            "Incident {incident}",
+        ),
+    },
+    NoticeOccasion.UPDATE: {
+        "fr": ("Appels vers {where} : point de situation", "Bonjour {name},\n\n{update}"),
+        "ar": ("المكالمات نحو {where}: مستجدات", "مرحبا {name}،\n\n{update}"),
+        "en": ("Calls to {where}: update", "Hello {name},\n\n{update}"),
+    },
+    NoticeOccasion.RESOLVED: {
+        "fr": (
+            "Appels vers {where} rétablis",
+            "Bonjour {name},\n\nVos appels vers {where} fonctionnent de nouveau. Si votre "
+            "forfait a été touché, un avoir vous sera accordé sur votre prochaine facture."
+            "\n\nIncident n° {incident}",
+        ),
+        "ar": (
+            "عودة المكالمات نحو {where}",
+            "مرحبا {name}،\n\nعادت مكالماتك نحو {where} تعمل. إذا تأثرت باقتك، سيُمنح لك "
+            "رصيد في فاتورتك القادمة.\n\nالحادث رقم {incident}",
+        ),
+        "en": (
+            "Calls to {where} restored",
+            "Hello {name},\n\nYour calls to {where} work again. If your plan was affected, a "
+            "credit will come with your next invoice.\n\nIncident {incident}",
+        ),
+    },
+}
+
+
+def _language(locale: str) -> str:
+    language = locale.split("_", maxsplit=1)[0].split("-", maxsplit=1)[0].lower()
+    return language if language in _TEXTS[NoticeOccasion.RESOLVED] else "en"
+
+
+def _where(scope: OutageScope, language: str) -> str:
+    kind = scope.number_kind.value if scope.number_kind else None
+    words = _WHERE[language].get(kind, _WHERE[language][None])
+    holder = f" {scope.range_holder}" if scope.range_holder else ""
+    return f"{words}{holder} ({scope.country})"
+
+
+def render(
+    *,
+    occasion: NoticeOccasion,
+    recipient: Recipient,
+    scope: OutageScope,
+    incident_id: int,
+    update: str = "",
+) -> tuple[str, str, str, str]:
+    """(language, subject, plain text, HTML) in the recipient's language (fr, ar, en; other
+    locales get English). Arabic HTML is marked right-to-left (`dir="rtl"`)."""
+    language = _language(recipient.locale)
+    subject_template, body_template = _TEXTS[occasion][language]
+    values = {
+        "where": _where(scope, language),
+        "name": recipient.name,
+        "incident": incident_id,
+        "update": update,
+    }
+    subject = subject_template.format(**values)
+    text = body_template.format(**values)
+    direction = "rtl" if language == "ar" else "ltr"
+    paragraphs = "".join(
+        f"<p>{html_text.escape(paragraph).replace(chr(10), '<br>')}</p>"
+        for paragraph in text.split("\n\n")
+    )
+    document = (
+        f'<!DOCTYPE html><html lang="{language}" dir="{direction}"><head><meta charset="utf-8">'
+        f"<title>{html_text.escape(subject)}</title></head><body>{paragraphs}</body></html>"
+    )
+    return language, subject, text, document

@@ -1,0 +1,229 @@
+"""Notices to affected subscribers: queued when an incident changes, sent by `NoticeSender`.
+
+`NoticeService.on_incident_change(before, after)` (the incidents service calls it after every
+stored change) queues, for every affected subscriber (`AffectedSubscribers`) and every channel
+configured:
+
+- a *customer-facing* notice when the incident's customer impact starts (again, after a
+  reopen: a new occasion);
+- a *resolved* notice when an incident that was customer-facing is resolved, saying what
+  happens next (the credit comes with billing).
+
+Queueing goes through the outbox in one transaction per occasion; the unique notice key makes
+it idempotent, so a brain that restarts and queues again adds nothing. `NoticeSender.run` takes
+due notices from the outbox, sends them at `rate_per_s` at most, and marks them sent, queued
+again with backoff (transient failure), or failed with the reason (permanent failure, or tries
+used up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from tawasol.domain.incidents import Incident, IncidentState
+from tawasol.domain.notices import (
+    Channel,
+    Notice,
+    NoticeOccasion,
+    Recipient,
+    RetryPolicy,
+    render,
+    update_slot,
+)
+from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
+
+log = logging.getLogger(__name__)
+
+
+class NoticeChannel(Protocol):
+    """Carries one notice; raises an error with `permanent` (bool) and `reason` when it cannot."""
+
+    async def send(self, notice: Notice) -> None: ...
+
+
+def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOccasion, int]]:
+    """What the change from `before` to `after` tells customers: (occasion, its number)."""
+    found: list[tuple[NoticeOccasion, int]] = []
+    was_facing = before is not None and before.customer_facing
+    if after.customer_facing and not was_facing:
+        found.append((NoticeOccasion.CUSTOMER_FACING, len(after.impact)))
+    new_updates = after.updates[len(before.updates) :] if before is not None else ()
+    if after.customer_facing and any(update.notify for update in new_updates):
+        last = new_updates[-1]
+        found.append((NoticeOccasion.UPDATE, update_slot(after.started_at, last.at)))
+    resolutions = sum(1 for update in after.updates if update.state is IncidentState.RESOLVED)
+    was_resolved = before is not None and not before.open
+    if not after.open and not was_resolved and after.impact and after.merged_into is None:
+        found.append((NoticeOccasion.RESOLVED, resolutions))
+    return found
+
+
+def _in_language(message: Mapping[str, str], locale: str) -> str:
+    """The message in the recipient's language, else English, else whatever was written."""
+    language = locale.split("_", maxsplit=1)[0].split("-", maxsplit=1)[0].lower()
+    return message.get(language) or message.get("en") or next(iter(message.values()), "")
+
+
+class NoticeService:
+    """Queues the notices an incident change calls for."""
+
+    def __init__(
+        self,
+        *,
+        outbox: NoticeOutbox,
+        affected: AffectedSubscribers,
+        channels: Mapping[Channel, NoticeChannel],
+        clock: Callable[[], datetime],
+        lookback: timedelta = timedelta(days=30),
+        mail_domain: str = "tawasol.local",
+    ) -> None:
+        self._outbox = outbox
+        self._affected = affected
+        self._channels = dict(channels)
+        self._clock = clock
+        self._lookback = lookback
+        self._mail_domain = mail_domain
+
+    def on_incident_change(self, before: Incident | None, after: Incident) -> int:
+        """Queue what the change calls for; returns how many notices were new."""
+        if after.scope is None or not self._channels:
+            return 0
+        queued = 0
+        for occasion, sequence in occasions(before, after):
+            queued += self.queue(after, occasion, sequence)
+        return queued
+
+    def queue(self, incident: Incident, occasion: NoticeOccasion, sequence: int) -> int:
+        """Queue one occasion's notices for every affected subscriber (idempotent)."""
+        assert incident.scope is not None
+        now = self._clock()
+        recipients = self._affected.affected(incident.scope, since=now - self._lookback, now=now)
+        notices = [
+            notice
+            for recipient in recipients
+            for notice in self._notices(incident, occasion, sequence, recipient)
+        ]
+        added = self._outbox.enqueue(notices)
+        log.info(
+            "incident %d: %d %s notice(s) queued for %d subscriber(s)",
+            incident.id,
+            added,
+            occasion.value,
+            len(recipients),
+        )
+        return added
+
+    def _notices(
+        self, incident: Incident, occasion: NoticeOccasion, sequence: int, recipient: Recipient
+    ) -> list[Notice]:
+        assert incident.scope is not None
+        update = next((u for u in reversed(incident.updates) if u.notify), None)
+        language, subject, text, html = render(
+            occasion=occasion,
+            recipient=recipient,
+            scope=incident.scope,
+            incident_id=incident.id,
+            update=_in_language(update.message, recipient.locale) if update else "",
+        )
+        notices = []
+        for channel in self._channels:
+            address = recipient.email if channel is Channel.EMAIL else recipient.phone
+            if not address:
+                continue
+            notices.append(
+                Notice(
+                    incident_id=incident.id,
+                    occasion=occasion,
+                    occasion_seq=sequence,
+                    subscriber_id=recipient.subscriber_id,
+                    channel=channel,
+                    address=address,
+                    locale=language,
+                    subject=subject,
+                    text=text,
+                    html=html,
+                    message_id=(
+                        f"<incident-{incident.id}.{occasion.value}.{sequence}."
+                        f"{recipient.subscriber_id}.{channel.value}@{self._mail_domain}>"
+                    ),
+                )
+            )
+        return notices
+
+
+class NoticeSender:
+    """Sends due notices from the outbox until stopped (a job of the brain's runtime)."""
+
+    name = "notice-sender"
+
+    def __init__(
+        self,
+        *,
+        outbox: NoticeOutbox,
+        channels: Mapping[Channel, NoticeChannel],
+        clock: Callable[[], datetime],
+        retry: RetryPolicy | None = None,
+        rate_per_s: float = 20.0,
+        batch: int = 100,
+        idle_s: float = 1.0,
+    ) -> None:
+        self._outbox = outbox
+        self._channels = dict(channels)
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._interval_s = 1.0 / rate_per_s
+        self._batch = batch
+        self._idle_s = idle_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self._channels:
+            return  # nothing configured to send with: notices stay queued
+        while not stop.is_set():
+            try:
+                sent = await self.send_due(stop)
+            except Exception:
+                log.exception("notice sender: a round failed; trying again")
+                sent = 0
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._idle_s)
+
+    async def send_due(self, stop: asyncio.Event | None = None) -> int:
+        """One round: claim due notices and try each once; returns how many were tried."""
+        claimed = await asyncio.to_thread(
+            self._outbox.claim, now=self._clock(), lease=self._retry.lease, limit=self._batch
+        )
+        for notice in claimed:
+            if stop is not None and stop.is_set():
+                break  # the rest stay claimed and are taken again when the lease ends
+            await self._send_one(notice)
+            await asyncio.sleep(self._interval_s)
+        return len(claimed)
+
+    async def _send_one(self, notice: Notice) -> None:
+        channel = self._channels.get(notice.channel)
+        if channel is None:
+            await asyncio.to_thread(
+                self._outbox.mark_failed, notice.id, error=f"no {notice.channel} channel"
+            )
+            return
+        try:
+            await channel.send(notice)
+        except Exception as error:
+            reason = str(getattr(error, "reason", error)) or type(error).__name__
+            permanent = bool(getattr(error, "permanent", False))
+            if permanent or notice.attempts >= self._retry.max_attempts:
+                log.warning("notice %d failed for good: %s", notice.id, reason)
+                await asyncio.to_thread(self._outbox.mark_failed, notice.id, error=reason)
+            else:
+                next_at = self._clock() + self._retry.delay_after(notice.attempts)
+                await asyncio.to_thread(
+                    self._outbox.mark_retry, notice.id, error=reason, next_attempt_at=next_at
+                )
+            return
+        await asyncio.to_thread(self._outbox.mark_sent, notice.id, at=self._clock())

@@ -1,0 +1,98 @@
+"""One contract for the notices outbox: in memory, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from store_backends import migrated_engine
+
+from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
+from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus
+from tawasol.services.notice_ports import InMemoryNoticeOutbox, NoticeOutbox
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=2)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NoticeOutbox]:
+    if request.param == "memory":
+        yield InMemoryNoticeOutbox()
+        return
+    with migrated_engine(request.param, tmp_path) as engine:
+        yield SqlNoticeOutbox(engine)
+
+
+def notice(subscriber_id: int, channel: Channel = Channel.EMAIL) -> Notice:
+    return Notice(
+        incident_id=1,
+        occasion=NoticeOccasion.CUSTOMER_FACING,
+        occasion_seq=1,
+        subscriber_id=subscriber_id,
+        channel=channel,
+        address=f"s{subscriber_id}@example.org",
+        locale="ar",
+        subject="اضطراب",
+        text="نص",
+        html="<p>نص</p>",
+        message_id=f"<incident-1.customer_facing.1.{subscriber_id}.email@example.org>",
+    )
+
+
+def test_queueing_the_same_notices_twice_keeps_one_each(outbox: NoticeOutbox) -> None:
+    assert outbox.enqueue([notice(1), notice(2), notice(1, Channel.SMS)]) == 3
+    assert outbox.enqueue([notice(1), notice(2), notice(3)]) == 1
+    assert outbox.counts() == {NoticeStatus.QUEUED: 4}
+
+
+def test_a_claimed_notice_is_nobody_elses_until_its_lease_ends(outbox: NoticeOutbox) -> None:
+    outbox.enqueue([notice(index) for index in range(1, 6)])
+    first = outbox.claim(now=T0, lease=LEASE, limit=3)
+    second = outbox.claim(now=T0, lease=LEASE, limit=10)
+    assert {n.subscriber_id for n in first} == {1, 2, 3}
+    assert {n.subscriber_id for n in second} == {4, 5}
+    assert all(n.status is NoticeStatus.SENDING and n.attempts == 1 for n in first + second)
+    assert outbox.claim(now=T0 + LEASE - timedelta(seconds=1), lease=LEASE, limit=10) == []
+    outbox.mark_sent(first[0].id, at=T0)
+    # the sender that held the others died: after the lease they are taken again, same id
+    again = outbox.claim(now=T0 + LEASE, lease=LEASE, limit=10)
+    assert sorted(n.id for n in again) == sorted(n.id for n in first[1:] + second)
+    assert {n.message_id for n in again} == {n.message_id for n in first[1:] + second}
+    assert all(n.attempts == 2 for n in again)
+
+
+def test_retry_waits_for_its_time_and_failure_keeps_the_reason(outbox: NoticeOutbox) -> None:
+    outbox.enqueue([notice(1), notice(2)])
+    one, two = outbox.claim(now=T0, lease=LEASE, limit=10)
+    outbox.mark_retry(one.id, error="421 try later", next_attempt_at=T0 + timedelta(minutes=1))
+    outbox.mark_failed(two.id, error="550 no such mailbox")
+    assert outbox.claim(now=T0 + timedelta(seconds=59), lease=LEASE, limit=10) == []
+    (retried,) = outbox.claim(now=T0 + timedelta(minutes=1), lease=LEASE, limit=10)
+    assert retried.id == one.id and retried.last_error == "421 try later"
+    failed = next(n for n in outbox.list_notices(incident_id=1) if n.id == two.id)
+    assert failed.status is NoticeStatus.FAILED and failed.last_error == "550 no such mailbox"
+    assert outbox.counts(incident_id=1) == {NoticeStatus.SENDING: 1, NoticeStatus.FAILED: 1}
+
+
+def test_concurrent_senders_never_claim_the_same_notice(outbox: NoticeOutbox) -> None:
+    outbox.enqueue([notice(index) for index in range(1, 201)])
+    claimed: list[list[int]] = [[] for _ in range(4)]
+
+    def sender(slot: int) -> None:
+        for _ in range(100):
+            batch = outbox.claim(now=T0, lease=LEASE, limit=7)
+            if not batch:
+                return
+            claimed[slot].extend(n.id for n in batch)
+
+    threads = [threading.Thread(target=sender, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    every = [notice_id for batch in claimed for notice_id in batch]
+    assert len(every) == 200 and len(set(every)) == 200
