@@ -186,11 +186,13 @@ class CallAuthorizer:
 
     def channels_in_use(self, carrier: str) -> int:
         """Calls on the carrier now (ringing or talking)."""
-        return self._counters.channels_in_use().get(carrier, 0)
+        with self._lock:  # never half-way through another call's observe or authorize
+            return self._counters.channels_in_use().get(carrier, 0)
 
     def routing_order(self, call_id: str) -> int:
         """When the call took its current channel, as a sequence number (0: unknown)."""
-        return self._counters.routing_order(call_id)
+        with self._lock:
+            return self._counters.routing_order(call_id)
 
     def channels_held_before(self, carrier: str, call_id: str) -> int:
         """Calls on the carrier that were sent there before this one.
@@ -198,7 +200,8 @@ class CallAuthorizer:
         When a carrier refuses a call for lack of channels, these are the calls it was
         carrying: calls routed after it (a burst whose refusals have not come back yet) do not
         count, or a carrier carrying 15 calls would be taken for one carrying 24."""
-        return self._counters.channels_held_before(carrier, call_id)
+        with self._lock:
+            return self._counters.channels_held_before(carrier, call_id)
 
     def carrier_states(self) -> dict[str, CarrierState]:
         """Reachability, capacity and calls in progress per carrier (channels in use)."""
