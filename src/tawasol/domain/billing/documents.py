@@ -45,13 +45,12 @@ class IssuingEntity:
             raise InvalidInput("a SIREN is 9 digits", siren=self.siren)
 
 
-def document_number(entity: IssuingEntity, issued_at: datetime, sequence: int) -> str:
-    """The printed number, e.g. "FFR1-00000042": the entity's prefix and code, then the
-    sequence. The sequence is never reset (not at a year's turn either), so no gap can hide
-    there; `issued_at` is kept in the signature for prefixes that add the year."""
+def document_number(entity_code: str, prefix: str, sequence: int) -> str:
+    """The printed number, e.g. "F-FR1-00000042": prefix, entity code, then the sequence. The
+    sequence is never reset (not at a year's turn either), so no gap can hide there."""
     if sequence < 1:
         raise InvalidInput("document sequences start at 1", sequence=sequence)
-    return f"{entity.number_prefix}{entity.code}-{sequence:08d}"
+    return f"{prefix}-{entity_code}-{sequence:08d}"
 
 
 @dataclass(frozen=True)
@@ -78,13 +77,13 @@ class DocumentLine:
 
 @dataclass(frozen=True)
 class Document:
-    """An issued invoice or credit note. `sequence` is its place in the entity's sequence;
-    `corrects` names the invoice a credit note corrects, if any."""
+    """An invoice or credit note. A draft has `sequence` 0; the store issues it by giving it the
+    entity's next sequence number and its printed `number` in the same transaction as its
+    ledger entry. `corrects` names the invoice a credit note corrects, if any;
+    `idempotency_key` is the key of the billing step that made it (one document per step)."""
 
     kind: DocumentKind
     entity_code: str
-    sequence: int
-    number: str
     issued_at: datetime
     account_id: int
     subscriber_id: int
@@ -96,6 +95,8 @@ class Document:
     idempotency_key: str
     corrects: str = ""
     business: bool = False
+    sequence: int = 0
+    number: str = ""
 
     def __post_init__(self) -> None:
         if not self.lines:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from functools import cache
 
 from tawasol.domain.billing.amounts import share_of
 from tawasol.domain.billing.calendar import BillingPeriod
@@ -60,6 +61,7 @@ class CreditPolicy:
             raise InvalidConfiguration("thresholds cannot be negative")
 
 
+@cache
 def _kinds(kind: NumberKind | None) -> frozenset[NumberKind]:
     """The kinds of line a scope's `number_kind` covers (None: every kind)."""
     if kind is None:
