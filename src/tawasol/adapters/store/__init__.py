@@ -5,6 +5,7 @@
 Only domain values and errors cross this package's boundary (see `services.ports.Store`).
 """
 
+from tawasol.adapters.store import billing_models  # noqa: F401  (its tables join Base.metadata)
 from tawasol.adapters.store.engine import sqlite_url_for
 from tawasol.adapters.store.migrate import current_revision, head_revision, migrate
 from tawasol.adapters.store.sql_store import SqlStore
