@@ -626,6 +626,54 @@ def calls_report(
     console.print(table)
 
 
+billing_app = typer.Typer(help="Billing: renewals, invoices, outage credits.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+
+
+@billing_app.command("run")
+def billing_run(
+    at: Annotated[
+        str | None, typer.Option(help="Bill as of this time (ISO 8601, UTC unless an offset).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what it would do.")] = False,
+) -> None:
+    """Renew what is due, defer renewals during long outages, credit closed incidents.
+
+    Each step is written once: safe to re-run, and after a crash at any point."""
+    from rich.progress import Progress
+
+    from tawasol.composition import build_billing_run, system_clock
+
+    try:
+        moment = _parse_at(at, "UTC", system_clock())
+        run, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        with Progress(console=errors, transient=True) as progress:
+            task = progress.add_task("billing", total=None)
+            summary = run.run(
+                at=moment,
+                dry_run=dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    title = f"billing {'dry run' if dry_run else 'run'} at {moment.isoformat()}"
+    table = Table(title=title, box=box.SIMPLE)
+    table.add_column("step")
+    table.add_column("count / amount", justify="right")
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    console.print(table)
+    for subscription_id, message in summary.errors[:20]:
+        errors.print(f"[red]subscription {subscription_id}:[/red] {message}")
+    if summary.errors:
+        raise typer.Exit(1)
+
+
 # -- support ----------------------------------------------------------------------------------
 @app.command()
 def explain(
