@@ -24,6 +24,16 @@ from tawasol.domain.billing.calendar import (
 )
 from tawasol.domain.billing.documents import check_gap_free
 from tawasol.domain.billing.ledger import Account, EntryKind, LedgerEntry
+from tawasol.domain.billing.lifecycle import (
+    BillingTerms,
+    CancelReason,
+    RefundPolicy,
+    cancellation_refund,
+    next_period,
+    paused,
+    plan_change_now,
+    resumed,
+)
 from tawasol.domain.billing.outage_credits import (
     CreditPolicy,
     Remedy,
@@ -31,11 +41,12 @@ from tawasol.domain.billing.outage_credits import (
     renewal_deferred_until,
 )
 from tawasol.domain.billing.vat import VatTable
-from tawasol.domain.catalog import DestinationRule, Period
+from tawasol.domain.catalog import DestinationRule, Period, Plan
 from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.outages import OutageImpact, OutagePeriod, OutageScope
+from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 MOROCCO = frozenset(
@@ -398,3 +409,99 @@ def test_renewal_is_deferred_during_a_long_full_outage_only():
         )
         is None
     )
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+SEP_30 = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def a_subscription(status: SubscriptionStatus = SubscriptionStatus.ACTIVE) -> Subscription:
+    return Subscription(5, 7, "maroc", status, T0, SEP_30)
+
+
+TERMS = BillingTerms(5, T0, 0, eur("30.00"))
+
+
+def a_plan(currency: str = "EUR", price: str = "15.00") -> Plan:
+    return Plan("autre", {"fr": "Autre"}, Period.MONTH, Money(Decimal(price), currency), MOROCCO)
+
+
+def test_plan_change_now_credits_the_unused_part_and_charges_the_new_plan():
+    change = plan_change_now(
+        a_subscription(),
+        TERMS,
+        new_plan=a_plan(),
+        at=datetime(2026, 9, 21, tzinfo=UTC),
+        time_zone="UTC",
+    )
+    assert change.credit == eur("10.00")  # 10 of 30 days unused
+    assert change.charge == eur("15.00")
+    assert change.new_period.start == datetime(2026, 9, 21, tzinfo=UTC)
+
+
+def test_a_plan_change_to_another_currency_is_refused():
+    with pytest.raises(InvalidInput, match="sold in MAD"):
+        plan_change_now(
+            a_subscription(), TERMS, new_plan=a_plan("MAD", "99"), at=T0, time_zone="UTC"
+        )
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (CancelReason.CUSTOMER, "0.00"),
+        (CancelReason.WITHDRAWAL, "20.00"),
+        (CancelReason.PRICE_CHANGE, "20.00"),
+        (CancelReason.OUTAGE, "20.00"),
+    ],
+)
+def test_cancel_now_refunds_by_policy(reason, expected):
+    refund = cancellation_refund(
+        a_subscription(),
+        TERMS,
+        at=datetime(2026, 9, 11, tzinfo=UTC),
+        reason=reason,
+        policy=RefundPolicy(),
+        first_start=T0,
+    )
+    assert refund.amount == Decimal(expected)
+
+
+def test_withdrawal_after_14_days_is_refused():
+    with pytest.raises(InvalidInput, match="withdrawal period is over"):
+        cancellation_refund(
+            a_subscription(),
+            TERMS,
+            at=datetime(2026, 9, 20, tzinfo=UTC),
+            reason=CancelReason.WITHDRAWAL,
+            policy=RefundPolicy(),
+            first_start=T0,
+        )
+
+
+def test_pause_and_resume_move_the_period_end_and_renewal_re_anchors():
+    subscription, terms = paused(a_subscription(), TERMS, at=datetime(2026, 9, 10, tzinfo=UTC))
+    assert subscription.status is SubscriptionStatus.PAUSED
+    assert not subscription.usable_at(datetime(2026, 9, 12, tzinfo=UTC))
+    subscription, terms = resumed(subscription, terms, at=datetime(2026, 9, 15, tzinfo=UTC))
+    assert subscription.status is SubscriptionStatus.ACTIVE
+    assert subscription.period_end == datetime(2026, 10, 6, tzinfo=UTC)
+    period, anchor = next_period(subscription, terms, Period.MONTH, "UTC")
+    assert (period.start, period.end, anchor) == (
+        datetime(2026, 10, 6, tzinfo=UTC),
+        datetime(2026, 11, 6, tzinfo=UTC),
+        datetime(2026, 10, 6, tzinfo=UTC),
+    )
+    with pytest.raises(Conflict):
+        resumed(subscription, terms, at=datetime(2026, 9, 16, tzinfo=UTC))
+
+
+def test_a_cancelled_subscription_cannot_be_paused():
+    with pytest.raises(Conflict):
+        paused(a_subscription(SubscriptionStatus.CANCELLED), TERMS, at=T0)
+
+
+def test_a_negative_plan_price_is_refused():
+    with pytest.raises(InvalidConfiguration, match="negative"):
+        a_plan(price="-1")
