@@ -674,6 +674,74 @@ def billing_run(
         raise typer.Exit(1)
 
 
+@billing_app.command("payment")
+def billing_payment(
+    subscriber_id: Annotated[int, typer.Argument(help="The subscriber who paid.")],
+    amount: Annotated[str, typer.Argument(help="Amount received, e.g. 9.99.")],
+    currency: Annotated[str, typer.Argument(help="ISO 4217 currency, e.g. EUR.")],
+    reference: Annotated[str, typer.Option(help="The bank transfer's reference.")],
+) -> None:
+    """Record a payment received by bank transfer or cash (recorded once per reference)."""
+    from tawasol.composition import build_billing_run, system_clock
+    from tawasol.domain.money import Money
+    from tawasol.services.billing.payments import ManualPayments
+
+    try:
+        money = Money.parse(amount, currency)
+        if money.amount <= 0:
+            raise InvalidInput("a payment is a positive amount", amount=amount)
+        _, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        new = ManualPayments(store=billing_store).record(
+            subscriber_id=subscriber_id, amount=money, reference=reference, at=system_clock()
+        )
+        balance = billing_store.account(subscriber_id=subscriber_id, currency=money.currency)
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    state = "recorded" if new else "already recorded"
+    console.print(f"payment {reference}: {state}; balance owed {balance.balance}")
+
+
+@billing_app.command("credits")
+def billing_credits(
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+) -> None:
+    """Outage credits per incident: the total of the credit notes issued for each."""
+    from tawasol.composition import build_billing_run
+    from tawasol.services.billing.reports import credits_per_incident
+
+    try:
+        _, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        totals = credits_per_incident(
+            billing_store.documents(entity_code=_settings().billing_entity_code)
+        )
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    rows = sorted(totals.items())
+    if csv_output:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["incident_id", "currency", "credited"])
+        writer.writerows([incident, currency, str(total)] for (incident, currency), total in rows)
+        return
+    table = Table(title="outage credits per incident", box=box.SIMPLE)
+    for column in ("incident", "currency", "credited"):
+        table.add_column(column, justify="right")
+    for (incident, currency), total in rows:
+        table.add_row(str(incident), currency, str(total))
+    console.print(table)
+
+
 # -- support ----------------------------------------------------------------------------------
 @app.command()
 def explain(

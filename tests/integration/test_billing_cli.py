@@ -177,3 +177,57 @@ def test_given_no_vat_rate_for_the_subscribers_country_then_clear_error_nothing_
     assert "no VAT rate is configured for FR" in process.stderr
     assert "Traceback" not in process.stderr
     assert state(url)[1] == []
+
+
+def test_given_a_bank_transfer_recorded_twice_then_counted_once(tmp_path: Path):
+    seeded(tmp_path)
+    finished(billing_run(tmp_path))
+
+    def payment(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tawasol",
+                "--data-dir",
+                str(tmp_path),
+                "billing",
+                "payment",
+                *arguments,
+            ],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    first = payment("1", "20.00", "EUR", "--reference", "VIR-2026-0001")
+    again = payment("1", "20.00", "EUR", "--reference", "VIR-2026-0001")
+    assert first.returncode == 0, first.stderr
+    # 14 weekly periods at 9.99 = 139.86 charged, 20.00 received once
+    assert "recorded; balance owed 119.86 EUR" in first.stdout
+    assert "already recorded; balance owed 119.86 EUR" in again.stdout
+    bad = payment("1", "0", "EUR", "--reference", "VIR-X")
+    unknown = payment("1", "5", "ABC", "--reference", "VIR-Y")
+    assert bad.returncode != 0 and "positive amount" in bad.stderr
+    assert unknown.returncode != 0 and "ISO 4217" in unknown.stderr
+    assert "Traceback" not in bad.stderr + unknown.stderr
+    credits = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tawasol",
+            "--data-dir",
+            str(tmp_path),
+            "billing",
+            "credits",
+            "--csv",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert credits.stdout.splitlines() == ["incident_id,currency,credited"]  # no outage here
