@@ -37,7 +37,9 @@ from tawasol.adapters.api.schemas import Channels, Limit, Offset, bounds
 from tawasol.config import Settings
 
 if TYPE_CHECKING:
+    from tawasol.adapters.platform import Platform
     from tawasol.composition import Brain
+    from tawasol.services.billing.schedule import BillingScheduler
 from tawasol.domain.decision import CallRequest
 from tawasol.domain.errors import (
     InvalidConfiguration,
@@ -284,10 +286,11 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
 ) -> None:
     """Run the platform in the foreground: the brain's API and the Kamailio SIP edge."""
-    from tawasol.adapters.platform import start_platform, supervise
+    from tawasol.adapters.platform import start_platform
 
     _check_not_a_published_demo(demo)
     settings = _settings()
+    scheduler = _billing_scheduler(settings)  # its settings are checked before anything starts
     try:
         settings.check()
         platform = start_platform(settings)
@@ -297,7 +300,45 @@ def up(
     console.print(f"SIP edge    sip:{settings.sip_listen}:{settings.sip_port}  (UDP and TCP)")
     console.print(f"logs        {platform.brain.log}  {platform.edge.log}")
     console.print("Ctrl-C (or `tawasol down` from another shell) stops both.")
-    code = supervise(
+    if scheduler is not None:
+        scheduler.start()
+        console.print(f"billing     every {settings.billing_run_interval_s} s")
+    try:
+        code = _supervised(platform, settings)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+    if code:
+        raise typer.Exit(code)
+
+
+def _billing_scheduler(settings: Settings) -> BillingScheduler | None:
+    """Billing on a timer inside `tawasol up`, once the operator has set the VAT rates."""
+    if not settings.billing_vat_rates or not settings.billing_run_interval_s:
+        return None
+    from tawasol.composition import build_billing_run, system_clock
+    from tawasol.services.billing.schedule import BillingScheduler
+
+    try:
+        run, _ = build_billing_run(settings)
+    except TawasolError as error:
+        raise _fail(error) from error
+    scheduler = BillingScheduler(
+        run=run,
+        clock=system_clock,
+        interval=timedelta(seconds=settings.billing_run_interval_s),
+        on_summary=lambda summary: console.print(
+            "billing: " + ", ".join(f"{k} {v}" for k, v in summary.rows() if v not in ("0", "")),
+            highlight=False,
+        ),
+    )
+    return scheduler
+
+
+def _supervised(platform: Platform, settings: Settings) -> int:
+    from tawasol.adapters.platform import supervise
+
+    return supervise(
         platform,
         settings=settings,
         on_exit=lambda why: console.print(f"stopped: {why}", highlight=False),
@@ -305,8 +346,6 @@ def up(
             f"{datetime.now(UTC):%H:%M:%S}Z {what}", highlight=False
         ),
     )
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()

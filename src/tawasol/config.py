@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     billing_partial_outage_factor: str = Field(default="0.5", pattern=r"^(0(\.\d+)?|1(\.0+)?)$")
     billing_credit_threshold_hours: int = Field(default=4, ge=0)
     billing_renewal_deferral_hours: int = Field(default=24, ge=0)
+    billing_run_interval_s: int = Field(
+        default=3600,
+        ge=0,
+        description="tawasol up runs billing this often once the VAT rates are set; 0: never",
+    )
 
     # -- the brain's HTTP API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -8,6 +8,7 @@ population checks the rules that hold for everyone.
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -273,3 +274,32 @@ def test_ledger_balance_is_charges_less_credits(september):
     charges = account.total(EntryKind.CHARGE).amount
     assert charges == eur("2.99") * 4  # 31 Aug, 7 Sep, 18 Sep, 25 Sep; nothing on 14 Sep
     assert account.balance.amount == charges - eur("5.11")
+
+
+def test_the_scheduler_runs_billing_until_stopped():
+    from tawasol.services.billing.schedule import BillingScheduler
+
+    store = InMemoryBillingStore()
+    populate(store, 10)
+    clock = Clock()
+    billing = BillingRun(
+        store=store,
+        plans=lambda: PLANS,
+        outages=InMemoryOutageHistory((), clock=clock),
+        settings=SETTINGS,
+    )
+    summaries = []
+    scheduler = BillingScheduler(
+        run=billing, clock=clock, interval=timedelta(milliseconds=20), on_summary=summaries.append
+    )
+    scheduler.start()
+    deadline = time.monotonic() + 30
+    while scheduler.runs < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.stop()
+    runs = scheduler.runs
+    assert runs >= 3
+    assert summaries[0].first_invoices == 14
+    assert all(s.first_invoices == 0 for s in summaries[1:])
+    time.sleep(0.1)
+    assert scheduler.runs == runs  # stopped for good
