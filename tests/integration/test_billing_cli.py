@@ -55,6 +55,20 @@ def seeded(data_dir: Path) -> str:
     return url
 
 
+def tawasol(
+    data_dir: Path, *arguments: str, env: dict[str, str] = ENV
+) -> subprocess.CompletedProcess[str]:
+    """One `tawasol` command to its end (bounded), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "tawasol", "--data-dir", str(data_dir), *arguments],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
+    )
+
+
 def billing_run(data_dir: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -155,23 +169,8 @@ def test_given_no_vat_rate_for_the_subscribers_country_then_clear_error_nothing_
     tmp_path: Path,
 ):
     url = seeded(tmp_path)
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tawasol",
-            "--data-dir",
-            str(tmp_path),
-            "billing",
-            "run",
-            "--at",
-            AT,
-        ],
-        env={**ENV, "TAWASOL_BILLING_VAT_RATES": "BE=21"},
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=300,
+    process = tawasol(
+        tmp_path, "billing", "run", "--at", AT, env={**ENV, "TAWASOL_BILLING_VAT_RATES": "BE=21"}
     )
     assert process.returncode == 1
     assert "no VAT rate is configured for FR" in process.stderr
@@ -184,23 +183,7 @@ def test_given_a_bank_transfer_recorded_twice_then_counted_once(tmp_path: Path):
     finished(billing_run(tmp_path))
 
     def payment(*arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tawasol",
-                "--data-dir",
-                str(tmp_path),
-                "billing",
-                "payment",
-                *arguments,
-            ],
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return tawasol(tmp_path, "billing", "payment", *arguments)
 
     first = payment("1", "20.00", "EUR", "--reference", "VIR-2026-0001")
     again = payment("1", "20.00", "EUR", "--reference", "VIR-2026-0001")
@@ -213,21 +196,5 @@ def test_given_a_bank_transfer_recorded_twice_then_counted_once(tmp_path: Path):
     assert bad.returncode != 0 and "positive amount" in bad.stderr
     assert unknown.returncode != 0 and "ISO 4217" in unknown.stderr
     assert "Traceback" not in bad.stderr + unknown.stderr
-    credits = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tawasol",
-            "--data-dir",
-            str(tmp_path),
-            "billing",
-            "credits",
-            "--csv",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    credits = tawasol(tmp_path, "billing", "credits", "--csv")
     assert credits.stdout.splitlines() == ["incident_id,currency,credited"]  # no outage here

@@ -268,31 +268,28 @@ SEPTEMBER_OUTAGE = (
 )
 
 
-def test_monthly_credit_worked_by_hand():
-    # Major 7th 17:00 -> 18th 00:00 = 247 h; partial 18th -> 25th = 168 h x 0.5 = 84 h;
-    # 331 h = 13.79 days -> 14 days; 9.99 x 14 / 30 = 4.662 -> 4.66 EUR.
-    credit = outage_credit(
+def september_credit(price: str, rules=MOROCCO, **policy):
+    return outage_credit(
         incident_id=1,
         periods=SEPTEMBER_OUTAGE,
         paid=SEPTEMBER,
-        price_paid=eur("9.99"),
-        plan_rules=MOROCCO,
-        policy=CreditPolicy(),
+        price_paid=eur(price),
+        plan_rules=rules,
+        policy=CreditPolicy(**policy),
     )
+
+
+def test_monthly_credit_worked_by_hand():
+    # Major 7th 17:00 -> 18th 00:00 = 247 h; partial 18th -> 25th = 168 h x 0.5 = 84 h;
+    # 331 h = 13.79 days -> 14 days; 9.99 x 14 / 30 = 4.662 -> 4.66 EUR.
+    credit = september_credit("9.99")
     assert credit.weighted_seconds == 331 * 3600
     assert credit.counted == timedelta(days=14)
     assert credit.amount == eur("4.66")
 
 
 def test_a_tunisia_only_plan_gets_nothing_for_a_morocco_outage():
-    credit = outage_credit(
-        incident_id=1,
-        periods=SEPTEMBER_OUTAGE,
-        paid=SEPTEMBER,
-        price_paid=eur("4.99"),
-        plan_rules=TUNISIA,
-        policy=CreditPolicy(),
-    )
+    credit = september_credit("4.99", TUNISIA)
     assert not credit.due
     assert credit.amount == eur("0")
 
@@ -307,14 +304,7 @@ def test_below_the_threshold_nothing_is_credited_and_extension_is_a_remedy():
         plan_rules=MOROCCO,
         policy=CreditPolicy(),
     ).due
-    extended = outage_credit(
-        incident_id=1,
-        periods=SEPTEMBER_OUTAGE,
-        paid=SEPTEMBER,
-        price_paid=eur("9.99"),
-        plan_rules=MOROCCO,
-        policy=CreditPolicy(remedy=Remedy.EXTEND),
-    )
+    extended = september_credit("9.99", remedy=Remedy.EXTEND)
     assert (extended.extension, extended.amount) == (timedelta(days=14), eur("0"))
 
 
