@@ -303,3 +303,40 @@ def test_the_scheduler_runs_billing_until_stopped():
     assert all(s.first_invoices == 0 for s in summaries[1:])
     time.sleep(0.1)
     assert scheduler.runs == runs  # stopped for good
+
+
+def test_credits_of_two_incidents_never_exceed_what_was_paid_for_the_period():
+    # Two incidents, each a major outage of Morocco for most of September: each alone would
+    # credit 9.99 x 28/30 = 9.32 (28 days of a 30-day period); together at most the 9.99
+    # paid, so the second gets the 0.67 left.
+    store = InMemoryBillingStore()
+    store.add(
+        customer(MONTHLY), subscription(MONTHLY, "maroc-mois", datetime(2026, 9, 1, tzinfo=PARIS))
+    )
+    periods = [
+        OutagePeriod(
+            number,
+            OutageScope("MA"),
+            datetime(2026, 9, 1, 12, tzinfo=UTC),
+            datetime(2026, 9, 29, 12, tzinfo=UTC),
+            OutageImpact.MAJOR,
+        )
+        for number in (5, 6)
+    ]
+    clock = Clock()
+    clock.now = datetime(2026, 9, 1, 6, tzinfo=UTC)
+    billing = BillingRun(
+        store=store,
+        plans=lambda: PLANS,
+        outages=InMemoryOutageHistory(periods, clock=clock),
+        settings=SETTINGS,
+    )
+    billing.run(at=clock.now)
+    clock.now = datetime(2026, 9, 30, 6, tzinfo=UTC)
+    summary = billing.run(at=clock.now)
+    assert summary.credit_notes == 2
+    notes = credit_notes(store, MONTHLY)
+    assert [n.total_gross.amount for n in notes] == [eur("9.32"), eur("0.67")]
+    account = store.account(subscriber_id=MONTHLY, currency="EUR")
+    assert account.total(EntryKind.CREDIT) <= account.total(EntryKind.CHARGE)
+    assert billing.run(at=clock.now).credit_notes == 0

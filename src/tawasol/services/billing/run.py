@@ -30,7 +30,6 @@ from tawasol.domain.billing.outage_credits import (
 from tawasol.domain.billing.vat import VatTable
 from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import InvalidInput, TawasolError
-from tawasol.domain.money import Money
 from tawasol.domain.outages import OutagePeriod
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 from tawasol.services.billing.ports import (
@@ -359,6 +358,16 @@ class BillingRun:
             )
         currency = first.price_paid.currency
         account = self._store.account(subscriber_id=first.subscriber_id, currency=currency)
+        # One entry per paid period, referencing that period's charge: what other incidents
+        # credited for it already is subtracted, so all credits together never exceed the
+        # price paid for the period.
+        amounts = []
+        for paid, credit in credits:
+            left = paid.price_paid - account.total(EntryKind.CREDIT, reference=paid.charge_key)
+            amounts.append((paid, credit, min(credit.amount, left)))
+        amounts = [(paid, credit, amount) for paid, credit, amount in amounts if amount.amount > 0]
+        if not amounts:
+            return
         lines = tuple(
             DocumentLine(
                 description=f"{plans[paid.plan_code].name(customer.locale)}: outage "
@@ -366,13 +375,22 @@ class BillingRun:
                 period_start=paid.start,
                 period_end=paid.end,
                 quantity=1,
-                split=self._settings.vat.split(credit.amount, customer.country),
+                split=self._settings.vat.split(amount, customer.country),
             )
-            for paid, credit in credits
+            for paid, credit, amount in amounts
         )
         note = self._document(DocumentKind.CREDIT_NOTE, key, account.id, customer, lines, at)
-        note = replace(note, corrects=", ".join(paid.charge_key for paid, _ in credits))
-        total = Money(sum((c.amount.amount for _, c in credits), Decimal(0)), currency)
-        entry = LedgerEntry(account.id, EntryKind.CREDIT, total, key, at, reference=key)
-        step = BillingStep(key, entries=(entry,), documents=(note,))
+        note = replace(note, corrects=", ".join(paid.charge_key for paid, _, _ in amounts))
+        entries = tuple(
+            LedgerEntry(
+                account.id,
+                EntryKind.CREDIT,
+                amount,
+                f"{key}:{paid.charge_key}",
+                at,
+                reference=paid.charge_key,
+            )
+            for paid, _, amount in amounts
+        )
+        step = BillingStep(key, entries=entries, documents=(note,))
         summary.credit_notes += self._apply(step, dry_run=dry_run, summary=summary)
