@@ -6,7 +6,7 @@
     tawasol serve                     run the brain's HTTP API alone
     tawasol sip config                the Kamailio configuration for these settings
     tawasol explain USER NUMBER       why a call is (or is not) allowed, from the running brain
-    tawasol subscriber add|list|show|change-plan   manage subscribers
+    tawasol subscriber add|list|show|change-plan|password   manage subscribers
     tawasol plan list                 the plans on sale
     tawasol carriers status|capacity|events|rates  carriers at run time
     tawasol calls report --since DATE calls answered, not answered and refused per reason
@@ -34,7 +34,7 @@ from rich.table import Table
 from typer.core import TyperOption
 
 from tawasol.adapters.api.schemas import Channels, Limit, Offset, bounds
-from tawasol.config import Settings
+from tawasol.config import Settings, private_directory
 
 if TYPE_CHECKING:
     from tawasol.adapters.platform import Platform
@@ -121,7 +121,30 @@ def _settings() -> Settings:
 def _brain() -> Brain:
     from tawasol.composition import build_brain
 
-    return build_brain(_settings())
+    settings = _settings()
+    _require_database(settings)
+    return build_brain(settings)
+
+
+def _require_database(settings: Settings) -> None:
+    """End the command, creating nothing, when the SQLite database it would open is absent:
+    run from another working directory, the default `./var` is not the operator's data, and
+    opening it would leave an empty database and keys there. Only `tawasol init` creates one."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return  # a server database: nothing is created by connecting to it
+    database = Path(url.removeprefix("sqlite:///").partition("?")[0]).resolve()
+    if database.exists():
+        return
+    raise _fail(
+        NotFound(
+            f"no tawasol database at {database} (data directory {settings.data_dir}, "
+            "relative to the working directory unless absolute). Point at the right one with "
+            "--data-dir DIR or TAWASOL_DATA_DIR=DIR (or TAWASOL_DATABASE_URL for PostgreSQL), "
+            "or create this one with `tawasol init`",
+            database=str(database),
+        )
+    )
 
 
 @contextmanager
@@ -157,8 +180,11 @@ def init() -> None:
     settings = _settings()
     try:
         settings.check()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         migrate(settings.resolved_database_url)
+        # The keys too (when not given as settings), so that later commands create nothing.
+        settings.resolved_grant_key()
+        settings.resolved_edge_token()
     except TawasolError as error:
         raise _fail(error) from error
     console.print(f"database ready: {_redact(settings.resolved_database_url)}")
@@ -247,7 +273,8 @@ def _check_not_a_published_demo(demo: bool) -> None:
         errors.print(
             f"[red]refused:[/red] sample account(s) {', '.join(exposed)} still have the "
             "passwords published in the README. Run in demo mode (--demo or TAWASOL_DEMO=true), "
-            "or give them new passwords (PUT /admin/v1/subscribers/ID/password) first."
+            "or give them new passwords first: `tawasol subscriber password USER` (works on the "
+            "database, no brain needed)."
         )
         raise typer.Exit(2)
 
@@ -649,8 +676,8 @@ def calls_report(
     """Calls answered, not answered and refused (per reason code) in a period, in UTC unless
     an offset is given."""
     with _brain_session() as brain:
-        start = _parse_at(since, "UTC", brain.clock())
-        end = _parse_at(until, "UTC", brain.clock())
+        start = _parse_at(since, "UTC", brain.clock(), option="--since")
+        end = _parse_at(until, "UTC", brain.clock(), option="--until")
         if end <= start:
             raise InvalidInput("--until must be after --since")
         counts = brain.store.count_calls(since=start, until=end)
@@ -809,6 +836,8 @@ def explain(
 
     with _brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_user)
+        if subscriber is not None:
+            sip_user = subscriber.sip_username  # found ignoring case: `AMINA` is amina
         when = _parse_at(at, subscriber.time_zone if subscriber else "UTC", brain.clock())
         answer: ExplainOut | None = None
         # Why the answer was not asked of the running brain (None: it was).
@@ -862,7 +891,9 @@ def explain(
         )
 
 
-def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
+def _parse_at(text: str | None, time_zone: str, now: datetime, *, option: str = "--at") -> datetime:
+    """`text` (ISO 8601) as an instant within `Instant`'s bounds, read in `time_zone` without
+    an offset; errors name `option`, the option the user typed."""
     from pydantic import TypeAdapter
 
     from tawasol.adapters.api.schemas import Instant
@@ -872,14 +903,16 @@ def _parse_at(text: str | None, time_zone: str, now: datetime) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as error:
-        raise InvalidInput("--at must be ISO 8601, e.g. 2026-11-24T14:00", at=text) from error
+        raise InvalidInput(
+            f"{option} must be ISO 8601, e.g. 2026-11-24T14:00", **{option[2:]: text}
+        ) from error
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(time_zone))
     try:
         return TypeAdapter(Instant).validate_python(value)
     except ValidationError as error:
         problem = error.errors()[0]["msg"].removeprefix("Value error, ")
-        raise InvalidInput(f"--at {problem}", at=text) from error
+        raise InvalidInput(f"{option} {problem}", **{option[2:]: text}) from error
 
 
 # -- subscribers and plans --------------------------------------------------------------------
@@ -928,6 +961,34 @@ def subscriber_add(
         console.print(
             f"subscribed to {account.subscription.plan_code} until "
             f"{account.subscription.period_end:%Y-%m-%d %H:%M %Z}"
+        )
+
+
+@subscriber_app.command("password")
+def subscriber_password(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    ask_password: Annotated[
+        bool, typer.Option("--ask-password", help="Type the SIP password, hidden, twice.")
+    ] = False,
+) -> None:
+    """Give a subscriber a new SIP password, on the database (no running brain needed): a
+    generated one, printed once, or with --ask-password one typed twice (checked for strength,
+    never a published one)."""
+    password = (
+        typer.prompt("SIP password", hide_input=True, confirmation_prompt=True)
+        if ask_password
+        else None
+    )
+    with _brain_session() as brain:
+        subscriber = brain.catalog.find_subscriber(sip_username)
+        if subscriber is None:
+            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        account = brain.catalog.set_password(subscriber.id, password)
+    console.print(f"{account.subscriber.sip_username}: new SIP password set")
+    if account.password is not None:
+        console.print(
+            f"SIP password (shown once, only its hash is kept): {account.password}",
+            highlight=False,
         )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlStore
-from tawasol.config import Settings
+from tawasol.config import Settings, private_directory
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -53,7 +53,7 @@ class Brain:
 
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
     settings.check()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     store = SqlStore.from_url(settings.resolved_database_url)
     refusals = RefusalRecorder(store=store)
     authorizer = CallAuthorizer(

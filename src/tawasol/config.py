@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -293,13 +294,24 @@ GRANT_KEY_FILE = "grant.key"
 _EDGE_TOKEN = re.compile(r"[A-Za-z0-9._+/-]{16,512}")
 
 
+def private_directory(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (mode 0700), created if absent: the data
+    directory holds every subscriber's HA1 (the SQLite database), the edge token and the grant
+    key. An existing one this user owns is tightened on start."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.stat()
+    if status.st_uid == os.geteuid() and stat.S_IMODE(status.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 def _secret_file(path: Path) -> str:
     """The secret in `path`, created with 32 random bytes (mode 0600) if the file is absent."""
     try:
         return _read_token(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     try:
         # O_EXCL: a brain and an edge starting together agree on one secret
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

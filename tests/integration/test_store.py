@@ -539,6 +539,20 @@ def test_adding_a_plan_whose_code_exists_is_a_conflict(store: SqlStore) -> None:
     assert store.get_plan("maroc-illimite").price == Money(Decimal("9.99"), "EUR")
 
 
+def test_codes_and_sip_usernames_are_one_identifier_whatever_their_case(store: SqlStore) -> None:
+    store.add_plan(a_plan())
+    with pytest.raises(Conflict, match="maroc-illimite already exists"):
+        store.add_plan(a_plan("MAROC-ILLIMITE"))
+    store.add_carrier(a_carrier())
+    with pytest.raises(Conflict, match="atlas already exists"):
+        store.add_carrier(a_carrier("Atlas"))
+    assert [plan.code for plan in store.list_plans()] == ["maroc-illimite"]
+    assert [carrier.code for carrier in store.list_carriers()] == ["atlas"]
+    store.add_subscriber(a_new_subscriber("amina"))
+    found = store.find_subscriber("AMINA")
+    assert found is not None and found.sip_username == "amina"
+
+
 def test_missing_plan_subscriber_subscription_and_carrier_are_not_found(store: SqlStore) -> None:
     with pytest.raises(NotFound):
         store.get_plan("nope")

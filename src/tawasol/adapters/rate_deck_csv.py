@@ -38,7 +38,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from tawasol.adapters.api.schemas import EARLIEST, LATEST
-from tawasol.domain.carriers import BillingIncrement, Rate
+from tawasol.domain.carriers import BillingIncrement, Rate, rate_clash
 from tawasol.domain.codes import check_currency
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
@@ -137,20 +137,12 @@ def parse_rate_deck(
         rate = _read_row(dict(zip(columns, cells, strict=True)), line, fallback_currency, problems)
         if rate is None:
             continue
-        key = (rate.prefix, rate.effective_from)
-        earlier = seen.get(key)
-        if earlier is None:
-            seen[key] = (line, rate)
+        new = (rate.prefix, rate.effective_from) not in seen
+        clash = rate_clash(seen, line, rate, where="line")
+        if new:
             rates.append(rate)
-        elif earlier[1] != rate:
-            problems.append(
-                _Problem(
-                    line,
-                    "prefix",
-                    f"prefix {rate.prefix} from {rate.effective_from.isoformat()} already has "
-                    f"a different rate, currency or increment on line {earlier[0]}",
-                )
-            )
+        elif clash is not None:
+            problems.append(_Problem(line, "prefix", clash))
     if problems:
         raise _invalid(problems)
     return rates

@@ -116,6 +116,22 @@ class Rate:
             raise InvalidConfiguration("rate dates must be time-zone aware", prefix=self.prefix)
 
 
+def rate_clash(
+    seen: dict[tuple[str, datetime], tuple[int, Rate]], position: int, rate: Rate, *, where: str
+) -> str | None:
+    """The one rule for the rows of a rate deck, from a CSV file or the JSON API alike: one rate
+    per prefix per `effective_from`. Adds `rate` (found at `position`) to `seen` when its pair is
+    new; returns the problem when an earlier row for the pair has another price, currency or
+    increment (an identical repeat is read once: None)."""
+    earlier = seen.setdefault((rate.prefix, rate.effective_from), (position, rate))
+    if earlier[1] == rate:
+        return None
+    return (
+        f"prefix {rate.prefix} from {rate.effective_from.isoformat()} already has "
+        f"a different rate, currency or increment on {where} {earlier[0]}"
+    )
+
+
 class RateDeck:
     """A carrier's rates, looked up by longest matching prefix among those in effect at a time.
 

@@ -29,6 +29,7 @@ from tawasol.domain.subscribers import (
     validate_sip_username,
     validate_time_zone,
 )
+from tawasol.domain.text import check_free_text
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import contracted_channels
 from tawasol.services.ports import NewSubscriber, NewSubscription, Store
@@ -51,6 +52,20 @@ def normalise_phone(phone: str, *, field: str = "phone") -> str:
     if not phonenumbers.is_possible_number(number):
         raise InvalidInput(f"{field}: not a possible number", **{field: phone})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def refuse_published_password(password: str) -> None:
+    """Raises InvalidInput when `password` is one the project publishes (the sample accounts'
+    passwords in README.md): an account with it is open to anyone who read the README."""
+    # Imported here: the sample operator itself is built on this module.
+    from tawasol.services.sample_operator import published_passwords
+
+    if password.casefold() in published_passwords():
+        raise InvalidInput(
+            "this SIP password is published in tawasol's README (a sample account's): choose "
+            "another, or leave it out and the platform generates one",
+            field="password",
+        )
 
 
 def generate_password() -> str:
@@ -117,14 +132,18 @@ class CatalogService:
         caller_ids: tuple[str, ...] = (),
         plan_code: str | None = None,
         start: datetime | None = None,
+        demo_seed: bool = False,
     ) -> NewAccount:
         """Create a subscriber, subscribed to `plan_code` when given, in one transaction.
 
         Without a password the platform generates one (returned once in `NewAccount`); an
-        operator-chosen one must pass `check_password_strength`.
+        operator-chosen one must pass `check_password_strength` and not be a published one
+        (`demo_seed`: the demo seeding alone writes those).
         """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
+        check_free_text(name, field="name")
+        check_free_text(email, field="email", blank=True)
         validate_sip_username(sip_username)
         validate_time_zone(time_zone)
         normalised = normalise_phone(phone)
@@ -132,6 +151,8 @@ class CatalogService:
         chosen = generated or password or ""
         if generated is None:
             check_password_strength(chosen, known=(sip_username, name, email, normalised))
+            if not demo_seed:
+                refuse_published_password(chosen)
         subscription = (
             self._new_subscription(plan_code, start, SubscriptionStatus.ACTIVE)
             if plan_code
@@ -171,6 +192,7 @@ class CatalogService:
                     subscriber.phone,
                 ),
             )
+            refuse_published_password(chosen)
         updated = replace(
             subscriber, ha1=digest_ha1(subscriber.sip_username, self._authorizer.realm, chosen)
         )

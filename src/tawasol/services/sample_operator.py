@@ -284,6 +284,7 @@ def seed_sample_operator(
             sip_username=sample.sip_username,
             password=sample.password,
             plan_code=sample.plan_code,
+            demo_seed=True,
             start=now - timedelta(days=sample.started_days_ago),
         )
         if sample.status is SubscriptionStatus.EXPIRED and account.subscription is not None:
@@ -299,3 +300,9 @@ def published_sample_accounts(realm: str) -> dict[str, str]:
         sample.sip_username: digest_ha1(sample.sip_username, realm, sample.password)
         for sample in SAMPLE_SUBSCRIBERS
     }
+
+
+def published_passwords() -> frozenset[str]:
+    """Every SIP password the project publishes (README.md, docs/sip-edge.md), case-folded:
+    anyone can read them, so no account may be given one except by the demo seeding."""
+    return frozenset(sample.password.casefold() for sample in SAMPLE_SUBSCRIBERS)

@@ -7,6 +7,7 @@ refuses everything rather than run open.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from tawasol.adapters.api.schemas import (
     SubscriptionStatusIn,
 )
 from tawasol.composition import Brain
+from tawasol.config import Settings
 from tawasol.domain.decision import CallRequest
 from tawasol.domain.errors import InvalidInput, NotFound
 
@@ -84,11 +86,11 @@ def _query_params(dependant: Any) -> list[Any]:
     return params
 
 
-router = APIRouter(
-    prefix="/admin/v1",
-    tags=["admin"],
-    dependencies=[Depends(require_admin), Depends(refuse_unknown_query)],
-)
+# What every admin router (admin, carriers, security) checks first, declared once so that no
+# router forgets one (the security router did not refuse unknown query parameters).
+ADMIN_GUARDS = [Depends(require_admin), Depends(refuse_unknown_query)]
+
+router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=ADMIN_GUARDS)
 
 
 # -- plans ------------------------------------------------------------------------------------
@@ -211,13 +213,41 @@ def get_carrier(code: str, request: Request) -> CarrierSchema:
 def put_carrier(code: str, body: CarrierSchema, request: Request) -> CarrierSchema:
     """Replace an existing carrier (404 when there is none: create with POST)."""
     _same_code(code, body.code)
+    _refuse_own_edge(body, _brain(request).settings)
     return CarrierSchema.from_domain(_brain(request).catalog.update_carrier(body.to_domain()))
 
 
 @router.post("/carriers", response_model=CarrierSchema, status_code=201)
 def post_carrier(body: CarrierSchema, request: Request) -> CarrierSchema:
     """Create a carrier (409 `conflict` when the code exists: change it with PUT)."""
+    _refuse_own_edge(body, _brain(request).settings)
     return CarrierSchema.from_domain(_brain(request).catalog.add_carrier(body.to_domain()))
+
+
+def _refuse_own_edge(body: CarrierSchema, settings: Settings) -> None:
+    """A gateway at tawasol's own SIP edge (`sip_listen`:`sip_port`) would send every call it
+    is given back into the edge: a loop (RFC 3261 §16.3 loop detection would cut it with 482
+    only after a round of forwarding). Refused with 422 naming the gateway."""
+
+    def address(host: str) -> object:
+        host = "127.0.0.1" if host.lower() == "localhost" else host.strip("[]")
+        try:
+            return ipaddress.ip_address(host)
+        except ValueError:
+            return host.lower()
+
+    edge = address(settings.sip_listen)
+    # An edge listening on every address (0.0.0.0) also answers on the loopback addresses.
+    everywhere = getattr(edge, "is_unspecified", False)
+    for index, gateway in enumerate(body.gateways):
+        host = address(gateway.host)
+        loops = host == edge or (everywhere and getattr(host, "is_loopback", False))
+        if gateway.port == settings.sip_port and loops:
+            raise InvalidInput(
+                f"gateways[{index}]: {gateway.host}:{gateway.port} is tawasol's own SIP edge "
+                "(sip_listen:sip_port): calls sent there would loop",
+                field=f"gateways.{index}.host",
+            )
 
 
 def _same_code(path: str, body: str) -> None:
@@ -273,7 +303,10 @@ def explain(body: ExplainIn, request: Request) -> ExplainOut:
     carriers' live state (down, full, capped) this brain holds."""
     brain = _brain(request)
     at: datetime = body.at or brain.clock()
+    # SIP usernames are unique ignoring case: support may type `AMINA` for amina.
+    found = brain.catalog.find_subscriber(body.sip_username)
+    username = found.sip_username if found is not None else body.sip_username
     decision = brain.authorizer.explain(
-        CallRequest(sip_username=body.sip_username, dialled=body.dialled), now=at
+        CallRequest(sip_username=username, dialled=body.dialled), now=at
     )
     return ExplainOut.from_domain(decision)

@@ -6,12 +6,21 @@ ISO 8601 with an offset (admin API) or integer milliseconds since the epoch (SIP
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal, Self
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from babel.numbers import get_currency_precision
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord
 from tawasol.domain.carriers import (
@@ -24,6 +33,7 @@ from tawasol.domain.carriers import (
     Rate,
     RateDeck,
     Transport,
+    rate_clash,
 )
 from tawasol.domain.catalog import (
     CostCeiling,
@@ -46,6 +56,7 @@ from tawasol.domain.subscribers import (
     Subscription,
     SubscriptionStatus,
 )
+from tawasol.domain.text import control_character
 
 # -- bounds of every field at the API and CLI boundary, declared once ---------------------------
 # The CLI reads the same types (`bounds`), so `--offset` and `?offset=` refuse the same values.
@@ -102,12 +113,65 @@ Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 
 
+# Validation context of data read back from the store: the checks added after it was written
+# (free text, gateways, consistency) must not turn a GET of old data into a 500.
+STORED = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _free_text(value: str, info: ValidationInfo) -> str:
+    if _stored(info):
+        return value
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(f"must not contain control characters ({found})")
+    return value
+
+
+def _not_blank(value: str, info: ValidationInfo) -> str:
+    if not _stored(info) and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Free text an operator types (domain/text.py): no control characters; a name is not blank.
+Text = Annotated[str, AfterValidator(_free_text)]
+Name = Annotated[str, Field(min_length=1), AfterValidator(_free_text), AfterValidator(_not_blank)]
+
+
 def _domain_check(check: Callable[[str], str], value: str) -> str:
     """A domain check as a pydantic validator: its InvalidInput becomes the field's error."""
     try:
         return check(value)
     except InvalidInput as error:
         raise ValueError(error.message) from error
+
+
+# The longest period of each kind in minutes: a week, a 31-day month, a leap year.
+_PERIOD_MINUTES = {Period.WEEK: 7 * 1440, Period.MONTH: 31 * 1440, Period.YEAR: 366 * 1440}
+
+
+def _check_minor_units(amount: str, currency: str, *, field: str) -> None:
+    """An amount charged in `currency` has at most its minor-unit decimals (ISO 4217: EUR 2,
+    JPY 0, TND 3); per-minute rates are not charged as such and keep their finer decimals."""
+    decimals = len(amount.partition(".")[2].rstrip("0"))
+    allowed = get_currency_precision(currency)
+    if decimals > allowed:
+        raise ValueError(
+            f"{field}: {amount} {currency} has {decimals} decimals; {currency} has {allowed}"
+        )
+
+
+def _refuse_repeats(field: str, keys: list[str]) -> None:
+    """Raise naming `field`'s item that repeats an earlier one's key (they would contradict)."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        earlier = first.setdefault(key, index)
+        if earlier != index:
+            raise ValueError(f"{field}[{index}] repeats {field}[{earlier}] ({key})")
 
 
 def bounds(annotated: object) -> dict[str, int]:
@@ -125,6 +189,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _routable_host(host: str, info: ValidationInfo) -> str:
+    """A gateway's host when an INVITE can be sent to it: not the unspecified address (0.0.0.0,
+    ::), a multicast group (RFC 3261 §18.1.1 multicast is for discovery, not trunks) or the
+    limited broadcast address. Names are checked for their form by the domain."""
+    if _stored(info):
+        return host
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        raise ValueError(f"{host} is the unspecified address, not a gateway")
+    if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{host} is a multicast or broadcast address, not a gateway")
+    return host
+
+
 # -- plans ------------------------------------------------------------------------------------
 class DestinationRuleSchema(Strict):
     country: Country
@@ -135,6 +216,16 @@ class TimeWindowSchema(Strict):
     weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(min_length=1, max_length=7)
     start: ClockTime
     end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self, info: ValidationInfo) -> Self:
+        # The domain reads start == end as the whole day; only 00:00-00:00 says so plainly.
+        if not _stored(info) and self.start == self.end != "00:00":
+            raise ValueError(
+                f"time window {self.start}-{self.end} is empty or ambiguous: "
+                "write 00:00-00:00 for the whole day"
+            )
+        return self
 
 
 class FairUseSchema(Strict):
@@ -153,7 +244,7 @@ class CostCeilingSchema(Strict):
 
 class PlanSchema(Strict):
     code: Code
-    names: dict[Literal["fr", "ar", "en"], Annotated[str, Field(min_length=1, max_length=120)]]
+    names: dict[Literal["fr", "ar", "en"], Annotated[Name, Field(max_length=120)]]
     period: Period
     price: Amount
     currency: Currency
@@ -168,6 +259,27 @@ class PlanSchema(Strict):
         le=1440,
         description="minutes a call may go on after the plan's hours end; 0: cut at the end",
     )
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Self:
+        """Refuse what contradicts itself: a price finer than its currency's minor unit (ISO
+        4217, read from Babel's CLDR data), more fair-use minutes than the period has, two cost
+        ceilings for one country and kind."""
+        if _stored(info):
+            return self
+        _check_minor_units(self.price, self.currency, field="price")
+        limit = _PERIOD_MINUTES[self.period]
+        minutes = self.fair_use.minutes_per_period
+        if minutes is not None and minutes > limit:
+            raise ValueError(
+                f"fair_use.minutes_per_period: {minutes} is more than a {self.period} has "
+                f"({limit:,} minutes)"
+            )
+        _refuse_repeats(
+            "cost_ceilings",
+            [f"{ceiling.country} {ceiling.kind or 'any kind'}" for ceiling in self.cost_ceilings],
+        )
+        return self
 
     def to_domain(self) -> Plan:
         fair = self.fair_use
@@ -252,14 +364,15 @@ class PlanSchema(Strict):
                     }
                     for ceiling in plan.cost_ceilings
                 ],
-            }
+            },
+            context=STORED,
         )
 
 
 # -- subscribers ------------------------------------------------------------------------------
 class SubscriberIn(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: Annotated[str, Field(max_length=254)] = ""
+    name: Annotated[Name, Field(max_length=200)]
+    email: Annotated[Text, Field(max_length=254)] = ""
     phone: Annotated[str, Field(min_length=3, max_length=32, examples=["+33612345678"])]
     locale: Literal["fr", "ar", "en"] = "fr"
     time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Paris"])] = "Europe/Paris"
@@ -268,7 +381,7 @@ class SubscriberIn(Strict):
         default=None,
         description="leave out: the platform generates one and returns it once",
     )
-    caller_ids: list[Annotated[str, Field(max_length=32)]] = Field(
+    caller_ids: list[Annotated[Text, Field(max_length=32)]] = Field(
         default_factory=list, max_length=20
     )
     plan_code: Code | None = Field(
@@ -362,7 +475,7 @@ class SubscriptionOut(BaseModel):
 # -- carriers ---------------------------------------------------------------------------------
 class GatewaySchema(Strict):
     name: Code
-    host: Annotated[str, Field(min_length=1, max_length=253)]
+    host: Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_routable_host)]
     port: int = Field(default=5060, ge=1, le=65535)
     transport: Transport = Transport.UDP
 
@@ -389,7 +502,7 @@ class RateSchema(Strict):
 
 class CarrierSchema(Strict):
     code: Code
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[Name, Field(max_length=200)]
     gateways: list[GatewaySchema] = Field(min_length=1, max_length=32)
     destinations: list[CarrierDestinationSchema] = Field(min_length=1, max_length=500)
     flat_rate: FlatRateSchema | None = None
@@ -398,7 +511,29 @@ class CarrierSchema(Strict):
     max_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS)
     enabled: bool = True
 
-    def to_domain(self) -> Carrier:
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Self:
+        """Refuse what contradicts itself: two gateways of one name, one destination twice (at
+        two priorities), a monthly fee finer than its currency, two rates for one prefix from
+        one instant (the CSV import's rule, `rate_clash`)."""
+        if _stored(info):
+            return self
+        _refuse_repeats("gateways", [gateway.name for gateway in self.gateways])
+        _refuse_repeats(
+            "destinations", [f"{item.country} {item.kind}" for item in self.destinations]
+        )
+        if self.flat_rate is not None:
+            _check_minor_units(
+                self.flat_rate.monthly_fee, self.flat_rate.currency, field="flat_rate.monthly_fee"
+            )
+        seen: dict[tuple[str, datetime], tuple[int, Rate]] = {}
+        for index, rate in enumerate(self._domain_rates()):
+            clash = rate_clash(seen, index, rate, where="rates")
+            if clash is not None:
+                raise ValueError(f"rates[{index}]: {clash}")
+        return self
+
+    def _domain_rates(self) -> list[Rate]:
         rates = []
         for rate in self.rates:
             first, following = (int(part) for part in rate.increment.split("/"))
@@ -410,6 +545,11 @@ class CarrierSchema(Strict):
                     increment=BillingIncrement(first, following),
                 )
             )
+        return rates
+
+    def to_domain(self) -> Carrier:
+        # An identical repeat of a rate is read once, as in the CSV import.
+        rates = list(dict.fromkeys(self._domain_rates()))
         return Carrier(
             code=self.code,
             name=self.name,
@@ -474,7 +614,8 @@ class CarrierSchema(Strict):
                 "number_format": carrier.number_format,
                 "max_channels": carrier.max_channels,
                 "enabled": carrier.enabled,
-            }
+            },
+            context=STORED,
         )
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from tawasol.adapters.api.admin import require_admin
+from tawasol.adapters.api.admin import ADMIN_GUARDS
 from tawasol.composition import Brain
 from tawasol.services.verify_credentials import AuthFailureReport
 
-router = APIRouter(
-    prefix="/admin/v1/security", tags=["security"], dependencies=[Depends(require_admin)]
-)
+router = APIRouter(prefix="/admin/v1/security", tags=["security"], dependencies=ADMIN_GUARDS)
 
 
 @router.get("/auth-failures", response_model=list[AuthFailureReport])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,9 +79,28 @@ def create_store_engine(url: str | URL) -> Engine:
     return engine
 
 
+def _protect_sqlite_files(database: str | None) -> None:
+    """Owner-only (0600) database, -wal and -shm files: they hold every subscriber's HA1.
+
+    Called as each connection opens, before its first read, so that a new file is tightened
+    before anything is written and SQLite creates -wal and -shm with the database's mode (its
+    unix VFS copies it); files left 0644 by an older version are fixed on the next start.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path = Path(database + suffix)
+        try:
+            if stat.S_IMODE(path.stat().st_mode) & 0o177:
+                path.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _protect_sqlite_files(engine.url.database)
         # Disable the sqlite3 module's own BEGIN handling; `_on_begin` emits ours.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()

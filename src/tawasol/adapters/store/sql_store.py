@@ -159,6 +159,7 @@ class SqlStore:
         with self._catalog_write() as session:
             if session.get(PlanRow, plan.code) is not None:
                 raise Conflict(f"plan {plan.code} already exists", code=plan.code)
+            _check_code_free(session, PlanRow.code, plan.code, what="plan")
             session.add(PlanRow(**values))
 
     def update_plan(self, plan: Plan) -> None:
@@ -242,8 +243,11 @@ class SqlStore:
 
     def find_subscriber(self, sip_username: str) -> Subscriber | None:
         with self._session(self._engine) as session:
+            # Unique ignoring case (`_check_unique`): `AMINA` finds amina.
             row = session.scalar(
-                select(SubscriberRow).where(SubscriberRow.sip_username == sip_username)
+                select(SubscriberRow).where(
+                    func.lower(SubscriberRow.sip_username) == sip_username.lower()
+                )
             )
             return None if row is None else mapping.subscriber_from_row(row)
 
@@ -566,6 +570,17 @@ def _carriers(session: Session, *, code: str | None = None) -> list[Carrier]:
     ]
 
 
+def _check_code_free(session: Session, column: Any, code: str, *, what: str) -> None:
+    """Plan and carrier codes are identifiers, unique ignoring case: `MA-MINUTE` next to
+    `ma-minute` would be a second carrier routed by mistake. Raises Conflict naming the code
+    that exists; checked inside the catalog write, like `_check_unique`."""
+    taken = session.scalar(select(column).where(func.lower(column) == code.lower()).limit(1))
+    if taken is not None:
+        raise Conflict(
+            f"{what} {taken} already exists: codes are unique ignoring case", code=code, taken=taken
+        )
+
+
 def _check_unique(
     session: Session, subscriber: NewSubscriber | Subscriber, *, owner: int | None
 ) -> None:
@@ -648,6 +663,7 @@ def _write_carrier(session: Session, carrier: Carrier, *, exists: bool | None) -
     if exists is False and row is not None:
         raise Conflict(f"carrier {carrier.code} already exists", code=carrier.code)
     if row is None:
+        _check_code_free(session, CarrierRow.code, carrier.code, what="carrier")
         session.add(CarrierRow(**values))
         session.flush()
     else:
