@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tawasol.adapters.documents.render import render_html, render_pdf
+from tawasol.adapters.documents.render import document_pdf, render_html, render_pdf
 from tawasol.domain.billing.documents import Document, DocumentKind, DocumentLine, IssuingEntity
 from tawasol.domain.billing.vat import VatTable
 from tawasol.domain.money import Money
@@ -97,3 +98,30 @@ def test_latin_addresses_keep_their_order_on_an_arabic_invoice(tmp_path):
     text = pdf_text(tmp_path, "ar")
     assert "1 rue de la Paix, 75002 Paris" in text
     assert "3 rue Oberkampf, 75011 Paris" in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "type_code"), [(DocumentKind.INVOICE, "380"), (DocumentKind.CREDIT_NOTE, "381")]
+)
+def test_a_business_gets_factur_x_with_the_totals(kind, type_code):
+    from xml.etree import ElementTree as ET
+
+    import facturx
+
+    document = replace(invoice("fr"), business=True, kind=kind)
+    name, xml = facturx.get_xml_from_pdf(document_pdf(document, ENTITY))
+    assert name == "factur-x.xml"
+    root = ET.fromstring(xml)
+    ram = "{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}"
+    assert root.find(f".//{ram}TypeCode").text == type_code
+    rsm = "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}"
+    assert root.find(f"{rsm}ExchangedDocument/{ram}ID").text == "F-FR1-00000042"
+    assert root.find(f".//{ram}GrandTotalAmount").text == "1239.98"
+    assert root.find(f".//{ram}TaxTotalAmount").text == "206.66"
+    assert root.find(f".//{ram}TaxBasisTotalAmount").text == "1033.32"
+
+
+def test_a_consumer_gets_a_plain_pdf():
+    import facturx
+
+    assert facturx.get_xml_from_pdf(document_pdf(invoice("fr"), ENTITY)) == (False, False)

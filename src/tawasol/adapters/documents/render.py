@@ -147,3 +147,14 @@ def render_pdf(document: Document, entity: IssuingEntity) -> bytes:
 
     pdf: bytes = HTML(string=render_html(document, entity)).write_pdf()
     return pdf
+
+
+def document_pdf(document: Document, entity: IssuingEntity) -> bytes:
+    """The PDF sent to the subscriber: Factur-X (XML embedded) for a business, plain for a
+    consumer."""
+    pdf = render_pdf(document, entity)
+    if not document.business:
+        return pdf
+    from tawasol.adapters.documents.facturx import facturx_pdf
+
+    return facturx_pdf(pdf, document, entity)
