@@ -39,6 +39,8 @@ from tawasol.config import Settings, private_directory
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
+    from tawasol.runtime.processes import Platform
+    from tawasol.services.billing.schedule import BillingScheduler
 from tawasol.domain.decision import CallRequest
 from tawasol.domain.errors import (
     InvalidConfiguration,
@@ -313,10 +315,11 @@ def up(
     demo: Annotated[bool, typer.Option("--demo", help="Demo mode (sample accounts).")] = False,
 ) -> None:
     """Run the platform in the foreground: the brain's API and the Kamailio SIP edge."""
-    from tawasol.runtime.processes import start_platform, supervise
+    from tawasol.runtime.processes import start_platform
 
     _check_not_a_published_demo(demo)
     settings = _settings()
+    scheduler = _billing_scheduler(settings)  # its settings are checked before anything starts
     try:
         settings.check()
         platform = start_platform(settings)
@@ -326,7 +329,46 @@ def up(
     console.print(f"SIP edge    sip:{settings.sip_listen}:{settings.sip_port}  (UDP and TCP)")
     console.print(f"logs        {platform.brain.log}  {platform.edge.log}")
     console.print("Ctrl-C (or `tawasol down` from another shell) stops both.")
-    code = supervise(
+    if scheduler is not None:
+        scheduler.start()
+        console.print(f"billing     every {settings.billing_run_interval_s} s")
+    try:
+        code = _supervised(platform, settings)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+    if code:
+        raise typer.Exit(code)
+
+
+def _billing_scheduler(settings: Settings) -> BillingScheduler | None:
+    """Billing on a timer inside `tawasol up`, once the operator has set the VAT rates."""
+    if not settings.billing_vat_rates or not settings.billing_run_interval_s:
+        return None
+    from tawasol.adapters.clock import system_clock
+    from tawasol.composition import build_billing_run
+    from tawasol.services.billing.schedule import BillingScheduler
+
+    try:
+        run, _ = build_billing_run(settings)
+    except TawasolError as error:
+        raise _fail(error) from error
+    scheduler = BillingScheduler(
+        run=run,
+        clock=system_clock,
+        interval=timedelta(seconds=settings.billing_run_interval_s),
+        on_summary=lambda summary: console.print(
+            "billing: " + ", ".join(f"{k} {v}" for k, v in summary.rows() if v not in ("0", "")),
+            highlight=False,
+        ),
+    )
+    return scheduler
+
+
+def _supervised(platform: Platform, settings: Settings) -> int:
+    from tawasol.runtime.processes import supervise
+
+    return supervise(
         platform,
         settings=settings,
         on_exit=lambda why: console.print(f"stopped: {why}", highlight=False),
@@ -334,8 +376,6 @@ def up(
             f"{datetime.now(UTC):%H:%M:%S}Z {what}", highlight=False
         ),
     )
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
@@ -652,6 +692,124 @@ def calls_report(
     for key, value in sorted(counts.items()):
         if key.startswith("refused:"):
             table.add_row(f"  refused: {key.removeprefix('refused:')}", str(value))
+    console.print(table)
+
+
+billing_app = typer.Typer(help="Billing: renewals, invoices, outage credits.", no_args_is_help=True)
+app.add_typer(billing_app, name="billing")
+
+
+@billing_app.command("run")
+def billing_run(
+    at: Annotated[
+        str | None, typer.Option(help="Bill as of this time (ISO 8601, UTC unless an offset).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what it would do.")] = False,
+) -> None:
+    """Renew what is due, defer renewals during long outages, credit closed incidents.
+
+    Each step is written once: safe to re-run, and after a crash at any point."""
+    from rich.progress import Progress
+
+    from tawasol.adapters.clock import system_clock
+    from tawasol.composition import build_billing_run
+
+    try:
+        moment = _parse_at(at, "UTC", system_clock())
+        run, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        with Progress(console=errors, transient=True) as progress:
+            task = progress.add_task("billing", total=None)
+            summary = run.run(
+                at=moment,
+                dry_run=dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    title = f"billing {'dry run' if dry_run else 'run'} at {moment.isoformat()}"
+    table = Table(title=title, box=box.SIMPLE)
+    table.add_column("step")
+    table.add_column("count / amount", justify="right")
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    console.print(table)
+    for subscription_id, message in summary.errors[:20]:
+        errors.print(f"[red]subscription {subscription_id}:[/red] {message}")
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@billing_app.command("payment")
+def billing_payment(
+    subscriber_id: Annotated[int, typer.Argument(help="The subscriber who paid.")],
+    amount: Annotated[str, typer.Argument(help="Amount received, e.g. 9.99.")],
+    currency: Annotated[str, typer.Argument(help="ISO 4217 currency, e.g. EUR.")],
+    reference: Annotated[str, typer.Option(help="The bank transfer's reference.")],
+) -> None:
+    """Record a payment received by bank transfer or cash (recorded once per reference)."""
+    from tawasol.adapters.clock import system_clock
+    from tawasol.composition import build_billing_run
+    from tawasol.domain.money import Money
+    from tawasol.services.billing.payments import ManualPayments
+
+    try:
+        money = Money.parse(amount, currency)
+        if money.amount <= 0:
+            raise InvalidInput("a payment is a positive amount", amount=amount)
+        _, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        new = ManualPayments(store=billing_store).record(
+            subscriber_id=subscriber_id, amount=money, reference=reference, at=system_clock()
+        )
+        balance = billing_store.account(subscriber_id=subscriber_id, currency=money.currency)
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    state = "recorded" if new else "already recorded"
+    console.print(f"payment {reference}: {state}; balance owed {balance.balance}")
+
+
+@billing_app.command("credits")
+def billing_credits(
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+) -> None:
+    """Outage credits per incident: the total of the credit notes issued for each."""
+    from tawasol.composition import build_billing_run
+    from tawasol.services.billing.reports import credits_per_incident
+
+    try:
+        _, billing_store = build_billing_run(_settings())
+    except TawasolError as error:
+        raise _fail(error) from error
+    try:
+        totals = credits_per_incident(
+            billing_store.documents(entity_code=_settings().billing_entity_code)
+        )
+    except TawasolError as error:
+        raise _fail(error) from error
+    finally:
+        billing_store.close()
+    rows = sorted(totals.items())
+    if csv_output:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["incident_id", "currency", "credited"])
+        writer.writerows([incident, currency, str(total)] for (incident, currency), total in rows)
+        return
+    table = Table(title="outage credits per incident", box=box.SIMPLE)
+    for column in ("incident", "currency", "credited"):
+        table.add_column(column, justify="right")
+    for (incident, currency), total in rows:
+        table.add_row(str(incident), currency, str(total))
     console.print(table)
 
 

@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
@@ -30,6 +32,11 @@ from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
+
+if TYPE_CHECKING:
+    from tawasol.adapters.store.billing_sql import SqlBillingStore
+    from tawasol.services.billing.run import BillingRun
+    from tawasol.services.ports import OutageHistory
 
 
 @dataclass
@@ -212,3 +219,40 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         rate_per_s=settings.notice_rate_per_s,
     )
     return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)
+
+
+def build_billing_run(
+    settings: Settings, *, outages: OutageHistory | None = None
+) -> tuple[BillingRun, SqlBillingStore]:
+    """The billing run on the settings' database. `outages` defaults to the incidents store's
+    customer-facing outage periods (`SqlIncidentStore`, the `OutageHistory` contract)."""
+    from tawasol.adapters.store.billing_sql import SqlBillingStore
+    from tawasol.domain.billing.documents import IssuingEntity
+    from tawasol.domain.billing.outage_credits import CreditPolicy
+    from tawasol.domain.billing.vat import VatTable
+    from tawasol.services.billing.run import BillingRun, BillingSettings
+
+    entity = IssuingEntity(
+        code=settings.billing_entity_code,
+        name=settings.billing_entity_name,
+        address=settings.billing_entity_address,
+        siren=settings.billing_entity_siren,
+        vat_number=settings.billing_entity_vat_number,
+        number_prefix=settings.billing_number_prefix,
+    )
+    policy = CreditPolicy(
+        minimum_unit=timedelta(hours=settings.billing_credit_unit_hours),
+        partial_factor=Decimal(settings.billing_partial_outage_factor),
+        threshold=timedelta(hours=settings.billing_credit_threshold_hours),
+        renewal_deferral_after=timedelta(hours=settings.billing_renewal_deferral_hours),
+    )
+    url = settings.resolved_database_url
+    catalog = SqlStore.from_url(url)
+    billing_store = SqlBillingStore(catalog.engine)
+    run = BillingRun(
+        store=billing_store,
+        plans=lambda: {plan.code: plan for plan in catalog.list_plans()},
+        outages=outages or SqlIncidentStore(catalog.engine),
+        settings=BillingSettings(entity, VatTable.parse(settings.billing_vat_rates), policy),
+    )
+    return run, billing_store

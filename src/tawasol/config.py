@@ -44,6 +44,30 @@ class Settings(BaseSettings):
         "loaded and run; never on a production platform",
     )
 
+    # -- billing (docs/billing.md) -----------------------------------------------------------
+    billing_entity_code: str = Field(
+        default="MAIN", pattern=r"^[A-Z0-9]{1,16}$", description="the invoice sequence's name"
+    )
+    billing_entity_name: str = Field(default="", description="seller's name on invoices")
+    billing_entity_address: str = Field(default="", description="seller's address on invoices")
+    billing_entity_siren: str = Field(default="", description="seller's SIREN (9 digits)")
+    billing_entity_vat_number: str = Field(default="", description="seller's VAT number")
+    billing_number_prefix: str = Field(default="F", pattern=r"^[A-Z]{1,4}$")
+    billing_vat_rates: str = Field(
+        default="",
+        description="VAT percent per subscriber country, e.g. FR=20,BE=21,MA=20; a country "
+        "missing here cannot be billed",
+    )
+    billing_credit_unit_hours: int = Field(default=24, ge=1, le=24 * 31)
+    billing_partial_outage_factor: str = Field(default="0.5", pattern=r"^(0(\.\d+)?|1(\.0+)?)$")
+    billing_credit_threshold_hours: int = Field(default=4, ge=0)
+    billing_renewal_deferral_hours: int = Field(default=24, ge=0)
+    billing_run_interval_s: int = Field(
+        default=3600,
+        ge=0,
+        description="tawasol up runs billing this often once the VAT rates are set; 0: never",
+    )
+
     # -- the brain's HTTP API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8040, ge=1, le=65535)

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
-from test_store import postgres_schema
 
+from support.stores import postgres_schema
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 
 

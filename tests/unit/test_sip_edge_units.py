@@ -214,10 +214,14 @@ class _Brain:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
 
     def close(self) -> None:
-        self.server.shutdown()
+        # shutdown() waits for serve_forever for ever: bounded here, so that a test that
+        # failed cannot hang the run in its teardown.
+        threading.Thread(target=self.server.shutdown, daemon=True).start()
+        self.thread.join(timeout=5)
         self.server.server_close()
 
 

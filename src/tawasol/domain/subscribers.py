@@ -29,14 +29,17 @@ class SubscriptionStatus(enum.StrEnum):
 
     pending_payment -> active -> past_due -> suspended -> cancelled or expired, along the
     transitions in `TRANSITIONS` only (billing moves a subscription through them; an operator
-    may too). `cancelled` and `expired` are final: a returning customer gets a new
-    subscription, so the history of the old one stays as it was.
+    may too). `paused` is an active subscription the subscriber put on hold: it places no
+    calls and does not renew; on resume its period is extended by the time it was paused.
+    `cancelled` and `expired` are final: a returning customer gets a new subscription, so the
+    history of the old one stays as it was.
     """
 
     PENDING_PAYMENT = "pending_payment"
     ACTIVE = "active"
     PAST_DUE = "past_due"
     SUSPENDED = "suspended"
+    PAUSED = "paused"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
@@ -50,9 +53,10 @@ _S = SubscriptionStatus
 # The allowed status changes; anything else is refused (Conflict).
 TRANSITIONS: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
     _S.PENDING_PAYMENT: frozenset({_S.ACTIVE, _S.CANCELLED, _S.EXPIRED}),
-    _S.ACTIVE: frozenset({_S.PAST_DUE, _S.SUSPENDED, _S.CANCELLED, _S.EXPIRED}),
+    _S.ACTIVE: frozenset({_S.PAST_DUE, _S.SUSPENDED, _S.PAUSED, _S.CANCELLED, _S.EXPIRED}),
     _S.PAST_DUE: frozenset({_S.ACTIVE, _S.SUSPENDED, _S.CANCELLED, _S.EXPIRED}),
     _S.SUSPENDED: frozenset({_S.ACTIVE, _S.CANCELLED, _S.EXPIRED}),
+    _S.PAUSED: frozenset({_S.ACTIVE, _S.CANCELLED}),
     _S.CANCELLED: frozenset(),
     _S.EXPIRED: frozenset(),
 }

@@ -1,0 +1,1 @@
+"""Invoices and credit notes rendered for people: HTML and PDF (WeasyPrint)."""

@@ -1,0 +1,1 @@
+"""Billing use cases: the billing run (renewals, deferrals, outage credits) and payments."""

@@ -1,0 +1,44 @@
+"""Payments the operator records by hand (bank transfer, cash): `PaymentMethod.MANUAL`.
+
+Card, SEPA and PayPal come with the payments issue behind the same `Payments` port. A manual
+payment is a ledger entry of kind `payment` under the key the operator gives (the bank's
+transfer reference), so recording the same transfer twice records it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tawasol.domain.billing.ledger import EntryKind, LedgerEntry
+from tawasol.domain.errors import InvalidInput
+from tawasol.domain.money import Money
+from tawasol.services.billing.ports import BillingStep, BillingStore, PaymentStatus
+
+
+class ManualPayments:
+    """The `Payments` port for money that arrives outside the platform."""
+
+    def __init__(self, *, store: BillingStore) -> None:
+        self._store = store
+
+    def collect(self, *, subscriber_id: int, amount: Money, reference: str) -> PaymentStatus:
+        """Nothing to collect: the operator records the transfer when it arrives."""
+        return PaymentStatus.AWAITING
+
+    def record(self, *, subscriber_id: int, amount: Money, reference: str, at: datetime) -> bool:
+        """Record a payment received; False when this reference was recorded already.
+
+        Raises InvalidInput for a non-positive amount or an empty reference, NotFound for an
+        unknown subscriber.
+        """
+        if not reference.strip():
+            raise InvalidInput("a manual payment needs the transfer's reference")
+        self._store.customer(subscriber_id)
+        account = self._store.account(subscriber_id=subscriber_id, currency=amount.currency)
+        key = f"payment:manual:{reference.strip()}"
+        entry = LedgerEntry(
+            account.id, EntryKind.PAYMENT, amount, key, at, reference=reference.strip()
+        )
+        return self._store.apply(
+            BillingStep(key, entries=(entry,)), entity_code="", number_prefix=""
+        )

@@ -1,0 +1,143 @@
+"""The ports billing persists and pays through, each with an in-memory implementation
+(`tawasol.adapters.store.billing_memory`) and a SQL one (`...billing_sql`) passing the same
+contract tests.
+
+Every write of a billing step goes through `BillingStore.apply` as one transaction: the ledger
+entries, the documents (numbered there, so a number is only ever used by a committed document:
+no gap), the subscription's new period and status, its billing terms and the documents to send.
+A step carries an idempotency key; applying a key a second time changes nothing, which is what
+makes the billing run safe to re-run after a crash at any point.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tawasol.domain.billing.calendar import BillingPeriod
+from tawasol.domain.billing.documents import Document
+from tawasol.domain.billing.ledger import Account, LedgerEntry
+from tawasol.domain.billing.lifecycle import BillingTerms
+from tawasol.domain.money import Money
+from tawasol.domain.subscribers import Subscription
+
+
+@dataclass(frozen=True)
+class BillingCustomer:
+    """Who a document is addressed to: name, postal address, country of residence (VAT),
+    locale of the documents, time zone of the calendar, and whether a business (Factur-X)."""
+
+    subscriber_id: int
+    name: str
+    email: str
+    country: str
+    time_zone: str
+    locale: str
+    address: str = ""
+    business: bool = False
+
+
+@dataclass(frozen=True)
+class BillingItem:
+    """A running subscription as billing sees it; `terms` None until billing first meets it."""
+
+    subscription: Subscription
+    customer: BillingCustomer
+    terms: BillingTerms | None
+
+
+@dataclass(frozen=True)
+class PaidPeriod:
+    """A period a subscription was charged for, and how much (what credits are bounded by)."""
+
+    subscription_id: int
+    subscriber_id: int
+    plan_code: str
+    index: int
+    start: datetime
+    end: datetime
+    price_paid: Money
+    charge_key: str
+
+    @property
+    def period(self) -> BillingPeriod:
+        return BillingPeriod(self.index, self.start, self.end)
+
+
+@dataclass(frozen=True)
+class BillingStep:
+    """One atomic billing step for one subscription (see the module docstring)."""
+
+    idempotency_key: str
+    subscription: Subscription | None = None  # its new state; None: unchanged
+    terms: BillingTerms | None = None  # its new billing terms; None: unchanged
+    entries: tuple[LedgerEntry, ...] = ()
+    documents: tuple[Document, ...] = ()
+    paid: PaidPeriod | None = None  # the period this step charged, if any
+
+
+class BillingStore(Protocol):
+    """Accounts, ledger entries, documents and billing terms."""
+
+    def items_due(self, *, before: datetime) -> Sequence[BillingItem]:
+        """Running subscriptions whose period ends at or before `before`, or that billing has
+        not met yet, oldest period end first."""
+        ...
+
+    def paid_periods(self, *, start: datetime, end: datetime) -> Sequence[PaidPeriod]:
+        """Every charged period overlapping [start, end), by subscription then start."""
+        ...
+
+    def customer(self, subscriber_id: int) -> BillingCustomer:
+        """Raises NotFound."""
+        ...
+
+    def account(self, *, subscriber_id: int, currency: str) -> Account:
+        """The subscriber's account in `currency` with its entries (created empty if new)."""
+        ...
+
+    def applied(self, idempotency_key: str) -> bool:
+        """Whether a step with this key was applied."""
+        ...
+
+    def apply(self, step: BillingStep, *, entity_code: str, number_prefix: str) -> bool:
+        """Apply `step` in one transaction, numbering its documents in the entity's sequence.
+        False (and nothing written) when its key was applied already. Raises Conflict when an
+        entry's idempotency key is used by another entry, InvalidInput for entries the account
+        refuses (a refund larger than what was paid): then nothing is written."""
+        ...
+
+    def documents(self, *, entity_code: str) -> Sequence[Document]:
+        """Every issued document of the entity, in sequence order."""
+        ...
+
+
+class DocumentOutbox(Protocol):
+    """Documents issued and not yet sent to the subscriber (the notices outbox drains it)."""
+
+    def pending(self, *, limit: int = 100) -> Sequence[tuple[str, str]]:
+        """(document number, recipient email), oldest first."""
+        ...
+
+    def mark_sent(self, number: str) -> None: ...
+
+
+class PaymentMethod(enum.StrEnum):
+    """How a subscriber pays. Card, SEPA and PayPal come with the payments issue."""
+
+    MANUAL = "manual"  # bank transfer or cash the operator records by hand
+
+
+class PaymentStatus(enum.StrEnum):
+    PAID = "paid"
+    AWAITING = "awaiting"  # e.g. a bank transfer the operator will record
+    FAILED = "failed"
+
+
+class Payments(Protocol):
+    """Collects a charge. The manual method never collects: it waits for the operator."""
+
+    def collect(self, *, subscriber_id: int, amount: Money, reference: str) -> PaymentStatus: ...
