@@ -12,6 +12,7 @@ answers or the callee's own answer (busy, no answer) ends the hunt. One strategy
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ def describe(candidate: Candidate) -> str:
     )
 
 
-class OrderedStrategy:
+class OrderedStrategy(abc.ABC):
     """The skeleton every strategy shares; a strategy file gives only its per-minute order.
 
     1. The candidates (`candidates`: disabled, down, full and too dear carriers skipped).
@@ -199,9 +200,9 @@ class OrderedStrategy:
     3. Per-minute candidates in the strategy's `per_minute_order`.
     """
 
+    @abc.abstractmethod
     def per_minute_order(self, candidate: Candidate, destination: Destination) -> tuple[Any, ...]:
         """The sort key of a per-minute candidate (its rate is set)."""
-        raise NotImplementedError
 
     def note(self, candidate: Candidate, destination: Destination) -> str:
         """How a chosen carrier is explained."""
