@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from tawasol.cli.common import app, brain_session, console, fail
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.incidents import Incident, IncidentKind, IncidentState
 from tawasol.domain.numbering import NumberKind
@@ -23,6 +24,7 @@ from tawasol.domain.outages import OutageImpact, OutageScope
 from tawasol.services.incidents import IncidentService, describe
 
 incidents_app = typer.Typer(help="Incidents: outages seen or announced.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
 
 AuthorOption = Annotated[
     str | None, typer.Option("--author", help="Who makes the change (default: login name).")
@@ -64,15 +66,13 @@ def _scope(scope: str | None) -> OutageScope | None:
 
 def _act(change: Callable[[IncidentService], Incident]) -> None:
     """Run one change on a brain's incidents service, then print the incident."""
-    from tawasol.cli import _brain_session
 
-    with _brain_session() as brain:
+    with brain_session() as brain:
         incident = change(brain.incidents)
     _print(incident)
 
 
 def _print(incident: Incident) -> None:
-    from tawasol.cli import console
 
     scope = describe(incident.scope)
     console.print(
@@ -110,9 +110,8 @@ def incidents_list(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Incidents, newest first (open ones unless --all)."""
-    from tawasol.cli import _brain_session, console
 
-    with _brain_session() as brain:
+    with brain_session() as brain:
         incidents = brain.incidents.list_incidents(open_only=not all_, limit=limit)
     table = Table(title="incidents")
     for column in ("id", "state", "kind", "scope", "carrier", "customers", "started", "title"):
@@ -134,9 +133,8 @@ def incidents_list(
 @incidents_app.command("show")
 def incidents_show(incident_id: Annotated[int, typer.Argument(min=1)]) -> None:
     """One incident: scope, impact over time, timeline, postmortem, audit."""
-    from tawasol.cli import _brain_session, console
 
-    with _brain_session() as brain:
+    with brain_session() as brain:
         incident = brain.incidents.get(incident_id)
         audit = brain.incidents.audit(incident_id)
     _print(incident)
@@ -200,9 +198,7 @@ def incidents_update(
 ) -> None:
     """Add an update to the timeline (refused on a resolved incident: reopen it first)."""
     if impact not in (None, "none", "partial", "major"):
-        from tawasol.cli import _fail
-
-        raise _fail(InvalidInput("impact is partial, major or none", impact=impact))
+        raise fail(InvalidInput("impact is partial, major or none", impact=impact))
     _act(
         lambda incidents: incidents.update(
             incident_id,
@@ -259,8 +255,7 @@ def incidents_merge(
     author: AuthorOption = None,
 ) -> None:
     """Merge a duplicate incident into another (the same outage seen twice)."""
-    from tawasol.cli import _brain_session
 
-    with _brain_session() as brain:
+    with brain_session() as brain:
         incident = brain.incidents.merge(incident_id, into=into, author=_author(author))
     _print(incident)
