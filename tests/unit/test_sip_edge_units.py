@@ -6,6 +6,7 @@ of the rendered configuration is in tests/e2e/test_sip_config_check.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -264,7 +265,8 @@ class _RawBrain:
         self.requests: list[bytes] = []
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
 
     def _serve(self) -> None:
         while True:
@@ -292,6 +294,14 @@ class _RawBrain:
                         break
 
     def stop(self) -> None:
+        # Closing the listening socket alone does not stop the thread: an accept() about to
+        # run on its descriptor number would take the connections of whatever socket the
+        # next test opens under that number (a later test's brain answered {"ok":true}).
+        # shutdown() wakes a blocked accept(); the thread ends before the number is freed.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.thread.join(timeout=5)
+        assert not self.thread.is_alive(), "the raw brain's thread did not stop"
         self.server.close()
 
 
