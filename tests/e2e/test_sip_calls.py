@@ -21,8 +21,8 @@ from conftest import (
     Carriers,
     grant,
 )
-from sipp_driver import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 
+from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.config import Settings
 

@@ -147,6 +147,36 @@ class BrainServer:
             raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
 
+    def subscribe(
+        self,
+        user: str,
+        password: str,
+        *,
+        plan_code: str,
+        phone: str,
+        name: str | None = None,
+        time_zone: str = "Europe/Paris",
+    ) -> dict[str, Any]:
+        """A new subscriber (SIP `user`/`password`) with a subscription to `plan_code`, through
+        the admin API, as an operator signs one up. Returns the subscriber as the API has it."""
+        subscriber: dict[str, Any] = self.admin(
+            "POST",
+            "/subscribers",
+            json={
+                "name": name or user.title(),
+                "phone": phone,
+                "time_zone": time_zone,
+                "sip_username": user,
+                "password": password,
+            },
+        )
+        self.admin(
+            "POST",
+            f"/subscribers/{subscriber['id']}/subscriptions",
+            json={"plan_code": plan_code},
+        )
+        return subscriber
+
     def post_events(self, events: list[dict[str, Any]]) -> None:
         """What an edge would send (`POST /sip/v1/events`)."""
         httpx.post(
