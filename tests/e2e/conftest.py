@@ -160,10 +160,7 @@ def _minute_carrier(code: str, port: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brain]:
-    data_dir = tmp_path_factory.mktemp("brain")
-    brain = Brain(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log")
-    brain.init()
-    brain.start()
+    brain = Brain.new(tmp_path_factory.mktemp("brain"))
     try:
         brain.admin("POST", "/plans", json=_plan("e2e-maroc", minutes=None))
         brain.admin("POST", "/plans", json=_plan("e2e-one-minute", minutes=1))

@@ -39,7 +39,6 @@ from support.sipp import (
     PlacedCall,
     SippGateway,
     answered_calls,
-    free_port,
     placed_calls,
     run_callers,
     start_callers,
@@ -103,10 +102,7 @@ class Subscribers:
 
 @pytest.fixture(scope="module")
 def probing_brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbingBrain]:
-    data_dir = tmp_path_factory.mktemp("carriers-brain")
-    brain = ProbingBrain(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log")
-    brain.init()
-    brain.start()
+    brain = ProbingBrain.new(tmp_path_factory.mktemp("carriers-brain"))
     try:
         plan = morocco_plan(PLAN, concurrent_calls=1, cost_ceiling=CEILING_PER_MINUTE)
         brain.admin("POST", "/plans", json=admin_document(plan))

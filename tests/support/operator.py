@@ -23,14 +23,21 @@ subscribers, in two forms.
   `per_minute_carrier`). They are posted to the admin API as `admin_document(value)`: the API
   schema's own translation of the domain value, so the JSON cannot drift from the domain.
 
+- For the store tests (tests/contract, tests/integration/test_store.py...): `a_plan`,
+  `a_new_subscriber` and `a_carrier`, one of each with every kind of field filled in, for a
+  store to write and read back.
+
 (The demo operator that `tawasol seed --sample --demo` writes, and the integration tests run
 on, is the product's: `tawasol.services.sample_operator`.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +51,7 @@ from tawasol.domain.carriers import (
     NumberFormat,
     Rate,
     RateDeck,
+    Transport,
 )
 from tawasol.domain.catalog import (
     CostCeiling,
@@ -62,6 +70,7 @@ from tawasol.domain.subscribers import (
     SubscriptionStatus,
     digest_ha1,
 )
+from tawasol.services.ports import NewSubscriber
 
 LOOPBACK = "127.0.0.1"
 
@@ -336,3 +345,69 @@ def admin_document(value: Plan | Carrier) -> dict[str, Any]:
     if isinstance(value, Plan):
         return PlanSchema.from_domain(value).model_dump(mode="json")
     return CarrierSchema.from_domain(value).model_dump(mode="json")
+
+
+# -- for the store tests: one plan, one subscriber, one carrier with every kind of field --------
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
+    plan = Plan(
+        code=code,
+        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
+        period=Period.MONTH,
+        price=eur("9.99"),
+        destinations=_rules(("MA",)),
+        fair_use=FairUse(
+            max_call_duration=timedelta(minutes=90),
+            minutes_per_period=3000,
+            distinct_numbers_per_period=30,
+            concurrent_calls=2,
+        ),
+        time_windows=(
+            TimeWindow(frozenset({0, 1, 2, 3, 4}), clock(20, 0), clock(8, 0)),
+            TimeWindow(frozenset({5, 6}), clock(0, 0), clock(0, 0)),
+        ),
+    )
+    return replace(plan, **changes)  # type: ignore[arg-type]
+
+
+def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscriber:
+    subscriber = NewSubscriber(
+        name="Amina Benali",
+        email=f"{username}@example.org",
+        # Phones are unique: one per username (stable across runs).
+        phone=f"+3361{zlib.crc32(username.encode()) % 10**7:07d}",
+        locale="ar",
+        time_zone="Europe/Paris",
+        sip_username=username,
+        ha1=digest_ha1(username, "tawasol", "secret"),
+        caller_ids=("+33612345678", "+33123456789"),
+    )
+    return replace(subscriber, **changes)  # type: ignore[arg-type]
+
+
+def a_carrier(code: str = "atlas", rates: Sequence[Rate] | None = None) -> Carrier:
+    if rates is None:
+        rates = (
+            Rate("2126", Money(Decimal("0.0123"), "EUR"), NOV_1),
+            Rate("2126", Money(Decimal("0.0780"), "EUR"), DEC_1, BillingIncrement(1, 1)),
+            Rate("2125", Money(Decimal("0.000001"), "EUR"), NOV_1, BillingIncrement(30, 6)),
+        )
+    return Carrier(
+        code=code,
+        name="Atlas Telecom",
+        gateways=(
+            Gateway("casa-1", "192.0.2.10"),
+            Gateway("casa-2", "2001:db8::10", 5061, Transport.TLS),
+        ),
+        destinations=(
+            CarrierDestination(DestinationRule("MA", NumberKind.MOBILE), priority=10),
+            CarrierDestination(DestinationRule("MA", NumberKind.FIXED), priority=20),
+        ),
+        flat_rate=FlatRateContract(channels=30, monthly_fee=Money(Decimal("450.50"), "EUR")),
+        rate_deck=RateDeck(rates),
+        number_format=NumberFormat.INTERNATIONAL_00,
+        max_channels=60,
+    )

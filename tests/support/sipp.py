@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,20 +232,24 @@ class SippExit:
 
 
 def wait_sipp(process: subprocess.Popen[bytes], *, deadline: float) -> SippExit:
-    """Wait for a SIPp run until `deadline` (time.monotonic()), then kill it."""
-    killed = False
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            killed = True
-            process.kill()
-            _pid, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.005)
-    process.returncode = -9 if killed else os.waitstatus_to_exitcode(status)
-    return SippExit(process.returncode, usage.ru_utime + usage.ru_stime, killed)
+    """Wait for a SIPp run until `deadline` (time.monotonic()), then kill it. A thread blocks in
+    wait4 (which also gives the run's CPU), so the end is seen at once and nothing polls."""
+    ended: list[tuple[int, float]] = []
+
+    def reap() -> None:
+        _pid, status, usage = os.wait4(process.pid, 0)
+        ended.append((os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime))
+
+    reaper = threading.Thread(target=reap, name=f"sipp-{process.pid}", daemon=True)
+    reaper.start()
+    reaper.join(timeout=max(0.0, deadline - time.monotonic()))
+    killed = reaper.is_alive()
+    if killed:
+        process.kill()
+        reaper.join()
+    returncode, cpu_s = ended[0]
+    process.returncode = -9 if killed else returncode
+    return SippExit(process.returncode, cpu_s, killed)
 
 
 def wait_udp_bound(port: int, timeout_s: float = 5, host: str = LOCALHOST) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -100,6 +100,15 @@ class BrainServer:
             capture_output=True,
             timeout=120,
         )
+
+    @classmethod
+    def new(cls, data_dir: Path, **fields: Any) -> Self:
+        """A brain on a new data directory (`tawasol init` done), its port picked free and its
+        log in `data_dir/brain.log`, started and answering /health; `stop()` it after."""
+        brain = cls(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log", **fields)
+        brain.init()
+        brain.start()
+        return brain
 
     def start(self) -> None:
         self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
