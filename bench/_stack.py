@@ -36,20 +36,17 @@ from typing import Any
 import httpx
 from _sipp import (  # bench/ is not a package: sip_throughput.py puts it on sys.path
     DIALLED,
-    LOCALHOST,
     CallerResult,
     SippCarrier,
     carrier_counts,
-    free_port,
     percentile,
-    read_sipp_stats,
     run_caller,
     write_scenarios,
 )
 
 from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
-from support.sipp import SIPP  # on sys.path through _sipp
-from support.stack import BrainServer
+from support.sipp import SIPP, read_sipp_stats  # tests/ is on sys.path through _sipp
+from support.stack import LOCALHOST, BrainServer, free_port
 from tawasol.adapters.sip.launcher import kamailio_binary
 from tawasol.domain.carriers import Carrier
 from tawasol.domain.catalog import Plan
