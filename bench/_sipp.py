@@ -1,43 +1,36 @@
 """SIPp 3.6 for bench/sip_throughput.py: the scenarios, a carrier, a caller, their statistics.
 
 The carrier answers at once (no ringing) and answers the brain's OPTIONS probes; the callers
-hang up `talk_ms` after the answer, with or without digest authentication. Every run is bounded
-by `-m` (calls) and `-timeout`, and by a wall-clock deadline after which it is killed (SIPp 3.6
+hang up `talk_ms` after the answer, with or without digest authentication. SIPp is started,
+bounded and read by tests/support/sipp.py, as the e2e tests start it: every run is bounded by
+`-m` (calls) and `-timeout`, and by a wall-clock deadline after which it is killed (SIPp 3.6
 does not always honour `-timeout`). Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# tests/support holds the one way tests, benchmarks and `tawasol up` start the brain
+# tests/support holds the one way tests, benchmarks and `tawasol up` start the brain and SIPp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support.stack import free_port
+from support.sipp import (
+    read_sipp_stats,
+    sipp_command,
+    start_sipp,
+    stat_count,
+    stop_sipp,
+    wait_sipp,
+    wait_udp_bound,
+)
+from support.stack import LOCALHOST
 
-SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-LOCALHOST = "127.0.0.1"
 DIALLED = "00212661234567"  # a Moroccan mobile: in the plan, on both carriers
-
-
-def wait_udp_bound(port: int, timeout_s: float = 5) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((LOCALHOST, port))
-            except OSError:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing bound UDP port {port}")
 
 
 # -- SIPp scenarios -------------------------------------------------------------------------------
@@ -247,25 +240,6 @@ def write_scenarios(directory: Path, *, talk_ms: int) -> dict[str, Path]:
 
 
 # -- SIPp ---------------------------------------------------------------------------------------
-def read_sipp_stats(path: Path) -> dict[str, str]:
-    """The last line of a SIPp `-trace_stat` file, by column name."""
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return {}
-    if len(lines) < 2:
-        return {}
-    names = lines[0].split(";")
-    return dict(zip(names, lines[-1].split(";"), strict=False))
-
-
-def _count(stats: dict[str, str], name: str) -> int:
-    try:
-        return int(stats.get(name, "0") or 0)
-    except ValueError:
-        return 0
-
-
 @dataclass
 class SippCarrier:
     """A carrier's gateway played by SIPp in server mode, restarted for every load step so
@@ -281,32 +255,14 @@ class SippCarrier:
     def start(self, *, calls: int, timeout_s: float) -> None:
         self._runs += 1
         self.stats_file = self.workdir / f"carrier-{self.port}-{self._runs}.csv"
-        self.process = subprocess.Popen(
-            [
-                SIPP,
-                "-sf",
-                str(self.scenario),
-                "-i",
-                LOCALHOST,
-                "-p",
-                str(self.port),
-                "-nd",
-                "-nostdin",
-                "-m",
-                str(calls + 1000),  # the brain's OPTIONS probes count as calls too
-                "-timeout",
-                f"{int(timeout_s)}s",
-                "-trace_stat",
-                "-stf",
-                str(self.stats_file),
-                "-fd",
-                "1",
-            ],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        command = sipp_command(
+            self.scenario,
+            port=self.port,
+            calls=calls + 1000,  # the brain's OPTIONS probes count as calls too
+            timeout_s=timeout_s,
+            stats_file=self.stats_file,
         )
+        self.process = start_sipp(command, workdir=self.workdir)
         wait_udp_bound(self.port)
 
     @property
@@ -315,13 +271,7 @@ class SippCarrier:
 
     def stop(self) -> dict[str, str]:
         """SIGINT (SIPp then writes its final statistics), SIGKILL if it hangs."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_sipp(self.process, how=signal.SIGINT)
         self.process = None
         return read_sipp_stats(self.stats_file) if self.stats_file else {}
 
@@ -362,69 +312,29 @@ def run_caller(
 ) -> CallerResult:
     """Place `calls` calls at `rate` per second; killed if still running after `deadline_s`."""
     stats_file = workdir / f"caller-{name}.csv"
-    command = [
-        SIPP,
-        f"{LOCALHOST}:{target_port}",
-        "-sf",
-        str(scenario),
-        "-s",
-        DIALLED,
-        "-key",
-        "caller",
-        user,
-        "-i",
-        LOCALHOST,
-        "-p",
-        str(free_port()),
-        "-nostdin",
-        "-m",
-        str(calls),
-        "-r",
-        f"{rate:g}",
-        "-rp",
-        "1000",
+    extra = [
+        "-s", DIALLED, "-r", f"{rate:g}", "-rp", "1000",
         # at most two seconds' worth of calls open at once: an overloaded edge slows the
         # caller down (and shows in the achieved rate) instead of piling up calls
-        "-l",
-        str(max(10, int(rate * 2))),
-        "-timeout",
-        f"{int(deadline_s)}s",
+        "-l", str(max(10, int(rate * 2))),
         "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        str(stats_file),
-        "-fd",
-        "1",
-    ]
+    ]  # fmt: skip
     if password is not None:
-        command += ["-au", user, "-ap", password]
+        extra += ["-au", user, "-ap", password]
     if rtt:
-        command += ["-trace_rtt", "-rtt_freq", "1"]
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        extra += ["-trace_rtt", "-rtt_freq", "1"]
+    command = sipp_command(
+        scenario,
+        target=f"{LOCALHOST}:{target_port}",
+        calls=calls,
+        timeout_s=deadline_s,
+        stats_file=stats_file,
+        keys={"caller": user},
+        extra=extra,
     )
-    killed = False
-    cpu_s = 0.0
-    hard_deadline = started + deadline_s + 5
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            process.returncode = os.waitstatus_to_exitcode(status)
-            cpu_s = usage.ru_utime + usage.ru_stime
-            break
-        if time.monotonic() > hard_deadline:
-            killed = True
-            process.kill()
-            _pid, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            cpu_s = usage.ru_utime + usage.ru_stime
-            break
-        time.sleep(0.02)
+    started = time.monotonic()
+    process = start_sipp(command, workdir=workdir, output=subprocess.PIPE)
+    ended = wait_sipp(process, deadline=started + deadline_s + 5)
     elapsed = time.monotonic() - started
     output = process.stdout.read().decode(errors="replace")[-2000:] if process.stdout else ""
     if process.stdout:
@@ -438,9 +348,9 @@ def run_caller(
                 if len(parts) >= 3 and parts[2].strip() == "answer":
                     with contextlib.suppress(ValueError):
                         answer_ms.append(round(float(parts[1])))
-    created = _count(stats, "OutgoingCall(C)")
-    successful = _count(stats, "SuccessfulCall(C)")
-    failed = _count(stats, "FailedCall(C)")
+    created = stat_count(stats, "OutgoingCall(C)")
+    successful = stat_count(stats, "SuccessfulCall(C)")
+    failed = stat_count(stats, "FailedCall(C)")
     # Calls SIPp had not placed or finished when it stopped count as failed.
     failed = max(failed, calls - successful)
     return CallerResult(
@@ -449,10 +359,10 @@ def run_caller(
         created=created,
         successful=successful,
         failed=failed,
-        retransmissions=_count(stats, "Retransmissions(C)"),
+        retransmissions=stat_count(stats, "Retransmissions(C)"),
         elapsed_s=elapsed,
-        cpu_s=cpu_s,
-        killed=killed,
+        cpu_s=ended.cpu_s,
+        killed=ended.killed,
         answer_ms=answer_ms,
         output=output,
     )
@@ -460,7 +370,7 @@ def run_caller(
 
 def carrier_counts(stats: dict[str, str]) -> tuple[int, int]:
     """(failed calls, retransmissions) seen by a carrier."""
-    return _count(stats, "FailedCall(C)"), _count(stats, "Retransmissions(C)")
+    return stat_count(stats, "FailedCall(C)"), stat_count(stats, "Retransmissions(C)")
 
 
 def percentile(sorted_values: list[float] | list[int], fraction: float) -> float | None:

@@ -23,8 +23,6 @@ import http.client
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,19 +36,20 @@ from typing import Any
 import httpx
 from _sipp import (  # bench/ is not a package: sip_throughput.py puts it on sys.path
     DIALLED,
-    LOCALHOST,
-    SIPP,
     CallerResult,
     SippCarrier,
     carrier_counts,
-    free_port,
     percentile,
-    read_sipp_stats,
     run_caller,
     write_scenarios,
 )
 
-from support.stack import BrainServer  # on sys.path through _sipp
+from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
+from support.sipp import SIPP, read_sipp_stats  # tests/ is on sys.path through _sipp
+from support.stack import LOCALHOST, BrainServer, free_port
+from tawasol.adapters.sip.launcher import kamailio_binary
+from tawasol.domain.carriers import Carrier
+from tawasol.domain.catalog import Plan
 
 BENCH_DIR = Path(__file__).resolve().parent
 # The edge's bearer token for the brain (the brain and the edge have data dirs of their own).
@@ -58,23 +57,6 @@ EDGE_TOKEN = "bench-edge-token-0123456789"
 EDGE_HEADERS = {"Authorization": f"Bearer {EDGE_TOKEN}"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
-
-
-def _stop(process: subprocess.Popen[bytes] | None, *, group: bool = False) -> None:
-    """SIGTERM, wait, SIGKILL (the whole process group when it has its own)."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if group:
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
-        process.wait(timeout=5)
 
 
 # -- CPU from /proc -------------------------------------------------------------------------------
@@ -150,13 +132,6 @@ class CpuMeter:
 
 
 # -- Kamailio alone -------------------------------------------------------------------------------
-def kamailio_binary() -> str:
-    found = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    if not os.access(found, os.X_OK):
-        raise RuntimeError("kamailio is not installed (apt-get install kamailio)")
-    return found
-
-
 def render_bare_config(*, run_dir: Path, port: int, carrier_port: int, children: int) -> str:
     values = {
         "RUN_DIR": str(run_dir.resolve()),
@@ -170,7 +145,8 @@ def render_bare_config(*, run_dir: Path, port: int, carrier_port: int, children:
 
 @dataclass
 class BareKamailio:
-    """Kamailio alone relaying to one carrier: the machine's ceiling."""
+    """Kamailio alone relaying to one carrier: the machine's ceiling. Started by
+    `tawasol.adapters.sip.launcher.start_kamailio`, the edge's own command line."""
 
     run_dir: Path
     carrier_port: int
@@ -179,11 +155,10 @@ class BareKamailio:
     # the tawasol edge's allocator (launcher.MEMORY_MANAGER), so that both setups use the same
     memory_manager: str = "tlsf"
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    _log: Any = None
+    edge: Any = None  # launcher.EdgeProcess once started
 
     def start(self) -> BareKamailio:
-        from tawasol.adapters.sip.launcher import sip_ping
+        from tawasol.adapters.sip.launcher import start_kamailio
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = self.run_dir / "kamailio.cfg"
@@ -195,62 +170,27 @@ class BareKamailio:
                 children=self.children,
             )
         )
-        check = subprocess.run(
-            [kamailio_binary(), "-c", "-f", str(config), "-E"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        self.edge = start_kamailio(
+            config,
+            self.run_dir,
+            listen=LOCALHOST,
+            port=self.port,
+            shared_memory_mb=self.shared_memory_mb,
+            memory_manager=self.memory_manager,
         )
-        if check.returncode != 0:
-            raise RuntimeError(f"kamailio refuses {config}:\n{check.stderr[-3000:]}")
-        self._log = open(self.run_dir / "kamailio.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                kamailio_binary(),
-                "-f",
-                str(config),
-                "-P",
-                str(self.run_dir / "kamailio.pid"),
-                "-Y",
-                str(self.run_dir),
-                "-w",
-                str(self.run_dir),
-                "-m",
-                str(self.shared_memory_mb),
-                "-M",
-                "16",
-                "-x",
-                self.memory_manager,
-                "-X",
-                self.memory_manager,
-                "-DD",
-                "-E",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self.run_dir,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("kamailio (bare) exited: see " + str(self.run_dir))
-            if sip_ping(LOCALHOST, self.port, timeout_s=0.3):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("kamailio (bare) did not answer OPTIONS")
+        return self
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.edge.process if self.edge is not None else None
 
     def pids(self) -> list[int]:
-        return group_pids(self.process.pid) if self.process else []
+        return group_pids(self.edge.pid) if self.edge is not None else []
 
     def stop(self) -> None:
-        _stop(self.process, group=True)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
 
 
 # -- the brain ------------------------------------------------------------------------------------
@@ -259,58 +199,20 @@ REALM = "tawasol.bench"
 PLAN_CODE = "bench-unlimited"
 
 
-def bench_plan() -> dict[str, Any]:
-    """Morocco, fixed and mobile; no minute cap, no distinct-number cap, no limit of
-    simultaneous calls: fair use never refuses a benchmark call."""
-    return {
-        "code": PLAN_CODE,
-        "names": {"fr": "Bench", "en": "Bench"},
-        "period": "month",
-        "price": "9.99",
-        "currency": "EUR",
-        "destinations": [{"country": "MA", "kind": "fixed"}, {"country": "MA", "kind": "mobile"}],
-        "fair_use": {
-            "max_call_duration_s": 7200,
-            "minutes_per_period": None,
-            "distinct_numbers_per_period": None,
-            "concurrent_calls": None,
-        },
-    }
+def bench_plan() -> Plan:
+    """The sample operator's Moroccan plan (tests/support/operator.py) with no minute cap, no
+    distinct-number cap and no limit of simultaneous calls: fair use never refuses a
+    benchmark call."""
+    return morocco_plan(PLAN_CODE)
 
 
-def bench_carriers(port: int) -> list[dict[str, Any]]:
-    """A flat-rate carrier (tried first while it has a free channel) and a per-minute one,
-    both played by the same SIPp carrier: every decision carries two routes."""
-    morocco = [
-        {"country": "MA", "kind": "mobile", "priority": 10},
-        {"country": "MA", "kind": "fixed", "priority": 10},
-    ]
-    gateway = [{"name": "gw1", "host": LOCALHOST, "port": port, "transport": "udp"}]
+def bench_carriers(port: int) -> list[Carrier]:
+    """The sample operator's two kinds of carrier, both played by the same SIPp carrier: a
+    flat-rate one (tried first while it has a free channel) and a per-minute one, so every
+    decision carries two routes."""
     return [
-        {
-            "code": "bench-flat",
-            "name": "Bench flat-rate carrier",
-            "gateways": gateway,
-            "destinations": morocco,
-            "flat_rate": {"channels": 2000, "monthly_fee": "300.00", "currency": "EUR"},
-            "number_format": "e164",
-        },
-        {
-            "code": "bench-minute",
-            "name": "Bench per-minute carrier",
-            "gateways": gateway,
-            "destinations": morocco,
-            "rates": [
-                {
-                    "prefix": "212",
-                    "per_minute": "0.0800",
-                    "currency": "EUR",
-                    "effective_from": "2025-01-01T00:00:00Z",
-                    "increment": "1/1",
-                }
-            ],
-            "number_format": "00",
-        },
+        flat_rate_carrier("bench-flat", port=port, channels=2000, name="Bench flat-rate carrier"),
+        per_minute_carrier("bench-minute", port=port, name="Bench per-minute carrier"),
     ]
 
 
@@ -354,7 +256,6 @@ class BrainProcess(BrainServer):
         starts. Returns the seconds it took."""
         started = time.monotonic()
         self.init()
-        from tawasol.adapters.api.schemas import PlanSchema
         from tawasol.composition import build_brain
         from tawasol.config import Settings
 
@@ -362,7 +263,7 @@ class BrainProcess(BrainServer):
             Settings(data_dir=self.data_dir, sip_realm=REALM, api_port=self.port)  # type: ignore[call-arg]
         )
         try:
-            brain.catalog.add_plan(PlanSchema(**bench_plan()).to_domain())
+            brain.catalog.add_plan(bench_plan())
             for index in range(1, subscribers + 1):
                 username, password = subscriber_name(index)
                 brain.catalog.add_subscriber(
@@ -387,7 +288,7 @@ class BrainProcess(BrainServer):
 
     def add_carriers(self, carrier_port: int) -> None:
         for carrier in bench_carriers(carrier_port):
-            self.admin("POST", "/carriers", json=carrier)
+            self.admin("POST", "/carriers", json=admin_document(carrier))
 
     def decisions(self, *, reset: bool = False) -> dict[str, float]:
         """The stopwatch's figures since the last reset (empty with `plain=True`)."""
@@ -588,6 +489,7 @@ __all__ = [
     "SippCarrier",
     "carrier_counts",
     "free_port",
+    "kamailio_binary",
     "percentile",
     "read_sipp_stats",
     "run_caller",

@@ -7,10 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from support.stores import (
-    CASABLANCA,
-    a_carrier,
-)
+from support.operator import a_carrier
+from support.stores import CASABLANCA
 from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
 from tawasol.domain.errors import (
     InvalidInput,

@@ -11,18 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from support.stores import (
-    CASABLANCA,
-    DEC_1,
-    NOV_1,
-    a_carrier,
-    a_new_subscriber,
-    a_new_subscription,
-    a_plan,
-    answered_call,
-    fold,
-    subscription_for,
-)
+from support.operator import DEC_1, NOV_1, a_carrier, a_new_subscriber, a_plan
+from support.stores import CASABLANCA, a_new_subscription, answered_call, fold, subscription_for
 from tawasol.domain.carriers import (
     BillingIncrement,
     CarrierDestination,

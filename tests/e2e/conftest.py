@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
 from support.stack import BrainServer, free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.config import Settings
@@ -142,85 +143,29 @@ class Brain(BrainServer):
         return carriers
 
 
-def _plan(code: str, *, minutes: int | None) -> dict[str, Any]:
-    return {
-        "code": code,
-        "names": {"fr": code, "en": code},
-        "period": "month",
-        "price": "9.99",
-        "currency": "EUR",
-        "destinations": [{"country": "MA", "kind": "fixed"}, {"country": "MA", "kind": "mobile"}],
-        "fair_use": {
-            "max_call_duration_s": 7200,
-            "minutes_per_period": minutes,
-            "distinct_numbers_per_period": None,
-            "concurrent_calls": 100,
-        },
-    }
+def _plan(code: str, *, minutes: int | None, concurrent_calls: int = 100) -> dict[str, Any]:
+    """The sample's Moroccan plan (tests/support/operator.py) as the admin API takes it."""
+    return admin_document(
+        morocco_plan(code, minutes_per_period=minutes, concurrent_calls=concurrent_calls)
+    )
 
 
 def _flat_carrier(code: str, port: int) -> dict[str, Any]:
-    return {
-        "code": code,
-        "name": "E2E flat-rate carrier",
-        "gateways": [{"name": "gw1", "host": "127.0.0.1", "port": port, "transport": "udp"}],
-        "destinations": [
-            {"country": "MA", "kind": "mobile", "priority": 10},
-            {"country": "MA", "kind": "fixed", "priority": 10},
-        ],
-        "flat_rate": {"channels": 500, "monthly_fee": "300.00", "currency": "EUR"},
-        "number_format": "e164",
-    }
+    return admin_document(flat_rate_carrier(code, port=port, channels=500))
 
 
 def _minute_carrier(code: str, port: int) -> dict[str, Any]:
-    return {
-        "code": code,
-        "name": "E2E per-minute carrier",
-        "gateways": [{"name": "gw1", "host": "127.0.0.1", "port": port, "transport": "udp"}],
-        "destinations": [
-            {"country": "MA", "kind": "mobile", "priority": 20},
-            {"country": "MA", "kind": "fixed", "priority": 20},
-        ],
-        "rates": [
-            {
-                "prefix": "212",
-                "per_minute": "0.0800",
-                "currency": "EUR",
-                "effective_from": "2025-01-01T00:00:00Z",
-                "increment": "1/1",
-            }
-        ],
-        "number_format": "00",
-    }
+    return admin_document(per_minute_carrier(code, port=port))
 
 
 @pytest.fixture(scope="session")
 def brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brain]:
-    data_dir = tmp_path_factory.mktemp("brain")
-    brain = Brain(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log")
-    brain.init()
-    brain.start()
+    brain = Brain.new(tmp_path_factory.mktemp("brain"))
     try:
         brain.admin("POST", "/plans", json=_plan("e2e-maroc", minutes=None))
         brain.admin("POST", "/plans", json=_plan("e2e-one-minute", minutes=1))
         for index, (user, (password, plan)) in enumerate(SUBSCRIBERS.items()):
-            subscriber = brain.admin(
-                "POST",
-                "/subscribers",
-                json={
-                    "name": user.title(),
-                    "phone": f"+3361234{index:04d}",
-                    "time_zone": "Europe/Paris",
-                    "sip_username": user,
-                    "password": password,
-                },
-            )
-            brain.admin(
-                "POST",
-                f"/subscribers/{subscriber['id']}/subscriptions",
-                json={"plan_code": plan},
-            )
+            brain.subscribe(user, password, plan_code=plan, phone=f"+3361234{index:04d}")
         yield brain
     finally:
         brain.stop()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain, edge_settings
-from sipp_driver import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 
+from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.sip

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain
-from sipp_driver import SCENARIOS, SIPP, SippCarrier, free_port, read_trace, run_caller
 
+from support.sipp import SippCarrier, answered_call_id, free_port, run_caller, start_caller
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.adapters.sip.kemi.edge_brain import EventSpool
 
@@ -49,51 +48,19 @@ def test_given_brain_stopped_when_calling_then_503_fast_calls_up_go_on_events_de
     carrier = SippCarrier("carrier_answer.xml", free_port(), workdir, delay_ms=100, timeout_s=40)
     carrier.start()
     brain.point_carriers(flat_port=carrier.port, minute_port=carrier.port)
-    trace = workdir / "caller-long.msg"
-    long_call = subprocess.Popen(
-        [
-            SIPP,
-            f"127.0.0.1:{edge.port}",
-            "-sf",
-            str(SCENARIOS / "caller_call.xml"),
-            "-s",
-            MOROCCAN_MOBILE,
-            "-key",
-            "caller",
-            "ghita",
-            "-au",
-            "ghita",
-            "-ap",
-            SUBSCRIBERS["ghita"][0],
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-nostdin",
-            "-m",
-            "1",
-            "-d",
-            "4000",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_msg",
-            "-message_file",
-            str(trace),
-        ],
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    long_call, trace = start_caller(
+        "caller_call.xml",
+        edge_port=edge.port,
+        dialled=MOROCCAN_MOBILE,
+        user="ghita",
+        password=SUBSCRIBERS["ghita"][0],
+        workdir=workdir,
+        name="long",
+        talk_ms=4000,
     )
     try:
         # wait until the long call is answered (the brain has its answer event) ...
-        deadline = time.monotonic() + 10
-        call_id = ""
-        while time.monotonic() < deadline and not call_id:
-            received = [m for m in read_trace(trace) if m.status == 200]
-            call_id = received[0].call_id if received else ""
-            time.sleep(0.05)
+        call_id = answered_call_id(trace)
         assert call_id, "the long call was not answered"
         brain.wait_call(call_id, until=lambda record: record["status"] == "answered")
 

@@ -21,8 +21,8 @@ from conftest import (
     Carriers,
     grant,
 )
-from sipp_driver import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 
+from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.config import Settings
 
@@ -206,47 +206,33 @@ def test_given_first_carrier_silent_when_called_then_second_answers_within_route
     assert record["attempts"][0]["pdd_ms"] is None
 
 
-def test_given_callee_busy_at_first_carrier_when_called_then_caller_gets_486_and_no_second_invite(
-    brain: Brain, edge: EdgeProcess, workdir: Any
+# RFC 3398: the callee's own answers (busy: cause 17 -> 486; no answer: cause 18 -> 408) end
+# the hunt: another carrier would ring the same phone again and cost twice.
+@pytest.mark.parametrize(
+    ("reply", "name"),
+    [
+        ((486, "Busy Here", "Q.850;cause=17"), "busy"),
+        ((408, "Request Timeout", "Q.850;cause=18"), "noanswer"),
+    ],
+)
+def test_given_the_callee_busy_or_not_answering_at_first_carrier_when_called_then_no_failover(
+    brain: Brain, edge: EdgeProcess, workdir: Any, reply: tuple[int, str, str], name: str
 ) -> None:
-    flat, minute, codes = _carriers(
-        brain,
-        workdir,
-        flat="carrier_reject.xml",
-        flat_reply=(486, "Busy Here", "Q.850;cause=17"),
-    )
+    flat, minute, codes = _carriers(brain, workdir, flat="carrier_reject.xml", flat_reply=reply)
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name="busy")
+        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name=name)
     finally:
         flat.stop()
         minute.stop()
+    code = reply[0]
     assert run.returncode == 0, run.output
-    assert set(run.final_statuses()) == {486}
+    assert set(run.final_statuses()) == {code}
     assert len(flat.invites()) == 1
     assert minute.invites() == []
     record = brain.wait_call(run.messages()[0].call_id)
     assert record["status"] == "failed"
-    assert record["final_sip_code"] == 486
-    assert _attempts(record) == [(1, codes.flat, 486)]
-
-
-def test_given_408_with_q850_cause_18_when_called_then_no_failover(
-    brain: Brain, edge: EdgeProcess, workdir: Any
-) -> None:
-    flat, minute, _codes = _carriers(
-        brain,
-        workdir,
-        flat="carrier_reject.xml",
-        flat_reply=(408, "Request Timeout", "Q.850;cause=18"),
-    )
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name="noanswer")
-    finally:
-        flat.stop()
-        minute.stop()
-    assert run.returncode == 0, run.output
-    assert set(run.final_statuses()) == {408}
-    assert minute.invites() == []
+    assert record["final_sip_code"] == code
+    assert _attempts(record) == [(1, codes.flat, code)]
 
 
 def test_given_every_carrier_fails_when_called_then_caller_gets_503_all_routes_failed(

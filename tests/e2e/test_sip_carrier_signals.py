@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from conftest import MOROCCAN_MOBILE, ROUTE_TIMEOUT_MS, SUBSCRIBERS, Brain, Carriers
-from sipp_driver import CallerRun, SippCarrier, free_port, run_caller
 from test_sip_calls import _carriers
 
+from support.sipp import CallerRun, SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip

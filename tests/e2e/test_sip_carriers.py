@@ -6,7 +6,7 @@ carriers fast (OPTIONS every 0.5 s, 300 ms to answer, down after 3 misses, up af
 where the session's brain never marks a carrier down. Every SIPp carrier here answers the
 probes. The brain's own plan has a cost ceiling and one call at a time per subscriber, so every
 caller is a subscriber of its own: one SIPp caller places many calls, one injection-file line
-(user, `[authentication ...]`, number) per call (`carrier_caller.xml`, `sipp_driver.run_callers`).
+(user, `[authentication ...]`, number) per call (`carrier_caller.xml`, `support.sipp.run_callers`).
 
 Carrier scenarios (src/tawasol/adapters/sip/scenarios):
 - `carrier_channels.xml`: answers, the callee hangs up after `-d` ms; takes at most
@@ -33,18 +33,19 @@ from typing import Any
 
 import pytest
 from conftest import ROUTE_TIMEOUT_MS, Brain, edge_settings
-from sipp_driver import (
+
+from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
+from support.sipp import (
     PlacedCall,
     SippGateway,
     answered_calls,
-    free_port,
     placed_calls,
     run_callers,
     start_callers,
     wait_callers,
 )
-
 from tawasol.adapters.sip import EdgeProcess, start_edge
+from tawasol.domain.carriers import Carrier
 
 pytestmark = pytest.mark.sip
 
@@ -88,19 +89,12 @@ class Subscribers:
             index = self.created
             self.created += 1
             user, password = f"cx{index:03d}", f"cx{index:03d}-carriers-2026"
-            subscriber = self.brain.admin(
-                "POST",
-                "/subscribers",
-                json={
-                    "name": f"Carrier test {index}",
-                    "phone": f"+336{index:08d}",
-                    "time_zone": "Europe/Paris",
-                    "sip_username": user,
-                    "password": password,
-                },
-            )
-            self.brain.admin(
-                "POST", f"/subscribers/{subscriber['id']}/subscriptions", json={"plan_code": PLAN}
+            self.brain.subscribe(
+                user,
+                password,
+                plan_code=PLAN,
+                phone=f"+336{index:08d}",
+                name=f"Carrier test {index}",
             )
             users.append((user, password))
         return users
@@ -108,30 +102,10 @@ class Subscribers:
 
 @pytest.fixture(scope="module")
 def probing_brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbingBrain]:
-    data_dir = tmp_path_factory.mktemp("carriers-brain")
-    brain = ProbingBrain(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log")
-    brain.init()
-    brain.start()
+    brain = ProbingBrain.new(tmp_path_factory.mktemp("carriers-brain"))
     try:
-        brain.admin(
-            "POST",
-            "/plans",
-            json={
-                "code": PLAN,
-                "names": {"fr": PLAN, "en": PLAN},
-                "period": "month",
-                "price": "9.99",
-                "currency": "EUR",
-                "destinations": [
-                    {"country": "MA", "kind": "fixed"},
-                    {"country": "MA", "kind": "mobile"},
-                ],
-                "fair_use": {"max_call_duration_s": 7200, "concurrent_calls": 1},
-                "cost_ceilings": [
-                    {"country": "MA", "max_per_minute": CEILING_PER_MINUTE, "currency": "EUR"}
-                ],
-            },
-        )
+        plan = morocco_plan(PLAN, concurrent_calls=1, cost_ceiling=CEILING_PER_MINUTE)
+        brain.admin("POST", "/plans", json=admin_document(plan))
         yield brain
     finally:
         brain.stop()
@@ -173,11 +147,9 @@ class Fleet:
 
     def flat_rate(self, name: str, gateway: SippGateway, *, channels: int) -> str:
         """A carrier paid per month for `channels` channels (no per-minute rate)."""
+        code = f"{self.prefix}-{name}"
         return self._add(
-            name,
-            gateway,
-            priority=10,
-            flat_rate={"channels": channels, "monthly_fee": "300.00", "currency": "EUR"},
+            flat_rate_carrier(code, port=gateway.port, channels=channels, name=f"E2E {code}")
         )
 
     def per_minute(
@@ -190,39 +162,22 @@ class Fleet:
         priority: int = 20,
     ) -> str:
         """A carrier paid `rate` EUR a minute for Morocco (prefix 212)."""
-        return self._add(
-            name,
-            gateway,
-            priority=priority,
-            rates=[
-                {
-                    "prefix": "212",
-                    "per_minute": rate,
-                    "currency": "EUR",
-                    "effective_from": "2025-01-01T00:00:00Z",
-                    "increment": increment,
-                }
-            ],
-            number_format="00",
-        )
-
-    def _add(self, name: str, gateway: SippGateway, *, priority: int, **contract: Any) -> str:
         code = f"{self.prefix}-{name}"
-        body = {
-            "code": code,
-            "name": f"E2E carrier {code}",
-            "gateways": [
-                {"name": "gw1", "host": "127.0.0.1", "port": gateway.port, "transport": "udp"}
-            ],
-            "destinations": [
-                {"country": "MA", "kind": "mobile", "priority": priority},
-                {"country": "MA", "kind": "fixed", "priority": priority},
-            ],
-            **contract,
-        }
+        carrier = per_minute_carrier(
+            code,
+            port=gateway.port,
+            per_minute=rate,
+            increment=increment,
+            priority=priority,
+            name=f"E2E {code}",
+        )
+        return self._add(carrier)
+
+    def _add(self, carrier: Carrier) -> str:
+        body = admin_document(carrier)
         self.brain.admin("POST", "/carriers", json=body)
-        self.carriers[code] = body
-        return code
+        self.carriers[carrier.code] = body
+        return carrier.code
 
     def disable(self, code: str) -> None:
         self.brain.admin("PUT", f"/carriers/{code}", json={**self.carriers[code], "enabled": False})

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Brain
-from sipp_driver import SippCarrier, free_port, run_caller
 
+from support.sipp import SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip
@@ -20,19 +20,13 @@ USER, PASSWORD = "yasmine", "yasmine-e2e-2026"
 
 @pytest.fixture(scope="module")
 def montreal_subscriber(brain: Brain) -> str:
-    subscriber = brain.admin(
-        "POST",
-        "/subscribers",
-        json={
-            "name": "Yasmine",
-            "phone": "+15145550177",
-            "time_zone": "America/Montreal",
-            "sip_username": USER,
-            "password": PASSWORD,
-        },
-    )
-    brain.admin(
-        "POST", f"/subscribers/{subscriber['id']}/subscriptions", json={"plan_code": "e2e-maroc"}
+    brain.subscribe(
+        USER,
+        PASSWORD,
+        plan_code="e2e-maroc",
+        phone="+15145550177",
+        name="Yasmine",
+        time_zone="America/Montreal",
     )
     return USER
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain
-from sipp_driver import SippCarrier, free_port, run_caller
 
+from support.sipp import SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from conftest import EDGE_HEADERS, MOROCCAN_MOBILE, REALM, SUBSCRIBERS, Brain, edge_settings
 from raw_sip import RawPhone, Reply, digest
-from sipp_driver import SCENARIOS, SippCarrier, free_port, run_caller
 
+from support.sipp import SCENARIOS, SippCarrier, free_port, run_caller
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.sip

@@ -25,8 +25,8 @@ from conftest import (
     Brain,
     _plan,
 )
-from sipp_driver import CallerRun, SippCarrier, caller_command, read_trace, run_caller
 
+from support.sipp import CallerRun, SippCarrier, answered_call_id, run_caller, start_caller
 from support.stack import free_port, tawasol_command
 from tawasol.adapters.sip import sip_ping
 from tawasol.adapters.sip.dialogs import dialog_call_ids
@@ -111,25 +111,11 @@ def _alive(pid: int) -> bool:
 def platform(tmp_path: Path) -> Iterator[UpPlatform]:
     platform = _up(tmp_path)
     try:
-        one_at_a_time = _plan("e2e-one-call", minutes=None)
-        one_at_a_time["fair_use"]["concurrent_calls"] = 1
+        one_at_a_time = _plan("e2e-one-call", minutes=None, concurrent_calls=1)
         platform.admin("POST", "/plans", json=one_at_a_time)
         for index, (user, password) in enumerate(PASSWORDS.items()):
-            subscriber = platform.admin(
-                "POST",
-                "/subscribers",
-                json={
-                    "name": user.title(),
-                    "phone": f"+3361299{index:04d}",
-                    "time_zone": "Europe/Paris",
-                    "sip_username": user,
-                    "password": password,
-                },
-            )
-            platform.admin(
-                "POST",
-                f"/subscribers/{subscriber['id']}/subscriptions",
-                json={"plan_code": "e2e-one-call"},
+            platform.subscribe(
+                user, password, plan_code="e2e-one-call", phone=f"+3361299{index:04d}"
             )
         yield platform
     finally:
@@ -140,25 +126,17 @@ def platform(tmp_path: Path) -> Iterator[UpPlatform]:
 
 
 def _long_call(platform: UpPlatform, workdir: Path, user: str) -> tuple[subprocess.Popen, Path]:
-    trace = workdir / f"caller-long-{user}.msg"
-    command = caller_command(
+    return start_caller(
         "caller_call.xml",
         edge_port=platform.sip_port,
         dialled=MOROCCAN_MOBILE,
         user=user,
         password=PASSWORDS[user],
-        trace=trace,
+        workdir=workdir,
+        name=f"long-{user}",
         talk_ms=60_000,
         timeout_s=90,
     )
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return process, trace
 
 
 def _call(platform: UpPlatform, workdir: Path, scenario: str, user: str) -> CallerRun:
@@ -182,12 +160,7 @@ def test_given_tawasol_up_when_brain_then_kamailio_killed_then_both_come_back_an
     long_call, trace = _long_call(platform, workdir, "sara")
     try:
         # sara's call is up: the brain counts it, Kamailio's dialog list has it
-        deadline = time.monotonic() + 15
-        call_id = ""
-        while time.monotonic() < deadline and not call_id:
-            answered = [m for m in read_trace(trace) if m.status == 200]
-            call_id = answered[0].call_id if answered else ""
-            time.sleep(0.05)
+        call_id = answered_call_id(trace, timeout_s=15)
         assert call_id, "sara's call was not answered"
         platform.wait_call(call_id, until=lambda record: record["status"] == "answered")
         assert call_id in dialog_call_ids(platform.run_dir / "kamailio_ctl")

@@ -1,5 +1,7 @@
 """Shared by the integration tests that run the brain's app on a real SQLite store with the
-sample operator (a module may define its own `brain`/`client`, which then take precedence)."""
+sample operator: `brain` (sample_brain.py) and `client` (the app on it, speaking as the edge).
+A module that needs other settings, a clock it moves or more subscribers defines its own
+`brain` with `sample_brain(...)`/`add_callers(...)` and keeps this `client`."""
 
 from __future__ import annotations
 

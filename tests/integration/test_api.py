@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
-from edge_support import credentials, decide, edge_headers, granted
-from fastapi.testclient import TestClient
+from edge_support import credentials, decide, granted
+from sample_brain import AUTH, NOW  # the brain and client fixtures: conftest.py
 
 from tawasol.adapters.api import sip
 from tawasol.adapters.api.app import create_app
 from tawasol.adapters.api.latency import LatencyRing
 from tawasol.adapters.api.schemas import AuthorizeIn
 from tawasol.adapters.api.sip_fast import MAX_BODY_BYTES, SipFastPath
-from tawasol.adapters.store import migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
 from tawasol.domain.subscribers import digest_ha1
-from tawasol.services.sample_operator import seed_sample_operator
-
-TOKEN = "test-admin-token-0123456789"
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def brain(tmp_path):
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: NOW)
-    seed_sample_operator(brain.catalog, now=NOW)
-    yield brain
-    brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
-        yield client
 
 
 def authorize(client, user="amina", dialled="00212661234567", call_id="call-1"):

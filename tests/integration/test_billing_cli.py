@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from support.stores import a_new_subscriber, a_plan
+from support.operator import a_new_subscriber, a_plan
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.domain.billing.documents import check_gap_free
 from tawasol.domain.catalog import Period

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from support.stores import a_new_subscriber, a_plan, postgres_schema
+from support.operator import a_new_subscriber, a_plan
+from support.stores import postgres_schema
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.billing_memory import InMemoryBillingStore, InMemoryOutageHistory
 from tawasol.adapters.store.billing_sql import SqlBillingStore

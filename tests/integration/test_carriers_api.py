@@ -3,66 +3,29 @@ capacity learned from 503s and caps set by operators, rating, rate decks, cost c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from edge_support import decide, edge_headers, granted
+from edge_support import decide, granted
 from fastapi.testclient import TestClient
+from sample_brain import AUTH, MovableClock, add_callers, sample_brain
 
 from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
 from tawasol.composition import build_brain
-from tawasol.config import Settings
 from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
-from tawasol.services.sample_operator import seed_sample_operator
-
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
-def clock():
-    return Clock()
+def clock() -> MovableClock:
+    return MovableClock()
 
 
 @pytest.fixture
 def brain(tmp_path, clock):
-    settings = Settings(
-        data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0, capacity_raise_after_s=60
-    )
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=clock)
-    seed_sample_operator(brain.catalog, now=clock.now)
-    # Many subscribers on the monthly plan, one call each at a time.
-    for index in range(45):
-        brain.catalog.add_subscriber(
-            name=f"Caller {index}",
-            email="",
-            phone=f"+336120000{index:02d}",
-            locale="fr",
-            time_zone="Europe/Paris",
-            sip_username=f"caller{index}",
-            password=f"caller-pass-{index}-of-45",
-            plan_code="maroc-illimite-mois",
-            start=clock.now - timedelta(days=1),
-        )
+    brain = sample_brain(tmp_path, clock=clock, capacity_raise_after_s=60)
+    add_callers(brain, 45, now=clock.now)  # one call each at a time: many calls at once
     yield brain
     brain.close()
-
-
-@pytest.fixture
-def client(brain):
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
-        yield client
 
 
 def authorize(client, user, call_id, dialled="00212661234567"):
@@ -500,10 +463,7 @@ def test_given_a_carrier_down_and_a_capacity_learned_when_the_brain_restarts_the
     tmp_path, clock
 ):
     # fault 6: after a restart every carrier started "up", dead ones included
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    first = build_brain(settings, clock=clock)
-    seed_sample_operator(first.catalog, now=clock.now)
+    first = sample_brain(tmp_path, clock=clock)
     for _ in range(3):
         first.monitor.on_probe("tn-carrier", answered=False, detail="no answer")
     first.store.record_carrier_event(
@@ -511,7 +471,7 @@ def test_given_a_carrier_down_and_a_capacity_learned_when_the_brain_restarts_the
     )
     first.close()
 
-    second = build_brain(settings, clock=clock)
+    second = build_brain(first.settings, clock=clock)
     try:
         with TestClient(create_app(second)) as client:
             assert status(client, "tn-carrier")["state"] == "up"  # nothing restored yet

@@ -22,16 +22,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from edge_support import decide, edge_headers
 from fastapi.testclient import TestClient
-from test_incidents_api import MAROC_TELECOM_MOBILE, ORANGE_MOBILE, Clock, place_call
+from sample_brain import AUTH, MovableClock, add_callers, sample_brain
+from test_incidents_api import MAROC_TELECOM_MOBILE, ORANGE_MOBILE, START, place_call
 
 from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
 from tawasol.domain.notices import NoticeStatus
-from tawasol.services.sample_operator import seed_sample_operator
-
-TOKEN = "test-admin-token-0123456789"
 
 
 class Mailbox:
@@ -76,10 +71,9 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 
 def build(tmp_path, clock, smtp_port: int, **extra: object):
-    settings = Settings(
-        data_dir=tmp_path,
-        admin_token=TOKEN,
-        catalog_refresh_ms=0,
+    brain = sample_brain(
+        tmp_path,
+        clock=clock,
         incident_recovery_hold_s=60,
         notice_smtp_host="127.0.0.1",
         notice_smtp_port=smtp_port,
@@ -88,27 +82,7 @@ def build(tmp_path, clock, smtp_port: int, **extra: object):
         notice_rate_per_s=1000,
         **extra,
     )
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=clock)
-    seed_sample_operator(brain.catalog, now=clock.now)
-    people = [
-        ("fr", "maroc-illimite-mois"),
-        ("ar", "maroc-illimite-mois"),
-        ("en", "maroc-illimite-mois"),
-        ("fr", "maroc-illimite-mois"),
-    ]
-    for index, (locale, plan) in enumerate(people):
-        brain.catalog.add_subscriber(
-            name=f"Caller {index}",
-            email=f"caller{index}@example.org",
-            phone=f"+336120000{index:02d}",
-            locale=locale,
-            time_zone="Europe/Paris",
-            sip_username=f"caller{index}",
-            password=f"caller-pass-{index}-of-4",
-            plan_code=plan,
-            start=clock.now - timedelta(days=1),
-        )
+    add_callers(brain, 4, now=clock.now, locales=("fr", "ar", "en", "fr"))
     # a Moroccan-plan subscriber who never called Morocco, and a Maghreb-plan one who only
     # called Orange numbers: neither is affected by a Maroc Telecom outage
     others = (("quiet", "maroc-illimite-mois", 1), ("orange", "maroc-illimite-semaine", 2))
@@ -141,7 +115,7 @@ def test_affected_subscribers_get_one_email_each_in_their_language_then_one_at_r
     tmp_path, mailbox
 ):
     handler, port = mailbox
-    clock = Clock()
+    clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
     with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
@@ -189,7 +163,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     tmp_path, mailbox
 ):
     handler, port = mailbox
-    clock = Clock()
+    clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
     with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
@@ -203,7 +177,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     brain.close()
 
     # a relay that does not answer at all: queued again with backoff, the reason kept
-    clock = Clock()
+    clock = MovableClock(START)
     (tmp_path / "down").mkdir()
     down = build(tmp_path / "down", clock, free_port())
     with TestClient(create_app(down), raise_server_exceptions=False) as client:
@@ -244,7 +218,7 @@ def test_a_carrier_cut_alerts_the_operator_by_email_and_signed_webhook_and_tells
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Hook.received.clear()
-    clock = Clock()
+    clock = MovableClock(START)
     secret = "webhook-secret-for-tests"
     brain = build(
         tmp_path,
@@ -284,7 +258,7 @@ def test_a_carrier_cut_alerts_the_operator_by_email_and_signed_webhook_and_tells
 
 def test_significant_updates_reach_subscribers_at_most_once_per_window(tmp_path, mailbox):
     handler, port = mailbox
-    clock = Clock()
+    clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
     with TestClient(create_app(brain), raise_server_exceptions=False) as client:
         client.headers.update(edge_headers(brain))
@@ -295,7 +269,7 @@ def test_significant_updates_reach_subscribers_at_most_once_per_window(tmp_path,
         def operator_update(text: str) -> None:
             response = client.post(
                 f"/admin/v1/incidents/{incident.id}/updates",
-                headers={"Authorization": f"Bearer {TOKEN}"},
+                headers=AUTH,
                 json={
                     "author": "amina",
                     "message": {"fr": f"FR {text}", "ar": f"AR {text}", "en": f"EN {text}"},

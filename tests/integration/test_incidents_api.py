@@ -8,57 +8,26 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
-from edge_support import decide, edge_headers, granted
-from fastapi.testclient import TestClient
+from edge_support import decide, granted
+from sample_brain import AUTH, MovableClock, add_callers, sample_brain
 
-from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import SqlIncidentStore, migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
-from tawasol.services.sample_operator import seed_sample_operator
+from tawasol.adapters.store import SqlIncidentStore
 
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAROC_TELECOM_MOBILE = "00212661234567"
 ORANGE_MOBILE = "00212612345678"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # the clock of these tests, moved by hand
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> MovableClock:
+    return MovableClock(START)
 
 
 @pytest.fixture
-def client(tmp_path, clock):
-    settings = Settings(
-        data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0, incident_recovery_hold_s=60
-    )
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=clock)
-    seed_sample_operator(brain.catalog, now=clock.now)
-    for index in range(4):
-        brain.catalog.add_subscriber(
-            name=f"Caller {index}",
-            email=f"caller{index}@example.org",
-            phone=f"+336120000{index:02d}",
-            locale="fr",
-            time_zone="Europe/Paris",
-            sip_username=f"caller{index}",
-            password=f"caller-pass-{index}-of-4",
-            plan_code="maroc-illimite-mois",
-            start=clock.now - timedelta(days=1),
-        )
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
-        yield client
+def brain(tmp_path, clock):
+    brain = sample_brain(tmp_path, clock=clock, incident_recovery_hold_s=60)
+    add_callers(brain, 4, now=clock.now)
+    yield brain
     brain.close()
 
 
@@ -66,7 +35,7 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def place_call(client, clock: Clock, call_id: str, dialled: str, *, fails: bool) -> None:
+def place_call(client, clock: MovableClock, call_id: str, dialled: str, *, fails: bool) -> None:
     """A call decided by the brain, then reported by the edge: failed with 502 (cause 27,
     destination out of order) on every route it was given, or answered on the first."""
     user = f"caller{int(call_id.rsplit('-', 1)[1]) % 4}"

@@ -6,29 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
+from sample_brain import AUTH, sample_brain  # the client fixture: conftest.py
 
-from tawasol.adapters.api.app import create_app
-from tawasol.adapters.store import migrate
-from tawasol.composition import build_brain
-from tawasol.config import Settings
-from tawasol.services.sample_operator import seed_sample_operator
-
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Tuesday 13 January 2026, 07:59 in Brussels (UTC+1): the sample "soirees-maghreb" plan's
 # hours (every evening 20:00-08:00, weekends all day) end in a minute for karim.
 TUESDAY_0759 = "2026-01-13T07:59:00+01:00"
 
 
 @pytest.fixture
-def client(tmp_path):
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, catalog_refresh_ms=0)
-    migrate(settings.resolved_database_url)
-    brain = build_brain(settings, clock=lambda: datetime(2026, 1, 13, 6, 0, tzinfo=UTC))
-    seed_sample_operator(brain.catalog, now=datetime(2026, 1, 1, tzinfo=UTC))
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        yield client
+def brain(tmp_path):
+    brain = sample_brain(
+        tmp_path,
+        clock=lambda: datetime(2026, 1, 13, 6, 0, tzinfo=UTC),
+        seeded_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    yield brain
     brain.close()
 
 

@@ -33,16 +33,8 @@ from sqlalchemy import (
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import IntegrityError
 
-from support.stores import (
-    NOV_1,
-    a_carrier,
-    a_plan,
-    answered_call,
-    fold,
-    migrated_store,
-    postgres_schema,
-    rated,
-)
+from support.operator import NOV_1, a_carrier, a_plan
+from support.stores import answered_call, fold, migrated_store, postgres_schema, rated
 from tawasol.adapters.store import (
     SqlStore,
     current_revision,

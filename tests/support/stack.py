@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -101,6 +101,15 @@ class BrainServer:
             timeout=120,
         )
 
+    @classmethod
+    def new(cls, data_dir: Path, **fields: Any) -> Self:
+        """A brain on a new data directory (`tawasol init` done), its port picked free and its
+        log in `data_dir/brain.log`, started and answering /health; `stop()` it after."""
+        brain = cls(data_dir=data_dir, port=free_port(), log=data_dir / "brain.log", **fields)
+        brain.init()
+        brain.start()
+        return brain
+
     def start(self) -> None:
         self._log_handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         self.process = spawn_brain(
@@ -146,6 +155,36 @@ class BrainServer:
         if response.status_code >= 400:
             raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
+
+    def subscribe(
+        self,
+        user: str,
+        password: str,
+        *,
+        plan_code: str,
+        phone: str,
+        name: str | None = None,
+        time_zone: str = "Europe/Paris",
+    ) -> dict[str, Any]:
+        """A new subscriber (SIP `user`/`password`) with a subscription to `plan_code`, through
+        the admin API, as an operator signs one up. Returns the subscriber as the API has it."""
+        subscriber: dict[str, Any] = self.admin(
+            "POST",
+            "/subscribers",
+            json={
+                "name": name or user.title(),
+                "phone": phone,
+                "time_zone": time_zone,
+                "sip_username": user,
+                "password": password,
+            },
+        )
+        self.admin(
+            "POST",
+            f"/subscribers/{subscriber['id']}/subscriptions",
+            json={"plan_code": plan_code},
+        )
+        return subscriber
 
     def post_events(self, events: list[dict[str, Any]]) -> None:
         """What an edge would send (`POST /sip/v1/events`)."""

@@ -1,51 +1,28 @@
-"""Builders and databases for the store tests (contract and SQL-only): a plan, a subscriber,
-a carrier, call events, a PostgreSQL schema of its own per test."""
+"""Builders and databases for the store tests (contract and SQL-only): subscriptions, call
+events, a PostgreSQL schema of its own per test. The plan, subscriber and carrier they store
+come from the sample operator (tests/support/operator.py: `a_plan`, `a_new_subscriber`,
+`a_carrier`)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock
-from decimal import Decimal
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    create_engine,
-)
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from support.operator import DEC_1, NOV_1, a_new_subscriber, a_plan
 from tawasol.adapters.store import SqlStore, migrate
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
-from tawasol.domain.carriers import (
-    BillingIncrement,
-    Carrier,
-    CarrierDestination,
-    FlatRateContract,
-    Gateway,
-    NumberFormat,
-    Rate,
-    RateDeck,
-    Transport,
-)
-from tawasol.domain.catalog import (
-    DestinationRule,
-    FairUse,
-    Period,
-    Plan,
-    TimeWindow,
-)
-from tawasol.domain.errors import (
-    NotFound,
-)
+from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
-from tawasol.domain.numbering import NumberKind
-from tawasol.domain.subscribers import Subscription, SubscriptionStatus, digest_ha1
-from tawasol.services.ports import NewSubscriber, NewSubscription, Store
+from tawasol.domain.subscribers import Subscription, SubscriptionStatus
+from tawasol.services.ports import NewSubscription, Store
 
 POSTGRES_URL = os.environ.get(
     "TAWASOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -53,12 +30,6 @@ POSTGRES_URL = os.environ.get(
 
 
 CASABLANCA = ZoneInfo("Africa/Casablanca")
-
-
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @contextmanager
@@ -77,72 +48,6 @@ def postgres_schema() -> Iterator[str]:
                 connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     finally:
         admin.dispose()
-
-
-def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
-    plan = Plan(
-        code=code,
-        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
-        period=Period.MONTH,
-        price=Money(Decimal("9.99"), "EUR"),
-        destinations=frozenset(
-            {
-                DestinationRule("MA", NumberKind.FIXED),
-                DestinationRule("MA", NumberKind.MOBILE),
-            }
-        ),
-        fair_use=FairUse(
-            max_call_duration=timedelta(minutes=90),
-            minutes_per_period=3000,
-            distinct_numbers_per_period=30,
-            concurrent_calls=2,
-        ),
-        time_windows=(
-            TimeWindow(frozenset({0, 1, 2, 3, 4}), clock(20, 0), clock(8, 0)),
-            TimeWindow(frozenset({5, 6}), clock(0, 0), clock(0, 0)),
-        ),
-    )
-    return replace(plan, **changes)  # type: ignore[arg-type]
-
-
-def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscriber:
-    subscriber = NewSubscriber(
-        name="Amina Benali",
-        email=f"{username}@example.org",
-        # Phones are unique: one per username (stable across runs).
-        phone=f"+3361{zlib.crc32(username.encode()) % 10**7:07d}",
-        locale="ar",
-        time_zone="Europe/Paris",
-        sip_username=username,
-        ha1=digest_ha1(username, "tawasol", "secret"),
-        caller_ids=("+33612345678", "+33123456789"),
-    )
-    return replace(subscriber, **changes)  # type: ignore[arg-type]
-
-
-def a_carrier(code: str = "atlas", rates: Sequence[Rate] | None = None) -> Carrier:
-    if rates is None:
-        rates = (
-            Rate("2126", Money(Decimal("0.0123"), "EUR"), NOV_1),
-            Rate("2126", Money(Decimal("0.0780"), "EUR"), DEC_1, BillingIncrement(1, 1)),
-            Rate("2125", Money(Decimal("0.000001"), "EUR"), NOV_1, BillingIncrement(30, 6)),
-        )
-    return Carrier(
-        code=code,
-        name="Atlas Telecom",
-        gateways=(
-            Gateway("casa-1", "192.0.2.10"),
-            Gateway("casa-2", "2001:db8::10", 5061, Transport.TLS),
-        ),
-        destinations=(
-            CarrierDestination(DestinationRule("MA", NumberKind.MOBILE), priority=10),
-            CarrierDestination(DestinationRule("MA", NumberKind.FIXED), priority=20),
-        ),
-        flat_rate=FlatRateContract(channels=30, monthly_fee=Money(Decimal("450.50"), "EUR")),
-        rate_deck=RateDeck(rates),
-        number_format=NumberFormat.INTERNATIONAL_00,
-        max_channels=60,
-    )
 
 
 def subscription_for(store: Store, username: str = "amina", **period: datetime) -> Subscription:

@@ -145,40 +145,9 @@ class IncidentOut(BaseModel):
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentOut:
-        scope = incident.scope
-        return cls(
-            id=incident.id,
-            kind=incident.kind,
-            title=incident.title,
-            state=incident.state,
-            started_at=incident.started_at,
-            resolved_at=incident.resolved_at,
-            carrier=incident.carrier,
-            scope=ScopeIO(
-                country=scope.country,
-                number_kind=scope.number_kind.value if scope.number_kind else None,  # type: ignore[arg-type]
-                range_holder=scope.range_holder,
-            )
-            if scope
-            else None,
-            automatic=incident.automatic,
-            customer_facing=incident.customer_facing,
-            postmortem=incident.postmortem,
-            merged_into=incident.merged_into,
-            version=incident.version,
-            updates=[
-                UpdateOut(
-                    at=u.at,
-                    author=u.author,
-                    state=u.state,
-                    message=dict(u.message),
-                    automatic=u.automatic,
-                    notify=u.notify,
-                )
-                for u in incident.updates
-            ],
-            impact=[ImpactOut(start=s.start, end=s.end, impact=s.impact) for s in incident.impact],
-        )
+        # Field for field the domain's Incident, its scope, updates and impact stretches: read
+        # by name (from_attributes), not copied out by hand a second time.
+        return cls.model_validate(incident, from_attributes=True)
 
 
 class AuditOut(BaseModel):

@@ -1,10 +1,12 @@
 """Run Kamailio as a child process with its own run directory.
 
-`start_edge(settings, run_dir)` renders the configuration into `run_dir/kamailio.cfg`, checks it
-(`kamailio -c -f`), starts `kamailio -f CFG -P RUNDIR/kamailio.pid -Y RUNDIR -DD -E` (foreground,
-log to stderr, captured in `run_dir/kamailio.log`) in its own process group, and waits until it
-answers a SIP OPTIONS on its port. `EdgeProcess.stop()` or `stop_edge(run_dir)` (from another
-process: `tawasol down`) ends it with SIGTERM, then SIGKILL for the group if it hangs.
+`start_edge(settings, run_dir)` renders the configuration into `run_dir/kamailio.cfg`;
+`start_kamailio` (the one Kamailio command line, also used for the benchmark's bare relay)
+checks it (`kamailio -c -f`), starts `kamailio -f CFG -P RUNDIR/kamailio.pid -Y RUNDIR -DD -E`
+(foreground, log to stderr, captured in `run_dir/kamailio.log`) in its own process group, and
+waits until it answers a SIP OPTIONS on its port. `EdgeProcess.stop()` or `stop_edge(run_dir)`
+(from another process: `tawasol down`) ends it with SIGTERM, then SIGKILL for the group if it
+hangs.
 """
 
 from __future__ import annotations
@@ -166,13 +168,43 @@ def start_edge(settings: Settings, run_dir: Path, *, ready_timeout_s: float = 15
     if existing is not None:
         raise EdgeError(f"an edge is already running from {run_dir} (pid {existing})")
     config = write_config(settings, run_dir)
+    return start_kamailio(
+        config,
+        run_dir,
+        listen=settings.sip_listen,
+        port=settings.sip_port,
+        shared_memory_mb=settings.sip_shared_memory_mb,
+        # Lower priority than the brain (settings.sip_nice): every new call waits on a
+        # decision, so when both want the CPU the brain goes first. Measured with
+        # bench/sip_throughput.py on 2 cores: 600 clean calls/s at the same priority, 900
+        # with Kamailio at nice 5.
+        nice=settings.sip_nice,
+        ready_timeout_s=ready_timeout_s,
+    )
+
+
+def start_kamailio(
+    config: Path,
+    run_dir: Path,
+    *,
+    listen: str,
+    port: int,
+    shared_memory_mb: int,
+    nice: int = 0,
+    memory_manager: str = MEMORY_MANAGER,
+    ready_timeout_s: float = 15,
+) -> EdgeProcess:
+    """Check `config` (`kamailio -c`) and run it from `run_dir` in a process group of its
+    own, its log in `run_dir/kamailio.log`; return once it answers a SIP OPTIONS on
+    `listen:port`. The one Kamailio command line: the edge (`start_edge`, hence `tawasol up`
+    and the e2e tests) and the benchmark's bare relay (bench/_stack.py) both start here.
+
+    Raises EdgeError when Kamailio is missing, refuses the config, exits or stays silent."""
+    run_dir = run_dir.resolve()
     check_config(config)
     log = run_dir / LOG_NAME
     log_handle = open(log, "ab")  # noqa: SIM115 - closed by EdgeProcess.stop()
-    # Lower priority than the brain (settings.sip_nice): every new call waits on a decision, so
-    # when both want the CPU the brain goes first. Measured with bench/sip_throughput.py on 2
-    # cores: 600 clean calls/s at the same priority, 900 with Kamailio at nice 5.
-    niceness = ["nice", "-n", str(settings.sip_nice)] if settings.sip_nice else []
+    niceness = ["nice", "-n", str(nice)] if nice else []
     process = subprocess.Popen(
         [
             *niceness,
@@ -186,13 +218,13 @@ def start_edge(settings: Settings, run_dir: Path, *, ready_timeout_s: float = 15
             "-w",
             str(run_dir),
             "-m",
-            str(settings.sip_shared_memory_mb),
+            str(shared_memory_mb),
             "-M",
             str(PKG_MEMORY_MB),
             "-x",
-            MEMORY_MANAGER,
+            memory_manager,
             "-X",
-            MEMORY_MANAGER,
+            memory_manager,
             "-DD",
             "-E",
         ],
@@ -207,8 +239,8 @@ def start_edge(settings: Settings, run_dir: Path, *, ready_timeout_s: float = 15
         run_dir=run_dir,
         config=config,
         log=log,
-        listen=settings.sip_listen,
-        port=settings.sip_port,
+        listen=listen,
+        port=port,
         _log_handle=log_handle,
     )
     try:

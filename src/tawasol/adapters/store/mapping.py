@@ -7,9 +7,13 @@ queries lets `sql_store` read as a list of transactions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from tawasol.adapters.store.models import (
     CarrierDestinationRow,
@@ -46,6 +50,26 @@ from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
+
+Value = TypeVar("Value", bound="DataclassInstance")
+
+
+def values_of(
+    value: DataclassInstance, *, leave_out: Iterable[str] = (), **converted: Any
+) -> dict[str, Any]:
+    """The fields of a domain value by name, as the values of a row whose columns bear the
+    fields' names: `converted` replace some (an enum by its text, a column the domain does not
+    have), `leave_out` drop others (an id the database gives)."""
+    dropped = set(leave_out)
+    by_name = {field.name: getattr(value, field.name) for field in fields(value)}
+    return {name: item for name, item in by_name.items() if name not in dropped} | converted
+
+
+def from_row(kind: type[Value], row: object, **converted: Any) -> Value:
+    """The domain value `kind` read from a row whose columns bear its fields' names,
+    `converted` replacing some (an enum from its text...)."""
+    by_name = {field.name: getattr(row, field.name) for field in fields(kind) if field.init}
+    return kind(**(by_name | converted))
 
 
 def checked_amount(money: Money) -> Decimal:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tawasol.adapters.store.incident_models import NoticeRow
+from tawasol.adapters.store.mapping import from_row, values_of
 from tawasol.adapters.store.models import CallRow, PlanRow, SubscriberRow, SubscriptionRow
 from tawasol.adapters.store.sessions import Transactions
 from tawasol.domain.errors import InvalidNumber, NotFound
@@ -218,47 +219,24 @@ def _range_holder(e164: str) -> str | None:
 
 
 def _row(notice: Notice) -> dict[str, object]:
-    return {
-        "key": notice.key,
-        "incident_id": notice.incident_id,
-        "occasion": notice.occasion.value,
-        "occasion_seq": notice.occasion_seq,
-        "subscriber_id": notice.subscriber_id,
-        "channel": notice.channel.value,
-        "address": notice.address,
-        "locale": notice.locale,
-        "subject": notice.subject,
-        "text": notice.text,
-        "html": notice.html,
-        "message_id": notice.message_id,
-        "status": notice.status.value,
-        "attempts": notice.attempts,
-        "next_attempt_at": notice.next_attempt_at,
-        "lease_until": None,
-        "last_error": notice.last_error,
-        "sent_at": notice.sent_at,
-    }
+    return values_of(
+        notice,
+        leave_out=("id",),  # the database gives it
+        key=notice.key,
+        occasion=notice.occasion.value,
+        channel=notice.channel.value,
+        status=notice.status.value,
+        lease_until=None,
+    )
 
 
 def _notice(row: NoticeRow) -> Notice:
-    return Notice(
-        id=row.id,
-        incident_id=row.incident_id,
+    return from_row(
+        Notice,
+        row,
         occasion=NoticeOccasion(row.occasion),
-        occasion_seq=row.occasion_seq,
-        subscriber_id=row.subscriber_id,
         channel=Channel(row.channel),
-        address=row.address,
-        locale=row.locale,
-        subject=row.subject,
-        text=row.text,
-        html=row.html,
-        message_id=row.message_id,
         status=NoticeStatus(row.status),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        sent_at=row.sent_at,
     )
 
 
