@@ -243,7 +243,40 @@ def run(seed: int) -> dict[str, object]:
         "judged": judged,
         "right": right,
         "false_per_destination_week": false_incidents / len(DESTINATIONS),
+        "fault_list": faults,
     }
+
+
+def verdict(fault: Fault) -> str:
+    """How one injected outage was first classified: carrier, destination, or missed; "late"
+    when the first finding came more than 5 minutes after the fault began."""
+    if fault.detected_at_s is None or fault.first_kind is None:
+        return "missed"
+    if fault.detected_at_s - fault.start_s > CLASSIFY_WITHIN.total_seconds():
+        return f"late {fault.first_kind.value}"
+    return fault.first_kind.value
+
+
+def print_confusion(faults: list[Fault]) -> None:
+    """The confusion table: injected kind of outage x first classification."""
+    columns = ["carrier", "destination", "late carrier", "late destination", "missed"]
+    print("\n| injected \\ first finding | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for kind in ("cut", "partial", "range_holder"):
+        counts = {column: 0 for column in columns}
+        for fault in faults:
+            if fault.kind == kind:
+                counts[verdict(fault)] += 1
+        print(f"| {kind} | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    if DEBUG:
+        for fault in faults:
+            print(
+                f"{fault.kind:13} {fault.carrier or fault.scope} start={fault.start_s / 3600:6.2f}h"
+                f" hour={(fault.start_s / 3600) % 24:5.2f} calls5min="
+                f"{fault.calls_in_classification_window:4} -> {verdict(fault)}"
+                f" after {(fault.detected_at_s or 0) - fault.start_s:.0f}s",
+                file=sys.stderr,
+            )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -257,7 +290,10 @@ def percentile(values: list[float], share: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--debug", action="store_true", help="each outage and false finding")
     args = parser.parse_args(argv)
+    global DEBUG
+    DEBUG = args.debug
     result = run(args.seed)
     delays = result["delays"]
     assert isinstance(delays, dict)
@@ -277,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         f" = {100 * right / max(judged, 1):.1f}%"
     )
     print(f"- false incidents per destination per week: {result['false_per_destination_week']:.2f}")
+    faults = result["fault_list"]
+    assert isinstance(faults, list)
+    print_confusion(faults)
     return 0
 
 

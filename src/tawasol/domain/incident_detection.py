@@ -49,7 +49,7 @@ import enum
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
@@ -297,29 +297,54 @@ class IncidentDetector:
 
     # -- classification ---------------------------------------------------------------------
     def findings(self, now: datetime) -> list[Finding]:
-        """Every outage that holds at `now`, carriers first, then destinations."""
+        """Every outage that holds at `now`, carriers first, then destinations.
+
+        One finding per carrier and country (however many of its streams alarm, and whether
+        probes, capacity or calls showed it first: one cut is one incident), one per
+        destination. Each customer-facing destination (a customer stream alarmed and not
+        recovering) is put on exactly one finding: the far network's when a destination
+        finding covers it, else the oldest carrier finding covering it (the outage that
+        started it; a second carrier failing to absorb the load does not make a second
+        customer-facing incident), else a destination finding of its own.
+        """
         self._clear_recovered(now)
         window_start = now - self.settings.agreement_window
-        carrier_findings: dict[tuple[str, OutageScope | None], Finding] = {}
+        carrier_evidence: dict[tuple[str, str | None], tuple[datetime, str]] = {}
         destination_scopes: dict[OutageScope, datetime] = {}
+        conditioned = {
+            carrier
+            for carrier, condition in self._carriers.items()
+            if condition.down_since is not None or condition.capacity_short_since is not None
+        }
+
+        def carrier_saw(carrier: str, country: str | None, since: datetime, reason: str) -> None:
+            known = carrier_evidence.get((carrier, country))
+            if known is None or since < known[0]:
+                carrier_evidence[(carrier, country)] = (since, reason)
 
         for scope, carriers in self._carriers_by_scope(window_start).items():
             alarmed = {c: cusum for c, cusum in carriers.items() if cusum.alarmed_at is not None}
             if not alarmed:
                 continue
-            if self._far_network_down(scope, carriers, alarmed, window_start):
+            # A carrier down by probes or short of capacity explains its own failures: it is
+            # no witness that the far network is down (it would make every carrier cut during
+            # a second carrier's trouble look like a destination outage).
+            witnesses = {c: cusum for c, cusum in carriers.items() if c not in conditioned}
+            failing = {c: cusum for c, cusum in alarmed.items() if c not in conditioned}
+            if failing and self._far_network_down(scope, witnesses, failing, window_start):
                 destination_scopes[scope] = min(
-                    c.alarmed_at for c in alarmed.values() if c.alarmed_at is not None
+                    c.alarmed_at for c in failing.values() if c.alarmed_at is not None
                 )
                 continue
+            delivering = len(witnesses) > len(failing)
             for carrier, cusum in alarmed.items():
                 assert cusum.alarmed_at is not None
-                carrier_findings[(carrier, scope)] = Finding(
-                    kind=FindingKind.CARRIER,
-                    carrier=carrier,
-                    scope=scope,
-                    since=cusum.alarmed_at,
-                    reason="calls fail on this carrier while other carriers deliver them",
+                carrier_saw(
+                    carrier,
+                    scope.country,
+                    cusum.alarmed_at,
+                    f"calls to {describe_scope(scope)} fail on this carrier"
+                    + (" while other carriers deliver them" if delivering else ""),
                 )
 
         for carrier, condition in self._carriers.items():
@@ -328,31 +353,56 @@ class IncidentDetector:
                 since, reason = condition.capacity_short_since, "capacity learned below contract"
             if since is None:
                 continue
-            scopes: list[OutageScope | None] = [
-                OutageScope(country) for country in sorted(self._countries_of(carrier))
-            ]
-            for carrier_scope in scopes or [None]:
-                carrier_findings.setdefault(
-                    (carrier, carrier_scope),
-                    Finding(
-                        kind=FindingKind.CARRIER,
-                        carrier=carrier,
-                        scope=carrier_scope,
-                        since=since,
-                        reason=reason,
-                    ),
-                )
+            countries: list[str | None] = list(sorted(self._countries_of(carrier))) or [None]
+            for country in countries:
+                carrier_saw(carrier, country, since, reason)
 
-        explained: set[OutageScope] = set()
-        results: list[Finding] = []
-        for finding in carrier_findings.values():
-            facing = self._customer_alarms(finding.scope)
-            explained.update(scope for scope, _ in facing)
-            results.append(self._with_impact(finding, facing))
-        for scope, cusum in self._customers.items():
-            if cusum.alarmed_at is not None and scope not in explained:
+        carrier_findings = [
+            Finding(
+                kind=FindingKind.CARRIER,
+                carrier=carrier,
+                scope=OutageScope(country) if country is not None else None,
+                since=since,
+                reason=reason,
+            )
+            for (carrier, country), (since, reason) in sorted(
+                carrier_evidence.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
+        ]
+        facing = {
+            scope: cusum
+            for scope, cusum in self._customers.items()
+            if cusum.alarmed_at is not None and cusum.recovering_since is None
+        }
+        covered = _widen(destination_scopes, self._known_scopes())
+        oldest_first = sorted(carrier_findings, key=lambda f: (f.since, f.carrier or ""))
+        by_carrier: dict[tuple[str | None, OutageScope | None], list[FailureCusum]] = {}
+        for_destinations: list[tuple[OutageScope, FailureCusum]] = []
+        for scope, cusum in facing.items():
+            carrier_finding = next(
+                (f for f in oldest_first if f.scope is not None and _within(scope, f.scope)),
+                None,
+            )
+            if carrier_finding is None or any(_within(scope, d) for d in covered):
+                # The far network's outage, or customers' calls fail and no carrier explains
+                # it (every route is full or down): a destination finding either way.
+                assert cusum.alarmed_at is not None
                 destination_scopes.setdefault(scope, cusum.alarmed_at)
-        for scope, since in _widen(destination_scopes, self._known_scopes()).items():
+                for_destinations.append((scope, cusum))
+            else:
+                key = (carrier_finding.carrier, carrier_finding.scope)
+                by_carrier.setdefault(key, []).append(cusum)
+        destinations = _widen(destination_scopes, self._known_scopes())
+        attributed: dict[OutageScope, list[FailureCusum]] = {}
+        for scope, cusum in for_destinations:
+            destination = next(d for d in destinations if _within(scope, d))
+            attributed.setdefault(destination, []).append(cusum)
+
+        results = [
+            self._with_impact(finding, by_carrier.get((finding.carrier, finding.scope), []))
+            for finding in carrier_findings
+        ]
+        for scope, since in destinations.items():
             finding = Finding(
                 kind=FindingKind.DESTINATION,
                 carrier=None,
@@ -360,7 +410,7 @@ class IncidentDetector:
                 since=since,
                 reason="calls to this destination fail on every carrier serving it",
             )
-            results.append(self._with_impact(finding, self._customer_alarms(scope)))
+            results.append(self._with_impact(finding, attributed.get(scope, [])))
         return results
 
     # -- helpers ----------------------------------------------------------------------------
@@ -431,29 +481,29 @@ class IncidentDetector:
     def _known_scopes(self) -> set[OutageScope]:
         return {scope for _, scope in self._attempts} | set(self._customers)
 
-    def _customer_alarms(self, scope: OutageScope | None) -> list[tuple[OutageScope, float]]:
-        if scope is None:
-            return []
-        return [
-            (customer_scope, cusum.failure_share())
-            for customer_scope, cusum in self._customers.items()
-            if cusum.alarmed_at is not None and _within(customer_scope, scope)
-        ]
-
-    def _with_impact(self, finding: Finding, facing: list[tuple[OutageScope, float]]) -> Finding:
-        if not facing:
+    def _with_impact(self, finding: Finding, streams: list[FailureCusum]) -> Finding:
+        """The finding made customer-facing by `streams` (the customer streams put on it), its
+        impact from the share of failed calls among their recent calls taken together."""
+        calls = sum(len(cusum.recent) for cusum in streams)
+        if not calls:
             return finding
-        worst = max(share for _, share in facing)
-        impact = OutageImpact.MAJOR if worst >= self.settings.major_share else OutageImpact.PARTIAL
-        return Finding(
-            kind=finding.kind,
-            carrier=finding.carrier,
-            scope=finding.scope,
-            since=finding.since,
-            reason=finding.reason,
+        failed = sum(sum(cusum.recent) for cusum in streams)
+        major = failed >= self.settings.major_share * calls
+        return replace(
+            finding,
             customer_facing=True,
-            impact=impact,
+            impact=OutageImpact.MAJOR if major else OutageImpact.PARTIAL,
         )
+
+
+def describe_scope(scope: OutageScope) -> str:
+    """A scope in words ("MA mobile (Maroc Telecom)"): never a carrier name."""
+    words = scope.country
+    if scope.number_kind is not None:
+        words += f" {scope.number_kind.value}"
+    if scope.range_holder:
+        words += f" ({scope.range_holder})"
+    return words
 
 
 def _within(inner: OutageScope, outer: OutageScope) -> bool:
