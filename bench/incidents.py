@@ -40,7 +40,6 @@ PROBE_INTERVAL_S = 5
 DOWN_AFTER = 3
 CLASSIFY_WITHIN = timedelta(minutes=5)
 MIN_CALLS_TO_CLASSIFY = 5
-DEBUG = False
 
 CARRIERS = ("flat", "per_minute")
 # (scope, peak calls per minute)
@@ -97,7 +96,7 @@ def inject_faults(rng: random.Random) -> list[Fault]:
     return faults
 
 
-def run(seed: int) -> dict[str, object]:
+def run(seed: int, *, debug: bool = False) -> dict[str, object]:
     rng = random.Random(seed)
     faults = inject_faults(rng)
     detector = IncidentDetector()
@@ -219,7 +218,7 @@ def run(seed: int) -> dict[str, object]:
                             fault.first_kind = finding.kind
                 if not matched:
                     false_incidents += 1
-                    if DEBUG:
+                    if debug:
                         print("false", t, finding, file=sys.stderr)
             for key in set(open_keys) - set(current):
                 del open_keys[key]
@@ -257,7 +256,7 @@ def verdict(fault: Fault) -> str:
     return fault.first_kind.value
 
 
-def print_confusion(faults: list[Fault]) -> None:
+def print_confusion(faults: list[Fault], *, debug: bool = False) -> None:
     """The confusion table: injected kind of outage x first classification."""
     columns = ["carrier", "destination", "late carrier", "late destination", "missed"]
     print("\n| injected \\ first finding | " + " | ".join(columns) + " |")
@@ -268,7 +267,7 @@ def print_confusion(faults: list[Fault]) -> None:
             if fault.kind == kind:
                 counts[verdict(fault)] += 1
         print(f"| {kind} | " + " | ".join(str(counts[c]) for c in columns) + " |")
-    if DEBUG:
+    if debug:
         for fault in faults:
             print(
                 f"{fault.kind:13} {fault.carrier or fault.scope} start={fault.start_s / 3600:6.2f}h"
@@ -292,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--debug", action="store_true", help="each outage and false finding")
     args = parser.parse_args(argv)
-    global DEBUG
-    DEBUG = args.debug
-    result = run(args.seed)
+    result = run(args.seed, debug=args.debug)
     delays = result["delays"]
     assert isinstance(delays, dict)
     print(f"# Incident detection, synthetic week (seed {args.seed})\n")
@@ -315,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- false incidents per destination per week: {result['false_per_destination_week']:.2f}")
     faults = result["fault_list"]
     assert isinstance(faults, list)
-    print_confusion(faults)
+    print_confusion(faults, debug=args.debug)
     return 0
 
 

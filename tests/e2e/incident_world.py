@@ -176,7 +176,7 @@ class _Hook(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -204,7 +204,9 @@ class WebhookReceiver:
             posts = list(self.posts)
         checked = []
         for at, headers, body in posts:
-            expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            expected = (
+                "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            )
             signature = {k.lower(): v for k, v in headers.items()}.get("x-tawasol-signature")
             if signature is not None and hmac.compare_digest(signature, expected):
                 checked.append((at, json.loads(body)))
@@ -288,7 +290,9 @@ class World:
         self.subscribers[name] = person
         return person
 
-    def gateway(self, name: str, scenario: str = "carrier_channels.xml", **options: Any) -> SippGateway:
+    def gateway(
+        self, name: str, scenario: str = "carrier_channels.xml", **options: Any
+    ) -> SippGateway:
         gateway = SippGateway(scenario, self.workdir, name, hold_ms=HOLD_MS, **options).start()
         self.gateways[name] = gateway
         return gateway
@@ -318,7 +322,9 @@ class World:
         return code
 
     # -- traffic --------------------------------------------------------------------------------
-    def calls(self, callers: list[str], numbers: tuple[str, ...], count: int) -> list[tuple[str, str, str]]:
+    def calls(
+        self, callers: list[str], numbers: tuple[str, ...], count: int
+    ) -> list[tuple[str, str, str]]:
         """`count` calls, the callers and numbers taken in turn."""
         return [
             (
@@ -363,7 +369,9 @@ class World:
         return found
 
     def status(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.brain.url}/public/v1/status", params={"lang": "en"}, timeout=10)
+        response = httpx.get(
+            f"{self.brain.url}/public/v1/status", params={"lang": "en"}, timeout=10
+        )
         response.raise_for_status()
         page: dict[str, Any] = response.json()
         return page
@@ -375,12 +383,20 @@ class World:
     def notices_for(self, subscriber: Subscriber) -> dict[str, list[Received]]:
         """What each channel delivered to `subscriber`, by channel."""
         return {
-            inbox.channel: [r for r in inbox.received() if r.address == inbox.address_of(subscriber)]
+            inbox.channel: [
+                r for r in inbox.received() if r.address == inbox.address_of(subscriber)
+            ]
             for inbox in self.inboxes
         }
 
     def operator_emails(self) -> list[Received]:
-        return [r for inbox in self.inboxes if inbox.channel == "email" for r in inbox.received() if r.address == ON_CALL]
+        return [
+            r
+            for inbox in self.inboxes
+            if inbox.channel == "email"
+            for r in inbox.received()
+            if r.address == ON_CALL
+        ]
 
     def stop(self) -> None:
         for gateway in self.gateways.values():
@@ -472,7 +488,9 @@ def start_world(workdir: Path) -> World:
     )
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.2) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.2
+) -> Any:
     """Poll `predicate` until it returns something true; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

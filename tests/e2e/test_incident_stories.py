@@ -238,9 +238,7 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
         )
 
         def everyone_told() -> bool:
-            return all(
-                world.notices_for(world.subscribers[name])["email"] for name in CALLERS
-            )
+            return all(world.notices_for(world.subscribers[name])["email"] for name in CALLERS)
 
         wait_until(everyone_told, timeout_s=30, what="every caller's notice")
         run = load.wait()

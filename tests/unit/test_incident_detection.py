@@ -124,9 +124,7 @@ def test_given_a_cut_seen_by_calls_then_by_probes_then_one_carrier_finding_from_
     assert by_probes.since == by_calls.since < seen
 
 
-def test_given_flat_down_and_per_minute_short_when_calls_fail_then_only_the_cut_faces_customers() -> (
-    None
-):
+def test_given_flat_down_and_per_minute_short_then_only_the_cut_faces_customers() -> None:
     """The seed's first day: the flat-rate carrier is cut (down by probes), then the per-minute
     carrier cannot take the load (capacity learned below contract) and calls fail. Both are
     carrier findings; the customers' outage is put on the cut (the oldest), never on a
@@ -176,6 +174,57 @@ def test_given_the_cut_recovers_before_customers_then_no_destination_finding_in_
             assert not any(f.customer_facing for f in detector.findings(at)), second
     # per_minute, tried second again, gets no attempt: its alarm ends when it goes stale
     assert detector.findings(at + settings.agreement_window) == []
+
+
+def night_with_half_of_flat_refused(seed: int) -> tuple[timedelta | None, list[tuple]]:
+    """3 calls per destination per minute, either carrier tried first, half of flat's calls
+    refused: when the first finding came after the fault began, and what it said."""
+    detector = IncidentDetector()
+    scopes = (MAROC_TELECOM, ORANGE, INWI, OutageScope("MA", NumberKind.FIXED, "Maroc Telecom"))
+    rng = random.Random(seed)
+    for round_ in range(45):
+        at = T0
+        for index, scope in enumerate(scopes):
+            at = T0 + timedelta(seconds=round_ * 20 + index * 5)
+            hunt = ("flat", "per_minute") if rng.random() < 0.5 else ("per_minute", "flat")
+            for carrier in hunt:
+                failed = carrier == "flat" and rng.random() < 0.5
+                detector.observe_attempt(carrier=carrier, scope=scope, failed=failed, at=at)
+                if not failed:
+                    break
+            detector.observe_call(scope=scope, failed=False, at=at)
+        findings = detector.findings(at)
+        if findings:
+            return at - T0, [(f.kind, f.carrier, f.scope) for f in findings]
+    return None, []
+
+
+def test_given_half_a_carriers_calls_refused_at_night_then_its_pooled_stream_finds_it() -> None:
+    """Few calls per destination (night): a destination sees about four of the carrier's
+    failures in five minutes, short of the six an alarm needs; all of them towards the
+    country together do: found as the carrier every night, within five minutes on half of
+    them (a destination's own stream alone rarely within fifteen)."""
+    nights = [night_with_half_of_flat_refused(seed) for seed in range(1, 7)]
+    assert all(
+        found == [(FindingKind.CARRIER, "flat", OutageScope("MA"))] for _, found in nights
+    ), nights
+    within = [delay for delay, _ in nights if delay is not None and delay <= timedelta(minutes=5)]
+    assert len(within) >= 3, nights
+
+
+def test_given_the_biggest_range_holder_down_then_no_carrier_blamed_on_the_way() -> None:
+    """Maroc Telecom is most of the traffic: each carrier's pooled stream alarms, but the
+    failures pile up on a destination where the other carrier fails too: a destination."""
+    detector = IncidentDetector()
+    start = feed(detector, seconds=120, fails={}, scopes=(MAROC_TELECOM, MAROC_TELECOM, ORANGE))
+    fails = {("flat", MAROC_TELECOM): 1.0, ("per_minute", MAROC_TELECOM): 1.0}
+    at = start
+    for second in range(120):
+        at = feed(
+            detector, start=at, seconds=1, fails=fails, scopes=(MAROC_TELECOM, ORANGE), seed=second
+        )
+        assert all(f.kind is FindingKind.DESTINATION for f in detector.findings(at)), second
+    assert [f.scope for f in detector.findings(at)] == [MAROC_TELECOM]
 
 
 def test_given_outage_when_recovery_holds_then_finding_clears_only_after_the_hold() -> None:

@@ -73,12 +73,17 @@ class DetectionSettings:
     log-likelihood ratio (14 needs about six failures in a row at a 5% baseline); an alarm
     also needs `min_failures` failures among the last `impact_attempts` attempts. Recovery
     needs `recovery_threshold` (7: about eleven successes in a row), then `recovery_hold`.
+    The baseline is learned only while a stream's statistic is below `learning_share` of the
+    alarm threshold (an outage building up is not learned as normal); a carrier counts as
+    delivering a destination only while its statistic is below `healthy_share` of it.
     """
 
     baseline_failure_share: float = 0.05
     baseline_floor: float = 0.02
     baseline_ceiling: float = 0.25
     baseline_smoothing: float = 0.01
+    learning_share: float = 0.5
+    healthy_share: float = 0.5
     outage_failure_share: float = 0.5
     alarm_threshold: float = 14.0
     recovery_threshold: float = 7.0
@@ -104,6 +109,10 @@ class DetectionSettings:
             )
         if not 0 < self.baseline_smoothing < 1:
             raise InvalidInput("baseline smoothing is a weight in (0, 1)")
+        if not 0 < self.learning_share <= 1 or not 0 < self.healthy_share <= 1:
+            raise InvalidInput(
+                "the learning and healthy shares are fractions of the alarm threshold in (0, 1]"
+            )
         if self.alarm_threshold <= 0 or self.recovery_threshold <= 0:
             raise InvalidInput("the alarm and recovery thresholds must be positive")
         if self.recovery_hold < timedelta(0) or self.agreement_window <= timedelta(0):
@@ -159,7 +168,7 @@ class FailureCusum:
         self.statistic = max(0.0, self.statistic + ratio)
         if self.alarmed_at is None:
             # Learn the baseline only while nothing is suspected, so an outage is not learned.
-            if self.statistic < settings.alarm_threshold / 2:
+            if self.statistic < settings.alarm_threshold * settings.learning_share:
                 learned = p0 + settings.baseline_smoothing * (float(failed) - p0)
                 self.baseline = min(
                     max(learned, settings.baseline_floor), settings.baseline_ceiling
@@ -257,6 +266,10 @@ class IncidentDetector:
     def __init__(self, settings: DetectionSettings | None = None) -> None:
         self.settings = settings or DetectionSettings()
         self._attempts: dict[tuple[str, OutageScope], FailureCusum] = {}
+        # Every attempt of a carrier towards a country, pooled: a carrier failing a share of
+        # all its calls (partial capacity) shows there long before any single destination
+        # gathers enough evidence, at night above all.
+        self._carrier_countries: dict[tuple[str, str], FailureCusum] = {}
         self._customers: dict[OutageScope, FailureCusum] = {}
         self._carriers: dict[str, _CarrierCondition] = {}
 
@@ -269,6 +282,10 @@ class IncidentDetector:
         if cusum is None:
             cusum = self._attempts[(carrier, scope)] = FailureCusum(self.settings)
         cusum.observe(failed=failed, at=at)
+        pooled = self._carrier_countries.get((carrier, scope.country))
+        if pooled is None:
+            pooled = self._carrier_countries[(carrier, scope.country)] = FailureCusum(self.settings)
+        pooled.observe(failed=failed, at=at)
 
     def observe_call(self, *, scope: OutageScope, failed: bool, at: datetime) -> None:
         """One call as its caller saw it: `failed` when it failed for network reasons or was
@@ -331,6 +348,15 @@ class IncidentDetector:
             # a second carrier's trouble look like a destination outage).
             witnesses = {c: cusum for c, cusum in carriers.items() if c not in conditioned}
             failing = {c: cusum for c, cusum in alarmed.items() if c not in conditioned}
+            if any(
+                c not in failing
+                and cusum.statistic >= self.settings.alarm_threshold * self.settings.healthy_share
+                for c, cusum in witnesses.items()
+            ):
+                # Another carrier's failures towards the same destination pile up too, not
+                # yet to an alarm: the far network may be down. Wait for its evidence rather
+                # than blame the carrier whose alarm came first.
+                continue
             if failing and self._far_network_down(scope, witnesses, failing, window_start):
                 destination_scopes[scope] = min(
                     c.alarmed_at for c in failing.values() if c.alarmed_at is not None
@@ -347,6 +373,15 @@ class IncidentDetector:
                     + (" while other carriers deliver them" if delivering else ""),
                 )
 
+        for (carrier, country), cusum in self._carrier_countries.items():
+            if cusum.alarmed_at is not None and self._fails_alone(carrier, country, window_start):
+                carrier_saw(
+                    carrier,
+                    country,
+                    cusum.alarmed_at,
+                    f"calls to {country} fail on this carrier while other carriers deliver them",
+                )
+
         for carrier, condition in self._carriers.items():
             since, reason = condition.down_since, "probes unanswered: carrier marked down"
             if since is None:
@@ -354,8 +389,8 @@ class IncidentDetector:
             if since is None:
                 continue
             countries: list[str | None] = list(sorted(self._countries_of(carrier))) or [None]
-            for country in countries:
-                carrier_saw(carrier, country, since, reason)
+            for where in countries:
+                carrier_saw(carrier, where, since, reason)
 
         carrier_findings = [
             Finding(
@@ -415,7 +450,11 @@ class IncidentDetector:
 
     # -- helpers ----------------------------------------------------------------------------
     def _clear_recovered(self, now: datetime) -> None:
-        for cusum in (*self._attempts.values(), *self._customers.values()):
+        for cusum in (
+            *self._attempts.values(),
+            *self._carrier_countries.values(),
+            *self._customers.values(),
+        ):
             cusum.clear_if_recovered(now)
         # A destination outage seen on two carriers, then recovered on the one routing tries
         # first: the other gets no attempts any more, and its alarm (from the same outage)
@@ -427,6 +466,20 @@ class IncidentDetector:
                 recoveries[scope] = max(recoveries.get(scope, cusum.cleared_at), cusum.cleared_at)
         for (_, scope), cusum in self._attempts.items():
             recovered_at = recoveries.get(scope)
+            if (
+                cusum.alarmed_at is not None
+                and recovered_at is not None
+                and cusum.last_seen is not None
+                and cusum.last_seen < recovered_at
+            ):
+                cusum.reset(now)
+        by_country: dict[str, datetime] = {}
+        for scope, recovered_at in recoveries.items():
+            by_country[scope.country] = max(
+                by_country.get(scope.country, recovered_at), recovered_at
+            )
+        for (_, country), cusum in self._carrier_countries.items():
+            recovered_at = by_country.get(country)
             if (
                 cusum.alarmed_at is not None
                 and recovered_at is not None
@@ -450,6 +503,34 @@ class IncidentDetector:
             if recent or cusum.alarmed_at is not None:
                 by_scope.setdefault(scope, {})[carrier] = cusum
         return by_scope
+
+    def _fails_alone(self, carrier: str, country: str, window_start: datetime) -> bool:
+        """Whether `carrier`'s pooled failures towards `country` are its own: another carrier
+        delivered calls to that country in the window, and on no destination where this
+        carrier's failures pile up does another carrier's pile up too (that is a far network
+        down, seen first on the pooled stream of the carrier tried first)."""
+        others = [
+            other
+            for (other, other_country), cusum in self._carrier_countries.items()
+            if other != carrier
+            and other_country == country
+            and cusum.alarmed_at is None
+            and cusum.last_seen is not None
+            and cusum.last_seen >= window_start
+        ]
+        if not others:
+            return False
+        suspect = self.settings.alarm_threshold * self.settings.healthy_share
+        for (fine_carrier, scope), cusum in self._attempts.items():
+            if fine_carrier != carrier or scope.country != country:
+                continue
+            if cusum.alarmed_at is None and cusum.statistic < suspect:
+                continue
+            for other in others:
+                peer = self._attempts.get((other, scope))
+                if peer is not None and (peer.alarmed_at is not None or peer.statistic >= suspect):
+                    return False
+        return True
 
     def _far_network_down(
         self,
