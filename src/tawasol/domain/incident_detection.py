@@ -208,6 +208,17 @@ class FailureCusum:
         self.reset(now)
         return True
 
+    def end_if_silent_since(self, recovered_at: datetime | None, now: datetime) -> None:
+        """End the alarm if this stream got no attempt since another stream of the same
+        outage recovered at `recovered_at` (it holds no evidence of its own any more)."""
+        if (
+            self.alarmed_at is not None
+            and recovered_at is not None
+            and self.last_seen is not None
+            and self.last_seen < recovered_at
+        ):
+            self.reset(now)
+
     def reset(self, now: datetime) -> None:
         """End the alarm (recovered, stale, or explained by another stream's recovery)."""
         self.cleared_at = now
@@ -465,28 +476,14 @@ class IncidentDetector:
             if cusum.alarmed_at is None and cusum.cleared_at is not None:
                 recoveries[scope] = max(recoveries.get(scope, cusum.cleared_at), cusum.cleared_at)
         for (_, scope), cusum in self._attempts.items():
-            recovered_at = recoveries.get(scope)
-            if (
-                cusum.alarmed_at is not None
-                and recovered_at is not None
-                and cusum.last_seen is not None
-                and cusum.last_seen < recovered_at
-            ):
-                cusum.reset(now)
+            cusum.end_if_silent_since(recoveries.get(scope), now)
         by_country: dict[str, datetime] = {}
         for scope, recovered_at in recoveries.items():
             by_country[scope.country] = max(
                 by_country.get(scope.country, recovered_at), recovered_at
             )
         for (_, country), cusum in self._carrier_countries.items():
-            recovered_at = by_country.get(country)
-            if (
-                cusum.alarmed_at is not None
-                and recovered_at is not None
-                and cusum.last_seen is not None
-                and cusum.last_seen < recovered_at
-            ):
-                cusum.reset(now)
+            cusum.end_if_silent_since(by_country.get(country), now)
         hold = self.settings.recovery_hold
         for condition in self._carriers.values():
             if condition.up_since is not None and now - condition.up_since >= hold:
