@@ -15,8 +15,8 @@ Three streams of evidence arrive, each with its time (the domain never reads a c
 **Method.** For every (carrier, destination) pair, every (carrier, country) pair (all of the
 carrier's destinations there pooled) and every destination as customers see it, a two-sided
 Bernoulli CUSUM (`incident_cusum.FailureCusum`; Page, 1954; the form of Reynolds & Stoumbos,
-1999) compares the share of failures with the stream's own baseline. The baseline `p0` is an EWMA of the
-failure share, learned only while no outage is suspected and clamped to
+1999) compares the share of failures with the stream's own baseline. The baseline `p0` is an
+EWMA of the failure share, learned only while no outage is suspected and clamped to
 [`baseline_floor`, `baseline_ceiling`]; the outage hypothesis is `p1` (`outage_failure_share`).
 Every failure adds log(p1/p0), every success log((1-p1)/(1-p0)); the statistic never goes below
 zero, and an alarm is raised when it reaches `alarm_threshold`. After an alarm a mirror CUSUM
