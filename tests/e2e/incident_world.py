@@ -315,6 +315,7 @@ class World:
             "destinations": [
                 {"country": c, "kind": k, "priority": priority} for c, k in destinations
             ],
+            "number_format": "e164",
             **contract,
         }
         self.brain.admin("POST", "/carriers", json=body)

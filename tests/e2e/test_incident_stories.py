@@ -34,6 +34,7 @@ from incident_world import (
     start_world,
     wait_until,
 )
+from sipp_driver import SippGateway
 
 pytestmark = pytest.mark.sip
 
@@ -65,6 +66,21 @@ def _rates(prefix: str) -> list[dict[str, str]]:
             "increment": "1/1",
         }
     ]
+
+
+def _moroccan_carriers(world: World, flat: SippGateway, minute: SippGateway) -> tuple[str, str]:
+    """The seed's two Moroccan carriers: flat-rate channels (tried first), then per minute."""
+    return world.carrier(
+        "ma-flat", flat, destinations=MOROCCO, priority=10, flat_rate=FLAT_CONTRACT
+    ), world.carrier(
+        "ma-minute",
+        minute,
+        destinations=MOROCCO,
+        priority=20,
+        max_channels=PER_MINUTE_CHANNELS,
+        rates=_rates("212"),
+        number_format="00",
+    )
 
 
 @pytest.fixture
@@ -113,23 +129,7 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
     flat_gateway = world.gateway("flat")
     minute_gateway = world.gateway("minute")
     tunisia_gateway = world.gateway("tunisia")
-    flat = world.carrier(
-        "ma-flat",
-        flat_gateway,
-        destinations=MOROCCO,
-        priority=10,
-        flat_rate=FLAT_CONTRACT,
-        number_format="e164",
-    )
-    minute = world.carrier(
-        "ma-minute",
-        minute_gateway,
-        destinations=MOROCCO,
-        priority=20,
-        max_channels=PER_MINUTE_CHANNELS,
-        rates=_rates("212"),
-        number_format="00",
-    )
+    flat, minute = _moroccan_carriers(world, flat_gateway, minute_gateway)
     world.carrier(
         "tn-minute",
         tunisia_gateway,
@@ -325,23 +325,7 @@ def test_range_holder_outage_is_one_destination_incident_told_only_to_its_caller
     scenario = str(scenario_with_down_pattern(world.workdir, MAROC_TELECOM_PATTERN))
     flat_gateway = world.gateway("flat", scenario=scenario)
     minute_gateway = world.gateway("minute", scenario=scenario)
-    flat = world.carrier(
-        "ma-flat",
-        flat_gateway,
-        destinations=MOROCCO,
-        priority=10,
-        flat_rate=FLAT_CONTRACT,
-        number_format="e164",
-    )
-    minute = world.carrier(
-        "ma-minute",
-        minute_gateway,
-        destinations=MOROCCO,
-        priority=20,
-        max_channels=PER_MINUTE_CHANNELS,
-        rates=_rates("212"),
-        number_format="00",
-    )
+    flat, minute = _moroccan_carriers(world, flat_gateway, minute_gateway)
     # 20 calls a second for 25 s: 3 of every 5 to Maroc Telecom mobiles (its ranges are down),
     # the rest to Orange and Inwi mobiles (up)
     mixed = (MAROC_TELECOM[0], ORANGE[0], MAROC_TELECOM[1], INWI[0], MAROC_TELECOM[2])
