@@ -13,8 +13,10 @@ failures (3-8% per carrier and destination, with short bursts of 2-3 failures), 
 Prints, in Markdown: detection delay p50/p95 per kind of outage (from the first unanswered
 probe for cuts, from the start of the fault otherwise), the share of outages classified right
 (carrier vs destination) within 5 minutes where at least 5 calls were made to the scope in
-that time, and false incidents per destination per week. Run: `.venv/bin/python
-bench/incidents.py [--seed N]`; it takes about a minute on this machine.
+that time, false incidents per destination per week, and the confusion table (kind of outage
+injected x first finding: carrier, destination, late, missed). Run: `.venv/bin/python
+bench/incidents.py [--seed N] [--debug]` (`--debug`: each outage and false finding on stderr);
+about 40 s of CPU.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ PROBE_INTERVAL_S = 5
 DOWN_AFTER = 3
 CLASSIFY_WITHIN = timedelta(minutes=5)
 MIN_CALLS_TO_CLASSIFY = 5
-DEBUG = False
 
 CARRIERS = ("flat", "per_minute")
 # (scope, peak calls per minute)
@@ -97,7 +98,7 @@ def inject_faults(rng: random.Random) -> list[Fault]:
     return faults
 
 
-def run(seed: int) -> dict[str, object]:
+def run(seed: int, *, debug: bool = False) -> dict[str, object]:
     rng = random.Random(seed)
     faults = inject_faults(rng)
     detector = IncidentDetector()
@@ -219,7 +220,7 @@ def run(seed: int) -> dict[str, object]:
                             fault.first_kind = finding.kind
                 if not matched:
                     false_incidents += 1
-                    if DEBUG:
+                    if debug:
                         print("false", t, finding, file=sys.stderr)
             for key in set(open_keys) - set(current):
                 del open_keys[key]
@@ -243,7 +244,40 @@ def run(seed: int) -> dict[str, object]:
         "judged": judged,
         "right": right,
         "false_per_destination_week": false_incidents / len(DESTINATIONS),
+        "fault_list": faults,
     }
+
+
+def verdict(fault: Fault) -> str:
+    """How one injected outage was first classified: carrier, destination, or missed; "late"
+    when the first finding came more than 5 minutes after the fault began."""
+    if fault.detected_at_s is None or fault.first_kind is None:
+        return "missed"
+    if fault.detected_at_s - fault.start_s > CLASSIFY_WITHIN.total_seconds():
+        return f"late {fault.first_kind.value}"
+    return fault.first_kind.value
+
+
+def print_confusion(faults: list[Fault], *, debug: bool = False) -> None:
+    """The confusion table: injected kind of outage x first classification."""
+    columns = ["carrier", "destination", "late carrier", "late destination", "missed"]
+    print("\n| injected \\ first finding | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for kind in ("cut", "partial", "range_holder"):
+        counts = {column: 0 for column in columns}
+        for fault in faults:
+            if fault.kind == kind:
+                counts[verdict(fault)] += 1
+        print(f"| {kind} | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    if debug:
+        for fault in faults:
+            print(
+                f"{fault.kind:13} {fault.carrier or fault.scope} start={fault.start_s / 3600:6.2f}h"
+                f" hour={(fault.start_s / 3600) % 24:5.2f} calls5min="
+                f"{fault.calls_in_classification_window:4} -> {verdict(fault)}"
+                f" after {(fault.detected_at_s or 0) - fault.start_s:.0f}s",
+                file=sys.stderr,
+            )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -257,8 +291,9 @@ def percentile(values: list[float], share: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--debug", action="store_true", help="each outage and false finding")
     args = parser.parse_args(argv)
-    result = run(args.seed)
+    result = run(args.seed, debug=args.debug)
     delays = result["delays"]
     assert isinstance(delays, dict)
     print(f"# Incident detection, synthetic week (seed {args.seed})\n")
@@ -277,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         f" = {100 * right / max(judged, 1):.1f}%"
     )
     print(f"- false incidents per destination per week: {result['false_per_destination_week']:.2f}")
+    faults = result["fault_list"]
+    assert isinstance(faults, list)
+    print_confusion(faults, debug=args.debug)
     return 0
 
 

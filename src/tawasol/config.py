@@ -205,6 +205,18 @@ class Settings(BaseSettings):
     incident_major_share: float = Field(
         default=0.8, gt=0, le=1, description="failure share at which an outage is major"
     )
+    incident_learning_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="baseline learned only below this share of the alarm threshold",
+    )
+    incident_healthy_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="a carrier delivers a destination below this share of the alarm threshold",
+    )
     notice_smtp_host: str = Field(
         default="", description="SMTP relay for email notices (empty: no email notices)"
     )
@@ -372,6 +384,8 @@ class Settings(BaseSettings):
             recovery_hold=timedelta(seconds=self.incident_recovery_hold_s),
             agreement_window=timedelta(seconds=self.incident_agreement_window_s),
             major_share=self.incident_major_share,
+            learning_share=self.incident_learning_share,
+            healthy_share=self.incident_healthy_share,
         )
 
 

@@ -57,9 +57,11 @@ def test_given_one_carrier_fails_a_destination_when_the_other_delivers_then_carr
     detector = IncidentDetector()
     end = feed(detector, seconds=120, fails={("flat", MAROC_TELECOM): 1.0})
     findings = detector.findings(end)
+    # one finding per carrier and country; the reason names the destination that fails
     assert [(f.kind, f.carrier, f.scope) for f in findings] == [
-        (FindingKind.CARRIER, "flat", MAROC_TELECOM)
+        (FindingKind.CARRIER, "flat", OutageScope("MA"))
     ]
+    assert "MA mobile (Maroc Telecom)" in findings[0].reason
     assert not findings[0].customer_facing  # failover absorbed it
 
 
@@ -108,6 +110,121 @@ def test_given_carrier_capped_below_demand_when_calls_fail_then_customer_facing_
     findings = [f for f in detector.findings(end) if f.carrier == "per_minute"]
     assert findings and all(f.kind is FindingKind.CARRIER for f in findings)
     assert any(f.customer_facing and f.impact is OutageImpact.PARTIAL for f in findings)
+
+
+def test_given_a_cut_seen_by_calls_then_by_probes_then_one_carrier_finding_from_the_first() -> None:
+    detector = IncidentDetector()
+    start = feed(detector, seconds=60, fails={})
+    cut = {("flat", scope): 1.0 for scope in (MAROC_TELECOM, ORANGE)}
+    seen = feed(detector, start=start, seconds=20, fails=cut)
+    (by_calls,) = detector.findings(seen)
+    detector.observe_carrier_event(CarrierEvent("flat", seen, CarrierEventKind.DOWN, "probes"))
+    (by_probes,) = detector.findings(seen + timedelta(seconds=1))
+    assert by_calls.key == by_probes.key == ("carrier", "flat", OutageScope("MA"))
+    assert by_probes.since == by_calls.since < seen
+
+
+def test_given_flat_down_and_per_minute_short_then_only_the_cut_faces_customers() -> None:
+    """The seed's first day: the flat-rate carrier is cut (down by probes), then the per-minute
+    carrier cannot take the load (capacity learned below contract) and calls fail. Both are
+    carrier findings; the customers' outage is put on the cut (the oldest), never on a
+    destination finding, and never on two incidents at once."""
+    detector = IncidentDetector()
+    start = feed(detector, seconds=60, fails={})
+    detector.observe_carrier_event(CarrierEvent("flat", start, CarrierEventKind.DOWN, "probes"))
+    later = start + timedelta(seconds=30)
+    detector.observe_carrier_event(
+        CarrierEvent("per_minute", later, CarrierEventKind.CAPACITY_LEARNED, "cause 34", 5)
+    )
+    end = feed(
+        detector,
+        start=later,
+        seconds=120,
+        carriers=("per_minute",),
+        fails={("per_minute", MAROC_TELECOM): 0.5, ("per_minute", ORANGE): 0.5},
+    )
+    findings = {f.carrier: f for f in detector.findings(end)}
+    assert set(findings) == {"flat", "per_minute"}
+    assert all(f.kind is FindingKind.CARRIER for f in findings.values())
+    assert findings["flat"].customer_facing and findings["flat"].impact is OutageImpact.PARTIAL
+    assert not findings["per_minute"].customer_facing
+
+
+def test_given_the_cut_recovers_before_customers_then_no_destination_finding_in_between() -> None:
+    """The carrier's hold ends a little before the customers' (their calls succeed a moment
+    after it is up): the customers' recovering alarm must not become a destination outage."""
+    settings = DetectionSettings(recovery_hold=timedelta(seconds=30))
+    detector = IncidentDetector(settings)
+    start = feed(detector, seconds=60, fails={})
+    detector.observe_carrier_event(CarrierEvent("flat", start, CarrierEventKind.DOWN, "probes"))
+    failing = feed(
+        detector,
+        start=start,
+        seconds=120,
+        carriers=("per_minute",),
+        fails={("per_minute", MAROC_TELECOM): 0.6, ("per_minute", ORANGE): 0.6},
+    )
+    assert any(f.customer_facing for f in detector.findings(failing))
+    detector.observe_carrier_event(CarrierEvent("flat", failing, CarrierEventKind.UP, "probes"))
+    at = failing
+    for second in range(1, 90):
+        at = feed(detector, start=at, seconds=1, fails={}, seed=second)
+        assert all(f.kind is FindingKind.CARRIER for f in detector.findings(at)), second
+        if second > 15:  # 30 calls delivered in a row: customers are no longer affected
+            assert not any(f.customer_facing for f in detector.findings(at)), second
+    # per_minute, tried second again, gets no attempt: its alarm ends when it goes stale
+    assert detector.findings(at + settings.agreement_window) == []
+
+
+def night_with_half_of_flat_refused(seed: int) -> tuple[timedelta | None, list[tuple]]:
+    """3 calls per destination per minute, either carrier tried first, half of flat's calls
+    refused: when the first finding came after the fault began, and what it said."""
+    detector = IncidentDetector()
+    scopes = (MAROC_TELECOM, ORANGE, INWI, OutageScope("MA", NumberKind.FIXED, "Maroc Telecom"))
+    rng = random.Random(seed)
+    for round_ in range(45):
+        at = T0
+        for index, scope in enumerate(scopes):
+            at = T0 + timedelta(seconds=round_ * 20 + index * 5)
+            hunt = ("flat", "per_minute") if rng.random() < 0.5 else ("per_minute", "flat")
+            for carrier in hunt:
+                failed = carrier == "flat" and rng.random() < 0.5
+                detector.observe_attempt(carrier=carrier, scope=scope, failed=failed, at=at)
+                if not failed:
+                    break
+            detector.observe_call(scope=scope, failed=False, at=at)
+        findings = detector.findings(at)
+        if findings:
+            return at - T0, [(f.kind, f.carrier, f.scope) for f in findings]
+    return None, []
+
+
+def test_given_half_a_carriers_calls_refused_at_night_then_its_pooled_stream_finds_it() -> None:
+    """Few calls per destination (night): a destination sees about four of the carrier's
+    failures in five minutes, short of the six an alarm needs; all of them towards the
+    country together do: found as the carrier every night, within five minutes on half of
+    them (a destination's own stream alone rarely within fifteen)."""
+    nights = [night_with_half_of_flat_refused(seed) for seed in range(1, 7)]
+    assert all(
+        found == [(FindingKind.CARRIER, "flat", OutageScope("MA"))] for _, found in nights
+    ), nights
+    within = [delay for delay, _ in nights if delay is not None and delay <= timedelta(minutes=5)]
+    assert len(within) >= 3, nights
+
+
+def test_given_the_biggest_range_holder_down_then_no_carrier_blamed_on_the_way() -> None:
+    """Maroc Telecom is most of the traffic: each carrier's pooled stream alarms, but the
+    failures pile up on a destination where the other carrier fails too: a destination."""
+    detector = IncidentDetector()
+    start = feed(detector, seconds=120, fails={}, scopes=(MAROC_TELECOM, MAROC_TELECOM, ORANGE))
+    fails = {("flat", MAROC_TELECOM): 1.0, ("per_minute", MAROC_TELECOM): 1.0}
+    at = start
+    for second in range(120):
+        at = feed(
+            detector, start=at, seconds=1, fails=fails, scopes=(MAROC_TELECOM, ORANGE), seed=second
+        )
+        assert all(f.kind is FindingKind.DESTINATION for f in detector.findings(at)), second
+    assert [f.scope for f in detector.findings(at)] == [MAROC_TELECOM]
 
 
 def test_given_outage_when_recovery_holds_then_finding_clears_only_after_the_hold() -> None:

@@ -59,3 +59,31 @@ def test_the_operators_incident_is_not_resolved_by_detection() -> None:
     clock.now += timedelta(hours=1)
     assert service.tick() == []
     assert store.get_incident(opened.id).open
+
+
+def test_impact_that_stops_and_starts_again_is_told_once_and_a_reopening_again() -> None:
+    from tawasol.domain.incidents import new_incident, record_impact, reopen, resolve
+    from tawasol.domain.notices import NoticeOccasion
+    from tawasol.domain.outages import OutageImpact
+    from tawasol.services.notices import occasions
+
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    opened = new_incident(
+        kind=IncidentKind.CARRIER,
+        title="cut",
+        started_at=at,
+        author="detection",
+        message={"en": "cut"},
+        carrier="ma-flat",
+        scope=OutageScope("MA"),
+    )
+    facing = record_impact(opened, impact=OutageImpact.PARTIAL, at=at)
+    assert occasions(opened, facing) == [(NoticeOccasion.CUSTOMER_FACING, 1)]
+    calm = record_impact(facing, impact=None, at=at + timedelta(minutes=1))
+    again = record_impact(calm, impact=OutageImpact.PARTIAL, at=at + timedelta(minutes=2))
+    assert occasions(calm, again) == [(NoticeOccasion.CUSTOMER_FACING, 1)]  # the same key
+    closed = resolve(again, at=at + timedelta(minutes=3), author="detection", message={"en": "ok"})
+    assert occasions(again, closed) == [(NoticeOccasion.RESOLVED, 1)]
+    reopened = reopen(closed, at=at + timedelta(minutes=4), author="amina", message={"en": "no"})
+    facing_again = record_impact(reopened, impact=OutageImpact.MAJOR, at=at + timedelta(minutes=4))
+    assert occasions(reopened, facing_again) == [(NoticeOccasion.CUSTOMER_FACING, 2)]

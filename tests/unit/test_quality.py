@@ -442,9 +442,11 @@ def test_given_failing_carrier_in_window_then_de_preferred() -> None:
     window = QualityWindow()
     window.record_all(scripted_mix())  # NER 0.7 over 10 attempts
     figures = window.figures(carrier="ma-minute", window=FIVE_MINUTES, now=NOW)
-    assert should_de_prefer(figures, threshold_ner=0.8, min_attempts=10)
-    assert not should_de_prefer(figures, threshold_ner=0.7, min_attempts=10)
-    assert not should_de_prefer(figures, threshold_ner=0.8, min_attempts=11)
+    # one of its 3 network failures is the far network's: judged on 8 of 10, not 7
+    assert figures.far_network_failures == 1
+    assert should_de_prefer(figures, threshold_ner=0.85, min_attempts=10)
+    assert not should_de_prefer(figures, threshold_ner=0.8, min_attempts=10)
+    assert not should_de_prefer(figures, threshold_ner=0.85, min_attempts=11)
 
 
 @pytest.mark.parametrize(("threshold", "min_attempts"), [(-0.1, 10), (1.1, 10), (0.8, 0)])
@@ -516,3 +518,30 @@ def test_asr_never_exceeds_ner_and_percentiles_are_ordered(
         if figures.country is not None
     )
     assert got == expected
+
+
+def test_failures_the_carrier_reports_as_the_far_networks_do_not_de_prefer_it() -> None:
+    """A range holder down (Q.850 38, network out of order; 502; 504) fails calls on every
+    carrier alike: the carrier keeps its place. Its own failures (503 + cause 34, silence) do
+    count; the NER shown counts both (E.425)."""
+    window = QualityWindow()
+    at = NOW - timedelta(seconds=30)
+    far = [(503, 38), (502, None), (504, None), (503, 27)] * 5
+    for index, (code, cause) in enumerate(far):
+        window.record(
+            AttemptOutcome(carrier="ma-flat", country="MA", at=at, sip_code=code, q850_cause=cause)
+        )
+        if index % 2:
+            window.record(
+                AttemptOutcome(carrier="ma-flat", country="MA", at=at, sip_code=200, answered=True)
+            )
+    (figures,) = [f for f in window.all_figures(window=FIVE_MINUTES, now=NOW) if f.country is None]
+    assert (figures.attempts, figures.effective, figures.far_network_failures) == (30, 10, 20)
+    assert figures.ner == 0.3333
+    assert not should_de_prefer(figures, threshold_ner=0.6, min_attempts=20)
+    for _ in range(30):  # the carrier's own failures: no channel, or no answer at all
+        window.record(
+            AttemptOutcome(carrier="ma-flat", country="MA", at=at, sip_code=503, q850_cause=34)
+        )
+    (figures,) = [f for f in window.all_figures(window=FIVE_MINUTES, now=NOW) if f.country is None]
+    assert should_de_prefer(figures, threshold_ner=0.6, min_attempts=20)

@@ -12,10 +12,11 @@ Three streams of evidence arrive, each with its time (the domain never reads a c
 - **carrier events** from probing and capacity learning (`carrier_health`): a carrier marked
   down after unanswered probes, a capacity learned below contract.
 
-**Method.** For every (carrier, destination) pair and for every destination as customers see
-it, a two-sided Bernoulli CUSUM (Page, 1954; the form of Reynolds & Stoumbos, 1999) compares
-the share of failures with the destination's own baseline. The baseline `p0` is an EWMA of the
-failure share, learned only while no outage is suspected and clamped to
+**Method.** For every (carrier, destination) pair, every (carrier, country) pair (all of the
+carrier's destinations there pooled) and every destination as customers see it, a two-sided
+Bernoulli CUSUM (`incident_cusum.FailureCusum`; Page, 1954; the form of Reynolds & Stoumbos,
+1999) compares the share of failures with the stream's own baseline. The baseline `p0` is an
+EWMA of the failure share, learned only while no outage is suspected and clamped to
 [`baseline_floor`, `baseline_ceiling`]; the outage hypothesis is `p1` (`outage_failure_share`).
 Every failure adds log(p1/p0), every success log((1-p1)/(1-p0)); the statistic never goes below
 zero, and an alarm is raised when it reaches `alarm_threshold`. After an alarm a mirror CUSUM
@@ -46,14 +47,12 @@ docs/incidents.md and measured by bench/incidents.py.
 from __future__ import annotations
 
 import enum
-import math
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tawasol.domain.carrier_health import CarrierEvent, CarrierEventKind
-from tawasol.domain.errors import InvalidInput
+from tawasol.domain.incident_cusum import DetectionSettings, FailureCusum
 from tawasol.domain.outages import OutageImpact, OutageScope
 
 __all__ = [
@@ -62,150 +61,8 @@ __all__ = [
     "Finding",
     "FindingKind",
     "IncidentDetector",
+    "describe_scope",
 ]
-
-
-@dataclass(frozen=True)
-class DetectionSettings:
-    """The thresholds of detection; each default is explained in docs/incidents.md.
-
-    Shares are fractions of attempts (0.05 = 5%); `alarm_threshold` is in nats of
-    log-likelihood ratio (14 needs about six failures in a row at a 5% baseline); an alarm
-    also needs `min_failures` failures among the last `impact_attempts` attempts. Recovery
-    needs `recovery_threshold` (7: about eleven successes in a row), then `recovery_hold`.
-    """
-
-    baseline_failure_share: float = 0.05
-    baseline_floor: float = 0.02
-    baseline_ceiling: float = 0.25
-    baseline_smoothing: float = 0.01
-    outage_failure_share: float = 0.5
-    alarm_threshold: float = 14.0
-    recovery_threshold: float = 7.0
-    min_failures: int = 6
-    recovery_hold: timedelta = timedelta(minutes=5)
-    agreement_window: timedelta = timedelta(minutes=10)
-    min_carriers_for_destination: int = 2
-    impact_attempts: int = 20
-    major_share: float = 0.8
-
-    def __post_init__(self) -> None:
-        if not 0 < self.baseline_floor <= self.baseline_failure_share <= self.baseline_ceiling:
-            raise InvalidInput(
-                "baseline shares must satisfy 0 < floor <= initial <= ceiling",
-                floor=self.baseline_floor,
-                initial=self.baseline_failure_share,
-                ceiling=self.baseline_ceiling,
-            )
-        if not self.baseline_ceiling < self.outage_failure_share < 1:
-            raise InvalidInput(
-                "the outage failure share must lie between the baseline ceiling and 1",
-                outage_failure_share=self.outage_failure_share,
-            )
-        if not 0 < self.baseline_smoothing < 1:
-            raise InvalidInput("baseline smoothing is a weight in (0, 1)")
-        if self.alarm_threshold <= 0 or self.recovery_threshold <= 0:
-            raise InvalidInput("the alarm and recovery thresholds must be positive")
-        if self.recovery_hold < timedelta(0) or self.agreement_window <= timedelta(0):
-            raise InvalidInput("recovery hold and agreement window cannot be negative")
-        if not 1 <= self.min_failures <= self.impact_attempts:
-            raise InvalidInput("min_failures must lie between 1 and impact_attempts")
-        if self.min_carriers_for_destination < 1 or self.impact_attempts < 1:
-            raise InvalidInput("carrier agreement and impact sample need at least 1")
-        if not 0 < self.major_share <= 1:
-            raise InvalidInput("the major outage share is a fraction in (0, 1]")
-
-
-@dataclass
-class FailureCusum:
-    """The failure share of one stream of attempts, watched by a two-sided Bernoulli CUSUM.
-
-    `alarmed_at` is when the alarm was raised (None: healthy); `recovering_since` when the
-    evidence of recovery last reached the threshold while alarmed. `recent` keeps the last
-    `impact_attempts` outcomes (True = failed) to tell a partial outage from a major one.
-    """
-
-    settings: DetectionSettings
-    baseline: float = 0.0
-    statistic: float = 0.0
-    recovery_statistic: float = 0.0
-    alarmed_at: datetime | None = None
-    recovering_since: datetime | None = None
-    last_seen: datetime | None = None
-    cleared_at: datetime | None = None
-    recent: deque[bool] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        if self.baseline == 0.0:
-            self.baseline = self.settings.baseline_failure_share
-
-    @property
-    def alarmed(self) -> bool:
-        return self.alarmed_at is not None
-
-    def failure_share(self) -> float:
-        """The share of failures among the recent attempts (0.0 without any)."""
-        return sum(self.recent) / len(self.recent) if self.recent else 0.0
-
-    def observe(self, *, failed: bool, at: datetime) -> None:
-        settings = self.settings
-        self.last_seen = at
-        self.recent.append(failed)
-        if len(self.recent) > settings.impact_attempts:
-            self.recent.popleft()
-        p0, p1 = self.baseline, settings.outage_failure_share
-        # log-likelihood ratio of "outage" (p1) against "normal" (p0) for this one attempt
-        ratio = math.log(p1 / p0) if failed else math.log((1 - p1) / (1 - p0))
-        self.statistic = max(0.0, self.statistic + ratio)
-        if self.alarmed_at is None:
-            # Learn the baseline only while nothing is suspected, so an outage is not learned.
-            if self.statistic < settings.alarm_threshold / 2:
-                learned = p0 + settings.baseline_smoothing * (float(failed) - p0)
-                self.baseline = min(
-                    max(learned, settings.baseline_floor), settings.baseline_ceiling
-                )
-            # Several failures are needed too: a burst of two or three is noise.
-            if (
-                self.statistic >= settings.alarm_threshold
-                and sum(self.recent) >= settings.min_failures
-            ):
-                self.alarmed_at = at
-                self.recovery_statistic = 0.0
-                self.recovering_since = None
-            return
-        self.recovery_statistic = max(0.0, self.recovery_statistic - ratio)
-        if self.recovery_statistic >= settings.recovery_threshold:
-            if self.recovering_since is None:
-                self.recovering_since = at
-        elif self.recovery_statistic < settings.recovery_threshold / 2:
-            self.recovering_since = None  # failures came back: the hold starts again
-
-    def clear_if_recovered(self, now: datetime) -> bool:
-        """Clear the alarm once recovery has held for `recovery_hold`, or once no attempt came
-        for `agreement_window`; True if it cleared."""
-        if self.alarmed_at is None:
-            return False
-        # A stream nobody uses any more (routing moved its calls elsewhere) holds no evidence
-        # of an outage: its alarm ends after `agreement_window` without attempts.
-        stale = (
-            self.last_seen is not None and now - self.last_seen >= self.settings.agreement_window
-        )
-        held = (
-            self.recovering_since is not None
-            and now - self.recovering_since >= self.settings.recovery_hold
-        )
-        if not (stale or held):
-            return False
-        self.reset(now)
-        return True
-
-    def reset(self, now: datetime) -> None:
-        """End the alarm (recovered, stale, or explained by another stream's recovery)."""
-        self.cleared_at = now
-        self.alarmed_at = None
-        self.recovering_since = None
-        self.statistic = 0.0
-        self.recovery_statistic = 0.0
 
 
 class FindingKind(enum.StrEnum):
@@ -257,6 +114,10 @@ class IncidentDetector:
     def __init__(self, settings: DetectionSettings | None = None) -> None:
         self.settings = settings or DetectionSettings()
         self._attempts: dict[tuple[str, OutageScope], FailureCusum] = {}
+        # Every attempt of a carrier towards a country, pooled: a carrier failing a share of
+        # all its calls (partial capacity) shows there long before any single destination
+        # gathers enough evidence, at night above all.
+        self._carrier_countries: dict[tuple[str, str], FailureCusum] = {}
         self._customers: dict[OutageScope, FailureCusum] = {}
         self._carriers: dict[str, _CarrierCondition] = {}
 
@@ -269,6 +130,10 @@ class IncidentDetector:
         if cusum is None:
             cusum = self._attempts[(carrier, scope)] = FailureCusum(self.settings)
         cusum.observe(failed=failed, at=at)
+        pooled = self._carrier_countries.get((carrier, scope.country))
+        if pooled is None:
+            pooled = self._carrier_countries[(carrier, scope.country)] = FailureCusum(self.settings)
+        pooled.observe(failed=failed, at=at)
 
     def observe_call(self, *, scope: OutageScope, failed: bool, at: datetime) -> None:
         """One call as its caller saw it: `failed` when it failed for network reasons or was
@@ -297,29 +162,72 @@ class IncidentDetector:
 
     # -- classification ---------------------------------------------------------------------
     def findings(self, now: datetime) -> list[Finding]:
-        """Every outage that holds at `now`, carriers first, then destinations."""
+        """Every outage that holds at `now`, carriers first, then destinations.
+
+        One finding per carrier and country (however many of its streams alarm, and whether
+        probes, capacity or calls showed it first: one cut is one incident), one per
+        destination. Each customer-facing destination (a customer stream alarmed and not
+        recovering) is put on exactly one finding: the far network's when a destination
+        finding covers it, else the oldest carrier finding covering it (the outage that
+        started it; a second carrier failing to absorb the load does not make a second
+        customer-facing incident), else a destination finding of its own.
+        """
         self._clear_recovered(now)
         window_start = now - self.settings.agreement_window
-        carrier_findings: dict[tuple[str, OutageScope | None], Finding] = {}
+        carrier_evidence: dict[tuple[str, str | None], tuple[datetime, str]] = {}
         destination_scopes: dict[OutageScope, datetime] = {}
+        conditioned = {
+            carrier
+            for carrier, condition in self._carriers.items()
+            if condition.down_since is not None or condition.capacity_short_since is not None
+        }
+
+        def carrier_saw(carrier: str, country: str | None, since: datetime, reason: str) -> None:
+            known = carrier_evidence.get((carrier, country))
+            if known is None or since < known[0]:
+                carrier_evidence[(carrier, country)] = (since, reason)
 
         for scope, carriers in self._carriers_by_scope(window_start).items():
             alarmed = {c: cusum for c, cusum in carriers.items() if cusum.alarmed_at is not None}
             if not alarmed:
                 continue
-            if self._far_network_down(scope, carriers, alarmed, window_start):
+            # A carrier down by probes or short of capacity explains its own failures: it is
+            # no witness that the far network is down (it would make every carrier cut during
+            # a second carrier's trouble look like a destination outage).
+            witnesses = {c: cusum for c, cusum in carriers.items() if c not in conditioned}
+            failing = {c: cusum for c, cusum in alarmed.items() if c not in conditioned}
+            if any(
+                c not in failing
+                and cusum.statistic >= self.settings.alarm_threshold * self.settings.healthy_share
+                for c, cusum in witnesses.items()
+            ):
+                # Another carrier's failures towards the same destination pile up too, not
+                # yet to an alarm: the far network may be down. Wait for its evidence rather
+                # than blame the carrier whose alarm came first.
+                continue
+            if failing and self._far_network_down(scope, witnesses, failing, window_start):
                 destination_scopes[scope] = min(
-                    c.alarmed_at for c in alarmed.values() if c.alarmed_at is not None
+                    c.alarmed_at for c in failing.values() if c.alarmed_at is not None
                 )
                 continue
+            delivering = len(witnesses) > len(failing)
             for carrier, cusum in alarmed.items():
                 assert cusum.alarmed_at is not None
-                carrier_findings[(carrier, scope)] = Finding(
-                    kind=FindingKind.CARRIER,
-                    carrier=carrier,
-                    scope=scope,
-                    since=cusum.alarmed_at,
-                    reason="calls fail on this carrier while other carriers deliver them",
+                carrier_saw(
+                    carrier,
+                    scope.country,
+                    cusum.alarmed_at,
+                    f"calls to {describe_scope(scope)} fail on this carrier"
+                    + (" while other carriers deliver them" if delivering else ""),
+                )
+
+        for (carrier, country), cusum in self._carrier_countries.items():
+            if cusum.alarmed_at is not None and self._fails_alone(carrier, country, window_start):
+                carrier_saw(
+                    carrier,
+                    country,
+                    cusum.alarmed_at,
+                    f"calls to {country} fail on this carrier while other carriers deliver them",
                 )
 
         for carrier, condition in self._carriers.items():
@@ -328,31 +236,56 @@ class IncidentDetector:
                 since, reason = condition.capacity_short_since, "capacity learned below contract"
             if since is None:
                 continue
-            scopes: list[OutageScope | None] = [
-                OutageScope(country) for country in sorted(self._countries_of(carrier))
-            ]
-            for carrier_scope in scopes or [None]:
-                carrier_findings.setdefault(
-                    (carrier, carrier_scope),
-                    Finding(
-                        kind=FindingKind.CARRIER,
-                        carrier=carrier,
-                        scope=carrier_scope,
-                        since=since,
-                        reason=reason,
-                    ),
-                )
+            countries: list[str | None] = list(sorted(self._countries_of(carrier))) or [None]
+            for where in countries:
+                carrier_saw(carrier, where, since, reason)
 
-        explained: set[OutageScope] = set()
-        results: list[Finding] = []
-        for finding in carrier_findings.values():
-            facing = self._customer_alarms(finding.scope)
-            explained.update(scope for scope, _ in facing)
-            results.append(self._with_impact(finding, facing))
-        for scope, cusum in self._customers.items():
-            if cusum.alarmed_at is not None and scope not in explained:
+        carrier_findings = [
+            Finding(
+                kind=FindingKind.CARRIER,
+                carrier=carrier,
+                scope=OutageScope(country) if country is not None else None,
+                since=since,
+                reason=reason,
+            )
+            for (carrier, country), (since, reason) in sorted(
+                carrier_evidence.items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
+        ]
+        facing = {
+            scope: cusum
+            for scope, cusum in self._customers.items()
+            if cusum.alarmed_at is not None and cusum.recovering_since is None
+        }
+        covered = _widen(destination_scopes, self._known_scopes())
+        oldest_first = sorted(carrier_findings, key=lambda f: (f.since, f.carrier or ""))
+        by_carrier: dict[tuple[str | None, OutageScope | None], list[FailureCusum]] = {}
+        for_destinations: list[tuple[OutageScope, FailureCusum]] = []
+        for scope, cusum in facing.items():
+            carrier_finding = next(
+                (f for f in oldest_first if f.scope is not None and _within(scope, f.scope)),
+                None,
+            )
+            if carrier_finding is None or any(_within(scope, d) for d in covered):
+                # The far network's outage, or customers' calls fail and no carrier explains
+                # it (every route is full or down): a destination finding either way.
+                assert cusum.alarmed_at is not None
                 destination_scopes.setdefault(scope, cusum.alarmed_at)
-        for scope, since in _widen(destination_scopes, self._known_scopes()).items():
+                for_destinations.append((scope, cusum))
+            else:
+                key = (carrier_finding.carrier, carrier_finding.scope)
+                by_carrier.setdefault(key, []).append(cusum)
+        destinations = _widen(destination_scopes, self._known_scopes())
+        attributed: dict[OutageScope, list[FailureCusum]] = {}
+        for scope, cusum in for_destinations:
+            destination = next(d for d in destinations if _within(scope, d))
+            attributed.setdefault(destination, []).append(cusum)
+
+        results = [
+            self._with_impact(finding, by_carrier.get((finding.carrier, finding.scope), []))
+            for finding in carrier_findings
+        ]
+        for scope, since in destinations.items():
             finding = Finding(
                 kind=FindingKind.DESTINATION,
                 carrier=None,
@@ -360,12 +293,16 @@ class IncidentDetector:
                 since=since,
                 reason="calls to this destination fail on every carrier serving it",
             )
-            results.append(self._with_impact(finding, self._customer_alarms(scope)))
+            results.append(self._with_impact(finding, attributed.get(scope, [])))
         return results
 
     # -- helpers ----------------------------------------------------------------------------
     def _clear_recovered(self, now: datetime) -> None:
-        for cusum in (*self._attempts.values(), *self._customers.values()):
+        for cusum in (
+            *self._attempts.values(),
+            *self._carrier_countries.values(),
+            *self._customers.values(),
+        ):
             cusum.clear_if_recovered(now)
         # A destination outage seen on two carriers, then recovered on the one routing tries
         # first: the other gets no attempts any more, and its alarm (from the same outage)
@@ -376,14 +313,14 @@ class IncidentDetector:
             if cusum.alarmed_at is None and cusum.cleared_at is not None:
                 recoveries[scope] = max(recoveries.get(scope, cusum.cleared_at), cusum.cleared_at)
         for (_, scope), cusum in self._attempts.items():
-            recovered_at = recoveries.get(scope)
-            if (
-                cusum.alarmed_at is not None
-                and recovered_at is not None
-                and cusum.last_seen is not None
-                and cusum.last_seen < recovered_at
-            ):
-                cusum.reset(now)
+            cusum.end_if_silent_since(recoveries.get(scope), now)
+        by_country: dict[str, datetime] = {}
+        for scope, recovered_at in recoveries.items():
+            by_country[scope.country] = max(
+                by_country.get(scope.country, recovered_at), recovered_at
+            )
+        for (_, country), cusum in self._carrier_countries.items():
+            cusum.end_if_silent_since(by_country.get(country), now)
         hold = self.settings.recovery_hold
         for condition in self._carriers.values():
             if condition.up_since is not None and now - condition.up_since >= hold:
@@ -400,6 +337,34 @@ class IncidentDetector:
             if recent or cusum.alarmed_at is not None:
                 by_scope.setdefault(scope, {})[carrier] = cusum
         return by_scope
+
+    def _fails_alone(self, carrier: str, country: str, window_start: datetime) -> bool:
+        """Whether `carrier`'s pooled failures towards `country` are its own: another carrier
+        delivered calls to that country in the window, and on no destination where this
+        carrier's failures pile up does another carrier's pile up too (that is a far network
+        down, seen first on the pooled stream of the carrier tried first)."""
+        others = [
+            other
+            for (other, other_country), cusum in self._carrier_countries.items()
+            if other != carrier
+            and other_country == country
+            and cusum.alarmed_at is None
+            and cusum.last_seen is not None
+            and cusum.last_seen >= window_start
+        ]
+        if not others:
+            return False
+        suspect = self.settings.alarm_threshold * self.settings.healthy_share
+        for (fine_carrier, scope), cusum in self._attempts.items():
+            if fine_carrier != carrier or scope.country != country:
+                continue
+            if cusum.alarmed_at is None and cusum.statistic < suspect:
+                continue
+            for other in others:
+                peer = self._attempts.get((other, scope))
+                if peer is not None and (peer.alarmed_at is not None or peer.statistic >= suspect):
+                    return False
+        return True
 
     def _far_network_down(
         self,
@@ -431,29 +396,29 @@ class IncidentDetector:
     def _known_scopes(self) -> set[OutageScope]:
         return {scope for _, scope in self._attempts} | set(self._customers)
 
-    def _customer_alarms(self, scope: OutageScope | None) -> list[tuple[OutageScope, float]]:
-        if scope is None:
-            return []
-        return [
-            (customer_scope, cusum.failure_share())
-            for customer_scope, cusum in self._customers.items()
-            if cusum.alarmed_at is not None and _within(customer_scope, scope)
-        ]
-
-    def _with_impact(self, finding: Finding, facing: list[tuple[OutageScope, float]]) -> Finding:
-        if not facing:
+    def _with_impact(self, finding: Finding, streams: list[FailureCusum]) -> Finding:
+        """The finding made customer-facing by `streams` (the customer streams put on it), its
+        impact from the share of failed calls among their recent calls taken together."""
+        calls = sum(len(cusum.recent) for cusum in streams)
+        if not calls:
             return finding
-        worst = max(share for _, share in facing)
-        impact = OutageImpact.MAJOR if worst >= self.settings.major_share else OutageImpact.PARTIAL
-        return Finding(
-            kind=finding.kind,
-            carrier=finding.carrier,
-            scope=finding.scope,
-            since=finding.since,
-            reason=finding.reason,
+        failed = sum(sum(cusum.recent) for cusum in streams)
+        major = failed >= self.settings.major_share * calls
+        return replace(
+            finding,
             customer_facing=True,
-            impact=impact,
+            impact=OutageImpact.MAJOR if major else OutageImpact.PARTIAL,
         )
+
+
+def describe_scope(scope: OutageScope) -> str:
+    """A scope in words ("MA mobile (Maroc Telecom)"): never a carrier name."""
+    words = scope.country
+    if scope.number_kind is not None:
+        words += f" {scope.number_kind.value}"
+    if scope.range_holder:
+        words += f" ({scope.range_holder})"
+    return words
 
 
 def _within(inner: OutageScope, outer: OutageScope) -> bool:

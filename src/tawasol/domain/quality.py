@@ -39,6 +39,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.sip_semantics import (
     MAX_Q850_CAUSE,
+    Fault,
     Outcome,
     meaning_of,
     q850_cause_from_reason,
@@ -140,6 +141,18 @@ class AttemptOutcome:
             sip_code=self.sip_code, q850_cause=self.q850_cause, answered=self.answered
         )
 
+    @property
+    def far_network_failure(self) -> bool:
+        """A network failure that the one SIP semantics table puts on the destination network
+        (e.g. 502, 504, Q.850 causes 27, 38, 102), not on the carrier that reported it."""
+        if self.answered or self.sip_code is None or not 300 <= self.sip_code <= 699:
+            return False
+        meaning = meaning_of(self.sip_code, self.q850_cause)
+        return (
+            meaning.outcome is Outcome.NETWORK_FAILURE
+            and meaning.fault is Fault.DESTINATION_NETWORK
+        )
+
 
 @dataclass(frozen=True)
 class QualityFigures:
@@ -147,7 +160,8 @@ class QualityFigures:
 
     `asr`, `ner` (0-1, 4 decimal places), `acd_seconds` and the PDD percentiles are None when
     there is nothing to measure (no attempts, no ended answered call, nothing rang).
-    `network_failures` is attempts minus effective attempts.
+    `network_failures` is attempts minus effective attempts; `far_network_failures` those of
+    them the carrier reported as the destination network's (`sip_semantics`' fault column).
     """
 
     carrier: str
@@ -162,6 +176,7 @@ class QualityFigures:
     acd_seconds: float | None
     pdd_p50_ms: int | None
     pdd_p95_ms: int | None
+    far_network_failures: int = 0
 
     @property
     def network_failures(self) -> int:
@@ -169,7 +184,14 @@ class QualityFigures:
 
 
 def should_de_prefer(figures: QualityFigures, *, threshold_ner: float, min_attempts: int) -> bool:
-    """True if the carrier's NER is below `threshold_ner` over at least `min_attempts` attempts.
+    """True if the carrier's NER is below `threshold_ner` over at least `min_attempts` attempts,
+    not counting the failures it reported as the destination network's.
+
+    A far network that is down (a national mobile network, a range holder) fails calls on
+    every carrier alike: moving calls from one carrier to another changes nothing, and would
+    punish carriers that work for hours after the outage (issue 13). So failures whose fault
+    is the destination network (`AttemptOutcome.far_network_failure`) are set aside here; the
+    NER shown (`ner`) still counts them, as ITU-T E.425 defines it.
 
     Below `min_attempts` the figures say too little (two failures out of three calls is bad
     luck, not a broken carrier), so the carrier keeps its place. A de-preferred carrier is tried
@@ -182,7 +204,7 @@ def should_de_prefer(figures: QualityFigures, *, threshold_ner: float, min_attem
         raise InvalidInput("min_attempts must be at least 1", min_attempts=min_attempts)
     if figures.attempts < min_attempts:
         return False
-    return figures.effective < threshold_ner * figures.attempts
+    return figures.effective + figures.far_network_failures < threshold_ner * figures.attempts
 
 
 def _at(outcome: AttemptOutcome) -> datetime:
@@ -369,7 +391,7 @@ def _summarise(
     window: timedelta,
     now: datetime,
 ) -> QualityFigures:
-    attempts = answered = effective = 0
+    attempts = answered = effective = far_network = 0
     durations_ms: list[int] = []
     delays_ms: list[int] = []
     for outcome in outcomes:
@@ -381,6 +403,8 @@ def _summarise(
                 durations_ms.append(outcome.duration_ms)
         if kind.effective:
             effective += 1
+        elif outcome.far_network_failure:
+            far_network += 1
         if outcome.pdd_ms is not None:
             delays_ms.append(outcome.pdd_ms)
     delays_ms.sort()
@@ -401,4 +425,5 @@ def _summarise(
         ),
         pdd_p50_ms=_nearest_rank(delays_ms, 50) if delays_ms else None,
         pdd_p95_ms=_nearest_rank(delays_ms, 95) if delays_ms else None,
+        far_network_failures=far_network,
     )

@@ -35,6 +35,7 @@ from tawasol.domain.incident_detection import (
     Finding,
     FindingKind,
     IncidentDetector,
+    describe_scope,
 )
 from tawasol.domain.incidents import (
     Incident,
@@ -80,14 +81,7 @@ def scope_of(e164: str, country: str, kind: str) -> OutageScope | None:
 
 def describe(scope: OutageScope | None) -> str:
     """A scope in words for titles ("MA mobile (Maroc Telecom)"); never a carrier name."""
-    if scope is None:
-        return "all destinations"
-    words = scope.country
-    if scope.number_kind is not None:
-        words += f" {scope.number_kind.value}"
-    if scope.range_holder:
-        words += f" ({scope.range_holder})"
-    return words
+    return "all destinations" if scope is None else describe_scope(scope)
 
 
 def _finding_messages(finding: Finding) -> dict[str, str]:

@@ -4,8 +4,8 @@
 stored change) queues, for every affected subscriber (`AffectedSubscribers`) and every channel
 configured:
 
-- a *customer-facing* notice when the incident's customer impact starts (again, after a
-  reopen: a new occasion);
+- a *customer-facing* notice when the incident's customer impact starts: once per life of
+  the incident (a reopening is a new occasion; impact that stops and starts again is not);
 - a *resolved* notice when an incident that was customer-facing is resolved, saying what
   happens next (the credit comes with billing).
 
@@ -50,13 +50,16 @@ def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOcca
     """What the change from `before` to `after` tells customers: (occasion, its number)."""
     found: list[tuple[NoticeOccasion, int]] = []
     was_facing = before is not None and before.customer_facing
+    resolutions = sum(1 for update in after.updates if update.state is IncidentState.RESOLVED)
     if after.customer_facing and not was_facing:
-        found.append((NoticeOccasion.CUSTOMER_FACING, len(after.impact)))
+        # Once per life of the incident (its first opening, then each reopening): calls that
+        # fail, succeed a while, then fail again within one outage are one outage to the
+        # subscriber, told once; the resolution notice follows.
+        found.append((NoticeOccasion.CUSTOMER_FACING, resolutions + 1))
     new_updates = after.updates[len(before.updates) :] if before is not None else ()
     if after.customer_facing and any(update.notify for update in new_updates):
         last = new_updates[-1]
         found.append((NoticeOccasion.UPDATE, update_slot(after.started_at, last.at)))
-    resolutions = sum(1 for update in after.updates if update.state is IncidentState.RESOLVED)
     was_resolved = before is not None and not before.open
     if not after.open and not was_resolved and after.impact and after.merged_into is None:
         found.append((NoticeOccasion.RESOLVED, resolutions))
