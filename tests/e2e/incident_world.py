@@ -32,7 +32,8 @@ from typing import Any, Protocol
 import httpx
 from aiosmtpd.controller import Controller
 from conftest import Brain, edge_settings
-from sipp_driver import (
+
+from support.sipp import (
     SCENARIOS,
     CallerRun,
     SippGateway,
@@ -41,7 +42,6 @@ from sipp_driver import (
     wait_callers,
     write_injection_file,
 )
-
 from support.stack import free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 

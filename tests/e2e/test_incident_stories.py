@@ -34,7 +34,8 @@ from incident_world import (
     start_world,
     wait_until,
 )
-from sipp_driver import SippGateway
+
+from support.sipp import SippGateway
 
 pytestmark = pytest.mark.sip
 
