@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
+from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel
 from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
@@ -20,7 +21,7 @@ from tawasol.config import Settings, private_directory
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
-from tawasol.domain.notices import Channel, RetryPolicy
+from tawasol.domain.notices import Channel, DeliveryReceipt, RetryPolicy
 from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -186,6 +187,25 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
                 timeout_s=settings.notice_smtp_timeout_s,
             )
         )
+    sender: NoticeSender | None = None
+
+    async def on_receipt(receipt: DeliveryReceipt) -> None:
+        if sender is not None:
+            await sender.on_receipt(receipt)
+
+    if settings.notice_smpp_host:
+        channels[Channel.SMS] = SmppChannel(
+            SmppAccount(
+                host=settings.notice_smpp_host,
+                port=settings.notice_smpp_port,
+                system_id=settings.notice_smpp_system_id,
+                password=settings.notice_smpp_password.get_secret_value(),
+                system_type=settings.notice_smpp_system_type,
+                source_addr=settings.notice_sms_sender,
+                timeout_s=settings.notice_smpp_timeout_s,
+            ),
+            on_receipt=on_receipt,
+        )
     mail_domain = settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm
     service = NoticeService(
         outbox=outbox,
@@ -217,6 +237,7 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
             lease=timedelta(seconds=settings.notice_lease_s),
         ),
         rate_per_s=settings.notice_rate_per_s,
+        channel_rates={Channel.SMS: settings.notice_sms_rate_per_s},
     )
     return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)
 
