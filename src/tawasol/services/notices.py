@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tawasol.domain.incidents import Incident, IncidentState
 from tawasol.domain.notices import (
@@ -39,6 +39,7 @@ from tawasol.domain.notices import (
 from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class NoticeChannel(Protocol):
@@ -189,6 +190,12 @@ class NoticeSender:
         }
         self._batch = batch
         self._idle_s = idle_s
+        # A receipt can overtake the "sent" write of its own notice (an SMSC answers the last
+        # part's submit_sm and reports the first part delivered at once): such receipts wait
+        # here until their references are stored. Both maps are touched only on the event
+        # loop, with no await between a look and a change, and are bounded.
+        self._early_receipts: dict[str, DeliveryReceipt] = {}
+        self._stored_references: dict[str, None] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self._channels:
@@ -231,8 +238,12 @@ class NoticeSender:
     async def on_receipt(self, receipt: DeliveryReceipt) -> None:
         """A channel's delivery receipt: the notice becomes delivered or failed."""
         notice_id = await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
-        if notice_id is None:
-            log.info("delivery receipt for unknown message %s ignored", receipt.reference)
+        if notice_id is not None:
+            return
+        if receipt.reference in self._stored_references:  # stored while we looked
+            await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
+            return
+        _bounded_put(self._early_receipts, receipt.reference, receipt)
 
     async def _send_one(self, notice: Notice) -> None:
         channel = self._channels.get(notice.channel)
@@ -258,3 +269,19 @@ class NoticeSender:
         await asyncio.to_thread(
             self._outbox.mark_sent, notice.id, at=self._clock(), references=tuple(references)
         )
+        for reference in references:
+            _bounded_put(self._stored_references, reference, None)
+        early = [self._early_receipts.pop(r) for r in references if r in self._early_receipts]
+        for receipt in early:
+            await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
+
+
+_REMEMBERED = 10_000
+
+
+def _bounded_put(table: dict[str, _T], key: str, value: _T) -> None:
+    """Insert, dropping the oldest entries past `_REMEMBERED` (a receipt for a message sent
+    long ago by another process is simply not matched: the notice stays "sent")."""
+    table[key] = value
+    while len(table) > _REMEMBERED:
+        del table[next(iter(table))]

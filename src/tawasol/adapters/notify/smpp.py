@@ -122,6 +122,10 @@ def parse_receipt(event: smpp34.DeliverSmEvent) -> DeliveryReceipt | None:
     return None
 
 
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__  # a timeout has no message of its own
+
+
 class SmppChannel:
     """Sends SMS notices through one SMPP session; receipts go to `on_receipt`."""
 
@@ -180,7 +184,9 @@ class SmppChannel:
                     )
                 except (smpp34.SmppError, OSError, TimeoutError) as error:
                     await self._drop()
-                    raise DeliveryError(f"SMSC did not answer: {error}", permanent=False) from error
+                    raise DeliveryError(
+                        f"SMSC did not answer: {_describe(error)}", permanent=False
+                    ) from error
                 if not answer.is_success:
                     status = answer.command_status
                     name = _TRANSIENT.get(status)
@@ -211,7 +217,7 @@ class SmppChannel:
             with contextlib.suppress(Exception):
                 await client.stop()
             raise DeliveryError(
-                f"SMSC unreachable or refused the bind: {error}", permanent=False
+                f"SMSC unreachable or refused the bind: {_describe(error)}", permanent=False
             ) from error
         self._client, self._smsc = client, smsc
         self._reader = asyncio.create_task(self._read(smsc), name="smpp-receipts")

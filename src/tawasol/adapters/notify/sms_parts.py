@@ -41,10 +41,15 @@ class SmsParts:
 
 
 def _gsm7(text: str) -> bytes | None:
+    """The text in GSM-7 septets, or None when it has a character GSM-7 cannot carry back
+    unchanged (ESC itself and a few controls encode but do not decode to themselves)."""
     try:
-        return text.encode("gsm03.38")
-    except UnicodeEncodeError:
-        return None
+        encoded = text.encode("gsm03.38")
+        if encoded.decode("gsm03.38") == text:
+            return encoded
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def _cut(units: list[bytes], size: int) -> list[bytes]:
