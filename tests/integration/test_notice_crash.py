@@ -15,7 +15,6 @@ from collections import Counter
 from test_incident_notices import free_port, mailbox  # noqa: F401 - the fixture
 
 from support.smpp import Smsc, smsc  # noqa: F401 - the fixture
-
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus

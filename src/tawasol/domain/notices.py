@@ -35,6 +35,7 @@ __all__ = [
     "Recipient",
     "RetryPolicy",
     "render",
+    "sms_text",
     "status_from_parts",
 ]
 
@@ -213,6 +214,15 @@ _TEXTS = {
         ),
     },
 }
+
+
+def sms_text(subject: str, text: str) -> str:
+    """The SMS version of a notice: its subject and its message paragraph (the body without
+    the greeting and the sign-off), so it fits in one to three SMS parts rather than the
+    email's five or more."""
+    paragraphs = [paragraph for paragraph in text.split("\n\n") if paragraph.strip()]
+    message = paragraphs[1] if len(paragraphs) > 1 else (paragraphs[0] if paragraphs else "")
+    return f"{subject}: {message}" if message else subject
 
 
 def _language(locale: str) -> str:

@@ -34,6 +34,7 @@ from tawasol.domain.notices import (
     Recipient,
     RetryPolicy,
     render,
+    sms_text,
     update_slot,
 )
 from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
@@ -149,8 +150,8 @@ class NoticeService:
                     address=address,
                     locale=language,
                     subject=subject,
-                    text=text,
-                    html=html,
+                    text=sms_text(subject, text) if channel is Channel.SMS else text,
+                    html="" if channel is Channel.SMS else html,
                     message_id=(
                         f"<incident-{incident.id}.{occasion.value}.{sequence}."
                         f"{recipient.subscriber_id}.{channel.value}@{self._mail_domain}>"
