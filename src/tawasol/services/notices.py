@@ -191,6 +191,7 @@ class NoticeSender:
         }
         self._batch = batch
         self._idle_s = idle_s
+        self._next_slot: dict[Channel, float] = {}
         # A receipt can overtake the "sent" write of its own notice (an SMSC answers the last
         # part's submit_sm and reports the first part delivered at once): such receipts wait
         # here until their references are stored. Both maps are touched only on the event
@@ -232,9 +233,19 @@ class NoticeSender:
         for notice in claimed:
             if stop is not None and stop.is_set():
                 break  # the rest stay claimed and are taken again when the lease ends
+            await self._pace(notice.channel)
             await self._send_one(notice)
-            await asyncio.sleep(self._intervals_s.get(notice.channel, 0.0))
         return len(claimed)
+
+    async def _pace(self, channel: Channel) -> None:
+        """Wait for `channel`'s next sending slot: slots are 1/rate apart whatever a send
+        takes, so the configured rate is the rate reached (never above it, no burst after an
+        idle spell). The event loop's own monotonic time paces, as asyncio.sleep does."""
+        loop = asyncio.get_running_loop()
+        slot = max(self._next_slot.get(channel, 0.0), loop.time())
+        if slot > loop.time():
+            await asyncio.sleep(slot - loop.time())
+        self._next_slot[channel] = slot + self._intervals_s.get(channel, 0.0)
 
     async def on_receipt(self, receipt: DeliveryReceipt) -> None:
         """A channel's delivery receipt: the notice becomes delivered or failed."""
