@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
-from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel
+from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel, SmsProvider
 from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
@@ -160,12 +160,15 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
 
 @dataclass
 class Notices:
-    """The notices' outbox, the service that fills it, and the sender that empties it."""
+    """The notices' outbox, the service that fills it, and the sender that empties it.
+    `sms` sends any text to any number through the configured SMSC (None without one), for
+    other uses than incident notices (e.g. verification codes)."""
 
     outbox: SqlNoticeOutbox
     service: NoticeService
     alerts: AlertService
     sender: NoticeSender
+    sms: SmsProvider | None = None
 
     def on_incident_change(self, before: Incident | None, after: Incident) -> None:
         self.alerts.on_incident_change(before, after)
@@ -239,7 +242,14 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         rate_per_s=settings.notice_rate_per_s,
         channel_rates={Channel.SMS: settings.notice_sms_rate_per_s},
     )
-    return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)
+    sms = channels.get(Channel.SMS)
+    return Notices(
+        outbox=outbox,
+        service=service,
+        alerts=alerts,
+        sender=sender,
+        sms=sms if isinstance(sms, SmppChannel) else None,
+    )
 
 
 def build_billing_run(

@@ -18,7 +18,10 @@ from support.smpp import BindRefusingSmsc, Smsc, smsc  # noqa: F401 - the fixtur
 from tawasol.adapters.notify.delivery import DeliveryError
 from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel
 from tawasol.adapters.notify.sms_parts import DATA_CODING_GSM7, DATA_CODING_UCS2
+from tawasol.adapters.store import migrate
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
+from tawasol.composition import build_brain
+from tawasol.config import Settings
 from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus, RetryPolicy
 from tawasol.services.notices import NoticeSender
 
@@ -215,3 +218,36 @@ def test_send_text_refuses_what_is_not_a_phone_number(smsc: Smsc) -> None:  # no
             asyncio.run(attempt(number))
         assert refused.value.permanent
     assert smsc.messages == []
+
+
+def test_the_brain_sends_any_text_to_any_number_through_its_smsc(tmp_path, smsc):  # noqa: F811
+    settings = Settings(
+        data_dir=tmp_path,
+        notice_smpp_host="127.0.0.1",
+        notice_smpp_port=smsc.port,
+        notice_smpp_system_id="tawasol",
+        notice_sms_sender="Tawasol",
+    )
+    migrate(settings.resolved_database_url)
+    brain = build_brain(settings)
+    assert build_brain(Settings(data_dir=tmp_path / "none")).notices.sms is None
+    provider = brain.notices.sms
+    assert provider is not None
+
+    async def send() -> tuple[str, ...]:
+        try:
+            return await provider.send_text("+33612345678", "Votre code : 123456", reference=9)
+        finally:
+            close = getattr(provider, "close", None)
+            if close is not None:
+                await close()
+
+    (reference,) = asyncio.run(send())
+    brain.close()
+    (message,) = smsc.messages
+    assert (message.destination, message.source, message.text) == (
+        "33612345678",
+        "Tawasol",
+        "Votre code : 123456",
+    )
+    assert message.message_ids == [reference]
