@@ -1,5 +1,5 @@
 """SMS parts (3GPP TS 23.038 / 23.040): the alphabet chosen, the part sizes, and parts that
-each decode on their own and reassemble to the exact text."""
+each decode on their own and reassemble to the exact text; SMS settings checked at start."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from tawasol.adapters.notify.sms_parts import (
     join_parts,
     split_sms,
 )
+from tawasol.config import Settings
+from tawasol.domain.errors import InvalidConfiguration
 
 
 def reassembled(text: str) -> str:
@@ -81,3 +83,29 @@ def test_any_text_reassembles_exactly_and_every_part_fits_140_octets(text: str) 
         len(part) <= (160 if sms.data_coding == DATA_CODING_GSM7 else 140) for part in sms.parts
     )
     assert reassembled(text) == text
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"notice_smpp_host": "smsc.example.net"}, "needs notice_smpp_system_id"),
+        ({"notice_sms_sender": "Tawasol Telecom"}, "notice_sms_sender must be"),
+        ({"notice_sms_sender": "+3361234567890123"}, "notice_sms_sender must be"),
+        ({"notice_sms_sender": ""}, "notice_sms_sender must be"),
+    ],
+)
+def test_given_contradictory_sms_settings_then_refused_with_their_names(
+    tmp_path, settings: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(InvalidConfiguration, match=problem):
+        Settings(data_dir=tmp_path, **settings).check()
+
+
+def test_given_a_usable_sms_sender_then_accepted(tmp_path) -> None:
+    for sender in ("Tawasol", "TWSL-INFO", "+33612345678", "33612345678"):
+        Settings(
+            data_dir=tmp_path,
+            notice_smpp_host="smsc.example.net",
+            notice_smpp_system_id="tawasol",
+            notice_sms_sender=sender,
+        ).check()
