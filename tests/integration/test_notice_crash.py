@@ -53,6 +53,22 @@ def wait_until(condition, *, seconds: float) -> bool:
     return condition()
 
 
+def notice(index: int, channel: Channel) -> Notice:
+    return Notice(
+        incident_id=1,
+        occasion=NoticeOccasion.CUSTOMER_FACING,
+        occasion_seq=1,
+        subscriber_id=index,
+        channel=channel,
+        address=f"s{index}@example.org" if channel is Channel.EMAIL else f"+2126{index:08d}",
+        locale="fr",
+        subject="Appels perturbés",
+        text="Vos appels vers le Maroc peuvent échouer. Nous y travaillons.",
+        html="<p>Vos appels vers le Maroc peuvent échouer.</p>",
+        message_id=f"<incident-1.customer_facing.1.{index}.{channel}@example.org>",
+    )
+
+
 def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc):  # noqa: F811
     handler, port = mailbox
     url = sqlite_url_for(tmp_path)
@@ -61,35 +77,8 @@ def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc): 
     outbox = SqlNoticeOutbox(store.engine)
     outbox.enqueue(
         [
-            Notice(
-                incident_id=1,
-                occasion=NoticeOccasion.CUSTOMER_FACING,
-                occasion_seq=1,
-                subscriber_id=index,
-                channel=Channel.EMAIL,
-                address=f"s{index}@example.org",
-                locale="fr",
-                subject="Appels perturbés",
-                text="Vos appels peuvent échouer.",
-                html="<p>Vos appels peuvent échouer.</p>",
-                message_id=f"<incident-1.customer_facing.1.{index}.email@example.org>",
-            )
-            for index in range(1, NOTICES + 1)
-        ]
-        + [
-            Notice(
-                incident_id=1,
-                occasion=NoticeOccasion.CUSTOMER_FACING,
-                occasion_seq=1,
-                subscriber_id=index,
-                channel=Channel.SMS,
-                address=f"+2126{index:08d}",
-                locale="fr",
-                subject="",
-                text="Vos appels vers le Maroc peuvent échouer. Nous y travaillons.",
-                html="",
-                message_id=f"<incident-1.customer_facing.1.{index}.sms@example.org>",
-            )
+            notice(index, channel)
+            for channel in (Channel.EMAIL, Channel.SMS)
             for index in range(1, NOTICES + 1)
         ]
     )
