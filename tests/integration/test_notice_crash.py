@@ -85,7 +85,7 @@ def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc): 
     sender = start_sender(tmp_path, port, smsc.port)
     try:
         assert wait_until(
-            lambda: len(handler.messages) >= 300 and len(smsc.messages) >= 300, seconds=60
+            lambda: len(handler.messages) >= 300 and len(smsc.messages) >= 300, seconds=180
         )
         os.kill(sender.pid, signal.SIGKILL)
         sender.wait(timeout=10)
@@ -103,7 +103,7 @@ def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc): 
                 for channel in (Channel.EMAIL, Channel.SMS)
             )
 
-        assert wait_until(all_done, seconds=120), outbox.progress(incident_id=1)
+        assert wait_until(all_done, seconds=300), outbox.progress(incident_id=1)
     finally:
         sender.kill()
         sender.wait(timeout=10)
