@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
+from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel, SmsProvider
 from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
@@ -20,7 +21,7 @@ from tawasol.config import Settings, private_directory
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
-from tawasol.domain.notices import Channel, RetryPolicy
+from tawasol.domain.notices import Channel, DeliveryReceipt, RetryPolicy
 from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -159,12 +160,15 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
 
 @dataclass
 class Notices:
-    """The notices' outbox, the service that fills it, and the sender that empties it."""
+    """The notices' outbox, the service that fills it, and the sender that empties it.
+    `sms` sends any text to any number through the configured SMSC (None without one), for
+    other uses than incident notices (e.g. verification codes)."""
 
     outbox: SqlNoticeOutbox
     service: NoticeService
     alerts: AlertService
     sender: NoticeSender
+    sms: SmsProvider | None = None
 
     def on_incident_change(self, before: Incident | None, after: Incident) -> None:
         self.alerts.on_incident_change(before, after)
@@ -185,6 +189,25 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
                 start_tls=settings.notice_smtp_starttls,
                 timeout_s=settings.notice_smtp_timeout_s,
             )
+        )
+    sender: NoticeSender | None = None
+
+    async def on_receipt(receipt: DeliveryReceipt) -> None:
+        if sender is not None:
+            await sender.on_receipt(receipt)
+
+    if settings.notice_smpp_host:
+        channels[Channel.SMS] = SmppChannel(
+            SmppAccount(
+                host=settings.notice_smpp_host,
+                port=settings.notice_smpp_port,
+                system_id=settings.notice_smpp_system_id,
+                password=settings.notice_smpp_password.get_secret_value(),
+                system_type=settings.notice_smpp_system_type,
+                source_addr=settings.notice_sms_sender,
+                timeout_s=settings.notice_smpp_timeout_s,
+            ),
+            on_receipt=on_receipt,
         )
     mail_domain = settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm
     service = NoticeService(
@@ -217,8 +240,16 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
             lease=timedelta(seconds=settings.notice_lease_s),
         ),
         rate_per_s=settings.notice_rate_per_s,
+        channel_rates={Channel.SMS: settings.notice_sms_rate_per_s},
     )
-    return Notices(outbox=outbox, service=service, alerts=alerts, sender=sender)
+    sms = channels.get(Channel.SMS)
+    return Notices(
+        outbox=outbox,
+        service=service,
+        alerts=alerts,
+        sender=sender,
+        sms=sms if isinstance(sms, SmppChannel) else None,
+    )
 
 
 def build_billing_run(

@@ -227,7 +227,21 @@ class Settings(BaseSettings):
     notice_smtp_starttls: bool = False
     notice_smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
     notice_rate_per_s: float = Field(
-        default=20.0, gt=0, le=10000, description="notices sent per second at most"
+        default=20.0, gt=0, le=10000, description="emails and webhooks sent per second at most"
+    )
+    notice_smpp_host: str = Field(
+        default="", description="SMSC for SMS notices over SMPP 3.4 (empty: no SMS notices)"
+    )
+    notice_smpp_port: int = Field(default=2775, ge=1, le=65535)
+    notice_smpp_system_id: str = Field(default="", max_length=15)  # SMPP 3.4 §5.2.1
+    notice_smpp_password: SecretStr = SecretStr("")
+    notice_smpp_system_type: str = Field(default="", max_length=12)
+    notice_smpp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    notice_sms_sender: str = Field(
+        default="tawasol", description="sender shown: up to 11 letters/digits, or a number"
+    )
+    notice_sms_rate_per_s: float = Field(
+        default=10.0, gt=0, le=10000, description="SMS sent per second at most (SMSC agreed rate)"
     )
     notice_lookback_days: int = Field(
         default=30, ge=1, le=365, description="who called the scope this recently is affected"
@@ -357,6 +371,13 @@ class Settings(BaseSettings):
                 "edge_token must be 16 or more letters, digits and . _ - + / "
                 "(it goes into the rendered Kamailio configuration)"
             )
+        if self.notice_smpp_host and not self.notice_smpp_system_id:
+            problems.append("notice_smpp_host needs notice_smpp_system_id (the SMSC's account)")
+        if not _SMS_SENDER.fullmatch(self.notice_sms_sender):
+            problems.append(
+                "notice_sms_sender must be 1 to 11 letters, digits, spaces or . - _ "
+                "(GSM 03.40 alphanumeric sender), or a number of up to 15 digits"
+            )
         if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
             problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(
@@ -392,6 +413,7 @@ class Settings(BaseSettings):
 EDGE_TOKEN_FILE = "edge.token"
 GRANT_KEY_FILE = "grant.key"
 _EDGE_TOKEN = re.compile(r"[A-Za-z0-9._+/-]{16,512}")
+_SMS_SENDER = re.compile(r"[A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15}")
 
 
 def private_directory(path: Path) -> Path:

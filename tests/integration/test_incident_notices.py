@@ -25,8 +25,9 @@ from fastapi.testclient import TestClient
 from sample_brain import AUTH, MovableClock, add_callers, sample_brain
 from test_incidents_api import MAROC_TELECOM_MOBILE, ORANGE_MOBILE, START, place_call
 
+from support.smpp import smsc  # noqa: F401 - the fixture
 from tawasol.adapters.api.app import create_app
-from tawasol.domain.notices import NoticeStatus
+from tawasol.domain.notices import Channel, NoticeStatus
 
 
 class Mailbox:
@@ -293,3 +294,53 @@ def test_significant_updates_reach_subscribers_at_most_once_per_window(tmp_path,
     assert "AR repair crew on site" in plain_text(arabic)
     assert not any("still on it" in plain_text(m) for m in handler.messages)
     brain.close()
+
+
+def test_affected_subscribers_get_one_sms_each_in_their_language_with_delivery_receipts(
+    tmp_path,
+    mailbox,
+    smsc,  # noqa: F811
+):
+    _handler, port = mailbox
+    clock = MovableClock(START)
+    brain = build(
+        tmp_path,
+        clock,
+        port,
+        notice_smpp_host="127.0.0.1",
+        notice_smpp_port=smsc.port,
+        notice_smpp_system_id="tawasol",
+        notice_sms_sender="Tawasol",
+        notice_sms_rate_per_s=1000,
+    )
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))
+        decide(client, user="orange", dialled=ORANGE_MOBILE, call_id="orange-own-1")
+        morocco_telecom_fails(client, clock)
+        (incident,) = brain.incidents.tick()
+
+        async def send_and_wait_for_receipts() -> None:
+            await brain.notices.sender.send_due()
+            for _ in range(250):
+                progress = brain.notices.outbox.progress(incident_id=incident.id)
+                if progress.get(Channel.SMS, {}).get(NoticeStatus.DELIVERED) == 4:
+                    break
+                await asyncio.sleep(0.02)
+
+        asyncio.run(send_and_wait_for_receipts())
+        assert asyncio.run(brain.notices.sender.send_due()) == 0  # nothing twice
+    brain.close()
+
+    numbers = [f"336120000{index:02d}" for index in range(4)]  # the affected callers
+    assert sorted(smsc.per_destination()) == numbers
+    assert all(count == 1 for count in smsc.per_destination().values())
+    (french,) = smsc.texts_to(numbers[0])
+    (arabic,) = smsc.texts_to(numbers[1])
+    (english,) = smsc.texts_to(numbers[2])
+    assert french.startswith("Appels vers les mobiles Maroc Telecom (MA) perturbés: ")
+    assert arabic.startswith("اضطراب في المكالمات نحو الهواتف المحمولة")
+    assert english.startswith("Calls to mobiles Maroc Telecom (MA) disrupted: ")
+    assert {message.source for message in smsc.messages} == {"Tawasol"}
+    progress = brain.notices.outbox.progress(incident_id=incident.id)
+    assert progress[Channel.SMS] == {NoticeStatus.DELIVERED: 4}
+    assert progress[Channel.EMAIL] == {NoticeStatus.SENT: 4}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -156,3 +157,55 @@ def test_subscriber_add_to_a_plan_in_an_outage_needs_the_incident_acknowledged(d
     assert "incident_ids: [1]" in plain(refused.output)
     sold = add("yasmine", "--acknowledge", "1")
     assert sold.exit_code == 0, sold.output
+
+
+def test_notices_progress_per_channel_as_a_table_and_as_json(data_dir):
+    from tawasol.adapters.store import SqlStore, sqlite_url_for
+    from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
+    from tawasol.domain.notices import Channel, Notice, NoticeOccasion
+
+    store = SqlStore.from_url(sqlite_url_for(data_dir))
+    outbox = SqlNoticeOutbox(store.engine)
+    outbox.enqueue(
+        [
+            Notice(
+                incident_id=incident,
+                occasion=NoticeOccasion.CUSTOMER_FACING,
+                occasion_seq=1,
+                subscriber_id=subscriber,
+                channel=channel,
+                address="+212600000001" if channel is Channel.SMS else "a@example.org",
+                locale="fr",
+                subject="s",
+                text="t",
+                html="",
+                message_id=f"<{incident}.{subscriber}.{channel}@x>",
+            )
+            for incident in (1, 2)
+            for subscriber in (1, 2, 3)
+            for channel in (Channel.EMAIL, Channel.SMS)
+        ]
+    )
+    from datetime import UTC, datetime, timedelta
+
+    (first,) = outbox.claim(
+        now=datetime.now(UTC), lease=timedelta(minutes=2), limit=1, channels=[Channel.SMS]
+    )
+    outbox.mark_failed(first.id, error="UNDELIV err:001")
+    store.close()
+
+    shown = run(data_dir, "notices", "--json")
+    assert shown.exit_code == 0, shown.output
+    progress = json.loads(shown.output)
+    assert progress["email"] == {"queued": 6, "sending": 0, "sent": 0, "delivered": 0, "failed": 0}
+    assert progress["sms"]["queued"] == 5 and progress["sms"]["failed"] == 1
+
+    one = run(data_dir, "notices", "--incident", "2", "--json")
+    assert json.loads(one.output)["sms"]["queued"] == 3
+
+    table = run(data_dir, "notices")
+    assert table.exit_code == 0
+    assert "queued" in table.output and "delivered" in table.output
+    assert re.search(r"sms\s*│\s*5\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*1\s*│\s*6", table.output)
+
+    assert run(data_dir, "notices", "--incident", "0").exit_code != 0

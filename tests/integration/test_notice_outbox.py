@@ -11,7 +11,7 @@ import pytest
 from store_backends import migrated_engine
 
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
-from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus
+from tawasol.domain.notices import Channel, DeliveryReceipt, Notice, NoticeOccasion, NoticeStatus
 from tawasol.services.notice_ports import InMemoryNoticeOutbox, NoticeOutbox
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -96,3 +96,42 @@ def test_concurrent_senders_never_claim_the_same_notice(outbox: NoticeOutbox) ->
         thread.join(timeout=60)
     every = [notice_id for batch in claimed for notice_id in batch]
     assert len(every) == 200 and len(set(every)) == 200
+
+
+def test_a_sender_of_one_channel_claims_only_that_channels_notices(outbox: NoticeOutbox) -> None:
+    outbox.enqueue([notice(1), notice(1, Channel.SMS), notice(2, Channel.SMS)])
+    sms = outbox.claim(now=T0, lease=LEASE, limit=10, channels=[Channel.SMS])
+    assert sorted((n.subscriber_id, n.channel) for n in sms) == [
+        (1, Channel.SMS),
+        (2, Channel.SMS),
+    ]
+    (email,) = outbox.claim(now=T0, lease=LEASE, limit=10, channels=[Channel.EMAIL])
+    assert email.channel is Channel.EMAIL
+    assert outbox.progress() == {
+        Channel.EMAIL: {NoticeStatus.SENDING: 1},
+        Channel.SMS: {NoticeStatus.SENDING: 2},
+    }
+
+
+def test_receipts_make_a_notice_delivered_once_every_part_is_and_failed_if_one_fails(
+    outbox: NoticeOutbox,
+) -> None:
+    outbox.enqueue([notice(1, Channel.SMS), notice(2, Channel.SMS)])
+    one, two = outbox.claim(now=T0, lease=LEASE, limit=10)
+    outbox.mark_sent(one.id, at=T0, references=("a1", "a2"))
+    outbox.mark_sent(two.id, at=T0, references=("b1",))
+    later = T0 + timedelta(seconds=5)
+
+    assert outbox.record_receipt(DeliveryReceipt("a1", delivered=True), at=later) == one.id
+    assert outbox.progress()[Channel.SMS] == {NoticeStatus.SENT: 2}  # a2 not yet
+    assert outbox.record_receipt(DeliveryReceipt("a2", delivered=True), at=later) == one.id
+    assert outbox.record_receipt(DeliveryReceipt("b1", False, "UNDELIV err:001"), at=later) == (
+        two.id
+    )
+    assert outbox.record_receipt(DeliveryReceipt("zz", delivered=True), at=later) is None
+
+    states = {n.id: (n.status, n.last_error) for n in outbox.list_notices(incident_id=1)}
+    assert states == {
+        one.id: (NoticeStatus.DELIVERED, None),
+        two.id: (NoticeStatus.FAILED, "UNDELIV err:001"),
+    }

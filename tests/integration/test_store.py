@@ -101,7 +101,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0008"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
@@ -110,6 +110,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
         assert {"calls", "call_attempts", "catalog_revision", "alembic_version"} <= tables
         assert {"carrier_events", "carrier_capacities"} <= tables
         assert {"incidents", "incident_updates", "incident_impact", "incident_audit"} <= tables
+        assert {"notices", "notice_parts"} <= tables
     finally:
         store.close()
 

@@ -1,4 +1,5 @@
-"""`tawasol incidents list|show|open|update|resolve|reopen|merge`: the operator's incidents.
+"""`tawasol incidents list|show|open|update|resolve|reopen|merge|notices`: the operator's
+incidents and the progress of their notices.
 
 Works on the database directly (like `tawasol subscriber`): a running brain reads every
 incident again before it changes one, and a change from a stale read is refused (Conflict), so
@@ -9,6 +10,7 @@ else the login name).
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -19,6 +21,7 @@ from rich.table import Table
 from tawasol.cli.common import app, brain_session, console, fail
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.incidents import Incident, IncidentKind, IncidentState
+from tawasol.domain.notices import NoticeStatus
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.outages import OutageImpact, OutageScope
 from tawasol.services.incidents import IncidentService, describe
@@ -259,3 +262,39 @@ def incidents_merge(
     with brain_session() as brain:
         incident = brain.incidents.merge(incident_id, into=into, author=_author(author))
     _print(incident)
+
+
+@incidents_app.command("notices")
+def incidents_notices(
+    incident_id: Annotated[
+        int | None, typer.Option("--incident", min=1, help="One incident's notices only.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Progress of personal notices and alerts per channel: queued, sending, sent, delivered
+    (where the channel reports it: SMS receipts), failed."""
+
+    with brain_session() as brain:
+        progress = brain.notices.outbox.progress(incident_id=incident_id)
+    states = list(NoticeStatus)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    channel.value: {state.value: counts.get(state, 0) for state in states}
+                    for channel, counts in sorted(progress.items())
+                }
+            )
+        )
+        return
+    title = f"notices of incident {incident_id}" if incident_id else "notices"
+    table = Table(title=title)
+    for column in ("channel", *(state.value for state in states), "total"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+    for channel, counts in sorted(progress.items()):
+        table.add_row(
+            channel.value,
+            *(str(counts.get(state, 0)) for state in states),
+            str(sum(counts.values())),
+        )
+    console.print(table)

@@ -1,7 +1,7 @@
 """Personal notices: what each affected subscriber is told about an incident, and how a notice
 goes from queued to sent (or failed) with retries.
 
-A *notice* is one message to one subscriber on one channel (email; SMS in a later change) about
+A *notice* is one message to one subscriber on one channel (email, SMS; webhook for alerts) about
 one occasion of one incident: it became customer-facing, a significant update, or it was
 resolved. Its `key` (incident, occasion, subscriber, channel) is unique: queueing the same
 notice twice keeps one, so a restart that queues again sends nothing twice. Its `message_id`
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import html as html_text
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,12 +28,15 @@ from tawasol.domain.outages import OutageScope
 
 __all__ = [
     "Channel",
+    "DeliveryReceipt",
     "Notice",
     "NoticeOccasion",
     "NoticeStatus",
     "Recipient",
     "RetryPolicy",
     "render",
+    "sms_text",
+    "status_from_parts",
 ]
 
 
@@ -100,6 +104,27 @@ class Notice:
             f"{self.incident_id}:{self.occasion.value}:{self.occasion_seq}:"
             f"{self.subscriber_id}:{self.channel.value}"
         )
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """What the network reports later about one message it took: `reference` is the id the
+    channel gave when it took it (an SMSC's message id, SMPP 3.4 §4.4.2), `delivered` whether
+    it reached the handset, `reason` why not (e.g. "UNDELIV err:001")."""
+
+    reference: str
+    delivered: bool
+    reason: str | None = None
+
+
+def status_from_parts(part_states: Sequence[str]) -> NoticeStatus | None:
+    """A sent notice's state from its parts' receipts (a long SMS is several messages):
+    failed as soon as one part failed, delivered once every part was, else unchanged (None)."""
+    if NoticeStatus.FAILED.value in part_states:
+        return NoticeStatus.FAILED
+    if part_states and all(state == NoticeStatus.DELIVERED.value for state in part_states):
+        return NoticeStatus.DELIVERED
+    return None
 
 
 @dataclass(frozen=True)
@@ -189,6 +214,15 @@ _TEXTS = {
         ),
     },
 }
+
+
+def sms_text(subject: str, text: str) -> str:
+    """The SMS version of a notice: its subject and its message paragraph (the body without
+    the greeting and the sign-off), so it fits in one to three SMS parts rather than the
+    email's five or more."""
+    paragraphs = [paragraph for paragraph in text.split("\n\n") if paragraph.strip()]
+    message = paragraphs[1] if len(paragraphs) > 1 else (paragraphs[0] if paragraphs else "")
+    return f"{subject}: {message}" if message else subject
 
 
 def _language(locale: str) -> str:

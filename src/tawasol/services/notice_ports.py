@@ -6,13 +6,20 @@ outbox (`adapters.store.notices_sql`) is tested against (tests/integration/test_
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from tawasol.domain.errors import NotFound
-from tawasol.domain.notices import Notice, NoticeStatus, Recipient
+from tawasol.domain.notices import (
+    Channel,
+    DeliveryReceipt,
+    Notice,
+    NoticeStatus,
+    Recipient,
+    status_from_parts,
+)
 from tawasol.domain.outages import OutageScope
 
 __all__ = ["AffectedSubscribers", "InMemoryNoticeOutbox", "NoticeOutbox"]
@@ -26,13 +33,33 @@ class NoticeOutbox(Protocol):
         Returns how many were new."""
         ...
 
-    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notice]:
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        channels: Collection[Channel] | None = None,
+    ) -> list[Notice]:
         """Take up to `limit` notices due at `now` (queued with next_attempt_at <= now, or
-        claimed by a sender whose lease ran out) and mark them sending until now + lease.
-        Two senders never get the same notice."""
+        claimed by a sender whose lease ran out), on `channels` only if given, and mark them
+        sending until now + lease. Two senders never get the same notice."""
         ...
 
-    def mark_sent(self, notice_id: int, *, at: datetime) -> None: ...
+    def mark_sent(self, notice_id: int, *, at: datetime, references: Sequence[str] = ()) -> None:
+        """The channel took the notice; `references` are the ids it gave each message (SMSC
+        message ids of an SMS's parts), kept to match delivery receipts. Raises NotFound."""
+        ...
+
+    def record_receipt(self, receipt: DeliveryReceipt, *, at: datetime) -> int | None:
+        """Record a delivery receipt against the part it references; the notice becomes
+        delivered (every part delivered) or failed (a part failed, with the reason). Returns
+        the notice's id, None for a reference nobody knows (a receipt for another system)."""
+        ...
+
+    def progress(self, *, incident_id: int | None = None) -> dict[Channel, dict[NoticeStatus, int]]:
+        """How many notices are in each state, per channel."""
+        ...
 
     def mark_retry(self, notice_id: int, *, error: str, next_attempt_at: datetime) -> None: ...
 
@@ -60,6 +87,8 @@ class InMemoryNoticeOutbox:
         self._notices: dict[int, Notice] = {}
         self._keys: set[str] = set()
         self._leases: dict[int, datetime] = {}
+        self._parts: dict[str, tuple[int, int]] = {}  # reference -> (notice id, part)
+        self._part_states: dict[int, dict[int, str]] = {}
 
     def enqueue(self, notices: Sequence[Notice]) -> int:
         added = 0
@@ -73,16 +102,26 @@ class InMemoryNoticeOutbox:
                 added += 1
         return added
 
-    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notice]:
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        channels: Collection[Channel] | None = None,
+    ) -> list[Notice]:
         with self._lock:
             due = [
                 notice
                 for notice in self._notices.values()
-                if (
-                    notice.status is NoticeStatus.QUEUED
-                    and (notice.next_attempt_at is None or notice.next_attempt_at <= now)
+                if (channels is None or notice.channel in channels)
+                and (
+                    (
+                        notice.status is NoticeStatus.QUEUED
+                        and (notice.next_attempt_at is None or notice.next_attempt_at <= now)
+                    )
+                    or (notice.status is NoticeStatus.SENDING and self._leases[notice.id] <= now)
                 )
-                or (notice.status is NoticeStatus.SENDING and self._leases[notice.id] <= now)
             ][:limit]
             claimed = []
             for notice in due:
@@ -99,8 +138,36 @@ class InMemoryNoticeOutbox:
                 raise NotFound("no such notice", notice_id=notice_id)
             self._notices[notice_id] = replace(notice, **changes)  # type: ignore[arg-type]
 
-    def mark_sent(self, notice_id: int, *, at: datetime) -> None:
+    def mark_sent(self, notice_id: int, *, at: datetime, references: Sequence[str] = ()) -> None:
         self._change(notice_id, status=NoticeStatus.SENT, sent_at=at, last_error=None)
+        with self._lock:
+            self._part_states[notice_id] = {}
+            for part, reference in enumerate(references, start=1):
+                self._parts[reference] = (notice_id, part)
+                self._part_states[notice_id][part] = NoticeStatus.SENT.value
+
+    def record_receipt(self, receipt: DeliveryReceipt, *, at: datetime) -> int | None:
+        status = NoticeStatus.DELIVERED if receipt.delivered else NoticeStatus.FAILED
+        with self._lock:
+            found = self._parts.get(receipt.reference)
+            if found is None:
+                return None
+            notice_id, part = found
+            self._part_states[notice_id][part] = status.value
+            notice = self._notices[notice_id]
+            new = status_from_parts(list(self._part_states[notice_id].values()))
+            if new is not None and notice.status is NoticeStatus.SENT:
+                self._notices[notice_id] = replace(notice, status=new, last_error=receipt.reason)
+            return notice_id
+
+    def progress(self, *, incident_id: int | None = None) -> dict[Channel, dict[NoticeStatus, int]]:
+        with self._lock:
+            result: dict[Channel, dict[NoticeStatus, int]] = {}
+            for notice in self._notices.values():
+                if incident_id is None or notice.incident_id == incident_id:
+                    states = result.setdefault(notice.channel, {})
+                    states[notice.status] = states.get(notice.status, 0) + 1
+            return result
 
     def mark_retry(self, notice_id: int, *, error: str, next_attempt_at: datetime) -> None:
         self._change(

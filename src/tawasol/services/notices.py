@@ -21,29 +21,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tawasol.domain.incidents import Incident, IncidentState
 from tawasol.domain.notices import (
     Channel,
+    DeliveryReceipt,
     Notice,
     NoticeOccasion,
     Recipient,
     RetryPolicy,
     render,
+    sms_text,
     update_slot,
 )
 from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class NoticeChannel(Protocol):
-    """Carries one notice; raises an error with `permanent` (bool) and `reason` when it cannot."""
+    """Carries one notice; returns the references the channel gave its messages (an SMSC's
+    message id per SMS part; () when the channel gives none, as SMTP). Raises an error with
+    `permanent` (bool) and `reason` when it cannot."""
 
-    async def send(self, notice: Notice) -> None: ...
+    async def send(self, notice: Notice) -> Sequence[str]: ...
 
 
 def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOccasion, int]]:
@@ -148,8 +153,8 @@ class NoticeService:
                     address=address,
                     locale=language,
                     subject=subject,
-                    text=text,
-                    html=html,
+                    text=sms_text(subject, text) if channel is Channel.SMS else text,
+                    html="" if channel is Channel.SMS else html,
                     message_id=(
                         f"<incident-{incident.id}.{occasion.value}.{sequence}."
                         f"{recipient.subscriber_id}.{channel.value}@{self._mail_domain}>"
@@ -160,7 +165,10 @@ class NoticeService:
 
 
 class NoticeSender:
-    """Sends due notices from the outbox until stopped (a job of the brain's runtime)."""
+    """Sends due notices from the outbox until stopped (a job of the brain's runtime): one
+    loop per channel, each at its own rate (`rate_per_s`, overridden per channel by
+    `channel_rates`: the relay's or SMSC's agreed throughput), so a slow SMSC never holds
+    email back."""
 
     name = "notice-sender"
 
@@ -172,6 +180,7 @@ class NoticeSender:
         clock: Callable[[], datetime],
         retry: RetryPolicy | None = None,
         rate_per_s: float = 20.0,
+        channel_rates: Mapping[Channel, float] | None = None,
         batch: int = 100,
         idle_s: float = 1.0,
     ) -> None:
@@ -179,34 +188,77 @@ class NoticeSender:
         self._channels = dict(channels)
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self._interval_s = 1.0 / rate_per_s
+        rates = dict(channel_rates or {})
+        self._intervals_s = {
+            channel: 1.0 / rates.get(channel, rate_per_s) for channel in self._channels
+        }
         self._batch = batch
         self._idle_s = idle_s
+        self._next_slot: dict[Channel, float] = {}
+        # A receipt can overtake the "sent" write of its own notice (an SMSC answers the last
+        # part's submit_sm and reports the first part delivered at once): such receipts wait
+        # here until their references are stored. Both maps are touched only on the event
+        # loop, with no await between a look and a change, and are bounded.
+        self._early_receipts: dict[str, DeliveryReceipt] = {}
+        self._stored_references: dict[str, None] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self._channels:
             return  # nothing configured to send with: notices stay queued
+        await asyncio.gather(*(self._run_channel(channel, stop) for channel in self._channels))
+
+    async def _run_channel(self, channel: Channel, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                sent = await self.send_due(stop)
+                sent = await self.send_due(stop, channels=(channel,))
             except Exception:
-                log.exception("notice sender: a round failed; trying again")
+                log.exception("notice sender (%s): a round failed; trying again", channel)
                 sent = 0
             if not sent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._idle_s)
+        close = getattr(self._channels[channel], "close", None)
+        if close is not None:
+            await close()
 
-    async def send_due(self, stop: asyncio.Event | None = None) -> int:
-        """One round: claim due notices and try each once; returns how many were tried."""
+    async def send_due(
+        self, stop: asyncio.Event | None = None, *, channels: Sequence[Channel] | None = None
+    ) -> int:
+        """One round: claim due notices (of `channels`, default all) and try each once;
+        returns how many were tried."""
         claimed = await asyncio.to_thread(
-            self._outbox.claim, now=self._clock(), lease=self._retry.lease, limit=self._batch
+            self._outbox.claim,
+            now=self._clock(),
+            lease=self._retry.lease,
+            limit=self._batch,
+            channels=channels,
         )
         for notice in claimed:
             if stop is not None and stop.is_set():
                 break  # the rest stay claimed and are taken again when the lease ends
+            await self._pace(notice.channel)
             await self._send_one(notice)
-            await asyncio.sleep(self._interval_s)
         return len(claimed)
+
+    async def _pace(self, channel: Channel) -> None:
+        """Wait for `channel`'s next sending slot: slots are 1/rate apart whatever a send
+        takes, so the configured rate is the rate reached (never above it, no burst after an
+        idle spell). The event loop's own monotonic time paces, as asyncio.sleep does."""
+        loop = asyncio.get_running_loop()
+        slot = max(self._next_slot.get(channel, 0.0), loop.time())
+        if slot > loop.time():
+            await asyncio.sleep(slot - loop.time())
+        self._next_slot[channel] = slot + self._intervals_s.get(channel, 0.0)
+
+    async def on_receipt(self, receipt: DeliveryReceipt) -> None:
+        """A channel's delivery receipt: the notice becomes delivered or failed."""
+        notice_id = await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
+        if notice_id is not None:
+            return
+        if receipt.reference in self._stored_references:  # stored while we looked
+            await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
+            return
+        _bounded_put(self._early_receipts, receipt.reference, receipt)
 
     async def _send_one(self, notice: Notice) -> None:
         channel = self._channels.get(notice.channel)
@@ -216,7 +268,7 @@ class NoticeSender:
             )
             return
         try:
-            await channel.send(notice)
+            references = await channel.send(notice)
         except Exception as error:
             reason = str(getattr(error, "reason", error)) or type(error).__name__
             permanent = bool(getattr(error, "permanent", False))
@@ -229,4 +281,22 @@ class NoticeSender:
                     self._outbox.mark_retry, notice.id, error=reason, next_attempt_at=next_at
                 )
             return
-        await asyncio.to_thread(self._outbox.mark_sent, notice.id, at=self._clock())
+        await asyncio.to_thread(
+            self._outbox.mark_sent, notice.id, at=self._clock(), references=tuple(references)
+        )
+        for reference in references:
+            _bounded_put(self._stored_references, reference, None)
+        early = [self._early_receipts.pop(r) for r in references if r in self._early_receipts]
+        for receipt in early:
+            await asyncio.to_thread(self._outbox.record_receipt, receipt, at=self._clock())
+
+
+_REMEMBERED = 10_000
+
+
+def _bounded_put(table: dict[str, _T], key: str, value: _T) -> None:
+    """Insert, dropping the oldest entries past `_REMEMBERED` (a receipt for a message sent
+    long ago by another process is simply not matched: the notice stays "sent")."""
+    table[key] = value
+    while len(table) > _REMEMBERED:
+        del table[next(iter(table))]

@@ -15,16 +15,10 @@ from email.utils import formataddr, formatdate
 
 import aiosmtplib
 
+from tawasol.adapters.notify.delivery import DeliveryError
 from tawasol.domain.notices import Notice
 
-
-class DeliveryError(Exception):
-    """A channel could not take a notice; `permanent` says whether retrying is useless."""
-
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
+__all__ = ["DeliveryError", "EmailChannel", "SmtpRelay", "email_message"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +55,9 @@ class EmailChannel:
     def __init__(self, relay: SmtpRelay) -> None:
         self._relay = relay
 
-    async def send(self, notice: Notice) -> None:
-        """Raises DeliveryError (permanent for a 5xx answer, transient otherwise)."""
+    async def send(self, notice: Notice) -> tuple[str, ...]:
+        """Raises DeliveryError (permanent for a 5xx answer, transient otherwise). SMTP gives
+        no reference to follow delivery with: returns ()."""
         relay = self._relay
         try:
             await aiosmtplib.send(
@@ -88,3 +83,4 @@ class EmailChannel:
             ) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise DeliveryError(f"relay unreachable: {error}", permanent=False) from error
+        return ()

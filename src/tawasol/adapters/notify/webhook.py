@@ -14,7 +14,7 @@ import hmac
 
 import httpx
 
-from tawasol.adapters.notify.email import DeliveryError
+from tawasol.adapters.notify.delivery import DeliveryError
 from tawasol.domain.notices import Notice
 
 SIGNATURE_HEADER = "X-Tawasol-Signature"
@@ -30,7 +30,7 @@ class WebhookChannel:
         self._secret = secret
         self._timeout_s = timeout_s
 
-    async def send(self, notice: Notice) -> None:
+    async def send(self, notice: Notice) -> tuple[str, ...]:
         body = notice.text.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -43,6 +43,6 @@ class WebhookChannel:
         except httpx.HTTPError as error:
             raise DeliveryError(f"webhook unreachable: {error!r}", permanent=False) from error
         if response.is_success:
-            return
+            return ()
         retry = response.status_code in (408, 429) or response.status_code >= 500
         raise DeliveryError(f"webhook answered {response.status_code}", permanent=not retry)

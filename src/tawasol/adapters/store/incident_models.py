@@ -113,3 +113,20 @@ class NoticeRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class NoticePartRow(Base):
+    """One message a channel took for a notice (an SMS part and its SMSC message id), and
+    what its delivery receipt said: `status` sent, delivered or failed (`error` then)."""
+
+    __tablename__ = "notice_parts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("notices.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    part: Mapped[int] = mapped_column(Integer, nullable=False)
+    reference: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime | None] = mapped_column()

@@ -9,18 +9,26 @@ subscriber.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from tawasol.adapters.store.incident_models import NoticeRow
+from tawasol.adapters.store.incident_models import NoticePartRow, NoticeRow
 from tawasol.adapters.store.mapping import from_row, values_of
 from tawasol.adapters.store.models import CallRow, PlanRow, SubscriberRow, SubscriptionRow
 from tawasol.adapters.store.sessions import Transactions
 from tawasol.domain.errors import InvalidNumber, NotFound
-from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus, Recipient
+from tawasol.domain.notices import (
+    Channel,
+    DeliveryReceipt,
+    Notice,
+    NoticeOccasion,
+    NoticeStatus,
+    Recipient,
+    status_from_parts,
+)
 from tawasol.domain.numbering import classify
 from tawasol.domain.outages import OutageScope
 from tawasol.domain.subscribers import SubscriptionStatus
@@ -61,7 +69,14 @@ class SqlNoticeOutbox:
             added = len(rows)
         return added
 
-    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Notice]:
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        channels: Collection[Channel] | None = None,
+    ) -> list[Notice]:
         due = or_(
             and_(
                 NoticeRow.status == NoticeStatus.QUEUED.value,
@@ -69,6 +84,8 @@ class SqlNoticeOutbox:
             ),
             and_(NoticeRow.status == NoticeStatus.SENDING.value, NoticeRow.lease_until <= now),
         )
+        if channels is not None:
+            due = and_(due, NoticeRow.channel.in_([channel.value for channel in channels]))
         # Look before taking the write lock: an idle outbox costs the call path nothing.
         with self._transactions.reading() as session:
             if session.scalar(select(NoticeRow.id).where(due).limit(1)) is None:
@@ -100,8 +117,61 @@ class SqlNoticeOutbox:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise NotFound("no such notice", notice_id=notice_id)
 
-    def mark_sent(self, notice_id: int, *, at: datetime) -> None:
-        self._change(notice_id, status=NoticeStatus.SENT.value, sent_at=at, last_error=None)
+    def mark_sent(self, notice_id: int, *, at: datetime, references: Sequence[str] = ()) -> None:
+        with self._transactions.writing() as session:
+            result = session.execute(
+                update(NoticeRow)
+                .where(NoticeRow.id == notice_id)
+                .values(status=NoticeStatus.SENT.value, sent_at=at, last_error=None)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFound("no such notice", notice_id=notice_id)
+            # a retry after a crash may have taken parts already: keep the latest references
+            session.execute(delete(NoticePartRow).where(NoticePartRow.notice_id == notice_id))
+            if references:
+                session.execute(
+                    insert(NoticePartRow),
+                    [
+                        {
+                            "notice_id": notice_id,
+                            "part": part,
+                            "reference": reference,
+                            "status": NoticeStatus.SENT.value,
+                            "at": at,
+                        }
+                        for part, reference in enumerate(references, start=1)
+                    ],
+                )
+
+    def record_receipt(self, receipt: DeliveryReceipt, *, at: datetime) -> int | None:
+        status = NoticeStatus.DELIVERED if receipt.delivered else NoticeStatus.FAILED
+        with self._transactions.writing() as session:
+            part = session.scalars(
+                select(NoticePartRow)
+                .where(NoticePartRow.reference == receipt.reference)
+                .order_by(NoticePartRow.id.desc())
+                .limit(1)
+            ).first()
+            if part is None:
+                return None
+            part.status, part.error, part.at = status.value, receipt.reason, at
+            session.flush()
+            states = list(
+                session.scalars(
+                    select(NoticePartRow.status).where(NoticePartRow.notice_id == part.notice_id)
+                )
+            )
+            notice_status = status_from_parts(states)
+            if notice_status is not None:
+                session.execute(
+                    update(NoticeRow)
+                    .where(
+                        NoticeRow.id == part.notice_id,
+                        NoticeRow.status == NoticeStatus.SENT.value,
+                    )
+                    .values(status=notice_status.value, last_error=receipt.reason)
+                )
+            return part.notice_id
 
     def mark_retry(self, notice_id: int, *, error: str, next_attempt_at: datetime) -> None:
         self._change(
@@ -121,6 +191,18 @@ class SqlNoticeOutbox:
             query = query.where(NoticeRow.incident_id == incident_id)
         with self._transactions.reading() as session:
             return {NoticeStatus(status): int(count) for status, count in session.execute(query)}
+
+    def progress(self, *, incident_id: int | None = None) -> dict[Channel, dict[NoticeStatus, int]]:
+        query = select(NoticeRow.channel, NoticeRow.status, func.count()).group_by(
+            NoticeRow.channel, NoticeRow.status
+        )
+        if incident_id is not None:
+            query = query.where(NoticeRow.incident_id == incident_id)
+        result: dict[Channel, dict[NoticeStatus, int]] = {}
+        with self._transactions.reading() as session:
+            for channel, status, count in session.execute(query):
+                result.setdefault(Channel(channel), {})[NoticeStatus(status)] = int(count)
+        return result
 
     def list_notices(self, *, incident_id: int, limit: int = 1000) -> list[Notice]:
         query = (
