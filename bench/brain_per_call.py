@@ -7,11 +7,14 @@ answer and end events, 100 calls per batch as the edge's spool ships them under 
 to the SQLite store. Every call comes from one of `--subscribers` generated subscribers with a
 fresh digest answer, as a phone sends it.
 
-Figures: process CPU time per call (user + system, all threads: the events are written in a
-worker thread), and, with `--callgrind`, instructions per call counted by valgrind
-(`--tool=callgrind`): the difference between a worker that places `--callgrind-calls` calls
-and one that places none, after the same start-up and warm-up. Instruction counts do not depend
-on what else the machine runs; CPU time does, by tens of percent on a busy shared machine.
+Figure: process CPU time per call (user + system, all threads: the events are written in a
+worker thread), for the decision alone and for the decision with its events; and the Python
+function calls per call on the event loop (cProfile's count: the decision and the events'
+validation and checks, not the worker thread's SQL writes), which does not drift. On a busy shared
+machine CPU time drifts by tens of percent: the trees take turns round by round so that they
+share the drift, and the ratio to the first tree is the figure to compare. (Counting
+instructions with valgrind's callgrind was tried: a worker's start-up alone took over 15
+minutes under valgrind on the shared 2-core machine, so it is not offered.)
 
 The same script measures other source trees (`--tree DIR`, each with its own `.venv`): each
 tree's own brain (its `bench/_stack.py` seeds it), same calls, same run, the trees taking
@@ -19,7 +22,7 @@ turns round by round. It only sends what every version of the API accepts (a ver
 edge tokens or digest checking ignores them).
 
     .venv/bin/python bench/brain_per_call.py [--tree /work/wt/base] [--calls 3000] [--rounds 3]
-        [--callgrind] [--profile out.txt]
+        [--profile out.txt]
 """
 
 from __future__ import annotations
@@ -271,6 +274,20 @@ async def _serve(
             Path(options.profile).write_text(profiler.output_text(unicode=True, show_all=False))
             print(json.dumps({"profile": str(options.profile)}), flush=True)
             continue
+        if command == "count":
+            # Python function calls on the event loop per call (the decision, and the events'
+            # validation and checks; not the SQL writes of the worker thread): deterministic,
+            # whatever else the machine runs.
+            import cProfile
+            import pstats
+
+            counter = cProfile.Profile()
+            counter.enable()
+            await drive(driver, caller, calls)
+            counter.disable()
+            total = pstats.Stats(counter).total_calls  # type: ignore[attr-defined]
+            print(json.dumps({"calls": calls, "function_calls": total}), flush=True)
+            continue
         allowed_before = caller.allowed
         before = cpu_seconds()
         await drive(driver, caller, calls, events=command == "run")
@@ -289,7 +306,7 @@ async def _serve(
 
 # -- the orchestrator: this tree's Python, one worker per tree ------------------------------------
 class Worker:
-    def __init__(self, tree: Path, options: argparse.Namespace, *, valgrind: bool = False) -> None:
+    def __init__(self, tree: Path, options: argparse.Namespace) -> None:
         python = tree / ".venv" / "bin" / "python"
         if not python.exists():
             raise SystemExit(f"{tree}: no .venv (python3 -m venv .venv; pip install -e '.[test]')")
@@ -303,22 +320,11 @@ class Worker:
         ]
         if options.profile:
             command += ["--profile", str(Path(options.profile).resolve())]
-        self.callgrind_out: Path | None = None
-        if valgrind:
-            self.callgrind_out = Path(tempfile.mkstemp(prefix="callgrind.", suffix=".out")[1])
-            command = [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={self.callgrind_out}",
-                "--dump-instr=no",
-                *command,
-            ]
         self.tree = tree
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if valgrind else None,
             text=True,
             env={k: v for k, v in os.environ.items() if not k.startswith("TAWASOL_")},
         )
@@ -353,32 +359,6 @@ class Worker:
 
     def close(self) -> None:
         self.stop()
-        if self.callgrind_out is not None:
-            for path in self.callgrind_out.parent.glob(self.callgrind_out.name + "*"):
-                path.unlink(missing_ok=True)
-
-    def instructions(self) -> int:
-        """Instructions the worker executed, once it has stopped (valgrind only)."""
-        assert self.callgrind_out is not None
-        for line in self.callgrind_out.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-        raise SystemExit(f"{self.callgrind_out}: no instruction count")
-
-
-def instructions_per_call(tree: Path, options: argparse.Namespace) -> float:
-    """Instructions per call (decision and events) under callgrind, start-up not counted."""
-    totals = []
-    for calls in (0, options.callgrind_calls):
-        worker_process = Worker(tree, options, valgrind=True)
-        try:
-            if calls:
-                worker_process.ask(f"run {calls}")
-            worker_process.stop()
-            totals.append(worker_process.instructions())
-        finally:
-            worker_process.close()
-    return (totals[1] - totals[0]) / options.callgrind_calls
 
 
 def label(tree: Path) -> str:
@@ -408,8 +388,6 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--calls", type=int, default=3000, help="calls per tree per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--callgrind", action="store_true", help="also count instructions")
-    parser.add_argument("--callgrind-calls", type=int, default=1000)
     parser.add_argument("--profile", type=Path, default=None, help="pyinstrument profile (text)")
     parser.add_argument(
         "--not-this-tree", action="store_true", help="measure only the --tree trees"
@@ -429,7 +407,7 @@ def main() -> None:
         profiled.close()
         print(f"profile written to {options.profile}", file=sys.stderr)
         return
-    workers = [Worker(tree, options) for tree in trees] if options.rounds else []
+    workers = [Worker(tree, options) for tree in trees]
     # per tree: "decide" (the decision request alone) and "run" (the decision and its events)
     per_call: dict[Path, dict[str, list[float]]] = {
         tree: {"decide": [], "run": []} for tree in trees
@@ -448,12 +426,13 @@ def main() -> None:
                         file=sys.stderr,
                         flush=True,
                     )
+        function_calls = {
+            tree: worker_process.ask(f"count {options.calls}")["function_calls"] / options.calls
+            for tree, worker_process in zip(trees, workers, strict=True)
+        }
     finally:
         for worker_process in workers:
             worker_process.close()
-    instructions = {
-        tree: instructions_per_call(tree, options) if options.callgrind else None for tree in trees
-    }
     print(
         f"## The brain's CPU per call, in process ({platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n"
@@ -462,17 +441,11 @@ def main() -> None:
         f"{options.subscribers:,} subscribers; per round and tree, {options.calls:,} decisions "
         f"alone, then {options.calls:,} calls (the decision and the call's attempt, answer and "
         f"end events, {EVENT_BATCH_CALLS} calls per events batch), the trees taking turns for "
-        f"{options.rounds} rounds; process CPU (all threads), median of the rounds; "
-        + (
-            f"instructions: callgrind, {options.callgrind_calls:,} calls with their events"
-            if options.callgrind
-            else "instructions not counted (--callgrind)"
-        )
-        + "\n"
+        f"{options.rounds} rounds; process CPU (all threads), median of the rounds\n"
     )
     print(
-        "| tree | decision, CPU µs | decision + events, CPU µs | rounds (µs) | "
-        "x first tree | instructions per call |"
+        "| tree | decision, CPU µs | decision + events, CPU µs | rounds (µs) | x first tree | "
+        "Python function calls per call, event loop |"
     )
     print("|---|---:|---:|---|---:|---:|")
 
@@ -480,20 +453,16 @@ def main() -> None:
         return statistics.median(values) if values else float("nan")
 
     reference = median(per_call[trees[0]]["run"])
-    reference_count = instructions[trees[0]]
     for tree in trees:
         decide = median(per_call[tree]["decide"])
         run = median(per_call[tree]["run"])
-        count = instructions[tree]
         rounds = "; ".join(
             f"{name} " + ", ".join(f"{value:.0f}" for value in values)
             for name, values in per_call[tree].items()
         )
         print(
             f"| {label(tree)} | {decide:.0f} | {run:.0f} | {rounds} | {run / reference:.2f} | "
-            + (f"{count / 1e6:.2f} M" if count is not None else "-")
-            + (f" (x {count / reference_count:.2f})" if count and reference_count else "")
-            + " |"
+            f"{function_calls[tree]:,.0f} |"
         )
 
 
