@@ -1,4 +1,4 @@
-.PHONY: check lint types structure test format bench
+.PHONY: check lint types structure test format bench bench-cpu
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -33,3 +33,9 @@ test:
 # machine (needs kamailio and sipp; under 10 minutes; prints Markdown).
 bench:
 	$(PY) bench/run_all.py
+
+# The brain's CPU per call in process (bench/brain_per_call.py), this tree
+# against BASE, a worktree of another commit with its own .venv: make bench-cpu BASE=../base
+BASE ?=
+bench-cpu:
+	$(PY) bench/brain_per_call.py $(if $(BASE),--tree $(BASE))

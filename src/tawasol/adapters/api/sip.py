@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import socket
 import time
 from dataclasses import replace
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from tawasol.adapters.api.latency import LatencyRing
@@ -78,7 +78,7 @@ def decide(brain: ApiServices, body: AuthorizeIn, latency: LatencyRing) -> bytes
                 username=body.user,
                 max_duration_s=authorization.decision.max_duration_seconds,
             )
-    content = json.dumps(answer, separators=(",", ":")).encode()
+    content = orjson.dumps(answer)
     latency.record(time.perf_counter_ns() - started)
     return content
 

@@ -15,11 +15,11 @@ request without the edge's bearer token.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from tawasol.adapters.api import sip
@@ -93,7 +93,7 @@ class SipFastPath:
 
 
 async def _answer_json(send: Send, status: int, document: object) -> None:
-    await _answer(send, status, json.dumps(document, separators=(",", ":")).encode())
+    await _answer(send, status, orjson.dumps(document))
 
 
 async def _answer(send: Send, status: int, content: bytes) -> None:
