@@ -62,7 +62,9 @@ def _subscriber(brain: Brain, name: str, phone: str) -> int:
 
 
 def _verified(brain: Brain, subscriber_id: int, number: str) -> None:
-    issued = brain.admin("POST", f"/subscribers/{subscriber_id}/caller-ids", json={"number": number})
+    issued = brain.admin(
+        "POST", f"/subscribers/{subscriber_id}/caller-ids", json={"number": number}
+    )
     assert issued["verified"] is False and issued["code_sent"] is False
     assert issued["code"] and len(issued["code"]) == 6  # no SMS channel: for the operator
     verified = brain.admin(
@@ -74,9 +76,7 @@ def _verified(brain: Brain, subscriber_id: int, number: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(
-    brain: Brain, edge: EdgeProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Any:
+def world(brain: Brain, edge: EdgeProcess, tmp_path_factory: pytest.TempPathFactory) -> Any:
     workdir = tmp_path_factory.mktemp("direct-numbers")
     flat = SippCarrier("carrier_answer.xml", free_port(), workdir, timeout_s=120).start()
     minute = SippCarrier("carrier_answer.xml", free_port(), workdir, timeout_s=120).start()
