@@ -28,9 +28,7 @@ TRUNK = InboundTrunk(
     addresses=("192.0.2.0/28", "198.51.100.7"),
     number_ranges=("3318488",),
     trust_asserted_identity=True,
-    rate_deck=RateDeck(
-        [Rate("336", Money(Decimal("0.0120"), "EUR"), NOW, BillingIncrement(1, 1))]
-    ),
+    rate_deck=RateDeck([Rate("336", Money(Decimal("0.0120"), "EUR"), NOW, BillingIncrement(1, 1))]),
 )
 
 
