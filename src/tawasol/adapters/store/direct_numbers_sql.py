@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,11 +16,11 @@ from tawasol.adapters.store.direct_number_models import (
     InboundTrunkRow,
     PoolNumberRow,
 )
+from tawasol.adapters.store.mapping import rate_from_tuple
 from tawasol.adapters.store.sessions import Transactions
-from tawasol.domain.carriers import BillingIncrement, Rate, RateDeck
+from tawasol.domain.carriers import RateDeck
 from tawasol.domain.direct_numbers import CallerId, Contact, InboundTrunk, PoolNumber
 from tawasol.domain.errors import Conflict, NotFound
-from tawasol.domain.money import Money
 
 
 class SqlDirectNumberStore:
@@ -155,14 +155,16 @@ def _trunk_columns(trunk: InboundTrunk) -> dict[str, Any]:
         "addresses": list(trunk.addresses),
         "number_ranges": list(trunk.number_ranges),
         "trust_asserted_identity": trunk.trust_asserted_identity,
+        # (prefix, amount, currency, effective_from, first, next): `rate_from_tuple`'s order
         "rates": [
-            {
-                "prefix": rate.prefix,
-                "per_minute": str(rate.per_minute.amount),
-                "currency": rate.per_minute.currency,
-                "effective_from": rate.effective_from.isoformat(),
-                "increment": [rate.increment.first_seconds, rate.increment.next_seconds],
-            }
+            [
+                rate.prefix,
+                str(rate.per_minute.amount),
+                rate.per_minute.currency,
+                rate.effective_from.isoformat(),
+                rate.increment.first_seconds,
+                rate.increment.next_seconds,
+            ]
             for rate in trunk.rate_deck.rates()
         ],
         "enabled": trunk.enabled,
@@ -178,60 +180,28 @@ def _trunk(row: InboundTrunkRow) -> InboundTrunk:
         number_ranges=tuple(row.number_ranges),
         trust_asserted_identity=row.trust_asserted_identity,
         rate_deck=RateDeck(
-            Rate(
-                prefix=item["prefix"],
-                per_minute=Money(Decimal(item["per_minute"]), item["currency"]),
-                effective_from=datetime.fromisoformat(item["effective_from"]),
-                increment=BillingIncrement(*item["increment"]),
+            rate_from_tuple(
+                (prefix, Decimal(amount), currency, datetime.fromisoformat(start), first, then)
             )
-            for item in row.rates
+            for prefix, amount, currency, start, first, then in row.rates
         ),
         enabled=row.enabled,
     )
 
 
+# Caller IDs and contacts have one column per field of their domain value, by the same name
+# (a contact's `id` is the store's).
 def _caller_columns(caller: CallerId) -> dict[str, Any]:
-    return {
-        "number": caller.number,
-        "subscriber_id": caller.subscriber_id,
-        "created_at": caller.created_at,
-        "verified_at": caller.verified_at,
-        "code_hash": caller.code_hash,
-        "code_expires_at": caller.code_expires_at,
-        "failed_attempts": caller.failed_attempts,
-    }
+    return {item.name: getattr(caller, item.name) for item in fields(CallerId)}
 
 
 def _caller(row: CallerIdRow) -> CallerId:
-    return CallerId(
-        number=row.number,
-        subscriber_id=row.subscriber_id,
-        created_at=row.created_at,
-        verified_at=row.verified_at,
-        code_hash=row.code_hash,
-        code_expires_at=row.code_expires_at,
-        failed_attempts=row.failed_attempts,
-    )
+    return CallerId(**{item.name: getattr(row, item.name) for item in fields(CallerId)})
 
 
 def _contact_columns(contact: Contact) -> dict[str, Any]:
-    return {
-        "subscriber_id": contact.subscriber_id,
-        "name": contact.name,
-        "number": contact.number,
-        "direct_number": contact.direct_number,
-        "created_at": contact.created_at,
-        "removed_at": contact.removed_at,
-    }
+    return {item.name: getattr(contact, item.name) for item in fields(Contact) if item.name != "id"}
 
 
 def _contact(row: ContactRow) -> Contact:
-    return Contact(
-        id=row.id,
-        subscriber_id=row.subscriber_id,
-        name=row.name,
-        number=row.number,
-        direct_number=row.direct_number,
-        created_at=row.created_at,
-        removed_at=row.removed_at,
-    )
+    return Contact(**{item.name: getattr(row, item.name) for item in fields(Contact)})
