@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from tawasol.adapters.api.schemas import Id, bounds
 from tawasol.cli.common import app, brain_session, console
 from tawasol.domain.direct_numbers import InboundTrunk, national_format
 from tawasol.domain.errors import InvalidInput, NotFound
@@ -217,7 +218,7 @@ def contact_add(
 
 
 @contact_app.command("remove")
-def contact_remove(user: User, contact_id: Annotated[int, typer.Argument()]) -> None:
+def contact_remove(user: User, contact_id: Annotated[int, typer.Argument(**bounds(Id))]) -> None:
     """Remove a contact: its direct number stops ringing them now, and is not given to this
     subscriber again before the quarantine (TAWASOL_DIRECT_NUMBER_QUARANTINE_DAYS)."""
     with brain_session() as brain:

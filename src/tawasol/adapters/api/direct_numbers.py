@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tawasol.adapters.api.admin import ADMIN_GUARDS
+from tawasol.adapters.api.schemas import Id
 from tawasol.adapters.api.services import ApiServices
 from tawasol.adapters.pool_csv import MAX_BYTES, parse_pool_csv
 from tawasol.adapters.rate_deck_csv import parse_rate_deck, rate_deck_to_csv
@@ -225,13 +226,13 @@ def get_usage(request: Request) -> PoolUsageOut:
 
 # -- caller IDs ---------------------------------------------------------------------------------
 @router.get("/subscribers/{subscriber_id}/caller-ids", response_model=list[CallerIdOut])
-def list_caller_ids(subscriber_id: int, request: Request) -> list[CallerIdOut]:
+def list_caller_ids(subscriber_id: Id, request: Request) -> list[CallerIdOut]:
     service = _service(request).direct_numbers
     return [CallerIdOut.from_domain(c) for c in service.caller_ids(subscriber_id)]
 
 
 @router.post("/subscribers/{subscriber_id}/caller-ids", response_model=CallerIdOut, status_code=201)
-def post_caller_id(subscriber_id: int, body: CallerIdIn, request: Request) -> CallerIdOut:
+def post_caller_id(subscriber_id: Id, body: CallerIdIn, request: Request) -> CallerIdOut:
     """Register a number the subscriber calls from and send it a verification code."""
     issued = _service(request).direct_numbers.register_caller_id(subscriber_id, body.number)
     answer = CallerIdOut.from_domain(issued.caller_id)
@@ -241,28 +242,26 @@ def post_caller_id(subscriber_id: int, body: CallerIdIn, request: Request) -> Ca
 
 
 @router.post("/subscribers/{subscriber_id}/caller-ids/{number}/verify", response_model=CallerIdOut)
-def verify_caller_id(
-    subscriber_id: int, number: str, body: CodeIn, request: Request
-) -> CallerIdOut:
+def verify_caller_id(subscriber_id: Id, number: str, body: CodeIn, request: Request) -> CallerIdOut:
     service = _service(request).direct_numbers
     return CallerIdOut.from_domain(service.verify_caller_id(subscriber_id, number, body.code))
 
 
 @router.delete("/subscribers/{subscriber_id}/caller-ids/{number}", status_code=204)
-def delete_caller_id(subscriber_id: int, number: str, request: Request) -> Response:
+def delete_caller_id(subscriber_id: Id, number: str, request: Request) -> Response:
     _service(request).direct_numbers.remove_caller_id(subscriber_id, number)
     return Response(status_code=204)
 
 
 # -- contacts -----------------------------------------------------------------------------------
 @router.get("/subscribers/{subscriber_id}/contacts", response_model=list[ContactOut])
-def list_contacts(subscriber_id: int, request: Request) -> list[ContactOut]:
+def list_contacts(subscriber_id: Id, request: Request) -> list[ContactOut]:
     service = _service(request).direct_numbers
     return [ContactOut.from_domain(c) for c in service.contacts(subscriber_id)]
 
 
 @router.post("/subscribers/{subscriber_id}/contacts", response_model=ContactOut, status_code=201)
-def post_contact(subscriber_id: int, body: ContactIn, request: Request) -> ContactOut:
+def post_contact(subscriber_id: Id, body: ContactIn, request: Request) -> ContactOut:
     """Add a contact (a number the subscriber's plan covers) and give it a direct number;
     409 `pool_exhausted` when none is free for this subscriber."""
     service = _service(request).direct_numbers
@@ -271,7 +270,7 @@ def post_contact(subscriber_id: int, body: ContactIn, request: Request) -> Conta
 
 
 @router.delete("/subscribers/{subscriber_id}/contacts/{contact_id}", response_model=ContactOut)
-def delete_contact(subscriber_id: int, contact_id: int, request: Request) -> ContactOut:
+def delete_contact(subscriber_id: Id, contact_id: Id, request: Request) -> ContactOut:
     """Remove a contact: its direct number stops ringing them now and stays quarantined."""
     contact = _service(request).direct_numbers.remove_contact(subscriber_id, contact_id)
     return ContactOut.from_domain(contact)
