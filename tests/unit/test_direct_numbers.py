@@ -3,6 +3,7 @@ stores with the sample operator (amina: Maroc illimité; the trunk and pool buil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -239,11 +240,12 @@ def test_a_contact_the_plan_does_not_cover_is_refused(world: World) -> None:
 
 def test_pool_import_is_all_or_nothing(world: World) -> None:
     before = world.direct.pool()
+    world.direct.save_trunk(replace(TRUNK, code="fr-did2"))
     bad_files = [
         "number;trunk\n+33184880010;fr-did\n01 84 88 00 10;fr-did\n",  # a duplicate
         "number;trunk\n+33184880011;fr-did\n+3225550000;fr-did\n",  # Belgium, not FR
         "number;trunk\n+33184880012;fr-did\n+33155550000;fr-did\n",  # outside the ranges
-        "number;trunk\n+33184880013;fr-did\n+33184880001;fr-did\n",  # already in the pool
+        "number;trunk\n+33184880013;fr-did\n+33184880001;fr-did2\n",  # in under another
         "number;trunk\n+33184880014;nobody\n",  # no such trunk
     ]
     for text in bad_files:
@@ -253,6 +255,13 @@ def test_pool_import_is_all_or_nothing(world: World) -> None:
         assert world.direct.pool() == before
     with pytest.raises(InvalidInput):
         parse_pool_csv("number;trunk;price\n+33184880015;fr-did;1\n")  # unknown column
+
+
+def test_importing_a_pool_file_again_adds_only_what_is_new(world: World) -> None:
+    again = "number;trunk\n+33184880001;fr-did\n+33184880016;fr-did\n"
+    assert world.direct.import_pool(parse_pool_csv(again)) == 1
+    assert world.direct.import_pool(parse_pool_csv(again)) == 0
+    assert [entry.number for entry in world.direct.pool()][-1] == "+33184880016"
 
 
 def test_pool_usage_reports_and_alerts(world: World) -> None:

@@ -157,15 +157,18 @@ class DirectNumberService:
         """Add `(line, number, trunk code)` rows to the pool, all or none.
 
         Every row is checked first: the trunk exists; the number is valid in the trunk's
-        country (libphonenumber) and inside its number ranges; no number twice in the file or
-        already in the pool. One problem refuses the whole file (`InvalidInput`, every problem
-        in `details["problems"]` with its line); nothing is half-imported."""
+        country (libphonenumber) and inside its number ranges; no number twice in the file,
+        nor in the pool under another trunk. One problem refuses the whole file (`InvalidInput`,
+        every problem in `details["problems"]` with its line); nothing is half-imported. A
+        number already in the pool with the same trunk is left as it is, so importing a file
+        again (after a crash, or a provider's full list) adds only what is new. Returns how
+        many numbers were added."""
         if not rows:
             raise InvalidInput("the pool file has no numbers")
         if len(rows) > MAX_POOL_ROWS:
             raise InvalidInput(f"a pool file has at most {MAX_POOL_ROWS} numbers")
         trunks = {trunk.code: trunk for trunk in self._store.list_trunks()}
-        known = {entry.number for entry in self._store.list_pool()}
+        known = {entry.number: entry.trunk for entry in self._store.list_pool()}
         problems: list[str] = []
         seen: dict[str, int] = {}
         numbers: list[PoolNumber] = []
@@ -185,8 +188,10 @@ class DirectNumberService:
                 )
             elif number in seen:
                 problems.append(f"line {line}: {number} repeats line {seen[number]}")
+            elif number in known and known[number] != code:
+                problems.append(f"line {line}: {number} is in the pool under {known[number]}")
             elif number in known:
-                problems.append(f"line {line}: {number} is already in the pool")
+                seen[number] = line  # already there, as the file says: nothing to do
             else:
                 seen[number] = line
                 numbers.append(PoolNumber(number=number, trunk=code))
@@ -195,7 +200,7 @@ class DirectNumberService:
                 f"pool file refused, nothing imported: {len(problems)} problem(s)",
                 problems=problems[:100],
             )
-        return self._store.add_pool_numbers(numbers)
+        return self._store.add_pool_numbers(numbers) if numbers else 0
 
     def edge_numbers(self) -> dict[str, list[str]]:
         """What the SIP edge needs to send a call to the direct-number path: the inbound

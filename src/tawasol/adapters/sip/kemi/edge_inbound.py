@@ -27,6 +27,9 @@ except ImportError:  # loaded by app_python3 from this directory
     import edge_brain  # type: ignore[no-redef]
 
 REFRESH_S = 2.0
+# The list is asked on a SIP worker's path (its next new INVITE after REFRESH_S): a brain that
+# does not answer costs that INVITE at most this much, not the decision's timeout.
+REFRESH_TIMEOUT_MS = 200
 # The user part of a SIP or tel URI in a header value: `<sip:+33612345678@host>`,
 # `"Amina" <tel:+33612345678>`, `sip:0612345678@host;user=phone`.
 _URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
@@ -64,7 +67,7 @@ class InboundNumbers:
             return
         self._next_at = now + REFRESH_S
         try:
-            self.load(brain.get("/sip/v1/inbound-numbers"))
+            self.load(brain.get("/sip/v1/inbound-numbers", timeout_ms=REFRESH_TIMEOUT_MS))
         except edge_brain.BrainUnavailable as error:
             KSR.warn(f"tawasol: inbound numbers not refreshed: {error}\n")
 
