@@ -7,14 +7,16 @@ whether the source is a trunk (else 403, recorded: a spoofing attempt), who call
 ID from P-Asserted-Identity or From) and whom (the contact behind the pool number). The edge
 only reads the headers and applies the answer with the softphone path's routing.
 
-Each worker keeps the brain's list (`GET /sip/v1/inbound-numbers`: trunk addresses and the
-written forms of every pool number) in its own memory for `REFRESH_S`; a brain that does not
-answer keeps the last list (a direct-number call still gets its decision, or a 503).
+The event-shipping timer asks the brain for the list (`GET /sip/v1/inbound-numbers`: trunk
+addresses and the written forms of every pool number) every `REFRESH_S` and files it in the
+"inbound" htable; each SIP worker parses it again only when its version moved. No brain query
+on a SIP worker's path; a brain that does not answer leaves the last list in place.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import time
 from typing import Any
@@ -27,9 +29,10 @@ except ImportError:  # loaded by app_python3 from this directory
     import edge_brain  # type: ignore[no-redef]
 
 REFRESH_S = 2.0
-# The list is asked on a SIP worker's path (its next new INVITE after REFRESH_S): a brain that
-# does not answer costs that INVITE at most this much, not the decision's timeout.
+# The timer asks with this deadline: a brain that does not answer delays event shipping by at
+# most this much; the workers keep using the last list.
 REFRESH_TIMEOUT_MS = 200
+INBOUND = "inbound"  # the htable (templates/kamailio.cfg): "list" (JSON) and "version"
 # The user part of a SIP or tel URI in a header value: `<sip:+33612345678@host>`,
 # `"Amina" <tel:+33612345678>`, `sip:0612345678@host;user=phone`.
 _URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
@@ -44,12 +47,13 @@ def uri_user(header_value: str | None) -> str:
 
 
 class InboundNumbers:
-    """The trunk addresses and pool numbers, as this worker last heard them from the brain."""
+    """The trunk addresses and pool numbers as a SIP worker knows them: read from the
+    "inbound" htable when its version moved (one integer read per new INVITE otherwise)."""
 
     def __init__(self) -> None:
         self._networks: list[Any] = []
         self._numbers: frozenset[str] = frozenset()
-        self._next_at = 0.0
+        self._version: object = None
 
     def load(self, answer: dict[str, Any]) -> None:
         networks = []
@@ -61,15 +65,15 @@ class InboundNumbers:
         self._networks = networks
         self._numbers = frozenset(str(number) for number in answer.get("numbers") or [])
 
-    def refresh(self, brain: edge_brain.BrainClient) -> None:
-        now = time.monotonic()
-        if now < self._next_at:
+    def _current(self) -> None:
+        version = KSR.htable.sht_get(INBOUND, "version")
+        if version is None or version == self._version:
             return
-        self._next_at = now + REFRESH_S
         try:
-            self.load(brain.get("/sip/v1/inbound-numbers", timeout_ms=REFRESH_TIMEOUT_MS))
-        except edge_brain.BrainUnavailable as error:
-            KSR.warn(f"tawasol: inbound numbers not refreshed: {error}\n")
+            self.load(json.loads(str(KSR.htable.sht_get(INBOUND, "list") or "{}")))
+        except ValueError:
+            return
+        self._version = version
 
     def from_trunk(self, source_ip: str) -> bool:
         try:
@@ -83,7 +87,35 @@ class InboundNumbers:
 
     def wanted(self, source_ip: str, ruser: str) -> bool:
         """The INVITE takes the direct-number path (no digest challenge)."""
+        self._current()
         return self.from_trunk(source_ip) or self.is_direct_number(ruser)
+
+
+class InboundRefresher:
+    """The timer's side: ask the brain every `REFRESH_S` and file a changed list."""
+
+    def __init__(self) -> None:
+        self._next_at = 0.0
+        self._text = ""
+        self._version = 0
+
+    def refresh(self, brain: edge_brain.BrainClient) -> None:
+        now = time.monotonic()
+        if now < self._next_at:
+            return
+        self._next_at = now + REFRESH_S
+        try:
+            answer = brain.get("/sip/v1/inbound-numbers", timeout_ms=REFRESH_TIMEOUT_MS)
+        except edge_brain.BrainUnavailable as error:
+            KSR.warn(f"tawasol: inbound numbers not refreshed: {error}\n")
+            return
+        text = json.dumps(answer, separators=(",", ":"), sort_keys=True)
+        if text == self._text and KSR.htable.sht_get(INBOUND, "version") is not None:
+            return
+        self._text = text
+        self._version += 1
+        KSR.htable.sht_sets(INBOUND, "list", text)
+        KSR.htable.sht_seti(INBOUND, "version", self._version)
 
 
 def request_body(*, node: str) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class Edge:
         self._cutter = edge_dialog.CallCutter()
         self._peers = edge_peers.PeerList()
         self._inbound = edge_inbound.InboundNumbers()
+        self._inbound_refresher = edge_inbound.InboundRefresher()
 
     def _failed(
         self,
@@ -246,7 +247,6 @@ class Edge:
     def _direct_number_call(self) -> bool:
         """From an inbound trunk's address, or to a pool number: no digest challenge, the
         brain's inbound decision instead (which refuses a pool number from anywhere else)."""
-        self._inbound.refresh(self.brain)
         return self._inbound.wanted(KSR.kx.get_srcip(), KSR.kx.get_ruser() or "")
 
     def inbound_invite(self) -> int:
@@ -629,7 +629,7 @@ class Edge:
 
     def ksr_ship_events(self, msg: Any, name: str = "") -> int:
         """rtimer: ship spooled events to the brain (one dedicated timer process), and keep
-        the carriers' addresses fresh."""
+        the carriers' addresses and the inbound trunks' list fresh."""
         try:
             self.spool.ship(self.brain)
         except Exception as error:
@@ -638,6 +638,10 @@ class Edge:
             self._peers.refresh(self.brain)
         except Exception as error:
             KSR.err(f"tawasol: refreshing carrier addresses failed: {error!r}\n")
+        try:
+            self._inbound_refresher.refresh(self.brain)
+        except Exception as error:
+            KSR.err(f"tawasol: refreshing inbound numbers failed: {error!r}\n")
         return 1
 
 
