@@ -16,8 +16,10 @@ from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
 from tawasol.adapters.store import SqlIncidentStore, SqlStore
+from tawasol.adapters.store.direct_numbers_sql import SqlDirectNumberStore
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.config import Settings, private_directory
+from tawasol.domain.calls import CallRecord
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
@@ -26,6 +28,12 @@ from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.direct_numbers import (
+    Catalog,
+    DirectNumberService,
+    DirectNumberSettings,
+    OperatorRelay,
+)
 from tawasol.services.incidents import IncidentService
 from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
@@ -57,6 +65,7 @@ class Brain:
     incidents: IncidentService
     notices: Notices
     sales_guard: SalesGuard
+    direct_numbers: DirectNumberService
 
     @property
     def calls(self) -> CallStore:
@@ -125,12 +134,18 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         quality_weighted_routing=settings.routing_strategy == "quality_weighted",
         on_event=incidents.on_carrier_event,
     )
+    direct_numbers = build_direct_numbers(
+        settings, store, authorizer, clock, on_refused=refusals.refused_record
+    )
     return Brain(
         settings=settings,
         store=store,
         authorizer=authorizer,
         recorder=CallEventRecorder(
-            store=store, authorizer=authorizer, listeners=[monitor, incidents]
+            store=store,
+            authorizer=authorizer,
+            listeners=[monitor, incidents],
+            inbound_trunks=direct_numbers.trunks_by_code,
         ),
         catalog=CatalogService(store=store, authorizer=authorizer, clock=clock),
         monitor=monitor,
@@ -155,6 +170,32 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         incidents=incidents,
         notices=notices,
         sales_guard=SalesGuard(incidents=incident_store, plans=store.list_plans),
+        direct_numbers=direct_numbers,
+    )
+
+
+def build_direct_numbers(
+    settings: Settings,
+    store: SqlStore,
+    catalog: Catalog,
+    clock: Callable[[], datetime],
+    *,
+    on_refused: Callable[[CallRecord], None] | None = None,
+) -> DirectNumberService:
+    """Direct numbers on the store's database. Verification codes go through the operator
+    (`OperatorRelay`: shown by the CLI and the admin API) until the SMS channel lands."""
+    return DirectNumberService(
+        store=SqlDirectNumberStore(store.engine),
+        catalog=catalog,
+        clock=clock,
+        new_code=lambda: f"{secrets.randbelow(1_000_000):06d}",
+        code_key=settings.resolved_grant_key() + b"/caller-id-codes",
+        sender=OperatorRelay(),
+        settings=DirectNumberSettings(
+            quarantine=timedelta(days=settings.direct_number_quarantine_days),
+            pool_alert_below=settings.direct_number_pool_alert_below,
+        ),
+        on_refused=on_refused,
     )
 
 

@@ -247,6 +247,19 @@ class Settings(BaseSettings):
         default=30, ge=1, le=365, description="who called the scope this recently is affected"
     )
     notice_retry_first_delay_s: int = Field(default=30, ge=1, le=86400)
+    direct_number_quarantine_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="a removed contact's direct number is not given to the subscriber again "
+        "for this many days",
+    )
+    direct_number_pool_alert_below: int = Field(
+        default=5,
+        ge=0,
+        le=100_000,
+        description="pool usage alert: a subscriber has fewer free pool numbers than this",
+    )
     notice_max_attempts: int = Field(default=8, ge=1, le=100)
     notice_lease_s: int = Field(
         default=120, ge=5, le=86400, description="a claimed notice is taken again after this"

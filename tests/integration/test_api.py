@@ -477,6 +477,33 @@ def test_authorize_schema_is_frozen(client):
     assert sorted(schema["AuthorizeIn"]["required"]) == ["call_id", "dialled", "user"]
 
 
+def test_inbound_decision_schema_is_frozen(client):
+    # Calls from inbound trunks to direct numbers (docs/sip-decision-api.md): the edge's
+    # edge_inbound.request_body writes InboundIn, and applies InboundOut like AuthorizeOut.
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert sorted(schema["InboundIn"]["properties"]) == [
+        "asserted_identity",
+        "call_id",
+        "dialled",
+        "from_user",
+        "node",
+        "privacy",
+        "source_ip",
+        "user_agent",
+    ]
+    assert sorted(schema["InboundIn"]["required"]) == ["call_id", "dialled", "source_ip"]
+    assert sorted(schema["InboundOut"]["properties"]) == sorted(
+        [
+            *schema["AuthorizeOut"]["properties"],
+            "user",
+            "dialled",
+            "access",
+            "inbound_trunk",
+            "caller_id",
+        ]
+    )
+
+
 def test_call_event_schema_is_frozen(client):
     # The edge writes these events (adapters/sip/kemi/edge_rules.event) and spools them while
     # the brain is down, so a brain must read what an older edge wrote: a change here must be
@@ -484,16 +511,19 @@ def test_call_event_schema_is_frozen(client):
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     event = schema["CallEventIn"]
     assert sorted(event["properties"]) == [
+        "access",
         "at_ms",
         "attempt",
         "billing",
         "call_id",
+        "caller_id",
         "carrier",
         "dialled",
         "duration_ms",
         "gateway",
         "grant",
         "hangup_cause",
+        "inbound_trunk",
         "pdd_ms",
         "q850_cause",
         "retry_after_s",
@@ -501,6 +531,8 @@ def test_call_event_schema_is_frozen(client):
         "type",
         "user",
     ]
+    # Added for calls to direct numbers (issue 18), all optional: an older edge's events and a
+    # softphone's call leave them out.
     assert sorted(event["required"]) == ["at_ms", "call_id", "type"]
     assert sorted(schema["CallEventType"]["enum"]) == ["answer", "attempt", "end", "failure"]
     assert sorted(schema["CallEventsIn"]["required"]) == ["events"]

@@ -101,7 +101,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0008"
+    assert current_revision(database_url) == head_revision() == "0009"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
@@ -166,6 +166,12 @@ COLUMNS_ADDED_BY_0002 = {
         "cost_amount",
         "cost_currency",
         "refusal_reason",  # added by 0004
+        # added by 0009 (direct numbers)
+        "access",
+        "inbound_trunk",
+        "caller_id",
+        "inbound_cost_amount",
+        "inbound_cost_currency",
     },
     "call_attempts": {"q850_cause", "billing"},
 }

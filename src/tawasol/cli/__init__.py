@@ -12,6 +12,7 @@
     tawasol calls report --since DATE calls answered, not answered and refused per reason
     tawasol incidents list|show|open|update|resolve|reopen|merge   outages (docs/incidents.md)
     tawasol billing run|payment|credits   renewals, invoices, outage credits (docs/billing.md)
+    tawasol direct trunk|pool|caller-id|contact   calling from any phone (docs/direct-numbers.md)
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
 """
@@ -27,7 +28,7 @@ from tawasol.cli import setup  # noqa: F401 - registers its commands
 from tawasol.cli import calls, subscribers  # noqa: F401
 
 # isort: split
-from tawasol.cli import billing, carriers, incidents  # noqa: F401
+from tawasol.cli import billing, carriers, direct, incidents  # noqa: F401
 from tawasol.cli.common import app, errors
 from tawasol.domain.errors import TawasolError
 

@@ -62,6 +62,11 @@ class CallEvent:
     q850_cause: int | None = None
     billing: str | None = None
     retry_after_s: int | None = None
+    # How the call came in (`AccessPath`: "softphone", "direct_number"), and for a call to a
+    # direct number the inbound trunk that brought it and the caller's verified number.
+    access: str | None = None
+    inbound_trunk: str | None = None
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,13 @@ class CallRecord:
     # The decision's reason code (`no_route`, `concurrent_limit`, ...) when the brain refused
     # the call: it never reached a carrier, `final_sip_code` is what the caller was told.
     refusal_reason: str | None = None
+    # How the call came in: "softphone" (SIP account) or "direct_number" (a registered phone
+    # calling a pool number through `inbound_trunk`, from `caller_id`). `inbound_cost` is what
+    # that trunk charges for bringing the call (its rate deck), apart from `cost` (the carrier).
+    access: str = "softphone"
+    inbound_trunk: str | None = None
+    caller_id: str | None = None
+    inbound_cost: Money | None = None
 
     @property
     def status(self) -> CallStatus:
@@ -135,6 +147,9 @@ def new_record(event: CallEvent) -> CallRecord:
         started_at=event.at,
         sip_username=event.sip_username,
         dialled=event.dialled,
+        access=event.access or "softphone",
+        inbound_trunk=event.inbound_trunk,
+        caller_id=event.caller_id,
     )
 
 
@@ -149,6 +164,13 @@ def apply_event(record: CallRecord, event: CallEvent) -> CallRecord:
         updated = replace(updated, sip_username=event.sip_username)
     if not updated.dialled and event.dialled:
         updated = replace(updated, dialled=event.dialled)
+    if event.access and updated.inbound_trunk is None and event.inbound_trunk:
+        updated = replace(
+            updated,
+            access=event.access,
+            inbound_trunk=event.inbound_trunk,
+            caller_id=updated.caller_id or event.caller_id,
+        )
 
     if updated.refusal_reason is not None and event.type in (
         CallEventType.ATTEMPT,

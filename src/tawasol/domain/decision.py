@@ -75,6 +75,11 @@ class CallRequest:
     sip_username: str
     dialled: str
     call_id: str = ""
+    # A call to a direct number (`direct_numbers.AccessPath`): decided like any other, and
+    # recorded with how it came in, the inbound trunk and the caller's number.
+    access: str = "softphone"
+    inbound_trunk: str | None = None
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)

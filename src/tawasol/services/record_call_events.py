@@ -9,12 +9,13 @@ current when the call started, and the destination is classified once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
 from tawasol.domain.calls import CallAttempt, CallEvent, CallRecord, apply_event, new_record
+from tawasol.domain.direct_numbers import InboundTrunk, rate_inbound
 from tawasol.domain.errors import InvalidNumber
 from tawasol.domain.numbering import classify, region_of
 from tawasol.domain.rating import rate_call
@@ -60,8 +61,11 @@ class CallEventRecorder:
         store: CallStore,
         authorizer: CallTracker,
         listeners: Sequence[CallListener] = (),
+        inbound_trunks: Callable[[], Mapping[str, InboundTrunk]] | None = None,
     ) -> None:
+        """`inbound_trunks`: the inbound trunks by code, to cost calls to direct numbers."""
         self._store = store
+        self._inbound_trunks = inbound_trunks
         self._authorizer = authorizer
         self._listeners = list(listeners)
 
@@ -73,6 +77,17 @@ class CallEventRecorder:
             return []
         before: dict[str, CallRecord | None] = {}
         carriers = {carrier.code: carrier for carrier in self._authorizer.snapshot().carriers}
+        trunks: Mapping[str, InboundTrunk] | None = None
+
+        def rate_access(record: CallRecord) -> CallRecord:
+            nonlocal trunks
+            if record.inbound_trunk is None or self._inbound_trunks is None:
+                return record
+            if record.duration_ms is None or record.inbound_cost is not None:
+                return record
+            if trunks is None:
+                trunks = self._inbound_trunks()
+            return rate_inbound(record, trunks)
 
         def fold(existing: CallRecord | None, call_events: Sequence[CallEvent]) -> CallRecord:
             before[call_events[0].call_id] = existing
@@ -81,7 +96,7 @@ class CallEventRecorder:
                 record = apply_event(record, event)
             if record.subscriber_id is None:
                 record = self._file(record)
-            return rate_call(record, carriers)
+            return rate_access(rate_call(record, carriers))
 
         records = self._store.apply_call_events(events, fold)
         # Attempts in the order their calls were routed: when a burst of refusals comes back

@@ -58,6 +58,9 @@ def refusal_record(request: CallRequest, decision: Decision, now: datetime) -> C
         ended_at=now,
         final_sip_code=decision.sip_code,
         refusal_reason=decision.reason.value,
+        access=request.access,
+        inbound_trunk=request.inbound_trunk,
+        caller_id=request.caller_id,
     )
 
 
@@ -92,7 +95,11 @@ class RefusalRecorder:
         """Queue a refused call (the authorizer's hook). Never raises, never blocks on I/O."""
         if decision.allowed or not request.call_id or decision.reason in NOT_RECORDED:
             return
-        record = refusal_record(request, decision, now)
+        self.refused_record(refusal_record(request, decision, now))
+
+    def refused_record(self, record: CallRecord) -> None:
+        """Queue a refused call's record built by the caller (calls to a direct number refused
+        before any decision: untrusted source, unknown caller ID ...). Never raises."""
         with self._lock:
             if len(self._queue) >= self._max_queued:
                 self._queue.popleft()

@@ -15,6 +15,7 @@ from tawasol.config import Settings
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
+from tawasol.services.direct_numbers import DirectNumberService
 from tawasol.services.incidents import IncidentService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
 from tawasol.services.record_call_events import CallEventRecorder
@@ -50,6 +51,8 @@ class ApiServices(Protocol):
     def incidents(self) -> IncidentService: ...
     @property
     def sales_guard(self) -> SalesGuard: ...
+    @property
+    def direct_numbers(self) -> DirectNumberService: ...
 
     def clock(self) -> datetime:
         """Now, timezone-aware UTC (the brain's one clock)."""

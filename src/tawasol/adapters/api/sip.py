@@ -23,7 +23,14 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from tawasol.adapters.api.latency import LatencyRing
-from tawasol.adapters.api.schemas import AuthorizeIn, AuthorizeOut, CallEventsIn, route_document
+from tawasol.adapters.api.schemas import (
+    AuthorizeIn,
+    AuthorizeOut,
+    CallEventsIn,
+    InboundIn,
+    InboundOut,
+    route_document,
+)
 from tawasol.adapters.api.services import ApiServices
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.errors import CallNotGranted
@@ -115,6 +122,66 @@ def authorize_answer(call_id: str, ha1: str, decision: Decision) -> dict[str, ob
         "failover_codes": list(decision.failover_codes),
         "grant": None,
     }
+
+
+@router.post("/inbound", response_model=InboundOut)
+def inbound(body: InboundIn, request: Request) -> InboundOut:
+    """Decide a call from an inbound trunk to a direct number (docs/direct-numbers.md).
+
+    The source address must be an inbound trunk's; the caller ID (P-Asserted-Identity from a
+    trusted trunk, else From) must be a verified one; the dialled pool number must be one of
+    that subscriber's contacts. Then the decision is the softphone's for the subscriber
+    calling the contact (same plan, fair use, routes, maximum duration). A refusal is a 200
+    with `allow: false` and the SIP reply, recorded as a refused call either way."""
+    brain = _brain(request)
+    started = time.perf_counter_ns()
+    resolution = brain.direct_numbers.resolve_inbound(
+        call_id=body.call_id,
+        source_ip=body.source_ip,
+        dialled=body.dialled,
+        asserted=body.asserted_identity or None,
+        from_user=body.from_user or None,
+        privacy=body.privacy or None,
+    )
+    outcome = resolution.outcome
+    known = {
+        "inbound_trunk": outcome.trunk.code if outcome.trunk else None,
+        "caller_id": outcome.caller_id,
+    }
+    if resolution.request is None:
+        code, phrase = outcome.sip_reply
+        refusal = outcome.refusal.value if outcome.refusal else "unknown_subscriber"
+        answer = refused_answer(body.call_id, "", refusal)
+        answer.update(sip_code=code, sip_reason=phrase)
+        return InboundOut.model_validate(
+            {**answer, "user": "", "dialled": outcome.direct_number or body.dialled, **known}
+        )
+    authorization = brain.authorizer.authorize(resolution.request)
+    decision = authorization.decision
+    answer = authorize_answer(body.call_id, "", decision)
+    if decision.allowed:
+        answer["grant"] = brain.grants.issue(
+            call_id=body.call_id,
+            username=resolution.request.sip_username,
+            max_duration_s=decision.max_duration_seconds,
+        )
+    request.app.state.decision_latency.record(time.perf_counter_ns() - started)
+    return InboundOut.model_validate(
+        {
+            **answer,
+            "user": resolution.request.sip_username,
+            "dialled": resolution.request.dialled,
+            **known,
+        }
+    )
+
+
+@router.get("/inbound-numbers")
+def inbound_numbers(request: Request) -> dict[str, list[str]]:
+    """What the edge needs to send a new INVITE to `POST /sip/v1/inbound` rather than
+    challenge it: the inbound trunks' addresses (networks allowed) and every form a
+    Request-URI may give a pool number in (`+33184...`, `33184...`, `0184...`)."""
+    return _brain(request).direct_numbers.edge_numbers()
 
 
 @router.get("/stats")

@@ -5,7 +5,10 @@
 Only domain values and errors cross this package's boundary (see `services.ports.Store`).
 """
 
-from tawasol.adapters.store import billing_models  # noqa: F401  (its tables join Base.metadata)
+from tawasol.adapters.store import (
+    billing_models,  # noqa: F401  (its tables join Base.metadata)
+    direct_number_models,  # noqa: F401  (registers the tables)
+)
 from tawasol.adapters.store import incident_models as _incident_models  # registers the tables
 from tawasol.adapters.store.engine import sqlite_url_for
 from tawasol.adapters.store.incidents_sql import SqlIncidentStore

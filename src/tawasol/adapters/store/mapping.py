@@ -337,14 +337,21 @@ CALL_FIELDS = (
     "billing",
     "increment",
     "refusal_reason",
+    "inbound_trunk",
+    "caller_id",
 )
 
 
 def call_values(record: CallRecord) -> dict[str, Any]:
     rate_amount, rate_currency = money_columns(record.rate_per_minute)
     cost_amount, cost_currency = money_columns(record.cost)
+    inbound_amount, inbound_currency = money_columns(record.inbound_cost)
     return {
         **{name: getattr(record, name) for name in CALL_FIELDS},
+        # NULL: a softphone call (every call before direct numbers existed)
+        "access": None if record.access == "softphone" else record.access,
+        "inbound_cost_amount": inbound_amount,
+        "inbound_cost_currency": inbound_currency,
         "rate_per_minute_amount": rate_amount,
         "rate_currency": rate_currency,
         "cost_amount": cost_amount,
@@ -380,6 +387,13 @@ def call_from_row(row: Mapping[Any, Any], attempts: Sequence[CallAttempt]) -> Ca
         ),
         cost=money_from_columns(
             row["cost_amount"], row["cost_currency"], what="call cost", call_id=call_id
+        ),
+        access=row["access"] or "softphone",
+        inbound_cost=money_from_columns(
+            row["inbound_cost_amount"],
+            row["inbound_cost_currency"],
+            what="inbound cost",
+            call_id=call_id,
         ),
     )
 

@@ -227,6 +227,13 @@ class CallRow(Base):
     # The brain refused the call (the decision's reason code, e.g. "no_route"); NULL for a
     # call that was allowed.
     refusal_reason: Mapped[str | None] = mapped_column(Text)
+    # Calls to a direct number (migration 0009): how the call came in (NULL: softphone), the
+    # inbound trunk that brought it, the caller's number, and what that trunk charges.
+    access: Mapped[str | None] = mapped_column(Text)
+    inbound_trunk: Mapped[str | None] = mapped_column(Text)
+    caller_id: Mapped[str | None] = mapped_column(Text)
+    inbound_cost_amount: Mapped[Decimal | None] = mapped_column()
+    inbound_cost_currency: Mapped[str | None] = mapped_column(CHAR(3))
 
 
 class CallAttemptRow(Base):

@@ -64,6 +64,8 @@ from tawasol.adapters.api.schemas.sip import (
     AuthorizeOut,
     CallEventIn,
     CallEventsIn,
+    InboundIn,
+    InboundOut,
     RouteOut,
     route_document,
 )
@@ -102,6 +104,8 @@ __all__ = [
     "FlatRateSchema",
     "GatewaySchema",
     "Id",
+    "InboundIn",
+    "InboundOut",
     "Instant",
     "Limit",
     "Name",

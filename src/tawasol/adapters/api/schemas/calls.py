@@ -62,15 +62,36 @@ class CallOut(BaseModel):
     refusal_reason: str | None = Field(
         default=None, description="the decision's reason code when the brain refused the call"
     )
+    access: str = Field(
+        default="softphone", description="how the call came in: softphone or direct_number"
+    )
+    inbound_trunk: str | None = Field(
+        default=None, description="direct-number calls: the inbound trunk that brought it"
+    )
+    caller_id: str | None = Field(
+        default=None, description="direct-number calls: the caller's number (E.164)"
+    )
+    inbound_cost: str | None = Field(
+        default=None,
+        description="direct-number calls: what the inbound trunk charges (its rate deck)",
+    )
+    inbound_cost_currency: str | None = None
 
     @classmethod
     def from_domain(cls, record: CallRecord) -> CallOut:
         # The domain's CallRecord (and its attempts) field for field, read by name; money
         # travels as its amount, the currency beside it.
         out = cls.model_validate(record, from_attributes=True)
-        return out.model_copy(update={"currency": record.cost.currency if record.cost else None})
+        return out.model_copy(
+            update={
+                "currency": record.cost.currency if record.cost else None,
+                "inbound_cost_currency": (
+                    record.inbound_cost.currency if record.inbound_cost else None
+                ),
+            }
+        )
 
-    @field_validator("rate_per_minute", "cost", mode="before")
+    @field_validator("rate_per_minute", "cost", "inbound_cost", mode="before")
     @classmethod
     def _amount(cls, value: object) -> object:
         return str(value.amount) if isinstance(value, Money) else value

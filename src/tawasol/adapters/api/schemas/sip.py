@@ -78,6 +78,38 @@ class AuthorizeOut(BaseModel):
     )
 
 
+class InboundIn(BaseModel):
+    """A call from an inbound trunk (DID provider) to a direct number, as the edge saw it:
+    no credentials; the source address and the caller's identity headers instead."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: Annotated[str, Field(min_length=1, max_length=256)]
+    source_ip: Annotated[str, Field(min_length=1, max_length=64)]
+    dialled: Annotated[str, Field(min_length=1, max_length=128)]
+    asserted_identity: Annotated[str, Field(max_length=128)] = Field(
+        default="", description="the P-Asserted-Identity URI's user part (RFC 3325), if any"
+    )
+    from_user: Annotated[str, Field(max_length=128)] = ""
+    privacy: Annotated[str, Field(max_length=64)] = Field(
+        default="", description="the Privacy header (RFC 3323), e.g. `id`"
+    )
+    user_agent: Annotated[str, Field(max_length=256)] = ""
+    node: Annotated[str, Field(max_length=64)] = ""
+
+
+class InboundOut(AuthorizeOut):
+    """`AuthorizeOut` for a call to a direct number, plus who and what it became: the edge
+    files the call's events under `user` (the subscriber) and `dialled` (the contact). `ha1`
+    is empty: an inbound trunk is known by its address, not by a digest."""
+
+    user: str = Field(description="the subscriber's SIP username; empty when refused unknown")
+    dialled: str = Field(description="the contact's number (E.164) when resolved")
+    access: Literal["direct_number"] = "direct_number"
+    inbound_trunk: str | None = None
+    caller_id: str | None = Field(default=None, description="the caller's number, E.164")
+
+
 # The earliest and latest event times accepted: a clock gone wrong must not file a call in 1970.
 _EARLIEST_MS = 1_577_836_800_000  # 2020-01-01
 _LATEST_MS = 4_102_444_800_000  # 2100-01-01
@@ -101,6 +133,11 @@ class CallEventIn(BaseModel):
     q850_cause: int | None = Field(default=None, ge=0, le=127)
     billing: Literal["flat_rate", "per_minute"] | None = None
     retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
+    # Calls to a direct number (absent for a softphone's call): the access path, the inbound
+    # trunk that brought the call and the caller's number, as the inbound decision gave them.
+    access: Literal["softphone", "direct_number"] | None = None
+    inbound_trunk: Annotated[str, Field(max_length=64)] | None = None
+    caller_id: Annotated[str, Field(max_length=32)] | None = None
 
     grant: Annotated[str, Field(max_length=128)] | None = None
 
@@ -121,6 +158,9 @@ class CallEventIn(BaseModel):
             q850_cause=self.q850_cause,
             billing=self.billing,
             retry_after_s=self.retry_after_s,
+            access=self.access,
+            inbound_trunk=self.inbound_trunk,
+            caller_id=self.caller_id,
         )
 
 

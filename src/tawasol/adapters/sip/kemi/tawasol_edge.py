@@ -38,6 +38,7 @@ try:  # imported as part of the tawasol package (tests)
         edge_auth,
         edge_brain,
         edge_dialog,
+        edge_inbound,
         edge_peers,
         edge_rules,
         edge_settings,
@@ -48,6 +49,7 @@ except ImportError:  # loaded by app_python3 from this directory
     import edge_auth  # type: ignore[no-redef]
     import edge_brain  # type: ignore[no-redef]
     import edge_dialog  # type: ignore[no-redef]
+    import edge_inbound  # type: ignore[no-redef]
     import edge_peers  # type: ignore[no-redef]
     import edge_rules  # type: ignore[no-redef]
     import edge_settings  # type: ignore[no-redef]
@@ -73,6 +75,8 @@ class Edge:
         self._spool: edge_brain.EventSpool | None = None
         self._cutter = edge_dialog.CallCutter()
         self._peers = edge_peers.PeerList()
+        self._inbound = edge_inbound.InboundNumbers()
+        self._inbound_refresher = edge_inbound.InboundRefresher()
 
     def _failed(
         self,
@@ -220,6 +224,8 @@ class Edge:
     # -- a new call ---------------------------------------------------------------------------
     def invite(self) -> int:
         settings = self.settings
+        if KSR.auth.has_credentials(settings.realm) < 0 and self._direct_number_call():
+            return self.inbound_invite()
         if KSR.auth.has_credentials(settings.realm) < 0:
             return edge_auth.challenge(settings)
         user = KSR.kx.get_au() or ""
@@ -236,6 +242,49 @@ class Edge:
         call_id = KSR.kx.get_callid()
         dialled = KSR.kx.get_ruser() or ""
         return self._request_decision(call_id=call_id, user=user, dialled=dialled)
+
+    # -- a call from an inbound trunk to a direct number (docs/direct-numbers.md) ---------------
+    def _direct_number_call(self) -> bool:
+        """From an inbound trunk's address, or to a pool number: no digest challenge, the
+        brain's inbound decision instead (which refuses a pool number from anywhere else)."""
+        return self._inbound.wanted(KSR.kx.get_srcip(), KSR.kx.get_ruser() or "")
+
+    def inbound_invite(self) -> int:
+        if KSR.tm.t_newtran() < 0:
+            KSR.sl.sl_reply_error()
+            return 1
+        KSR.tm.t_reply(100, "Trying")
+        call_id = KSR.kx.get_callid()
+        try:
+            decision = self.brain.post(
+                "/sip/v1/inbound", edge_inbound.request_body(node=self.settings.node)
+            )
+        except edge_brain.BrainUnavailable as error:
+            # Fail closed. A decision the brain took too late holds the subscriber's slot
+            # until its ring time runs out (the edge does not know who the caller was).
+            KSR.err(f"tawasol: no inbound decision for {call_id}: {error}\n")
+            return edge_auth.reply(503, "Service Unavailable", "brain_unavailable")
+        user = str(decision.get("user") or "")
+        dialled = str(decision.get("dialled") or "")
+        if KSR.tm.t_is_canceled() > 0:
+            if decision.get("allow"):
+                self._failed(call_id, user, dialled, 487, "caller_cancelled", decision.get("grant"))
+            return 1
+        access = {
+            "access": "direct_number",
+            "inbound_trunk": decision.get("inbound_trunk"),
+            "caller_id": decision.get("caller_id"),
+        }
+        if decision.get("allow"):
+            edge_inbound.present_caller(decision.get("caller_id"))
+        try:
+            return self._route_decision(
+                decision, call_id=call_id, user=user, dialled=dialled, access=access
+            )
+        except Exception:
+            if decision.get("allow") and not edge_dialog.load_call():
+                self._failed(call_id, user, dialled, 500, "edge_error", decision.get("grant"))
+            raise
 
     def _decision_request(self, *, call_id: str, user: str, dialled: str) -> dict[str, Any]:
         """The body of `POST /sip/v1/authorize` for the INVITE being routed."""
@@ -300,7 +349,20 @@ class Edge:
             return edge_auth.reply(403, "Forbidden")
         edge_auth.succeeded(user)
         _strip_credentials()  # carriers never see the subscriber's credentials
+        return self._route_decision(decision, call_id=call_id, user=user, dialled=dialled)
 
+    def _route_decision(
+        self,
+        decision: dict[str, Any],
+        *,
+        call_id: str,
+        user: str,
+        dialled: str,
+        access: dict[str, Any] | None = None,
+    ) -> int:
+        """A decision applied once the caller is known: the denial, or the dialog and the
+        routes. `access`: how a call to a direct number came in, put on its every event."""
+        grant = decision.get("grant")
         if not decision.get("allow"):
             code = int(decision.get("sip_code") or 403)
             reason = str(decision.get("reason") or "denied")
@@ -326,6 +388,7 @@ class Edge:
             "max_s": max_duration_s,
             "ftag": KSR.pv.get("$ft") or "",
             "grant": grant,
+            **{key: value for key, value in (access or {}).items() if value},
         }
         edge_dialog.save_call(state)
         KSR.dialog.set_dlg_profile("subscriber", user)
@@ -398,7 +461,7 @@ class Edge:
             q850=q850,
             retry_after_s=retry_after_s,
         )
-        return _granted(attempt_event, state.get("grant"))
+        return _granted(attempt_event, state.get("grant"), state)
 
     # -- replies from the carrier -------------------------------------------------------------
     def ksr_onreply_route(self, msg: Any) -> int:
@@ -483,7 +546,7 @@ class Edge:
             dialled=state["dialled"],
             sip_code=sip_code,
         )
-        return _granted(failure, state.get("grant"))
+        return _granted(failure, state.get("grant"), state)
 
     # -- dialog events: answered, ended ---------------------------------------------------------
     def ksr_dialog_event(self, msg: Any, name: str) -> int:
@@ -520,7 +583,7 @@ class Edge:
             carrier=str(route.get("carrier", "")),
         )
         answered["call_id"] = answer["call_id"]
-        self._emit(answered, _granted(answer, state.get("grant")))
+        self._emit(answered, _granted(answer, state.get("grant"), state))
 
     def _ended(self) -> None:
         state = edge_dialog.load_call()
@@ -547,7 +610,7 @@ class Edge:
             duration_ms=max(0, at - answered_at),
             hangup_cause=cause,
         )
-        self._emit(_granted(end, state.get("grant")))
+        self._emit(_granted(end, state.get("grant"), state))
 
     def ksr_cut_calls(self, msg: Any, name: str = "") -> int:
         """rtimer, every 100 ms in its own process: BYE both sides of calls whose time is up."""
@@ -566,7 +629,7 @@ class Edge:
 
     def ksr_ship_events(self, msg: Any, name: str = "") -> int:
         """rtimer: ship spooled events to the brain (one dedicated timer process), and keep
-        the carriers' addresses fresh."""
+        the carriers' addresses and the inbound trunks' list fresh."""
         try:
             self.spool.ship(self.brain)
         except Exception as error:
@@ -575,13 +638,27 @@ class Edge:
             self._peers.refresh(self.brain)
         except Exception as error:
             KSR.err(f"tawasol: refreshing carrier addresses failed: {error!r}\n")
+        try:
+            self._inbound_refresher.refresh(self.brain)
+        except Exception as error:
+            KSR.err(f"tawasol: refreshing inbound numbers failed: {error!r}\n")
         return 1
 
 
-def _granted(event: dict[str, Any], grant: str | None) -> dict[str, Any]:
-    """The event with the decision's grant, which the brain requires (docs/security.md)."""
+# What a call to a direct number carries on its every event (docs/sip-decision-api.md).
+ACCESS_FIELDS = ("access", "inbound_trunk", "caller_id")
+
+
+def _granted(
+    event: dict[str, Any], grant: str | None, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The event with the decision's grant, which the brain requires (docs/security.md), and
+    for a call to a direct number how it came in (from the call's state)."""
     if grant:
         event["grant"] = grant
+    for key in ACCESS_FIELDS:
+        if state and state.get(key):
+            event[key] = state[key]
     return event
 
 
