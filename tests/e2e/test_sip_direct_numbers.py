@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 from conftest import Brain, Carriers
-from sipp_driver import SCENARIOS, SIPP, CallerRun, SippCarrier, free_port
 
+from support.sipp import SCENARIOS, SIPP, CallerRun, SippCarrier
+from support.stack import free_port
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip
