@@ -35,6 +35,8 @@ from tawasol.services.verify_credentials import CredentialVerifier, DecisionGran
 
 if TYPE_CHECKING:
     from tawasol.adapters.store.billing_sql import SqlBillingStore
+    from tawasol.services.billing.lifecycle import SubscriptionLifecycle
+    from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.run import BillingRun
     from tawasol.services.ports import OutageHistory
 
@@ -256,3 +258,37 @@ def build_billing_run(
         settings=BillingSettings(entity, VatTable.parse(settings.billing_vat_rates), policy),
     )
     return run, billing_store
+
+
+@dataclass
+class Billing:
+    """Billing's services on one database: the run, the lifecycle commands, manual payments
+    and the store (ledger, documents) they share. `close()` releases the database."""
+
+    run: BillingRun
+    store: SqlBillingStore
+    lifecycle: SubscriptionLifecycle
+    payments: ManualPayments
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_billing(settings: Settings, *, outages: OutageHistory | None = None) -> Billing:
+    """Billing's services from the settings (`build_billing_run` plus the lifecycle commands
+    and manual payments). Raises InvalidInput/InvalidConfiguration when the issuing entity or
+    the VAT table is not set up."""
+    from tawasol.domain.billing.lifecycle import RefundPolicy
+    from tawasol.services.billing.lifecycle import SubscriptionLifecycle
+    from tawasol.services.billing.payments import ManualPayments
+
+    run, store = build_billing_run(settings, outages=outages)
+    policy = RefundPolicy(
+        refund_customer_cancellation=settings.billing_refund_customer_cancellation
+    )
+    return Billing(
+        run=run,
+        store=store,
+        lifecycle=SubscriptionLifecycle(store=store, run=run, refund_policy=policy),
+        payments=ManualPayments(store=store),
+    )
