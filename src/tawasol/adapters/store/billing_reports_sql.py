@@ -114,7 +114,7 @@ class SqlReportQueries:
         ).where(CarrierRow.flat_rate_fee_amount.is_not(None))
         with translated(self._database), Session(self._engine) as session:
             return {
-                code: Money(Decimal(amount), currency)
+                code: Money(amount, currency)
                 for code, amount, currency in session.execute(query)
-                if currency
+                if currency and amount is not None
             }
