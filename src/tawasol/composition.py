@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.services.billing.lifecycle import SubscriptionLifecycle
     from tawasol.services.billing.payments import ManualPayments
+    from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
     from tawasol.services.ports import OutageHistory
 
@@ -281,6 +282,7 @@ class Billing:
     store: SqlBillingStore
     lifecycle: SubscriptionLifecycle
     payments: ManualPayments
+    reports: BillingReports
     owns_engine: bool = True  # False: the brain's store's engine, closed with the brain
 
     def close(self) -> None:
@@ -294,9 +296,11 @@ def build_billing(
     """Billing's services from the settings (`build_billing_run` plus the lifecycle commands
     and manual payments). Raises InvalidInput/InvalidConfiguration when the issuing entity or
     the VAT table is not set up."""
+    from tawasol.adapters.store.billing_reports_sql import SqlReportQueries
     from tawasol.domain.billing.lifecycle import RefundPolicy
     from tawasol.services.billing.lifecycle import SubscriptionLifecycle
     from tawasol.services.billing.payments import ManualPayments
+    from tawasol.services.billing.reports import BillingReports
 
     run, billing_store = build_billing_run(settings, outages=outages, store=store)
     policy = RefundPolicy(
@@ -307,5 +311,8 @@ def build_billing(
         store=billing_store,
         lifecycle=SubscriptionLifecycle(store=billing_store, run=run, refund_policy=policy),
         payments=ManualPayments(store=billing_store),
+        reports=BillingReports(
+            queries=SqlReportQueries(billing_store.engine), vat=run.settings.vat
+        ),
         owns_engine=store is None,
     )

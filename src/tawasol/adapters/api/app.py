@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from tawasol import __version__
-from tawasol.adapters.api import admin, carriers, incidents, public, security, sip
+from tawasol.adapters.api import admin, billing, carriers, incidents, public, security, sip
 from tawasol.adapters.api.carriers import MAX_RATE_DECK_BYTES
 from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.api.guard import RequestGuard
@@ -58,6 +58,7 @@ def create_app(brain: ApiServices, *, background: BackgroundWork | None = None) 
     app.include_router(sip.router)
     app.include_router(carriers.router)
     app.include_router(admin.router)
+    app.include_router(billing.router)
     app.include_router(security.router)
     app.include_router(incidents.router)
     app.include_router(public.router)

@@ -384,6 +384,10 @@ class SubscriberIn(Strict):
     caller_ids: list[Annotated[Text, Field(max_length=32)]] = Field(
         default_factory=list, max_length=20
     )
+    country: Country | None = Field(
+        default=None,
+        description="country of residence (VAT follows it); default: the phone number's",
+    )
     plan_code: Code | None = Field(
         default=None, description="subscribe to this plan at once (all or nothing)"
     )
@@ -404,6 +408,7 @@ class SubscriberOut(BaseModel):
     time_zone: str
     sip_username: str
     caller_ids: list[str]
+    country: str | None = Field(description="country of residence; null: unknown")
 
     @classmethod
     def from_domain(cls, subscriber: Subscriber) -> SubscriberOut:
@@ -416,7 +421,12 @@ class SubscriberOut(BaseModel):
             time_zone=subscriber.time_zone,
             sip_username=subscriber.sip_username,
             caller_ids=list(subscriber.caller_ids),
+            country=subscriber.country,
         )
+
+
+class CountryIn(Strict):
+    country: Country
 
 
 class AccountOut(SubscriberOut):

@@ -147,7 +147,11 @@ class InMemoryBillingStore:
 
     def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
         with self._lock:
-            found = [a for (owner, _), a in self._accounts.items() if owner == subscriber_id]
+            found = [
+                a
+                for (owner, _), a in self._accounts.items()
+                if owner == subscriber_id and a.entries
+            ]
         return sorted(found, key=lambda a: a.currency)
 
     def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:

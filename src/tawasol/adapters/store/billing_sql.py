@@ -75,6 +75,10 @@ class SqlBillingStore:
         with translated(describe_url(url)):
             return cls(create_store_engine(url))
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -223,7 +227,7 @@ class SqlBillingStore:
                         tuple(_entry(e, row.currency) for e in entries),
                     )
                 )
-            return accounts
+            return [account for account in accounts if account.entries]
 
     def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:
         with self._session() as session:

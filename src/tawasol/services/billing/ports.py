@@ -121,7 +121,8 @@ class BillingStore(Protocol):
         ...
 
     def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
-        """The subscriber's accounts (one per currency) with their entries, by currency."""
+        """The subscriber's accounts (one per currency) that hold entries, by currency (an
+        account opened but never written to is left out)."""
         ...
 
     def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:
