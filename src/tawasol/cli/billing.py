@@ -4,6 +4,7 @@ the subscription lifecycle (change-plan, cancel, pause, resume) and reports."""
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,6 +27,7 @@ from tawasol.domain.errors import (
     TawasolError,
 )
 from tawasol.services.billing.lifecycle import LifecycleOutcome, Timing
+from tawasol.services.billing.reports import PeriodReport
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
@@ -292,3 +294,73 @@ def billing_refund(
         balance = brain.billing.store.account(subscriber_id=subscriber_id, currency=money.currency)
     state = "recorded" if new else "already recorded"
     console.print(f"refund {reference}: {state}; balance owed {balance.balance}")
+
+
+# -- reports ------------------------------------------------------------------------------------
+StartOption = Annotated[
+    str, typer.Option("--start", help="Period start (ISO 8601, UTC unless an offset).")
+]
+EndOption = Annotated[str, typer.Option("--end", help="Period end, excluded.")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="CSV on standard output.")]
+
+
+def _print_rows(title: str, header: list[str], rows: list[list[str]], csv_output: bool) -> None:
+    if csv_output:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(rows)
+        return
+    table = Table(title=title, box=box.SIMPLE)
+    for column in header:
+        table.add_column(column, justify="left" if column in ("plan", "destination") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _period_report(start: str, end: str) -> PeriodReport:
+    from tawasol.adapters.clock import system_clock
+
+    with brain_session() as brain:
+        now = system_clock()
+        return brain.billing.reports.period(
+            start=parse_at(start, "UTC", now, option="--start"),
+            end=parse_at(end, "UTC", now, option="--end"),
+        )
+
+
+@billing_app.command("revenue")
+def billing_revenue(start: StartOption, end: EndOption, csv_output: CsvOption = False) -> None:
+    """Revenue per plan in a period: invoiced less credited, VAT included and net of VAT."""
+    report = _period_report(start, end)
+    rows = [
+        [r.plan_code, r.currency, str(r.charged), str(r.credited), str(r.vat), str(r.net)]
+        for r in report.revenue
+    ]
+    header = ["plan", "currency", "charged", "credited", "vat", "net"]
+    _print_rows(f"revenue {start} - {end}", header, rows, csv_output)
+
+
+@billing_app.command("margins")
+def billing_margins(start: StartOption, end: EndOption, csv_output: CsvOption = False) -> None:
+    """Revenue, carrier cost (CDR costs + flat-rate fees spread over the period) and margin
+    per plan and destination. Amounts are rounded to the hundredth here only."""
+    report = _period_report(start, end)
+    cent, tenth = Decimal("0.01"), Decimal("0.1")
+    rows = [
+        [
+            r.plan_code,
+            r.destination,
+            r.currency,
+            str(r.minutes.quantize(tenth)),
+            str(r.revenue.quantize(cent)),
+            str(r.cdr_cost.quantize(cent)),
+            str(r.flat_rate_cost.quantize(cent)),
+            str(r.margin.quantize(cent)),
+        ]
+        for r in report.margins
+    ]
+    header = ["plan", "destination", "currency", "minutes", "revenue", "cdr cost", "flat fees"]
+    _print_rows(f"margins {start} - {end}", [*header, "margin"], rows, csv_output)
