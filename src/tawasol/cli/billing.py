@@ -246,18 +246,22 @@ def billing_cancel(
     _print_outcome(sip_username, f"cancellation ({reason.value})", outcome)
 
 
+def _hold(sip_username: str, at: str | None, *, pause: bool) -> None:
+    with brain_session() as brain:
+        moment = parse_at(at, "UTC", brain.clock())
+        lifecycle = brain.billing.lifecycle
+        command = lifecycle.pause if pause else lifecycle.resume
+        outcome = command(subscriber_id=_subscriber_id(brain, sip_username), at=moment)
+        brain.authorizer.invalidate()
+    _print_outcome(sip_username, "paused" if pause else "resumed", outcome)
+
+
 @billing_app.command("pause")
 def billing_pause(
     sip_username: Annotated[str, typer.Argument(help="SIP username")], at: AtOption = None
 ) -> None:
     """Put a subscription on hold: no calls, no renewal, until resumed."""
-    with brain_session() as brain:
-        moment = parse_at(at, "UTC", brain.clock())
-        outcome = brain.billing.lifecycle.pause(
-            subscriber_id=_subscriber_id(brain, sip_username), at=moment
-        )
-        brain.authorizer.invalidate()
-    _print_outcome(sip_username, "paused", outcome)
+    _hold(sip_username, at, pause=True)
 
 
 @billing_app.command("resume")
@@ -265,13 +269,7 @@ def billing_resume(
     sip_username: Annotated[str, typer.Argument(help="SIP username")], at: AtOption = None
 ) -> None:
     """Resume a paused subscription: its period end moves on by the time it was paused."""
-    with brain_session() as brain:
-        moment = parse_at(at, "UTC", brain.clock())
-        outcome = brain.billing.lifecycle.resume(
-            subscriber_id=_subscriber_id(brain, sip_username), at=moment
-        )
-        brain.authorizer.invalidate()
-    _print_outcome(sip_username, "resumed", outcome)
+    _hold(sip_username, at, pause=False)
 
 
 @billing_app.command("refund")

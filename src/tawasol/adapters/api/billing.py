@@ -93,12 +93,13 @@ def get_document_pdf(number: str, request: Request) -> Response:
 
 
 # -- payments and refunds ---------------------------------------------------------------------
-@router.post("/subscribers/{subscriber_id}/payments", response_model=MoneyMovementOut)
-def post_payment(subscriber_id: Id, body: MoneyMovementIn, request: Request) -> MoneyMovementOut:
-    """Record a payment received by bank transfer or cash (once per reference)."""
+def _money_movement(
+    request: Request, subscriber_id: int, body: MoneyMovementIn, *, refund: bool
+) -> MoneyMovementOut:
     billing = _billing(request)
     money = Money.parse(body.amount, body.currency)
-    recorded = billing.payments.record(
+    record = billing.payments.refund if refund else billing.payments.record
+    recorded = record(
         subscriber_id=subscriber_id,
         amount=money,
         reference=body.reference,
@@ -108,24 +109,19 @@ def post_payment(subscriber_id: Id, body: MoneyMovementIn, request: Request) -> 
     return MoneyMovementOut(
         recorded=recorded, balance=str(account.balance.amount), currency=money.currency
     )
+
+
+@router.post("/subscribers/{subscriber_id}/payments", response_model=MoneyMovementOut)
+def post_payment(subscriber_id: Id, body: MoneyMovementIn, request: Request) -> MoneyMovementOut:
+    """Record a payment received by bank transfer or cash (once per reference)."""
+    return _money_movement(request, subscriber_id, body, refund=False)
 
 
 @router.post("/subscribers/{subscriber_id}/refunds", response_model=MoneyMovementOut)
 def post_refund(subscriber_id: Id, body: MoneyMovementIn, request: Request) -> MoneyMovementOut:
     """Record money paid back (once per reference); more than the account holds in the
     subscriber's favour, or than was paid, is refused (422) and nothing is written."""
-    billing = _billing(request)
-    money = Money.parse(body.amount, body.currency)
-    recorded = billing.payments.refund(
-        subscriber_id=subscriber_id,
-        amount=money,
-        reference=body.reference,
-        at=_brain(request).clock(),
-    )
-    account = billing.store.account(subscriber_id=subscriber_id, currency=money.currency)
-    return MoneyMovementOut(
-        recorded=recorded, balance=str(account.balance.amount), currency=money.currency
-    )
+    return _money_movement(request, subscriber_id, body, refund=True)
 
 
 # -- the subscription lifecycle ---------------------------------------------------------------
@@ -160,22 +156,24 @@ def post_cancellation(subscriber_id: Id, body: CancellationIn, request: Request)
     return LifecycleOut.from_domain(outcome)
 
 
-@router.post("/subscribers/{subscriber_id}/pause", response_model=LifecycleOut)
-def post_pause(subscriber_id: Id, body: MomentIn, request: Request) -> LifecycleOut:
-    outcome = _billing(request).lifecycle.pause(
-        subscriber_id=subscriber_id, at=_when(request, body.at)
-    )
+def _hold(request: Request, subscriber_id: int, body: MomentIn, *, pause: bool) -> LifecycleOut:
+    lifecycle = _billing(request).lifecycle
+    command = lifecycle.pause if pause else lifecycle.resume
+    outcome = command(subscriber_id=subscriber_id, at=_when(request, body.at))
     _brain(request).authorizer.invalidate()
     return LifecycleOut.from_domain(outcome)
+
+
+@router.post("/subscribers/{subscriber_id}/pause", response_model=LifecycleOut)
+def post_pause(subscriber_id: Id, body: MomentIn, request: Request) -> LifecycleOut:
+    """Put the running subscription on hold: no calls, no renewal (409 unless active)."""
+    return _hold(request, subscriber_id, body, pause=True)
 
 
 @router.post("/subscribers/{subscriber_id}/resume", response_model=LifecycleOut)
 def post_resume(subscriber_id: Id, body: MomentIn, request: Request) -> LifecycleOut:
-    outcome = _billing(request).lifecycle.resume(
-        subscriber_id=subscriber_id, at=_when(request, body.at)
-    )
-    _brain(request).authorizer.invalidate()
-    return LifecycleOut.from_domain(outcome)
+    """Resume: the period end moves on by the time paused (409 unless paused)."""
+    return _hold(request, subscriber_id, body, pause=False)
 
 
 # -- runs and reports -------------------------------------------------------------------------

@@ -128,25 +128,15 @@ class SubscriptionLifecycle:
         )
         new_terms = BillingTerms(subscription.id, change.new_period.start, 0, plan.price)
         charge = self._run.charge_step(key, moved, new_terms, plan, item.customer, at=at)
-        entries: list[LedgerEntry] = []
-        documents: list[Document] = []
-        if credit_lines:
-            account = self._store.account(subscriber_id=subscriber_id, currency=credit.currency)
-            entries.append(
-                LedgerEntry(
-                    account.id,
-                    EntryKind.CREDIT,
-                    credit,
-                    f"{key}:credit",
-                    at,
-                    reference=paid.charge_key if paid else "",
-                    description=f"unused part of {subscription.plan_code}",
-                )
-            )
-            note = self._run.credit_note(
-                f"{key}:credit", account.id, item.customer, credit_lines, at=at
-            )
-            documents.append(replace(note, corrects=paid.charge_key if paid else ""))
+        entries, documents = self._credit_parts(
+            item,
+            credit,
+            paid,
+            credit_lines,
+            note_key=f"{key}:credit",
+            at=at,
+            description=f"unused part of {subscription.plan_code}",
+        )
         step = replace(
             charge,
             entries=(*entries, *charge.entries),
@@ -201,24 +191,16 @@ class SubscriptionLifecycle:
             first_start=subscription.created_at or terms.anchor,
         )
         key = f"cancel:{subscription.id}"
-        credit, paid, lines = self._unused_credit(item, refund, at=used_until)
-        entries: tuple[LedgerEntry, ...] = ()
-        documents: tuple[Document, ...] = ()
-        if lines:
-            account = self._store.account(subscriber_id=subscriber_id, currency=credit.currency)
-            entries = (
-                LedgerEntry(
-                    account.id,
-                    EntryKind.CREDIT,
-                    credit,
-                    f"{key}:credit",
-                    at,
-                    reference=paid.charge_key if paid else "",
-                    description=f"cancellation ({reason.value}): unused part",
-                ),
-            )
-            note = self._run.credit_note(key, account.id, item.customer, lines, at=at)
-            documents = (replace(note, corrects=paid.charge_key if paid else ""),)
+        credit, paid, lines_ = self._unused_credit(item, refund, at=used_until)
+        entries, documents = self._credit_parts(
+            item,
+            credit,
+            paid,
+            lines_,
+            note_key=key,
+            at=at,
+            description=f"cancellation ({reason.value}): unused part",
+        )
         self._run.apply(BillingStep(key, cancelled, terms, entries, documents))
         return LifecycleOutcome(cancelled, terms, zero, credit, self._issued(subscriber_id, key))
 
@@ -298,6 +280,32 @@ class SubscriptionLifecycle:
             split=self._run.settings.vat.split(credit, item.customer.country),
         )
         return credit, paid, (line,)
+
+    def _credit_parts(
+        self,
+        item: BillingItem,
+        credit: Money,
+        paid: PaidPeriod | None,
+        lines: tuple[DocumentLine, ...],
+        *,
+        note_key: str,
+        at: datetime,
+        description: str,
+    ) -> tuple[tuple[LedgerEntry, ...], tuple[Document, ...]]:
+        """The credit entry (key `<note_key>` ending in `:credit`, referencing the period's
+        charge so that later credits see it) and its credit note; nothing without lines."""
+        if not lines:
+            return (), ()
+        account = self._store.account(
+            subscriber_id=item.subscription.subscriber_id, currency=credit.currency
+        )
+        reference = paid.charge_key if paid else ""
+        entry_key = note_key if note_key.endswith(":credit") else f"{note_key}:credit"
+        entry = LedgerEntry(
+            account.id, EntryKind.CREDIT, credit, entry_key, at, reference, description
+        )
+        note = self._run.credit_note(note_key, account.id, item.customer, lines, at=at)
+        return (entry,), (replace(note, corrects=reference),)
 
     def _issued(self, subscriber_id: int, key: str) -> tuple[str, ...]:
         return tuple(

@@ -309,19 +309,9 @@ class BillingRun:
         self._apply(step, dry_run=False, summary=RunSummary())
         return BillingItem(item.subscription, item.customer, terms)
 
-    def charge_step(
-        self,
-        key: str,
-        subscription: Subscription,
-        terms: BillingTerms,
-        plan: Plan,
-        customer: BillingCustomer,
-        *,
-        at: datetime,
-    ) -> BillingStep:
-        """The step charging `plan` for the subscription's current period (entry, invoice and
-        paid period), not applied."""
-        return self._charge_step(key, subscription, terms, plan, customer, at=at)
+    # The step charging a plan for the subscription's current period (entry, invoice and
+    # paid period), not applied: what the run itself writes for a renewal.
+    charge_step = _charge_step
 
     def credit_note(
         self,
