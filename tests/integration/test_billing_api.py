@@ -225,3 +225,34 @@ def test_reports_over_the_api(client):
         "invalid_input",
         "ends after it starts",
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "word"),
+    [({"price": "-1.00"}, "price"), ({"currency": "XQZ"}, "currency")],
+)
+def test_given_a_negative_price_or_an_unknown_currency_then_the_plan_is_refused(
+    client, change, word
+):
+    plan = client.get("/admin/v1/plans/maroc-illimite-mois", headers=AUTH).json()
+    plan.update(code="maroc-bad", cost_ceilings=[], **change)
+
+    response = client.post("/admin/v1/plans", json=plan, headers=AUTH)
+
+    refused(response, 422, "invalid_input", word)
+    assert client.get("/admin/v1/plans/maroc-bad", headers=AUTH).status_code == 404
+
+
+def test_given_billing_set_up_then_a_bare_status_patch_cannot_pause_or_cancel(client):
+    (subscription,) = client.get(
+        f"/admin/v1/subscribers/{AMINA}/subscriptions", headers=AUTH
+    ).json()
+    for status in ("paused", "cancelled"):
+        response = client.patch(
+            f"/admin/v1/subscriptions/{subscription['id']}", json={"status": status}, headers=AUTH
+        )
+        refused(response, 409, "conflict", "/admin/v1/billing/subscribers/1/")
+    response = client.patch(
+        f"/admin/v1/subscriptions/{subscription['id']}", json={"status": "past_due"}, headers=AUTH
+    )
+    assert response.json()["status"] == "past_due"

@@ -331,6 +331,10 @@ class CatalogService:
     def list_subscriptions(self, *, subscriber_id: int | None = None) -> list[Subscription]:
         return self._store.list_subscriptions(subscriber_id=subscriber_id)
 
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        """Raises NotFound."""
+        return self._store.get_subscription(subscription_id)
+
     # -- carriers ---------------------------------------------------------------------------
     def add_carrier(self, carrier: Carrier) -> Carrier:
         """Create a carrier; Conflict when its code exists."""

@@ -38,8 +38,12 @@ from tawasol.adapters.api.schemas import (
 from tawasol.adapters.api.services import ApiServices
 from tawasol.config import Settings
 from tawasol.domain.decision import CallRequest
-from tawasol.domain.errors import InvalidInput, NotFound
+from tawasol.domain.errors import Conflict, InvalidInput, NotFound
+from tawasol.domain.subscribers import SubscriptionStatus
 from tawasol.services.billing.lifecycle import Timing
+
+# Statuses the billing lifecycle commands set, with their money and dates.
+_BILLED_STATUSES = frozenset({SubscriptionStatus.PAUSED, SubscriptionStatus.CANCELLED})
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -226,8 +230,22 @@ def post_subscription(subscriber_id: Id, body: SubscriptionIn, request: Request)
 def patch_subscription(
     subscription_id: Id, body: SubscriptionStatusIn, request: Request
 ) -> SubscriptionOut:
-    """Change a subscription's status along an allowed transition (409 otherwise)."""
-    subscription = _brain(request).catalog.set_subscription_status(subscription_id, body.status)
+    """Change a subscription's status along an allowed transition (409 otherwise). Once
+    billing is set up, pausing, resuming and cancelling move money or the paid period: they
+    are refused here (409) and done through `/admin/v1/billing/subscribers/{id}/...`."""
+    brain = _brain(request)
+    if brain.settings.billing_vat_rates:
+        current = brain.catalog.get_subscription(subscription_id)
+        if body.status is not current.status and (
+            body.status in _BILLED_STATUSES or current.status is SubscriptionStatus.PAUSED
+        ):
+            raise Conflict(
+                f"with billing set up, a subscription becomes {body.status.value} through "
+                f"/admin/v1/billing/subscribers/{current.subscriber_id}/pause, /resume or "
+                "/cancellation: they credit, move the paid period and keep the ledger true",
+                subscription_id=subscription_id,
+            )
+    subscription = brain.catalog.set_subscription_status(subscription_id, body.status)
     return SubscriptionOut.from_domain(subscription)
 
 
