@@ -44,6 +44,9 @@ from tawasol.services.verify_credentials import CredentialVerifier, DecisionGran
 
 if TYPE_CHECKING:
     from tawasol.adapters.store.billing_sql import SqlBillingStore
+    from tawasol.services.billing.lifecycle import SubscriptionLifecycle
+    from tawasol.services.billing.payments import ManualPayments
+    from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
     from tawasol.services.ports import OutageHistory
 
@@ -66,6 +69,16 @@ class Brain:
     notices: Notices
     sales_guard: SalesGuard
     direct_numbers: DirectNumberService
+    _billing: Billing | None = None
+
+    @property
+    def billing(self) -> Billing:
+        """Billing's services on the brain's database, built on first use. Raises
+        InvalidInput/InvalidConfiguration (422 through the API's error table) while the
+        issuing entity or the VAT table is not set up."""
+        if self._billing is None:
+            self._billing = build_billing(self.settings, store=self.store)
+        return self._billing
 
     @property
     def calls(self) -> CallStore:
@@ -80,6 +93,8 @@ class Brain:
     def close(self) -> None:
         self.refusals.close()
         self.store.close()
+        if self._billing is not None:
+            self._billing.close()
 
 
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
@@ -294,10 +309,11 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
 
 
 def build_billing_run(
-    settings: Settings, *, outages: OutageHistory | None = None
+    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
 ) -> tuple[BillingRun, SqlBillingStore]:
-    """The billing run on the settings' database. `outages` defaults to the incidents store's
-    customer-facing outage periods (`SqlIncidentStore`, the `OutageHistory` contract)."""
+    """The billing run on the settings' database (on `store`'s engine when given). `outages`
+    defaults to the incidents store's customer-facing outage periods (`SqlIncidentStore`, the
+    `OutageHistory` contract)."""
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.domain.billing.documents import IssuingEntity
     from tawasol.domain.billing.outage_credits import CreditPolicy
@@ -318,8 +334,7 @@ def build_billing_run(
         threshold=timedelta(hours=settings.billing_credit_threshold_hours),
         renewal_deferral_after=timedelta(hours=settings.billing_renewal_deferral_hours),
     )
-    url = settings.resolved_database_url
-    catalog = SqlStore.from_url(url)
+    catalog = store or SqlStore.from_url(settings.resolved_database_url)
     billing_store = SqlBillingStore(catalog.engine)
     run = BillingRun(
         store=billing_store,
@@ -328,3 +343,48 @@ def build_billing_run(
         settings=BillingSettings(entity, VatTable.parse(settings.billing_vat_rates), policy),
     )
     return run, billing_store
+
+
+@dataclass
+class Billing:
+    """Billing's services on one database: the run, the lifecycle commands, manual payments
+    and the store (ledger, documents) they share. `close()` releases the database."""
+
+    run: BillingRun
+    store: SqlBillingStore
+    lifecycle: SubscriptionLifecycle
+    payments: ManualPayments
+    reports: BillingReports
+    owns_engine: bool = True  # False: the brain's store's engine, closed with the brain
+
+    def close(self) -> None:
+        if self.owns_engine:
+            self.store.close()
+
+
+def build_billing(
+    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
+) -> Billing:
+    """Billing's services from the settings (`build_billing_run` plus the lifecycle commands
+    and manual payments). Raises InvalidInput/InvalidConfiguration when the issuing entity or
+    the VAT table is not set up."""
+    from tawasol.adapters.store.billing_reports_sql import SqlReportQueries
+    from tawasol.domain.billing.lifecycle import RefundPolicy
+    from tawasol.services.billing.lifecycle import SubscriptionLifecycle
+    from tawasol.services.billing.payments import ManualPayments
+    from tawasol.services.billing.reports import BillingReports
+
+    run, billing_store = build_billing_run(settings, outages=outages, store=store)
+    policy = RefundPolicy(
+        refund_customer_cancellation=settings.billing_refund_customer_cancellation
+    )
+    return Billing(
+        run=run,
+        store=billing_store,
+        lifecycle=SubscriptionLifecycle(store=billing_store, run=run, refund_policy=policy),
+        payments=ManualPayments(store=billing_store),
+        reports=BillingReports(
+            queries=SqlReportQueries(billing_store.engine), vat=run.settings.vat
+        ),
+        owns_engine=store is None,
+    )

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     billing_partial_outage_factor: str = Field(default="0.5", pattern=r"^(0(\.\d+)?|1(\.0+)?)$")
     billing_credit_threshold_hours: int = Field(default=4, ge=0)
     billing_renewal_deferral_hours: int = Field(default=24, ge=0)
+    billing_refund_customer_cancellation: bool = Field(
+        default=False,
+        description="credit the unused part when a subscriber cancels by plain choice (the law "
+        "gives it only for a withdrawal within 14 days, a price change or a long outage)",
+    )
     billing_run_interval_s: int = Field(
         default=3600,
         ge=0,

@@ -384,6 +384,7 @@ def a_new_subscriber(username: str = "amina", **changes: object) -> NewSubscribe
         sip_username=username,
         ha1=digest_ha1(username, "tawasol", "secret"),
         caller_ids=("+33612345678", "+33123456789"),
+        country="FR",
     )
     return replace(subscriber, **changes)  # type: ignore[arg-type]
 

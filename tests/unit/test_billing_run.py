@@ -276,8 +276,10 @@ def test_ledger_balance_is_charges_less_credits(september):
     assert account.balance.amount == charges - eur("5.11")
 
 
-def test_the_scheduler_runs_billing_until_stopped():
-    from tawasol.services.billing.schedule import BillingScheduler
+def test_the_billing_job_runs_billing_until_stopped():
+    import asyncio
+
+    from tawasol.services.billing.schedule import BillingJob
 
     store = InMemoryBillingStore()
     populate(store, 10)
@@ -289,20 +291,27 @@ def test_the_scheduler_runs_billing_until_stopped():
         settings=SETTINGS,
     )
     summaries = []
-    scheduler = BillingScheduler(
-        run=billing, clock=clock, interval=timedelta(milliseconds=20), on_summary=summaries.append
+    job = BillingJob(
+        billing_run=lambda: billing, clock=clock, interval_s=0.02, on_summary=summaries.append
     )
-    scheduler.start()
-    deadline = time.monotonic() + 30
-    while scheduler.runs < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    scheduler.stop()
-    runs = scheduler.runs
+
+    async def three_rounds() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(job.run(stop))
+        for _ in range(3000):  # bounded: 30 s at most
+            if job.runs >= 3:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(three_rounds())
+    runs = job.runs
     assert runs >= 3
     assert summaries[0].first_invoices == 14
     assert all(s.first_invoices == 0 for s in summaries[1:])
     time.sleep(0.1)
-    assert scheduler.runs == runs  # stopped for good
+    assert job.runs == runs  # stopped for good
 
 
 def test_credits_of_two_incidents_never_exceed_what_was_paid_for_the_period():

@@ -6,12 +6,14 @@
     tawasol serve                     run the brain's HTTP API alone
     tawasol sip config                the Kamailio configuration for these settings
     tawasol explain USER NUMBER       why a call is (or is not) allowed, from the running brain
-    tawasol subscriber add|list|show|change-plan|password   manage subscribers
+    tawasol subscriber add|list|show|change-plan|set-country|password   manage subscribers
     tawasol plan list                 the plans on sale
     tawasol carriers status|capacity|events|rates  carriers at run time
     tawasol calls report --since DATE calls answered, not answered and refused per reason
     tawasol incidents list|show|open|update|resolve|reopen|merge   outages (docs/incidents.md)
-    tawasol billing run|payment|credits   renewals, invoices, outage credits (docs/billing.md)
+    tawasol billing run|payment|refund|credits   renewals, invoices, outage credits, money
+    tawasol billing change-plan|cancel|pause|resume   the subscription lifecycle
+    tawasol billing revenue|margins   reports per plan and destination (docs/billing.md)
     tawasol direct trunk|pool|caller-id|contact   calling from any phone (docs/direct-numbers.md)
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,7 +13,6 @@ from tawasol.config import Settings, private_directory
 
 if TYPE_CHECKING:
     from tawasol.runtime.processes import Platform
-    from tawasol.services.billing.schedule import BillingScheduler
 from tawasol.cli.common import (
     PORTS,
     app,
@@ -178,7 +177,7 @@ def up(
 
     _check_not_a_published_demo(demo)
     settings = current_settings()
-    scheduler = _billing_scheduler(settings)  # its settings are checked before anything starts
+    _check_billing(settings)  # before anything starts; the brain's runtime runs it
     try:
         settings.check()
         platform = start_platform(settings)
@@ -188,40 +187,25 @@ def up(
     console.print(f"SIP edge    sip:{settings.sip_listen}:{settings.sip_port}  (UDP and TCP)")
     console.print(f"logs        {platform.brain.log}  {platform.edge.log}")
     console.print("Ctrl-C (or `tawasol down` from another shell) stops both.")
-    if scheduler is not None:
-        scheduler.start()
-        console.print(f"billing     every {settings.billing_run_interval_s} s")
-    try:
-        code = _supervised(platform, settings)
-    finally:
-        if scheduler is not None:
-            scheduler.stop()
+    if settings.billing_vat_rates and settings.billing_run_interval_s:
+        console.print(f"billing     every {settings.billing_run_interval_s} s (in the brain)")
+    code = _supervised(platform, settings)
     if code:
         raise typer.Exit(code)
 
 
-def _billing_scheduler(settings: Settings) -> BillingScheduler | None:
-    """Billing on a timer inside `tawasol up`, once the operator has set the VAT rates."""
+def _check_billing(settings: Settings) -> None:
+    """Refuse to start with billing scheduled (VAT rates set) but its issuing entity or VAT
+    table wrong: the brain's billing job would fail every round."""
     if not settings.billing_vat_rates or not settings.billing_run_interval_s:
-        return None
-    from tawasol.adapters.clock import system_clock
+        return
     from tawasol.composition import build_billing_run
-    from tawasol.services.billing.schedule import BillingScheduler
 
     try:
-        run, _ = build_billing_run(settings)
+        _, store = build_billing_run(settings)
     except TawasolError as error:
         raise fail(error) from error
-    scheduler = BillingScheduler(
-        run=run,
-        clock=system_clock,
-        interval=timedelta(seconds=settings.billing_run_interval_s),
-        on_summary=lambda summary: console.print(
-            "billing: " + ", ".join(f"{k} {v}" for k, v in summary.rows() if v not in ("0", "")),
-            highlight=False,
-        ),
-    )
-    return scheduler
+    store.close()
 
 
 def _supervised(platform: Platform, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from tawasol.cli.common import (
     app,
     brain_session,
     console,
+    current_settings,
     fail,
     open_brain,
 )
@@ -54,6 +55,13 @@ def subscriber_add(
     email: Annotated[str, typer.Option()] = "",
     locale: Annotated[str, typer.Option(help="fr, ar or en.")] = "fr",
     time_zone: Annotated[str, typer.Option(help="e.g. Europe/Paris")] = "Europe/Paris",
+    country: Annotated[
+        str | None,
+        typer.Option(
+            help="Country of residence (ISO 3166-1, e.g. FR): VAT follows it. "
+            "Default: the phone number's country."
+        ),
+    ] = None,
 ) -> None:
     """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
     if ask_password:
@@ -70,9 +78,20 @@ def subscriber_add(
             sip_username=sip_username,
             password=password,
             plan_code=plan,
+            country=country,
         )
     subscriber = account.subscriber
     console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
+    if subscriber.country is None:
+        console.print(
+            "country of residence unknown (billing refuses them until set): "
+            f"tawasol subscriber set-country {subscriber.sip_username} COUNTRY"
+        )
+    elif country is None:
+        console.print(
+            f"country of residence {subscriber.country} (from the phone number; VAT follows "
+            "it: correct it with `tawasol subscriber set-country` if they live elsewhere)"
+        )
     if account.password is not None:
         console.print(
             f"SIP password (shown once, only its hash is kept): {account.password}",
@@ -83,6 +102,21 @@ def subscriber_add(
             f"subscribed to {account.subscription.plan_code} until "
             f"{account.subscription.period_end:%Y-%m-%d %H:%M %Z}"
         )
+
+
+@subscriber_app.command("set-country")
+def subscriber_set_country(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    country: Annotated[str, typer.Argument(help="ISO 3166-1 alpha-2 code, e.g. FR, BE, MA.")],
+) -> None:
+    """Record the country where a subscriber lives: the VAT of their next invoices follows it
+    (Directive 2006/112/EC art. 58), not their phone number."""
+    with brain_session() as brain:
+        subscriber = brain.catalog.find_subscriber(sip_username)
+        if subscriber is None:
+            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        changed = brain.catalog.set_country(subscriber.id, country)
+    console.print(f"{sip_username}: country of residence {changed.country}")
 
 
 @subscriber_app.command("password")
@@ -158,8 +192,15 @@ def subscriber_change_plan(
         typer.Option(help="An incident the buyer was shown (plans in an outage need it)."),
     ] = None,
 ) -> None:
-    """Move a subscriber to another plan now: the running subscription is cancelled and the
-    new one starts, together."""
+    """Move a subscriber to another plan now. Once billing is set up (TAWASOL_BILLING_VAT_RATES)
+    this is `tawasol billing change-plan`: one subscription changes plan, the unused part of the
+    old plan is credited and the new plan invoiced. Without billing, the running subscription
+    is cancelled and the new one starts, together."""
+    if current_settings().billing_vat_rates:
+        from tawasol.cli.billing import change_plan_with_billing
+
+        change_plan_with_billing(sip_username, plan, False, acknowledge or [], None)
+        return
     with brain_session() as brain:
         subscriber = brain.catalog.find_subscriber(sip_username)
         if subscriber is None:
@@ -191,6 +232,7 @@ def subscriber_show(
     console.print(f"[bold]{subscriber.name}[/bold] ({subscriber.sip_username}, id {subscriber.id})")
     console.print(f"  email {subscriber.email or '-'}  phone {subscriber.phone}")
     console.print(f"  locale {subscriber.locale}  time zone {subscriber.time_zone}")
+    console.print(f"  country of residence {subscriber.country or 'unknown'}")
     table = Table(title="subscriptions")
     for column in ("id", "plan", "status", "period start", "period end"):
         table.add_column(column)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from zxcvbn import zxcvbn
 
+from tawasol.domain.codes import check_country
 from tawasol.domain.errors import Conflict, InvalidInput
 
 _SIP_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
@@ -132,6 +133,9 @@ class Subscriber:
     `phone` is their own number (E.164), which also tells the region they call from.
     `caller_ids` are the numbers they may call from through an access number (used later).
     `ha1` is the digest hash of their SIP password for the operator's realm.
+    `country` is the ISO 3166-1 country where they live: it decides the VAT on their invoices
+    (Directive 2006/112/EC art. 58), not their phone number (a subscriber living in France may
+    keep a Moroccan mobile). None when unknown: billing them is then refused.
     """
 
     id: int
@@ -143,9 +147,12 @@ class Subscriber:
     sip_username: str
     ha1: str
     caller_ids: tuple[str, ...] = ()
+    country: str | None = None
 
     def __post_init__(self) -> None:
         validate_sip_username(self.sip_username)
+        if self.country is not None:
+            check_country(self.country)
         validate_time_zone(self.time_zone)
         if self.locale not in ("fr", "ar", "en"):
             raise InvalidInput("locale must be fr, ar or en", locale=self.locale)

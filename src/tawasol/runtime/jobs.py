@@ -1,4 +1,5 @@
-"""The brain's background jobs: warm-up, carrier probing, the monitor's clock, reconciliation.
+"""The brain's background jobs: warm-up, carrier probing, the monitor's clock, reconciliation,
+incident detection, the notices' sender and the billing run.
 
 Each job receives the services it drives (never the composition root's store) and the
 settings it needs as plain values.
@@ -18,6 +19,8 @@ from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
 from tawasol.composition import Brain
 from tawasol.runtime import Runtime
 from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.billing.run import RunSummary
+from tawasol.services.billing.schedule import BillingJob
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.incidents import IncidentTicker
 from tawasol.services.ports import CallStore
@@ -116,9 +119,31 @@ def warm_up(*, monitor: CarrierMonitor, calls: CallStore, now: datetime) -> None
     monitor.warm_up(calls.calls_since(since=now - WARM_UP_WINDOW))
 
 
+def _billing_summary(summary: RunSummary) -> None:
+    done = ", ".join(f"{k} {v}" for k, v in summary.rows() if v not in ("0", ""))
+    log.info("billing: %s", done or "nothing due")
+    for subscription_id, message in summary.errors[:20]:
+        log.warning("billing: subscription %s not billed: %s", subscription_id, message)
+
+
+def billing_job(brain: Brain) -> BillingJob | None:
+    """The billing run every `billing_run_interval_s`, once the operator has set the VAT
+    rates (none otherwise)."""
+    settings = brain.settings
+    if not settings.billing_vat_rates or not settings.billing_run_interval_s:
+        return None
+    return BillingJob(
+        billing_run=lambda: brain.billing.run,
+        clock=brain.clock,
+        interval_s=settings.billing_run_interval_s,
+        on_summary=_billing_summary,
+    )
+
+
 def brain_runtime(brain: Brain) -> Runtime:
     """The background work of one brain process, from its settings."""
     settings = brain.settings
+    billing = billing_job(brain)
     return Runtime(
         [
             CarrierProbing(
@@ -136,6 +161,7 @@ def brain_runtime(brain: Brain) -> Runtime:
             ),
             IncidentTicker(brain.incidents, interval_s=settings.incident_tick_interval_ms / 1000),
             brain.notices.sender,
+            *([billing] if billing is not None else []),
         ],
         prepare=[lambda: warm_up(monitor=brain.monitor, calls=brain.calls, now=brain.clock())],
     )

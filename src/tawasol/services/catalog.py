@@ -19,7 +19,9 @@ import phonenumbers
 
 from tawasol.domain.carriers import Carrier, RateDeck, currency_conflicts
 from tawasol.domain.catalog import Plan
+from tawasol.domain.codes import check_country
 from tawasol.domain.errors import Conflict, InvalidConfiguration, InvalidInput
+from tawasol.domain.numbering import region_of
 from tawasol.domain.subscribers import (
     INITIAL_STATUSES,
     Subscriber,
@@ -37,6 +39,14 @@ from tawasol.services.ports import CatalogStore, NewSubscriber, NewSubscription
 # How far from today a subscription may start: back-dating a few weeks (a payment taken by
 # phone last month) or booking a few months ahead is normal; 1970 or 9999 is a typo.
 SUBSCRIPTION_START_WINDOW = timedelta(days=366)
+
+
+def country_of_phone(e164: str) -> str | None:
+    """The ISO country of a phone number, None for a non-geographic or unknown one (+800,
+    +882): the default country of residence of a subscriber the operator gave none."""
+    region = region_of(e164)
+    known = region is not None and region != "ZZ" and len(region) == 2 and region.isalpha()
+    return region if known else None
 
 
 def normalise_phone(phone: str, *, field: str = "phone") -> str:
@@ -143,12 +153,15 @@ class CatalogService:
         plan_code: str | None = None,
         start: datetime | None = None,
         demo_seed: bool = False,
+        country: str | None = None,
     ) -> NewAccount:
         """Create a subscriber, subscribed to `plan_code` when given, in one transaction.
 
         Without a password the platform generates one (returned once in `NewAccount`); an
         operator-chosen one must pass `check_password_strength` and not be a published one
-        (`demo_seed`: the demo seeding alone writes those).
+        (`demo_seed`: the demo seeding alone writes those). `country` is where the subscriber
+        lives (ISO 3166-1, it decides the VAT of their invoices); when none is given it is the
+        country of their phone number, which the operator can correct (`set_country`).
         """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
@@ -157,6 +170,9 @@ class CatalogService:
         validate_sip_username(sip_username)
         validate_time_zone(time_zone)
         normalised = normalise_phone(phone)
+        residence = (
+            check_country(country.strip().upper()) if country else country_of_phone(normalised)
+        )
         generated = generate_password() if password is None else None
         chosen = generated or password or ""
         if generated is None:
@@ -180,12 +196,22 @@ class CatalogService:
                 caller_ids=tuple(
                     normalise_phone(number, field="caller_ids") for number in caller_ids
                 ),
+                country=residence,
             ),
             subscription=subscription,
         )
         self._authorizer.invalidate()
         current = self._store.list_subscriptions(subscriber_id=subscriber.id) if plan_code else []
         return NewAccount(subscriber, current[0] if current else None, generated)
+
+    def set_country(self, subscriber_id: int, country: str) -> Subscriber:
+        """Record the country where the subscriber lives (ISO 3166-1 alpha-2): the VAT of
+        their next invoices follows it (Directive 2006/112/EC art. 58). Raises InvalidInput
+        for a code that is not a country, NotFound for an unknown subscriber."""
+        code = check_country(country.strip().upper())
+        subscriber = replace(self._store.get_subscriber(subscriber_id), country=code)
+        self._store.update_subscriber(subscriber)
+        return subscriber
 
     def set_password(self, subscriber_id: int, password: str | None = None) -> NewAccount:
         """A new SIP password: generated when none is given (returned once), else checked."""
@@ -304,6 +330,10 @@ class CatalogService:
 
     def list_subscriptions(self, *, subscriber_id: int | None = None) -> list[Subscription]:
         return self._store.list_subscriptions(subscriber_id=subscriber_id)
+
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        """Raises NotFound."""
+        return self._store.get_subscription(subscription_id)
 
     # -- carriers ---------------------------------------------------------------------------
     def add_carrier(self, carrier: Carrier) -> Carrier:

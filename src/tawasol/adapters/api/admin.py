@@ -19,6 +19,7 @@ from tawasol.adapters.api.schemas import (
     CallOut,
     CallReportOut,
     CarrierSchema,
+    CountryIn,
     ExplainIn,
     ExplainOut,
     Id,
@@ -37,7 +38,12 @@ from tawasol.adapters.api.schemas import (
 from tawasol.adapters.api.services import ApiServices
 from tawasol.config import Settings
 from tawasol.domain.decision import CallRequest
-from tawasol.domain.errors import InvalidInput, NotFound
+from tawasol.domain.errors import Conflict, InvalidInput, NotFound
+from tawasol.domain.subscribers import SubscriptionStatus
+from tawasol.services.billing.lifecycle import Timing
+
+# Statuses the billing lifecycle commands set, with their money and dates.
+_BILLED_STATUSES = frozenset({SubscriptionStatus.PAUSED, SubscriptionStatus.CANCELLED})
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -148,6 +154,7 @@ def post_subscriber(body: SubscriberIn, request: Request) -> AccountOut:
         password=body.password,
         caller_ids=tuple(body.caller_ids),
         plan_code=body.plan_code,
+        country=body.country,
     )
     return AccountOut.from_account(account.subscriber, account.password)
 
@@ -165,10 +172,32 @@ def put_password(subscriber_id: Id, body: PasswordIn, request: Request) -> Accou
     return AccountOut.from_account(account.subscriber, account.password)
 
 
+@router.put("/subscribers/{subscriber_id}/country", response_model=SubscriberOut)
+def put_country(subscriber_id: Id, body: CountryIn, request: Request) -> SubscriberOut:
+    """Record the country where the subscriber lives: the VAT of their next invoices follows
+    it (Directive 2006/112/EC art. 58)."""
+    return SubscriberOut.from_domain(
+        _brain(request).catalog.set_country(subscriber_id, body.country)
+    )
+
+
 @router.put("/subscribers/{subscriber_id}/plan", response_model=SubscriptionOut)
 def put_plan_change(subscriber_id: Id, body: PlanChangeIn, request: Request) -> SubscriptionOut:
-    """Change plan: the running subscription is cancelled and the new one starts, together."""
+    """Change plan now. Once billing is set up (VAT rates configured) this is the billing
+    plan change (`POST /admin/v1/billing/subscribers/{id}/plan-change`): the one subscription
+    changes plan, the unused part is credited and the new plan invoiced. Without billing the
+    running subscription is cancelled and the new one starts, together."""
     _guard_sale(request, body.plan_code, body.acknowledged_incidents)
+    brain = _brain(request)
+    if brain.settings.billing_vat_rates:
+        outcome = brain.billing.lifecycle.change_plan(
+            subscriber_id=subscriber_id,
+            plan_code=body.plan_code,
+            timing=Timing.NOW,
+            at=body.start or brain.clock(),
+        )
+        brain.authorizer.invalidate()
+        return SubscriptionOut.from_domain(outcome.subscription)
     subscription = _brain(request).catalog.change_plan(
         subscriber_id=subscriber_id, plan_code=body.plan_code, start=body.start
     )
@@ -201,8 +230,22 @@ def post_subscription(subscriber_id: Id, body: SubscriptionIn, request: Request)
 def patch_subscription(
     subscription_id: Id, body: SubscriptionStatusIn, request: Request
 ) -> SubscriptionOut:
-    """Change a subscription's status along an allowed transition (409 otherwise)."""
-    subscription = _brain(request).catalog.set_subscription_status(subscription_id, body.status)
+    """Change a subscription's status along an allowed transition (409 otherwise). Once
+    billing is set up, pausing, resuming and cancelling move money or the paid period: they
+    are refused here (409) and done through `/admin/v1/billing/subscribers/{id}/...`."""
+    brain = _brain(request)
+    if brain.settings.billing_vat_rates:
+        current = brain.catalog.get_subscription(subscription_id)
+        if body.status is not current.status and (
+            body.status in _BILLED_STATUSES or current.status is SubscriptionStatus.PAUSED
+        ):
+            raise Conflict(
+                f"with billing set up, a subscription becomes {body.status.value} through "
+                f"/admin/v1/billing/subscribers/{current.subscriber_id}/pause, /resume or "
+                "/cancellation: they credit, move the paid period and keep the ledger true",
+                subscription_id=subscription_id,
+            )
+    subscription = brain.catalog.set_subscription_status(subscription_id, body.status)
     return SubscriptionOut.from_domain(subscription)
 
 

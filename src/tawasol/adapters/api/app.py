@@ -9,7 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from tawasol import __version__
-from tawasol.adapters.api import admin, carriers, direct_numbers, incidents, public, security, sip
+from tawasol.adapters.api import (
+    admin,
+    billing,
+    carriers,
+    direct_numbers,
+    incidents,
+    public,
+    security,
+    sip,
+)
 from tawasol.adapters.api.carriers import MAX_RATE_DECK_BYTES
 from tawasol.adapters.api.errors import install_error_handlers
 from tawasol.adapters.api.guard import RequestGuard
@@ -59,6 +68,7 @@ def create_app(brain: ApiServices, *, background: BackgroundWork | None = None) 
     app.include_router(carriers.router)
     app.include_router(admin.router)
     app.include_router(direct_numbers.router)
+    app.include_router(billing.router)
     app.include_router(security.router)
     app.include_router(incidents.router)
     app.include_router(public.router)

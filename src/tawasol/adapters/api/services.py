@@ -13,6 +13,11 @@ from typing import Protocol
 
 from tawasol.config import Settings
 from tawasol.services.authorize_call import CallAuthorizer
+from tawasol.services.billing.lifecycle import SubscriptionLifecycle
+from tawasol.services.billing.payments import ManualPayments
+from tawasol.services.billing.ports import BillingStore
+from tawasol.services.billing.reports import BillingReports
+from tawasol.services.billing.run import BillingRun
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.direct_numbers import DirectNumberService
@@ -22,6 +27,22 @@ from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
+
+
+class BillingServices(Protocol):
+    """Billing as the admin API uses it: the run, the lifecycle commands, manual payments and
+    refunds, the reports, and the store of ledgers and documents."""
+
+    @property
+    def run(self) -> BillingRun: ...
+    @property
+    def store(self) -> BillingStore: ...
+    @property
+    def lifecycle(self) -> SubscriptionLifecycle: ...
+    @property
+    def payments(self) -> ManualPayments: ...
+    @property
+    def reports(self) -> BillingReports: ...
 
 
 class ApiServices(Protocol):
@@ -53,6 +74,10 @@ class ApiServices(Protocol):
     def sales_guard(self) -> SalesGuard: ...
     @property
     def direct_numbers(self) -> DirectNumberService: ...
+    @property
+    def billing(self) -> BillingServices:
+        """Raises InvalidInput/InvalidConfiguration while billing is not set up."""
+        ...
 
     def clock(self) -> datetime:
         """Now, timezone-aware UTC (the brain's one clock)."""

@@ -134,6 +134,44 @@ class InMemoryBillingStore:
         with self._lock:
             return list(self._documents.get(entity_code, []))
 
+    def current_items(self, *, subscriber_id: int) -> Sequence[BillingItem]:
+        with self._lock:
+            if subscriber_id not in self._customers:
+                raise NotFound("no such subscriber", subscriber_id=subscriber_id)
+            items = [
+                BillingItem(s, self._customers[s.subscriber_id], self._terms.get(s.id))
+                for s in self._subscriptions.values()
+                if s.subscriber_id == subscriber_id and s.status.current
+            ]
+        return sorted(items, key=lambda i: (i.subscription.period_start, i.subscription.id))
+
+    def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
+        with self._lock:
+            found = [
+                a
+                for (owner, _), a in self._accounts.items()
+                if owner == subscriber_id and a.entries
+            ]
+        return sorted(found, key=lambda a: a.currency)
+
+    def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:
+        with self._lock:
+            found = [
+                d
+                for issued in self._documents.values()
+                for d in issued
+                if d.subscriber_id == subscriber_id
+            ]
+        return sorted(found, key=lambda d: (d.issued_at, d.entity_code, d.sequence))
+
+    def document(self, number: str) -> Document:
+        with self._lock:
+            for issued in self._documents.values():
+                for document in issued:
+                    if document.number == number:
+                        return document
+        raise NotFound("no document with this number", number=number)
+
     # -- DocumentOutbox -----------------------------------------------------------------------
     def pending(self, *, limit: int = 100) -> Sequence[tuple[str, str]]:
         with self._lock:

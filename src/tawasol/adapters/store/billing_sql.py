@@ -36,6 +36,7 @@ from tawasol.adapters.store.engine import (
 )
 from tawasol.adapters.store.mapping import subscription_from_row
 from tawasol.adapters.store.models import SubscriberRow, SubscriptionRow
+from tawasol.adapters.store.sql_store import bump_catalog_revision
 from tawasol.domain.billing.documents import (
     Document,
     DocumentKind,
@@ -47,7 +48,6 @@ from tawasol.domain.billing.lifecycle import BillingTerms
 from tawasol.domain.billing.vat import VatSplit
 from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
-from tawasol.domain.numbering import region_of
 from tawasol.domain.subscribers import SubscriptionStatus
 from tawasol.services.billing.ports import (
     BillingCustomer,
@@ -74,6 +74,10 @@ class SqlBillingStore:
     def from_url(cls, url: str) -> SqlBillingStore:
         with translated(describe_url(url)):
             return cls(create_store_engine(url))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def close(self) -> None:
         self._engine.dispose()
@@ -180,6 +184,69 @@ class SqlBillingStore:
             )
             return [_document(row) for row in rows]
 
+    def current_items(self, *, subscriber_id: int) -> Sequence[BillingItem]:
+        query = (
+            select(SubscriptionRow, SubscriberRow, BillingTermsRow)
+            .join(SubscriberRow, SubscriberRow.id == SubscriptionRow.subscriber_id)
+            .outerjoin(BillingTermsRow, BillingTermsRow.subscription_id == SubscriptionRow.id)
+            .where(SubscriptionRow.subscriber_id == subscriber_id)
+            .where(SubscriptionRow.status.in_(_CURRENT))
+            .order_by(SubscriptionRow.period_start, SubscriptionRow.id)
+        )
+        with self._session() as session:
+            if session.get(SubscriberRow, subscriber_id) is None:
+                raise NotFound("no such subscriber", subscriber_id=subscriber_id)
+            return [
+                BillingItem(
+                    subscription_from_row(subscription),
+                    _customer(subscriber),
+                    None if terms is None else _terms(terms),
+                )
+                for subscription, subscriber, terms in session.execute(query)
+            ]
+
+    def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(BillingAccountRow)
+                .where(BillingAccountRow.subscriber_id == subscriber_id)
+                .order_by(BillingAccountRow.currency)
+            ).all()
+            accounts = []
+            for row in rows:
+                entries = session.scalars(
+                    select(LedgerEntryRow)
+                    .where(LedgerEntryRow.account_id == row.id)
+                    .order_by(LedgerEntryRow.id)
+                )
+                accounts.append(
+                    Account(
+                        row.id,
+                        subscriber_id,
+                        row.currency,
+                        tuple(_entry(e, row.currency) for e in entries),
+                    )
+                )
+            return [account for account in accounts if account.entries]
+
+    def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(BillingDocumentRow)
+                .where(BillingDocumentRow.subscriber_id == subscriber_id)
+                .order_by(BillingDocumentRow.issued_at, BillingDocumentRow.id)
+            )
+            return [_document(row) for row in rows]
+
+    def document(self, number: str) -> Document:
+        with self._session() as session:
+            row = session.scalars(
+                select(BillingDocumentRow).where(BillingDocumentRow.number == number)
+            ).one_or_none()
+            if row is None:
+                raise NotFound("no document with this number", number=number)
+            return _document(row)
+
     # -- the one write ----------------------------------------------------------------------
     def apply(self, step: BillingStep, *, entity_code: str, number_prefix: str) -> bool:
         now = datetime.now(UTC)
@@ -217,6 +284,8 @@ class SqlBillingStore:
                             )
                         )
             if step.subscription is not None:
+                # A new period, plan or status is a catalog change: the deciders reload it.
+                bump_catalog_revision(session)
                 subscription = step.subscription
                 changed = session.execute(
                     update(SubscriptionRow)
@@ -292,7 +361,7 @@ def _customer(row: SubscriberRow) -> BillingCustomer:
         subscriber_id=row.id,
         name=row.name,
         email=row.email,
-        country=region_of(row.phone) or "ZZ",
+        country=row.country or "",  # of residence; "" unknown: VatTable refuses it
         time_zone=row.time_zone,
         locale=row.locale,
     )

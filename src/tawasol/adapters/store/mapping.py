@@ -195,6 +195,7 @@ def subscriber_from_row(row: SubscriberRow) -> Subscriber:
         sip_username=row.sip_username,
         ha1=row.ha1,
         caller_ids=tuple(str(number) for number in row.caller_ids),
+        country=row.country,
     )
 
 

@@ -109,6 +109,8 @@ class SubscriberRow(Base):
     sip_username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     ha1: Mapped[str] = mapped_column(CHAR(32), nullable=False)
     caller_ids: Mapped[list[Any]] = mapped_column(nullable=False)
+    # Country of residence (ISO 3166-1), which decides VAT; NULL: unknown (migration 0007).
+    country: Mapped[str | None] = mapped_column(CHAR(2))
 
 
 class SubscriptionRow(Base):

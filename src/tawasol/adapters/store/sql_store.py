@@ -118,7 +118,7 @@ class SqlStore:
         fails rolls its bump back with it.
         """
         with self._session(self._writer) as session:
-            _bump_revision(session)
+            bump_catalog_revision(session)
             yield session
 
     # -- catalog ----------------------------------------------------------------------------
@@ -237,6 +237,7 @@ class SqlStore:
             row.sip_username = subscriber.sip_username
             row.ha1 = subscriber.ha1
             row.caller_ids = list(subscriber.caller_ids)
+            row.country = subscriber.country
 
     def get_subscriber(self, subscriber_id: int) -> Subscriber:
         with self._session(self._engine) as session:
@@ -510,7 +511,7 @@ def _revision(session: Session) -> int:
     return int(value or 0)
 
 
-def _bump_revision(session: Session) -> None:
+def bump_catalog_revision(session: Session) -> None:
     result = session.execute(
         update(CatalogRevisionRow)
         .where(CatalogRevisionRow.id == 1)
@@ -682,6 +683,7 @@ def _subscriber_fields(subscriber: NewSubscriber) -> dict[str, Any]:
         "sip_username": subscriber.sip_username,
         "ha1": subscriber.ha1,
         "caller_ids": tuple(subscriber.caller_ids),
+        "country": subscriber.country,
     }
 
 

@@ -162,7 +162,15 @@ def plan_change_now(
 def paused(
     subscription: Subscription, terms: BillingTerms, *, at: datetime
 ) -> tuple[Subscription, BillingTerms]:
-    """Pause at `at` (Conflict unless active)."""
+    """Pause at `at` (Conflict unless active: pausing a paused subscription is refused, not
+    a second pause that would move its period end twice)."""
+    if subscription.status is not SubscriptionStatus.ACTIVE:
+        raise Conflict(
+            f"subscription {subscription.id} is {subscription.status.value}: only an active "
+            "subscription can be paused",
+            subscription_id=subscription.id,
+            status=subscription.status.value,
+        )
     return (
         subscription.changed_to(SubscriptionStatus.PAUSED, now=at),
         replace(terms, paused_at=at),

@@ -64,7 +64,13 @@ class VatTable:
         return cls(rates)
 
     def rate_for(self, country: str) -> Decimal:
-        """The rate for `country`; raises InvalidConfiguration when none is configured."""
+        """The rate for `country` (the subscriber's country of residence); raises InvalidInput
+        when the country is unknown ("") and InvalidConfiguration when it has no rate."""
+        if not country:
+            raise InvalidInput(
+                "the subscriber's country of residence is unknown, and VAT follows it: set it "
+                "first (tawasol subscriber set-country)"
+            )
         try:
             return self.rates[country]
         except KeyError:

@@ -27,8 +27,9 @@ from tawasol.domain.subscribers import Subscription
 
 @dataclass(frozen=True)
 class BillingCustomer:
-    """Who a document is addressed to: name, postal address, country of residence (VAT),
-    locale of the documents, time zone of the calendar, and whether a business (Factur-X)."""
+    """Who a document is addressed to: name, postal address, country of residence (VAT; ""
+    when unknown, which VAT refuses), locale of the documents, time zone of the calendar, and
+    whether a business (Factur-X)."""
 
     subscriber_id: int
     name: str
@@ -112,6 +113,24 @@ class BillingStore(Protocol):
 
     def documents(self, *, entity_code: str) -> Sequence[Document]:
         """Every issued document of the entity, in sequence order."""
+        ...
+
+    def current_items(self, *, subscriber_id: int) -> Sequence[BillingItem]:
+        """The subscriber's subscriptions that have not ended (neither cancelled nor expired),
+        oldest first, with their terms. Raises NotFound for an unknown subscriber."""
+        ...
+
+    def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
+        """The subscriber's accounts (one per currency) that hold entries, by currency (an
+        account opened but never written to is left out)."""
+        ...
+
+    def subscriber_documents(self, *, subscriber_id: int) -> Sequence[Document]:
+        """The subscriber's issued documents, oldest first."""
+        ...
+
+    def document(self, number: str) -> Document:
+        """The issued document with this printed number; raises NotFound."""
         ...
 
 

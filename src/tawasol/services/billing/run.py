@@ -287,6 +287,49 @@ class BillingRun:
                     )
         return True
 
+    # -- for the lifecycle commands (services/billing/lifecycle.py) ---------------------------
+    @property
+    def settings(self) -> BillingSettings:
+        return self._settings
+
+    def plans(self) -> Mapping[str, Plan]:
+        return self._plans()
+
+    def first_invoice(self, item: BillingItem, *, at: datetime) -> BillingItem:
+        """`item` once billing has met it: a subscription the run has not invoiced yet gets
+        its first invoice now, under the run's own key (`first:<id>`), so the run never
+        invoices it again. Unchanged when it has terms already."""
+        if item.terms is not None:
+            return item
+        plan = self._plans()[item.subscription.plan_code]
+        terms = first_terms(item.subscription, plan)
+        step = self._charge_step(
+            f"first:{item.subscription.id}", item.subscription, terms, plan, item.customer, at=at
+        )
+        self._apply(step, dry_run=False, summary=RunSummary())
+        return BillingItem(item.subscription, item.customer, terms)
+
+    # The step charging a plan for the subscription's current period (entry, invoice and
+    # paid period), not applied: what the run itself writes for a renewal.
+    charge_step = _charge_step
+
+    def credit_note(
+        self,
+        key: str,
+        account_id: int,
+        customer: BillingCustomer,
+        lines: tuple[DocumentLine, ...],
+        *,
+        at: datetime,
+    ) -> BillingDocument:
+        """A credit note draft of the run's issuing entity."""
+        return self._document(DocumentKind.CREDIT_NOTE, key, account_id, customer, lines, at)
+
+    def apply(self, step: BillingStep) -> bool:
+        """Apply `step` (numbering its documents, handing its charges to the payments port);
+        False when its key was applied already."""
+        return self._apply(step, dry_run=False, summary=RunSummary())
+
     # -- outage credits -----------------------------------------------------------------------
     def credit_incident(
         self,

@@ -1,62 +1,55 @@
-"""The billing run on a timer, inside `tawasol up`: a background thread with start/stop.
+"""The billing run as a job of the brain's runtime (`tawasol serve`, hence `tawasol up`).
 
-Each tick runs `BillingRun.run(at=clock())`; a run that fails (the database away) is logged and
-tried again at the next tick: every step is idempotent, so nothing is lost or doubled.
+Every `interval_s` the job runs `BillingRun.run(at=clock())` in a worker thread; a run that
+fails (the database away) is logged and tried again at the next round: every step is
+idempotent, so nothing is lost or doubled. Several brains running it at once write each step
+once (the step's key), but do the work twice: running jobs once per cluster is the runtime's
+business, not this job's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from tawasol.domain.errors import TawasolError
 from tawasol.services.billing.run import BillingRun, RunSummary
 
 log = logging.getLogger(__name__)
 
 
-class BillingScheduler:
-    """Runs billing every `interval` (the first run at start)."""
+class BillingJob:
+    """Runs billing every `interval_s` seconds (the first run at start) until stopped."""
+
+    name = "billing"
 
     def __init__(
         self,
         *,
-        run: BillingRun,
+        billing_run: Callable[[], BillingRun],
         clock: Callable[[], datetime],
-        interval: timedelta,
+        interval_s: float,
         on_summary: Callable[[RunSummary], None] = lambda _summary: None,
     ) -> None:
-        if interval <= timedelta(0):
+        if interval_s <= 0:
             raise ValueError("the billing interval must be positive")
-        self._run = run
+        self._billing_run = billing_run
         self._clock = clock
-        self._interval = interval
+        self._interval_s = interval_s
         self._on_summary = on_summary
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.runs = 0
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="billing", daemon=True)
-        self._thread.start()
+    def _once(self) -> RunSummary:
+        return self._billing_run().run(at=self._clock())
 
-    def stop(self, *, timeout_s: float = 30.0) -> None:
-        """Ask the loop to stop and wait for a run in progress to finish its current step."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
-                self._on_summary(self._run.run(at=self._clock()))
-            except TawasolError as error:
-                log.warning("billing run failed, tried again in %s: %s", self._interval, error)
+                self._on_summary(await asyncio.to_thread(self._once))
+            except Exception:
+                log.exception("billing run failed, tried again in %s s", self._interval_s)
             self.runs += 1
-            self._stopping.wait(self._interval.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval_s)

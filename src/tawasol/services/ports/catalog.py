@@ -45,6 +45,7 @@ class NewSubscriber:
     sip_username: str
     ha1: str
     caller_ids: tuple[str, ...] = ()
+    country: str | None = None  # of residence (VAT); None: unknown
 
     def to_subscriber(self, subscriber_id: int) -> Subscriber:
         """The subscriber under the id the store gave it; the domain's rules (username, time
@@ -59,6 +60,7 @@ class NewSubscriber:
             sip_username=self.sip_username,
             ha1=self.ha1,
             caller_ids=tuple(self.caller_ids),
+            country=self.country,
         )
 
 

@@ -21,6 +21,7 @@ from tawasol.adapters.api.schemas.carriers import (
 from tawasol.adapters.api.schemas.catalog import (
     AccountOut,
     CostCeilingSchema,
+    CountryIn,
     DestinationRuleSchema,
     FairUseSchema,
     PasswordIn,
@@ -96,6 +97,7 @@ __all__ = [
     "Code",
     "CostCeilingSchema",
     "Country",
+    "CountryIn",
     "Currency",
     "DestinationRuleSchema",
     "ExplainIn",

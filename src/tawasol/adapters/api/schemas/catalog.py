@@ -229,6 +229,10 @@ class SubscriberIn(Strict):
     caller_ids: list[Annotated[Text, Field(max_length=32)]] = Field(
         default_factory=list, max_length=20
     )
+    country: Country | None = Field(
+        default=None,
+        description="country of residence (VAT follows it); default: the phone number's",
+    )
     plan_code: Code | None = Field(
         default=None, description="subscribe to this plan at once (all or nothing)"
     )
@@ -249,11 +253,16 @@ class SubscriberOut(BaseModel):
     time_zone: str
     sip_username: str
     caller_ids: list[str]
+    country: str | None = Field(description="country of residence; null: unknown")
 
     @classmethod
     def from_domain(cls, subscriber: Subscriber) -> SubscriberOut:
         # the domain's Subscriber field for field (its HA1 is not a field here: never shown)
         return cls.model_validate(subscriber, from_attributes=True)
+
+
+class CountryIn(Strict):
+    country: Country
 
 
 class AccountOut(SubscriberOut):
