@@ -26,8 +26,10 @@ from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.incidents import IncidentService
+from tawasol.services.live_counters import InProcessLiveCounters
 from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
+from tawasol.services.ports.live_counters import LiveCounters
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.sales_guard import SalesGuard
@@ -56,6 +58,7 @@ class Brain:
     incidents: IncidentService
     notices: Notices
     sales_guard: SalesGuard
+    live_counters: LiveCounters
 
     @property
     def calls(self) -> CallStore:
@@ -70,11 +73,27 @@ class Brain:
     def close(self) -> None:
         self.refusals.close()
         self.store.close()
+        self.live_counters.close()
+
+
+def build_live_counters(settings: Settings) -> LiveCounters:
+    """The live counters the settings choose: in this process (embedded mode) or in Redis,
+    shared by every brain (scaled mode; raises `Unavailable` when Redis does not answer)."""
+    if settings.live_counters == "redis":
+        from tawasol.adapters.redis import connect_live_counters
+
+        return connect_live_counters(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            timeout_s=settings.redis_timeout_ms / 1000,
+        )
+    return InProcessLiveCounters()
 
 
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
     settings.check()
     private_directory(settings.data_dir)
+    counters = build_live_counters(settings)  # before the store: Redis down fails at once
     store = SqlStore.from_url(settings.resolved_database_url, clock=clock)
     refusals = RefusalRecorder(store=store)
     notices = build_notices(settings, store, clock)
@@ -105,6 +124,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         hold_margin=timedelta(seconds=settings.call_hold_margin_s),
         unlisted_number_countries=settings.unlisted_number_country_set,
         on_refused=on_refused,
+        counters=counters,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -154,6 +174,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         incidents=incidents,
         notices=notices,
         sales_guard=SalesGuard(incidents=incident_store, plans=store.list_plans),
+        live_counters=counters,
     )
 
 

@@ -38,6 +38,33 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
 
+    # -- the live counters: embedded (one brain) or scaled (brains sharing Redis) ----------
+    live_counters: Literal["in_process", "redis"] = Field(
+        default="in_process",
+        description="in_process: the embedded mode, one brain holds the calls in progress in "
+        "its memory; redis: the scaled mode, every brain shares them in Redis at redis_url "
+        "(docs/scaling.md)",
+    )
+    redis_url: str = Field(
+        default="",
+        max_length=2000,
+        description="the live counters' Redis when live_counters=redis: redis://host:6379/0, "
+        "rediss:// (TLS) or unix:///path/redis.sock",
+    )
+    redis_key_prefix: str = Field(
+        default="tawasol:{live}",
+        pattern=r"^[A-Za-z0-9:_.{}-]{1,100}$",
+        description="every key the brains write starts with this; brains of one platform "
+        "share it, two platforms on one Redis must not",
+    )
+    redis_timeout_ms: int = Field(
+        default=250,
+        ge=10,
+        le=5000,
+        description="longest wait for Redis per operation; a decision that cannot reach it is "
+        "refused (503, fail closed)",
+    )
+
     demo: bool = Field(
         default=False,
         description="demo mode: the sample operator (accounts with published passwords) may be "
@@ -345,6 +372,7 @@ class Settings(BaseSettings):
                 "edge_token must be 16 or more letters, digits and . _ - + / "
                 "(it goes into the rendered Kamailio configuration)"
             )
+        problems.extend(self._live_counters_problems(url))
         if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
             problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(
@@ -357,6 +385,33 @@ class Settings(BaseSettings):
             problems.append(f"incident settings: {error.message}")
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def _live_counters_problems(self, database_url: str) -> list[str]:
+        if self.live_counters == "in_process":
+            if self.redis_url:
+                return [
+                    "redis_url is set but live_counters is in_process: set live_counters=redis "
+                    "to share the counters (or remove redis_url)"
+                ]
+            return []
+        problems = []
+        if not self.redis_url:
+            problems.append("live_counters=redis needs redis_url (e.g. redis://127.0.0.1:6379/0)")
+        elif not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append("redis_url must be a redis://, rediss:// or unix:// URL")
+        if database_url.startswith("sqlite"):
+            problems.append(
+                "live_counters=redis is the scaled mode: its brains share one PostgreSQL "
+                "database (database_url=postgresql+psycopg://...), not a SQLite file"
+            )
+        if self.edge_reconcile_interval_s:
+            problems.append(
+                "live_counters=redis: set edge_reconcile_interval_s=0 (one edge's dialog list "
+                "does not hold the calls of the other edges; expiry heals lost calls)"
+            )
+        if self.redis_timeout_ms >= self.brain_timeout_ms:
+            problems.append("redis_timeout_ms must be shorter than brain_timeout_ms")
+        return problems
 
     def detection_settings(self) -> DetectionSettings:
         """The incident detector's thresholds (raises InvalidInput if they contradict)."""

@@ -160,6 +160,9 @@ class InProcessLiveCounters:
         with self._lock:
             return dict(self._conditions)
 
+    def close(self) -> None:
+        """Nothing to let go of (the counters die with the process)."""
+
     # -- inside, the lock held ----------------------------------------------------------------
     def _version(self, subscription_id: int) -> int:
         return max(self._changed.get(subscription_id, 0), self._reset_stamp)

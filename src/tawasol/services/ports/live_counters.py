@@ -132,3 +132,6 @@ class LiveCounters(Protocol):
     def carrier_conditions(self) -> Mapping[str, CarrierState]:
         """Every carrier's state as last set (channels_in_use 0: read `channels_in_use`)."""
         ...
+
+    def close(self) -> None:
+        """Let go of connections (the brain stops); the counters themselves stay."""
