@@ -150,3 +150,36 @@ def test_given_two_brains_when_a_one_call_subscriber_calls_through_each_then_one
         second.authorizer.forget_call("via-a")  # its end reached the other brain
         again = decide(one, user="amina", dialled="00212661234567", call_id="via-a-2")
         assert again["allow"] is True
+
+
+def test_on_sqlite_the_one_brain_runs_every_job_itself(tmp_path: Path) -> None:
+    from sample_brain import sample_brain
+
+    from tawasol.runtime.jobs import brain_runtime
+
+    brain = sample_brain(tmp_path)
+    try:
+        names = brain_runtime(brain).job_names
+    finally:
+        brain.close()
+    assert "cluster-leader" not in names
+    assert {"carrier-probing", "carrier-monitor-tick", "edge-reconciliation"} <= set(names)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_on_postgresql_the_cluster_jobs_wait_for_the_lock(
+    two_brains: tuple[Brain, Brain],
+) -> None:
+    from tawasol.runtime.jobs import brain_runtime
+    from tawasol.runtime.leadership import LeaderOnly
+
+    runtime = brain_runtime(two_brains[0])
+    assert runtime.job_names == ("edge-reconciliation", "cluster-leader")
+    leader = next(job for job in runtime._jobs if isinstance(job, LeaderOnly))
+    assert set(leader.job_names) == {
+        "carrier-probing",
+        "carrier-monitor-tick",
+        "incident-detection",
+        "notice-sender",
+    }
