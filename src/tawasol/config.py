@@ -293,6 +293,13 @@ class Settings(BaseSettings):
     sip_auth_window_s: int = Field(default=900, ge=60)
     sip_auth_lockout_s: int = Field(default=900, ge=60)
     sip_max_message_bytes: int = Field(default=8192, ge=1024, le=65535)
+    edge_brains: str = Field(
+        default="",
+        max_length=2000,
+        description="the brains this edge asks, in order, comma separated host:port (the "
+        "scaled mode: e.g. 10.0.0.11:8040,10.0.0.12:8040); the next is asked when one cannot "
+        "be reached. Empty: the brain at api_host:api_port",
+    )
     brain_timeout_ms: int = Field(
         default=1000, ge=50, le=10_000, description="edge waits this long for a decision"
     )
@@ -345,6 +352,22 @@ class Settings(BaseSettings):
         return key.encode()
 
     @property
+    def edge_brain_addresses(self) -> list[tuple[str, int]]:
+        """`edge_brains` as (host, port) pairs, else [(api_host, api_port)]; raises
+        InvalidConfiguration for an entry that is not host:port."""
+        if not self.edge_brains.strip():
+            return [(self.api_host, self.api_port)]
+        addresses = []
+        for item in self.edge_brains.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not _BRAIN_HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                raise InvalidConfiguration(
+                    f"edge_brains: {item.strip()!r} is not host:port (e.g. 10.0.0.11:8040)"
+                )
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
 
@@ -373,6 +396,11 @@ class Settings(BaseSettings):
                 "(it goes into the rendered Kamailio configuration)"
             )
         problems.extend(self._live_counters_problems(url))
+        try:
+            if len(self.edge_brain_addresses) > 16:
+                problems.append("edge_brains: at most 16 brains per edge")
+        except InvalidConfiguration as error:
+            problems.append(error.message)
         if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
             problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(
@@ -432,6 +460,7 @@ class Settings(BaseSettings):
 
 EDGE_TOKEN_FILE = "edge.token"
 GRANT_KEY_FILE = "grant.key"
+_BRAIN_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _EDGE_TOKEN = re.compile(r"[A-Za-z0-9._+/-]{16,512}")
 
 
