@@ -205,25 +205,29 @@ def brain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brain]:
         brain.admin("POST", "/plans", json=_plan("e2e-maroc", minutes=None))
         brain.admin("POST", "/plans", json=_plan("e2e-one-minute", minutes=1))
         for index, (user, (password, plan)) in enumerate(SUBSCRIBERS.items()):
-            subscriber = brain.admin(
-                "POST",
-                "/subscribers",
-                json={
-                    "name": user.title(),
-                    "phone": f"+3361234{index:04d}",
-                    "time_zone": "Europe/Paris",
-                    "sip_username": user,
-                    "password": password,
-                },
-            )
-            brain.admin(
-                "POST",
-                f"/subscribers/{subscriber['id']}/subscriptions",
-                json={"plan_code": plan},
-            )
+            add_subscriber(brain.admin, user, password, plan=plan, phone=f"+3361234{index:04d}")
         yield brain
     finally:
         brain.stop()
+
+
+def add_subscriber(
+    admin: Callable[..., Any], user: str, password: str, *, plan: str, phone: str
+) -> None:
+    """A subscriber (`user`, `password`) subscribed to `plan`, through the admin API
+    (`admin(method, path, json=...)`: a brain's or `tawasol up`'s)."""
+    subscriber = admin(
+        "POST",
+        "/subscribers",
+        json={
+            "name": user.title(),
+            "phone": phone,
+            "time_zone": "Europe/Paris",
+            "sip_username": user,
+            "password": password,
+        },
+    )
+    admin("POST", f"/subscribers/{subscriber['id']}/subscriptions", json={"plan_code": plan})
 
 
 # -- the edge -----------------------------------------------------------------------------------

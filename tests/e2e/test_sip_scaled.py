@@ -21,9 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import E2E_SETTINGS, MOROCCAN_MOBILE, Brain, _plan, edge_settings
+from conftest import (
+    E2E_SETTINGS,
+    MOROCCAN_MOBILE,
+    Brain,
+    _plan,
+    add_subscriber,
+    edge_settings,
+)
 from sipp_driver import SippCarrier, caller_command, free_port
 
+from support.stack import wait_until
 from support.stores import REDIS_URL, postgres_schema, redis_live_counters, redis_prefix
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.adapters.sip.dialogs import dialog_call_ids
@@ -94,21 +102,8 @@ def _seed(brain: Brain) -> None:
     one_call["fair_use"]["concurrent_calls"] = 1
     brain.admin("POST", "/plans", json=one_call)
     for index, (user, password) in enumerate(USERS.items()):
-        subscriber = brain.admin(
-            "POST",
-            "/subscribers",
-            json={
-                "name": user.title(),
-                "phone": f"+3361235{index:04d}",
-                "time_zone": "Europe/Paris",
-                "sip_username": user,
-                "password": password,
-            },
-        )
         plan = "scaled-one-call" if user == "solo" else "scaled-maroc"
-        brain.admin(
-            "POST", f"/subscribers/{subscriber['id']}/subscriptions", json={"plan_code": plan}
-        )
+        add_subscriber(brain.admin, user, password, plan=plan, phone=f"+3361235{index:04d}")
 
 
 def _caller(
@@ -133,15 +128,6 @@ def _caller(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait(condition: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_given_two_edges_and_two_brains_when_a_one_call_subscriber_calls_through_both_then_one(
@@ -205,18 +191,18 @@ def test_given_calls_through_two_edges_when_a_brain_is_killed_then_no_call_lost(
         records = survivor.admin("GET", "/calls", params={"limit": 1000})
         return [r for r in records if r["call_id"].startswith(("load0-", "load1-"))]
 
-    assert _wait(lambda: sum(r["status"] == "completed" for r in completed()) == 2 * CALLS, 30), [
-        r for r in completed() if r["status"] != "completed"
-    ]
+    assert wait_until(
+        lambda: sum(r["status"] == "completed" for r in completed()) == 2 * CALLS, 30
+    ), [r for r in completed() if r["status"] != "completed"]
     records = completed()
     assert len(records) == len({r["call_id"] for r in records}) == 2 * CALLS
     assert all(r["carrier"] == cluster["codes"].flat for r in records)
     assert all(TALK_MS - 300 <= r["duration_ms"] <= TALK_MS + 1500 for r in records)
 
     with redis_live_counters(cluster["prefix"]) as counters:
-        assert _wait(lambda: counters.calls_in_progress() == 0, 20), counters.open_calls()
+        assert wait_until(lambda: counters.calls_in_progress() == 0, 20), counters.open_calls()
     for edge in edges:  # an ended dialog stays listed until Kamailio's dialog timer drops it
-        assert _wait(lambda edge=edge: dialog_call_ids(edge.ctl_socket) == set(), 30), (
+        assert wait_until(lambda edge=edge: not dialog_call_ids(edge.ctl_socket), 30, 0.5), (
             subprocess.run(
                 ["kamcmd", "-s", f"unix:{edge.ctl_socket}", "dlg.list"],
                 capture_output=True,

@@ -24,6 +24,7 @@ from conftest import (
     MOROCCAN_MOBILE,
     Brain,
     _plan,
+    add_subscriber,
 )
 from sipp_driver import CallerRun, SippCarrier, caller_command, read_trace, run_caller
 
@@ -115,21 +116,8 @@ def platform(tmp_path: Path) -> Iterator[UpPlatform]:
         one_at_a_time["fair_use"]["concurrent_calls"] = 1
         platform.admin("POST", "/plans", json=one_at_a_time)
         for index, (user, password) in enumerate(PASSWORDS.items()):
-            subscriber = platform.admin(
-                "POST",
-                "/subscribers",
-                json={
-                    "name": user.title(),
-                    "phone": f"+3361299{index:04d}",
-                    "time_zone": "Europe/Paris",
-                    "sip_username": user,
-                    "password": password,
-                },
-            )
-            platform.admin(
-                "POST",
-                f"/subscribers/{subscriber['id']}/subscriptions",
-                json={"plan_code": "e2e-one-call"},
+            add_subscriber(
+                platform.admin, user, password, plan="e2e-one-call", phone=f"+3361299{index:04d}"
             )
         yield platform
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.stack import wait_until
 from support.stores import postgres_schema
 from tawasol.adapters.store.advisory_lock import PostgresAdvisoryLock, advisory_key
 from tawasol.runtime import Runtime
@@ -69,15 +70,6 @@ def _writers(out: Path, since_line: int = 0) -> list[int]:
     return [int(line) for line in out.read_text().split()[since_line:]]
 
 
-def _wait(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _runtime_process(url: str, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", RUNTIME_SCRIPT, url, str(out), "60"],
@@ -93,7 +85,7 @@ def test_given_two_brains_then_one_runs_the_jobs_and_the_other_takes_over_when_i
     first = _runtime_process(database, out)
     second: subprocess.Popen[bytes] | None = None
     try:
-        assert _wait(lambda: first.pid in _writers(out), 20), "the first brain never led"
+        assert wait_until(lambda: first.pid in _writers(out), 20), "the first brain never led"
         second = _runtime_process(database, out)
         time.sleep(2.0)  # the second has tried to take the lock several times by now
         assert set(_writers(out)) == {first.pid}
@@ -102,7 +94,7 @@ def test_given_two_brains_then_one_runs_the_jobs_and_the_other_takes_over_when_i
         first.wait(timeout=10)
         killed_at = time.monotonic()
         seen = len(_writers(out))
-        assert _wait(lambda: second.pid in _writers(out, seen), 10), "nobody took over"
+        assert wait_until(lambda: second.pid in _writers(out, seen), 10), "nobody took over"
         assert time.monotonic() - killed_at < 10
         time.sleep(0.5)
         assert set(_writers(out, seen)) == {second.pid}

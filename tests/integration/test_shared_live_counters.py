@@ -21,7 +21,7 @@ from tawasol.domain.calls import CallRecord
 from tawasol.domain.catalog import FairUse
 from tawasol.domain.decision import CallRequest
 from tawasol.services.authorize_call import CallAuthorizer
-from unit.test_authorize_service import MOBILE, NOW, Clock, MemoryCatalog, operator
+from unit.test_authorize_service import MOBILE, NOW, Clock, MemoryCatalog, authorizer, operator
 
 pytestmark = pytest.mark.redis
 
@@ -35,14 +35,7 @@ def prefix() -> Iterator[str]:
 
 
 def brain(store: MemoryCatalog, clock: Clock, counters: RedisLiveCounters) -> CallAuthorizer:
-    return CallAuthorizer(
-        catalog=store,
-        calls=store,
-        clock=clock,
-        realm="tawasol.local",
-        fake_ha1_secret=b"secret",
-        counters=counters,
-    )
+    return authorizer(store, clock, counters)
 
 
 def _attempt(
