@@ -35,8 +35,10 @@ from tawasol.services.direct_numbers import (
     OperatorRelay,
 )
 from tawasol.services.incidents import IncidentService
+from tawasol.services.live_counters import InProcessLiveCounters
 from tawasol.services.notices import NoticeChannel, NoticeSender, NoticeService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
+from tawasol.services.ports.live_counters import LiveCounters
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
 from tawasol.services.sales_guard import SalesGuard
@@ -69,6 +71,7 @@ class Brain:
     notices: Notices
     sales_guard: SalesGuard
     direct_numbers: DirectNumberService
+    live_counters: LiveCounters
     _billing: Billing | None = None
 
     @property
@@ -95,11 +98,27 @@ class Brain:
         self.store.close()
         if self._billing is not None:
             self._billing.close()
+        self.live_counters.close()
+
+
+def build_live_counters(settings: Settings) -> LiveCounters:
+    """The live counters the settings choose: in this process (embedded mode) or in Redis,
+    shared by every brain (scaled mode; raises `Unavailable` when Redis does not answer)."""
+    if settings.live_counters == "redis":
+        from tawasol.adapters.redis import connect_live_counters
+
+        return connect_live_counters(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            timeout_s=settings.redis_timeout_ms / 1000,
+        )
+    return InProcessLiveCounters()
 
 
 def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Brain:
     settings.check()
     private_directory(settings.data_dir)
+    counters = build_live_counters(settings)  # before the store: Redis down fails at once
     store = SqlStore.from_url(settings.resolved_database_url, clock=clock)
     refusals = RefusalRecorder(store=store)
     notices = build_notices(settings, store, clock)
@@ -130,6 +149,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         hold_margin=timedelta(seconds=settings.call_hold_margin_s),
         unlisted_number_countries=settings.unlisted_number_country_set,
         on_refused=on_refused,
+        counters=counters,
     )
     monitor = CarrierMonitor(
         store=store,
@@ -185,6 +205,7 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
         incidents=incidents,
         notices=notices,
         sales_guard=SalesGuard(incidents=incident_store, plans=store.list_plans),
+        live_counters=counters,
         direct_numbers=direct_numbers,
     )
 

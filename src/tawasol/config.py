@@ -38,6 +38,33 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
 
+    # -- the live counters: embedded (one brain) or scaled (brains sharing Redis) ----------
+    live_counters: Literal["in_process", "redis"] = Field(
+        default="in_process",
+        description="in_process: the embedded mode, one brain holds the calls in progress in "
+        "its memory; redis: the scaled mode, every brain shares them in Redis at redis_url "
+        "(docs/scaling.md)",
+    )
+    redis_url: str = Field(
+        default="",
+        max_length=2000,
+        description="the live counters' Redis when live_counters=redis: redis://host:6379/0, "
+        "rediss:// (TLS) or unix:///path/redis.sock",
+    )
+    redis_key_prefix: str = Field(
+        default="tawasol:{live}",
+        pattern=r"^[A-Za-z0-9:_.{}-]{1,100}$",
+        description="every key the brains write starts with this; brains of one platform "
+        "share it, two platforms on one Redis must not",
+    )
+    redis_timeout_ms: int = Field(
+        default=250,
+        ge=10,
+        le=5000,
+        description="longest wait for Redis per operation; a decision that cannot reach it is "
+        "refused (503, fail closed)",
+    )
+
     demo: bool = Field(
         default=False,
         description="demo mode: the sample operator (accounts with published passwords) may be "
@@ -310,6 +337,13 @@ class Settings(BaseSettings):
     sip_auth_window_s: int = Field(default=900, ge=60)
     sip_auth_lockout_s: int = Field(default=900, ge=60)
     sip_max_message_bytes: int = Field(default=8192, ge=1024, le=65535)
+    edge_brains: str = Field(
+        default="",
+        max_length=2000,
+        description="the brains this edge asks, in order, comma separated host:port (the "
+        "scaled mode: e.g. 10.0.0.11:8040,10.0.0.12:8040); the next is asked when one cannot "
+        "be reached. Empty: the brain at api_host:api_port",
+    )
     brain_timeout_ms: int = Field(
         default=1000, ge=50, le=10_000, description="edge waits this long for a decision"
     )
@@ -362,6 +396,22 @@ class Settings(BaseSettings):
         return key.encode()
 
     @property
+    def edge_brain_addresses(self) -> list[tuple[str, int]]:
+        """`edge_brains` as (host, port) pairs, else [(api_host, api_port)]; raises
+        InvalidConfiguration for an entry that is not host:port."""
+        if not self.edge_brains.strip():
+            return [(self.api_host, self.api_port)]
+        addresses = []
+        for item in self.edge_brains.split(","):
+            host, _, port = item.strip().rpartition(":")
+            if not _BRAIN_HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                raise InvalidConfiguration(
+                    f"edge_brains: {item.strip()!r} is not host:port (e.g. 10.0.0.11:8040)"
+                )
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
 
@@ -396,6 +446,12 @@ class Settings(BaseSettings):
                 "notice_sms_sender must be 1 to 11 letters, digits, spaces or . - _ "
                 "(GSM 03.40 alphanumeric sender), or a number of up to 15 digits"
             )
+        problems.extend(self._live_counters_problems(url))
+        try:
+            if len(self.edge_brain_addresses) > 16:
+                problems.append("edge_brains: at most 16 brains per edge")
+        except InvalidConfiguration as error:
+            problems.append(error.message)
         if self.alert_webhook_url and not self.alert_webhook_secret.get_secret_value():
             problems.append("alert_webhook_url needs alert_webhook_secret (bodies are signed)")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(
@@ -408,6 +464,33 @@ class Settings(BaseSettings):
             problems.append(f"incident settings: {error.message}")
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def _live_counters_problems(self, database_url: str) -> list[str]:
+        if self.live_counters == "in_process":
+            if self.redis_url:
+                return [
+                    "redis_url is set but live_counters is in_process: set live_counters=redis "
+                    "to share the counters (or remove redis_url)"
+                ]
+            return []
+        problems = []
+        if not self.redis_url:
+            problems.append("live_counters=redis needs redis_url (e.g. redis://127.0.0.1:6379/0)")
+        elif not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append("redis_url must be a redis://, rediss:// or unix:// URL")
+        if database_url.startswith("sqlite"):
+            problems.append(
+                "live_counters=redis is the scaled mode: its brains share one PostgreSQL "
+                "database (database_url=postgresql+psycopg://...), not a SQLite file"
+            )
+        if self.edge_reconcile_interval_s:
+            problems.append(
+                "live_counters=redis: set edge_reconcile_interval_s=0 (one edge's dialog list "
+                "does not hold the calls of the other edges; expiry heals lost calls)"
+            )
+        if self.redis_timeout_ms >= self.brain_timeout_ms:
+            problems.append("redis_timeout_ms must be shorter than brain_timeout_ms")
+        return problems
 
     def detection_settings(self) -> DetectionSettings:
         """The incident detector's thresholds (raises InvalidInput if they contradict)."""
@@ -430,6 +513,7 @@ class Settings(BaseSettings):
 
 EDGE_TOKEN_FILE = "edge.token"
 GRANT_KEY_FILE = "grant.key"
+_BRAIN_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _EDGE_TOKEN = re.compile(r"[A-Za-z0-9._+/-]{16,512}")
 _SMS_SENDER = re.compile(r"[A-Za-z0-9 ._-]{1,11}|\+?[0-9]{1,15}")
 

@@ -1,24 +1,29 @@
-"""The `LiveCounters` contract: what every implementation (in process today, Redis in issue 19)
-must do with calls in progress, carriers' channels and the period's use."""
+"""The `LiveCounters` contract: what every implementation (in process, Redis) must do with calls
+in progress, carriers' channels, the period's use, versions and carriers' states."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from support.stores import redis_live_counters
+from tawasol.domain.carriers import CarrierState
 from tawasol.domain.decision import Usage
 from tawasol.services.live_counters import InProcessLiveCounters
 from tawasol.services.ports.live_counters import LiveCounters, OpenCall
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-IMPLEMENTATIONS: dict[str, Callable[[], LiveCounters]] = {"in_process": InProcessLiveCounters}
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def counters(request: pytest.FixtureRequest) -> LiveCounters:
-    return IMPLEMENTATIONS[request.param]()
+@pytest.fixture(params=["in_process", pytest.param("redis", marks=pytest.mark.redis)])
+def counters(request: pytest.FixtureRequest) -> Iterator[LiveCounters]:
+    if request.param == "in_process":
+        yield InProcessLiveCounters()
+    else:
+        with redis_live_counters() as shared:
+            yield shared
 
 
 def a_call(subscription_id: int = 1, *, reserved: int = 600, minutes: int = 2) -> OpenCall:
@@ -171,3 +176,80 @@ def test_current_usage_merges_the_period_and_the_calls_in_progress(counters: Liv
     assert merged == Usage(answered_seconds=60, active_calls=1, reserved_seconds=600)
     counters.release("c1")
     assert counters.current_usage(1) == Usage(answered_seconds=60)
+
+
+def test_given_a_version_read_when_nothing_changed_then_the_call_opens(
+    counters: LiveCounters,
+) -> None:
+    used, version = counters.decision_usage(1)
+    assert used is None
+    assert counters.open("c1", a_call(), if_version=version)
+    used, after = counters.decision_usage(1)
+    assert used == Usage(active_calls=1, reserved_seconds=600)
+    assert after != version
+
+
+def test_given_two_deciders_read_the_same_version_then_only_the_first_opens(
+    counters: LiveCounters,
+) -> None:
+    """Two brains decide the last slot of a one-call subscriber at once: one call gets it."""
+    _, version = counters.decision_usage(1)
+    assert counters.open("first", a_call(), if_version=version)
+    assert not counters.open("second", a_call(), if_version=version)
+    assert counters.calls_in_progress(1) == 1
+    assert counters.get("second") is None
+
+
+@pytest.mark.parametrize("change", ["release", "add_usage", "reset_usage", "expire"])
+def test_every_change_to_a_subscription_moves_its_version(
+    counters: LiveCounters, change: str
+) -> None:
+    counters.open("held", a_call(minutes=1))
+    _, version = counters.decision_usage(1)
+    if change == "release":
+        counters.release("held")
+    elif change == "add_usage":
+        counters.add_usage(1, answered_seconds=10)
+    elif change == "reset_usage":
+        counters.reset_usage({})
+    else:
+        assert counters.expire(NOW + timedelta(minutes=1)) == ["held"]
+    assert not counters.open("next", a_call(), if_version=version)
+    assert counters.open("next", a_call(), if_version=counters.decision_usage(1)[1])
+
+
+def test_another_subscription_changing_leaves_the_version_alone(counters: LiveCounters) -> None:
+    _, version = counters.decision_usage(1)
+    counters.open("other", a_call(subscription_id=2))
+    counters.add_usage(2, answered_seconds=30)
+    assert counters.open("mine", a_call(), if_version=version)
+
+
+def test_carrier_states_are_kept_without_channels(counters: LiveCounters) -> None:
+    assert counters.carrier_conditions() == {}
+    counters.set_carrier_condition(
+        "atlas", CarrierState(up=False, channels_in_use=7, effective_channels=12)
+    )
+    counters.set_carrier_condition("orbit", CarrierState(de_preferred=True))
+    assert counters.carrier_conditions() == {
+        "atlas": CarrierState(up=False, effective_channels=12),
+        "orbit": CarrierState(de_preferred=True),
+    }
+    counters.set_carrier_condition("atlas", CarrierState())
+    assert counters.carrier_conditions()["atlas"] == CarrierState()
+
+
+def test_an_open_call_keeps_every_field(counters: LiveCounters) -> None:
+    call = a_call()
+    counters.open("c1", call)
+    assert counters.get("c1") == call
+    bare = OpenCall(subscription_id=3, destination="+22507000000", expires_at=NOW)
+    counters.open("bare", bare)
+    assert counters.get("bare") == bare
+    counters.note_answer("bare", expires_at=NOW + timedelta(seconds=90))
+    assert counters.get("bare") == OpenCall(
+        subscription_id=3,
+        destination="+22507000000",
+        expires_at=NOW + timedelta(seconds=90),
+        answered=True,
+    )

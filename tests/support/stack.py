@@ -43,6 +43,16 @@ def free_port(host: str = LOCALHOST) -> int:
     raise RuntimeError("no free port found")
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
+    """Whether `condition()` became true within `timeout_s` (asked every `every_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every_s)
+    return bool(condition())
+
+
 def tawasol_command() -> str:
     """The `tawasol` command of this environment (next to its Python, else on PATH)."""
     beside_python = Path(sys.executable).parent / "tawasol"

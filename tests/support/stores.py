@@ -5,12 +5,14 @@ come from the sample operator (tests/support/operator.py: `a_plan`, `a_new_subsc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine
@@ -23,6 +25,9 @@ from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
 from tawasol.domain.subscribers import Subscription, SubscriptionStatus
 from tawasol.services.ports import NewSubscription, Store
+
+if TYPE_CHECKING:
+    from tawasol.adapters.redis import RedisLiveCounters
 
 POSTGRES_URL = os.environ.get(
     "TAWASOL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -160,3 +165,38 @@ def migrated_store(url: str) -> Iterator[SqlStore]:
         yield sql_store
     finally:
         sql_store.close()
+
+
+REDIS_URL = os.environ.get("TAWASOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the test Redis (parallel runs never share keys),
+    every key under it deleted afterwards. The braces keep the keys in one cluster slot."""
+    import redis
+
+    prefix = f"tawasol-test:{{{uuid.uuid4().hex[:12]}}}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+@contextmanager
+def redis_live_counters(prefix: str | None = None) -> Iterator[RedisLiveCounters]:
+    """`RedisLiveCounters` on the test Redis, under `prefix` (default: a fresh one)."""
+    from tawasol.adapters.redis import connect_live_counters
+
+    with contextlib.ExitStack() as stack:
+        if prefix is None:
+            prefix = stack.enter_context(redis_prefix())
+        counters = connect_live_counters(REDIS_URL, prefix=prefix)
+        stack.callback(counters.close)
+        yield counters

@@ -11,6 +11,7 @@ from tawasol.domain.decision import CallRequest
 from tawasol.domain.subscribers import Subscriber, Subscription, SubscriptionStatus
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.ports import CatalogSnapshot
+from tawasol.services.ports.live_counters import LiveCounters
 from tawasol.services.sample_operator import sample_carriers, sample_plans
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -83,7 +84,9 @@ class Clock:
         return self.now
 
 
-def authorizer(store: MemoryCatalog, clock: Clock) -> CallAuthorizer:
+def authorizer(
+    store: MemoryCatalog, clock: Clock, counters: LiveCounters | None = None
+) -> CallAuthorizer:
     return CallAuthorizer(
         catalog=store,
         calls=store,
@@ -91,6 +94,7 @@ def authorizer(store: MemoryCatalog, clock: Clock) -> CallAuthorizer:
         realm="tawasol.local",
         fake_ha1_secret=b"secret",
         refresh_interval=timedelta(seconds=1),
+        counters=counters,
     )
 
 

@@ -98,7 +98,10 @@ def open_brain() -> Brain:
 
     settings = current_settings()
     require_database(settings)
-    return build_brain(settings)
+    try:
+        return build_brain(settings)
+    except TawasolError as error:  # e.g. Redis or the database unreachable: its exit code
+        raise fail(error) from error
 
 
 def require_database(settings: Settings) -> None:

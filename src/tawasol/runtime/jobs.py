@@ -16,8 +16,10 @@ from pathlib import Path
 
 from tawasol.adapters.probing import OptionsProber, ProbeResult, probe_forever
 from tawasol.adapters.sip.dialogs import DialogListUnavailable, dialog_call_ids
+from tawasol.adapters.store.advisory_lock import PostgresAdvisoryLock
 from tawasol.composition import Brain
-from tawasol.runtime import Runtime
+from tawasol.runtime import Job, Runtime
+from tawasol.runtime.leadership import ClusterLock, LeaderOnly
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.billing.run import RunSummary
 from tawasol.services.billing.schedule import BillingJob
@@ -140,28 +142,40 @@ def billing_job(brain: Brain) -> BillingJob | None:
     )
 
 
-def brain_runtime(brain: Brain) -> Runtime:
-    """The background work of one brain process, from its settings."""
+def brain_runtime(brain: Brain, *, lock: ClusterLock | None = None) -> Runtime:
+    """The background work of one brain process, from its settings.
+
+    Probing, the monitor's clock, the incident ticker, the notice sender and billing run once across
+    the cluster: on PostgreSQL, only on the brain holding the cluster lock (`lock`, default
+    the database's advisory lock); on SQLite (one brain) without a lock. Warm-up and the
+    reconciliation with this brain's edge are every brain's own."""
     settings = brain.settings
     billing = billing_job(brain)
+    cluster_jobs: list[Job] = [
+        CarrierProbing(
+            monitor=brain.monitor,
+            authorizer=brain.authorizer,
+            timeout_s=settings.probe_timeout_ms / 1000,
+            interval_s=settings.probe_interval_s,
+            quick_rounds=max(settings.probe_down_after, settings.probe_up_after),
+        ),
+        MonitorClock(monitor=brain.monitor),
+        IncidentTicker(brain.incidents, interval_s=settings.incident_tick_interval_ms / 1000),
+        brain.notices.sender,
+        *([billing] if billing is not None else []),
+    ]
+    url = settings.resolved_database_url
+    if lock is None and url.startswith("postgresql"):
+        lock = PostgresAdvisoryLock(url)
+    own_jobs: list[Job] = [
+        EdgeReconciliation(
+            authorizer=brain.authorizer,
+            ctl_socket=settings.resolved_kamailio_ctl_socket,
+            interval_s=settings.edge_reconcile_interval_s,
+        )
+    ]
+    jobs = own_jobs + ([LeaderOnly(cluster_jobs, lock=lock)] if lock else cluster_jobs)
     return Runtime(
-        [
-            CarrierProbing(
-                monitor=brain.monitor,
-                authorizer=brain.authorizer,
-                timeout_s=settings.probe_timeout_ms / 1000,
-                interval_s=settings.probe_interval_s,
-                quick_rounds=max(settings.probe_down_after, settings.probe_up_after),
-            ),
-            MonitorClock(monitor=brain.monitor),
-            EdgeReconciliation(
-                authorizer=brain.authorizer,
-                ctl_socket=settings.resolved_kamailio_ctl_socket,
-                interval_s=settings.edge_reconcile_interval_s,
-            ),
-            IncidentTicker(brain.incidents, interval_s=settings.incident_tick_interval_ms / 1000),
-            brain.notices.sender,
-            *([billing] if billing is not None else []),
-        ],
+        jobs,
         prepare=[lambda: warm_up(monitor=brain.monitor, calls=brain.calls, now=brain.clock())],
     )

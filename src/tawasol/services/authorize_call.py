@@ -27,7 +27,15 @@ from datetime import datetime, timedelta
 
 from tawasol.domain.calls import CallRecord
 from tawasol.domain.carriers import CarrierState
-from tawasol.domain.decision import CallRequest, Decision, DecisionState, Usage, authorize_call
+from tawasol.domain.decision import (
+    SIP_REPLY,
+    CallRequest,
+    Decision,
+    DecisionState,
+    Reason,
+    Usage,
+    authorize_call,
+)
 from tawasol.domain.routing import RoutingStrategy
 from tawasol.domain.routing.committed_capacity_first import committed_capacity_first
 from tawasol.domain.subscribers import Subscriber, Subscription
@@ -58,16 +66,26 @@ _EVENT_SLACK = timedelta(seconds=5)
 
 class _UsageView(Mapping[int, Usage]):
     """Usage per subscription with calls in progress merged in, read from the live counters
-    one subscription at a time (a decision reads one; copying 50,000 would cost more)."""
+    one subscription at a time (a decision reads one; copying 50,000 would cost more). Each
+    subscription is read once per view, with its version: the call is opened only if that
+    version still holds (several brains share the counters)."""
 
     def __init__(self, counters: LiveCounters) -> None:
         self._counters = counters
+        self._read: dict[int, tuple[Usage | None, int]] = {}
+
+    def version(self, subscription_id: int) -> int | None:
+        """The version read with the subscription's use (None: not read)."""
+        read = self._read.get(subscription_id)
+        return read[1] if read is not None else None
 
     def __getitem__(self, subscription_id: int) -> Usage:
-        used = self._counters.current_usage(subscription_id)
-        if used is None:
+        read = self._read.get(subscription_id)
+        if read is None:
+            read = self._read[subscription_id] = self._counters.decision_usage(subscription_id)
+        if read[0] is None:
             raise KeyError(subscription_id)
-        return used
+        return read[0]
 
     def __iter__(self) -> Iterator[int]:
         open_calls = self._counters.open_calls().values()
@@ -75,6 +93,27 @@ class _UsageView(Mapping[int, Usage]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+# Decisions taken again when another brain changed the subscription's counters in between;
+# past this many the call is refused as over its limit (only a subscriber whose calls keep
+# arriving at several brains within the same milliseconds can get there).
+DECISION_ATTEMPTS = 8
+
+
+def _contended(decision: Decision) -> Decision:
+    """The refusal of a call whose subscription's counters never held still long enough to
+    open it: as over its simultaneous calls (it is placing many at once)."""
+    sip_code, sip_reason = SIP_REPLY[Reason.CONCURRENT_LIMIT]
+    return replace(
+        decision,
+        allowed=False,
+        reason=Reason.CONCURRENT_LIMIT,
+        sip_code=sip_code,
+        sip_reason=sip_reason,
+        max_duration=timedelta(0),
+        routes=(),
+    )
 
 
 class CallAuthorizer:
@@ -120,7 +159,6 @@ class CallAuthorizer:
         self._counters: LiveCounters = counters or InProcessLiveCounters()
         self._unlisted_allowed = 0
         self._expired_at: datetime | None = None
-        self._conditions: dict[str, CarrierState] = {}
         self._strategy: RoutingStrategy = committed_capacity_first
 
     # -- state ------------------------------------------------------------------------------
@@ -175,14 +213,15 @@ class CallAuthorizer:
             self._strategy = strategy
 
     def set_carrier_state(self, carrier: str, condition: CarrierState) -> None:
-        """Apply what the carrier monitor learned (probing, capacity, quality)."""
+        """Apply what the carrier monitor learned (probing, capacity, quality): kept in the
+        live counters, so every brain sharing them routes on it."""
         with self._lock:
-            self._conditions[carrier] = condition
+            self._counters.set_carrier_condition(carrier, condition)
 
     def set_carrier_up(self, carrier: str, up: bool) -> None:
         with self._lock:
-            current = self._conditions.get(carrier, CarrierState())
-            self._conditions[carrier] = replace(current, up=up)
+            current = self._counters.carrier_conditions().get(carrier, CarrierState())
+            self._counters.set_carrier_condition(carrier, replace(current, up=up))
 
     def channels_in_use(self, carrier: str) -> int:
         """Calls on the carrier now (ringing or talking)."""
@@ -207,15 +246,11 @@ class CallAuthorizer:
         """Reachability, capacity and calls in progress per carrier (channels in use)."""
         with self._lock:
             in_use = self._counters.channels_in_use()
-            codes = set(self._conditions) | {code for code, count in in_use.items() if count}
+            conditions = self._counters.carrier_conditions()
+            codes = set(conditions) | {code for code, count in in_use.items() if count}
             nominal = CarrierState()
             return {
-                code: CarrierState(
-                    up=self._conditions.get(code, nominal).up,
-                    channels_in_use=in_use.get(code, 0),
-                    effective_channels=self._conditions.get(code, nominal).effective_channels,
-                    de_preferred=self._conditions.get(code, nominal).de_preferred,
-                )
+                code: replace(conditions.get(code, nominal), channels_in_use=in_use.get(code, 0))
                 for code in codes
             }
 
@@ -263,16 +298,33 @@ class CallAuthorizer:
             # The same call asked again (a retransmitted INVITE) must not count against itself.
             self._release(request.call_id)
             self._heal(now)
-            # The live counters themselves, not copies: a decision reads one subscription's
-            # entry, and copying 50,000 per call would cost more than the decision.
-            usage = _UsageView(self._counters)
-            state = self._state(snapshot, usage, self.carrier_states())
-            decision = authorize_call(request, state, now, strategy=self._strategy, explain=False)
+            for _ in range(DECISION_ATTEMPTS):
+                # The live counters themselves, not copies: a decision reads one
+                # subscription's entry, and copying 50,000 per call would cost more than it.
+                usage = _UsageView(self._counters)
+                state = self._state(snapshot, usage, self.carrier_states())
+                decision = authorize_call(
+                    request, state, now, strategy=self._strategy, explain=False
+                )
+                if not (
+                    decision.allowed and decision.subscription_id is not None and request.call_id
+                ):
+                    break
+                version = usage.version(decision.subscription_id)
+                if self._track(request.call_id, decision, now, if_version=version):
+                    if decision.unlisted_number:
+                        self._unlisted_allowed += 1
+                    break
+                # another brain changed this subscription's counters since they were read
+            else:
+                log.warning(
+                    "call %s: refused, the subscription's counters kept changing under %d "
+                    "decisions in a row",
+                    request.call_id,
+                    DECISION_ATTEMPTS,
+                )
+                decision = _contended(decision)
             subscriber = snapshot.subscribers.get(request.sip_username)
-            if decision.allowed and decision.subscription_id is not None and request.call_id:
-                self._track(request.call_id, decision, now)
-                if decision.unlisted_number:
-                    self._unlisted_allowed += 1
         if not decision.allowed and self._on_refused is not None:
             self._on_refused(request, decision, now)
         ha1 = subscriber.ha1 if subscriber else self.fake_ha1(request.sip_username)
@@ -284,7 +336,11 @@ class CallAuthorizer:
         (calls in progress, minutes used and held) and never expires, frees or counts a call."""
         return authorize_call(request, self.decision_state(now), now, strategy=self._strategy)
 
-    def _track(self, call_id: str, decision: Decision, now: datetime) -> None:
+    def _track(
+        self, call_id: str, decision: Decision, now: datetime, *, if_version: int | None
+    ) -> bool:
+        """Count the allowed call as in progress; False when the subscription's counters
+        changed since `if_version` was read (decide again)."""
         assert decision.subscription_id is not None and decision.destination is not None
         carriers = tuple(dict.fromkeys(route.carrier for route in decision.routes))
         opened = self._counters.open(
@@ -299,11 +355,13 @@ class CallAuthorizer:
                 reserved_seconds=decision.max_duration_seconds,
                 opened_at=now,
             ),
+            if_version=if_version,
         )
         if opened and carriers:
             # The channel is taken now, not when the carrier answers: forty calls arriving in
             # the same second must not all be sent to the same thirty flat-rate channels.
             self._counters.hold_channel(call_id, carriers[0])
+        return opened
 
     def _next_carrier(self, call_id: str, failed: str) -> str | None:
         call = self._counters.get(call_id)

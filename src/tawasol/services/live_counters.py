@@ -1,7 +1,7 @@
 """The live counters of one brain process, in its memory (`LiveCounters` port).
 
-The default: one brain decides every call. Several brains sharing counters need the Redis
-implementation (issue 19), which passes the same contract tests.
+The default (the embedded mode): one brain decides every call. Several brains sharing counters
+use `adapters.redis.RedisLiveCounters` (the scaled mode), which passes the same contract tests.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from tawasol.domain.carriers import CarrierState
 from tawasol.domain.decision import Usage
 from tawasol.services.ports.live_counters import OpenCall
 
@@ -30,15 +31,24 @@ class InProcessLiveCounters:
         self._held_since: dict[str, int] = {}
         self._hold_sequence = 0
         self._usage: dict[int, Usage] = {}
+        # Versions: one rising stamp for every change; a subscription's version is the stamp
+        # of its last change, or of the last reset when that came later.
+        self._stamp = 0
+        self._changed: dict[int, int] = {}
+        self._reset_stamp = 0
+        self._conditions: dict[str, CarrierState] = {}
 
     # -- calls in progress ------------------------------------------------------------------
-    def open(self, call_id: str, call: OpenCall) -> bool:
+    def open(self, call_id: str, call: OpenCall, *, if_version: int | None = None) -> bool:
         with self._lock:
             if call_id in self._open:
+                return False
+            if if_version is not None and self._version(call.subscription_id) != if_version:
                 return False
             self._open[call_id] = call
             self._active[call.subscription_id] += 1
             self._reserved[call.subscription_id] += call.reserved_seconds
+            self._touch(call.subscription_id)
             return True
 
     def get(self, call_id: str) -> OpenCall | None:
@@ -111,23 +121,23 @@ class InProcessLiveCounters:
                 key: replace(used, active_calls=0, reserved_seconds=0)
                 for key, used in usage.items()
             }
+            self._stamp += 1
+            self._reset_stamp = self._stamp
 
     def usage(self, subscription_id: int) -> Usage | None:
         with self._lock:
             return self._usage.get(subscription_id)
 
     def current_usage(self, subscription_id: int) -> Usage | None:
+        return self.decision_usage(subscription_id)[0]
+
+    def decision_usage(self, subscription_id: int) -> tuple[Usage | None, int]:
         with self._lock:
             active = self._active.get(subscription_id, 0)
             reserved = self._reserved.get(subscription_id, 0)
             used = self._usage.get(subscription_id)
-        if used is None:
-            if not active and not reserved:
-                return None
-            return Usage(active_calls=active, reserved_seconds=reserved)
-        if active == used.active_calls and reserved == used.reserved_seconds:
-            return used
-        return replace(used, active_calls=active, reserved_seconds=reserved)
+            version = self._version(subscription_id)
+        return merged_usage(used, active, reserved), version
 
     def add_usage(
         self, subscription_id: int, *, answered_seconds: int = 0, destination: str | None = None
@@ -139,8 +149,28 @@ class InProcessLiveCounters:
             if destination and destination not in used.distinct_numbers:
                 used = replace(used, distinct_numbers=used.distinct_numbers | {destination})
             self._usage[subscription_id] = used
+            self._touch(subscription_id)
+
+    # -- carriers' states -------------------------------------------------------------------
+    def set_carrier_condition(self, carrier: str, state: CarrierState) -> None:
+        with self._lock:
+            self._conditions[carrier] = replace(state, channels_in_use=0)
+
+    def carrier_conditions(self) -> Mapping[str, CarrierState]:
+        with self._lock:
+            return dict(self._conditions)
+
+    def close(self) -> None:
+        """Nothing to let go of (the counters die with the process)."""
 
     # -- inside, the lock held ----------------------------------------------------------------
+    def _version(self, subscription_id: int) -> int:
+        return max(self._changed.get(subscription_id, 0), self._reset_stamp)
+
+    def _touch(self, subscription_id: int) -> None:
+        self._stamp += 1
+        self._changed[subscription_id] = self._stamp
+
     def _release(self, call_id: str) -> None:
         call = self._open.pop(call_id, None)
         if call is not None:
@@ -149,6 +179,7 @@ class InProcessLiveCounters:
             self._reserved[subscription] = max(
                 0, self._reserved[subscription] - call.reserved_seconds
             )
+            self._touch(subscription)
         self._hold_channel(call_id, None)
 
     def _hold_channel(self, call_id: str, carrier: str | None) -> None:
@@ -164,3 +195,14 @@ class InProcessLiveCounters:
             self._carrier_calls[call_id] = carrier
             self._held_since[call_id] = self._hold_sequence
             self._carrier_in_use[carrier] += 1
+
+
+def merged_usage(used: Usage | None, active: int, reserved: int) -> Usage | None:
+    """The period's use with the calls in progress merged in (None: neither)."""
+    if used is None:
+        if not active and not reserved:
+            return None
+        return Usage(active_calls=active, reserved_seconds=reserved)
+    if active == used.active_calls and reserved == used.reserved_seconds:
+        return used
+    return replace(used, active_calls=active, reserved_seconds=reserved)

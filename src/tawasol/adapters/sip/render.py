@@ -66,12 +66,15 @@ def render_config(settings: Settings, *, run_dir: Path) -> str:
             f"run directory {run_dir} is too long for a control socket path "
             f"({len(str(control))} > {_MAX_UNIX_SOCKET_PATH} bytes): choose a shorter one"
         )
+    brains = settings.edge_brain_addresses
     values = {
         "RUN_DIR": str(run_dir),
         "REALM": settings.sip_realm,
         "NODE": node_name(settings),
-        "BRAIN_HOST": settings.api_host,
-        "BRAIN_PORT": str(settings.api_port),
+        "BRAIN_HOST": brains[0][0],
+        "BRAIN_PORT": str(brains[0][1]),
+        # the brains this edge asks, in order (edge_brain.BrainPool), "/" between them
+        "BRAIN_ADDRESSES": "/".join(f"{host}:{port}" for host, port in brains),
         "BRAIN_TIMEOUT_MS": str(settings.brain_timeout_ms),
         # the edge's credential for the brain (docs/security.md): the rendered file is 0600
         "EDGE_TOKEN": settings.resolved_edge_token(),

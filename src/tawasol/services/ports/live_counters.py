@@ -6,10 +6,19 @@ progress, in the order they were taken (RFC 3261 §16.6 serial forking: a call h
 at a time, on the carrier it is being tried on). Every call counted as open has an expiry: when
 its events never come, `expire` frees what it holds.
 
+Per carrier, too: its state as the carrier monitor last set it (up, effective channels,
+de-preferred), so that every brain routes on what the one monitor of the cluster learned.
+
+Several brains decide at once, so a decision is optimistic: it reads a subscription's use with
+its *version* (`decision_usage`), decides, and opens the call only if that version still holds
+(`open(..., if_version=...)`); otherwise it decides again on the new figures. That is what
+makes "one allowed call gets one call" exact whichever brain decides.
+
 `services.live_counters.InProcessLiveCounters` keeps them in this process (one brain);
-a Redis implementation (issue 19) lets several brains share them. Both must pass
+`adapters.redis.RedisLiveCounters` lets several brains share them. Both pass
 `tests/contract/test_live_counters_contract.py`. Times are timezone-aware UTC datetimes;
-durations are whole seconds.
+durations are whole seconds. An implementation that cannot reach its storage raises
+`domain.errors.Unavailable` (the edge then refuses the call with 503: fail closed).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from tawasol.domain.carriers import CarrierState
 from tawasol.domain.decision import Usage
 
 
@@ -40,9 +50,11 @@ class LiveCounters(Protocol):
     """Counters of calls in progress; every method is atomic on its own."""
 
     # -- calls in progress ------------------------------------------------------------------
-    def open(self, call_id: str, call: OpenCall) -> bool:
+    def open(self, call_id: str, call: OpenCall, *, if_version: int | None = None) -> bool:
         """Count a call as in progress (its slot and reserved seconds); False, and nothing
-        changes, when it is counted already (a retransmitted INVITE is the same call)."""
+        changes, when it is counted already (a retransmitted INVITE is the same call) or, with
+        `if_version`, when the subscription's version is no longer that one (another call
+        was opened, ended or added to the period since `decision_usage` read it)."""
         ...
 
     def get(self, call_id: str) -> OpenCall | None: ...
@@ -102,7 +114,24 @@ class LiveCounters(Protocol):
         once (what a decision reads); None when the subscription has neither."""
         ...
 
+    def decision_usage(self, subscription_id: int) -> tuple[Usage | None, int]:
+        """`current_usage` and the subscription's version, read at once: the version changes
+        whenever the subscription's calls in progress or period use change (reset included)."""
+        ...
+
     def add_usage(
         self, subscription_id: int, *, answered_seconds: int = 0, destination: str | None = None
     ) -> None:
         """Add a finished call's answered seconds and its answered number to the period."""
+
+    # -- carriers' states -------------------------------------------------------------------
+    def set_carrier_condition(self, carrier: str, state: CarrierState) -> None:
+        """What the carrier monitor learned of `carrier` (up, effective channels,
+        de-preferred); its `channels_in_use` is not kept (see `channels_in_use`)."""
+
+    def carrier_conditions(self) -> Mapping[str, CarrierState]:
+        """Every carrier's state as last set (channels_in_use 0: read `channels_in_use`)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections (the brain stops); the counters themselves stay."""

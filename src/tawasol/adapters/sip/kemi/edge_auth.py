@@ -140,7 +140,7 @@ def reply(code: int, phrase: str, reason: str | None = None) -> int:
     return 1
 
 
-def register(settings: Settings, brain: edge_brain.BrainClient) -> int:
+def register(settings: Settings, brain: edge_brain.BrainClient | edge_brain.BrainPool) -> int:
     """REGISTER: authenticated against the brain's HA1, granted, not stored (tawasol places
     calls and takes none, so there is no location to keep)."""
     if KSR.auth.has_credentials(settings.realm) < 0:

@@ -11,6 +11,8 @@ Runs inside Kamailio under Debian's system Python: stdlib only, no tawasol impor
   written in one send, a Content-Length or chunked answer) on a plain socket: `http.client`
   parses every answer's headers with the `email` package, which cost more CPU per call in
   the SIP worker than the rest of the query (bench/sip_throughput.py, profiled with py-spy).
+- `BrainPool` asks several brains in order (the scaled mode), moving on from one that cannot
+  be reached within the same deadline.
 - `EventSpool` is an outbox: every Kamailio process appends its call events, one JSON line
   each, to its own segment file in the spool directory (one `write` per batch, O_APPEND), and
   one Kamailio timer process ships new lines in batches, remembering how far it got in each
@@ -151,6 +153,79 @@ class BrainClient:
                     f"{path}: not JSON: {data[:200]!r}", request_sent=True, status=status
                 ) from error
         raise BrainUnavailable(f"{path}: {last_error or 'no time left'}", request_sent=sent)
+
+
+class BrainPool:
+    """Several brains in order of preference, one kept connection each (the scaled mode).
+
+    A query goes to the brain that answered last; a brain that cannot be reached, or whose
+    connection dies before it answers (killed, restarted), is skipped for the next one within
+    the same deadline, so a dead brain costs the calls in flight on it nothing more than a
+    reconnection. A brain that answered with an error status is not skipped: the others
+    share its database and counters and would answer the same. Re-asking another brain for
+    a decision is safe: a brain counts a call id once (`CallAuthorizer.authorize` frees the
+    same call id first), and call events are deduplicated by call id.
+    """
+
+    def __init__(
+        self, addresses: list[tuple[str, int]], *, timeout_ms: int, token: str = ""
+    ) -> None:
+        if not addresses:
+            raise ValueError("a brain pool needs at least one brain address")
+        self.timeout_ms = timeout_ms
+        self._clients = [
+            BrainClient(host, port, timeout_ms=timeout_ms, token=token) for host, port in addresses
+        ]
+        self._current = 0
+
+    @property
+    def current(self) -> tuple[str, int]:
+        client = self._clients[self._current]
+        return client.host, client.port
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+    def post(self, path: str, body: dict[str, Any], *, timeout_ms: int | None = None) -> Any:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        return self._ask(b"POST", path, payload, timeout_ms)
+
+    def get(self, path: str, *, timeout_ms: int | None = None) -> Any:
+        return self._ask(b"GET", path, None, timeout_ms)
+
+    def _ask(self, method: bytes, path: str, payload: bytes | None, timeout_ms: int | None) -> Any:
+        deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
+        last: BrainUnavailable | None = None
+        count = len(self._clients)
+        for offset in range(count):
+            index = (self._current + offset) % count
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 5:
+                break
+            try:
+                answer = self._clients[index]._exchange(method, path, payload, timeout_ms=left_ms)
+            except BrainUnavailable as error:
+                if error.status is not None:
+                    raise  # it answered: the others would answer the same
+                last = error
+                continue
+            self._current = index
+            return answer
+        raise last or BrainUnavailable(f"{path}: no time left", request_sent=False)
+
+
+def parse_brain_addresses(text: str) -> list[tuple[str, int]]:
+    """`host:port/host:port` as rendered into the configuration (an IPv6 host bare or in
+    brackets: the port is after the last colon) as (host, port) pairs."""
+    addresses = []
+    for item in text.split("/"):
+        host, _, port = item.strip().rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a brain address host:port: {item.strip()!r}")
+        addresses.append((host, int(port)))
+    return addresses
 
 
 def _read_answer(connection: socket.socket, deadline: float) -> tuple[int, bytes, bool]:
@@ -364,7 +439,7 @@ class EventSpool:
                 continue
         return total
 
-    def ship(self, client: BrainClient) -> int:
+    def ship(self, client: BrainClient | BrainPool) -> int:
         """Send what is spooled; return the number of events taken off the spool (accepted by
         the brain, or refused for good and set aside).
 
@@ -397,7 +472,7 @@ class EventSpool:
         self._backoff_s = min(5.0, max(0.2, self._backoff_s * 2))
         self._retry_at = time.monotonic() + self._backoff_s
 
-    def _ship_legacy(self, client: BrainClient) -> int:
+    def _ship_legacy(self, client: BrainClient | BrainPool) -> int:
         """Files of the first spool layout (`events/*.json`, one JSON list each), left by an
         edge of an earlier version: shipped and deleted, so that an upgrade loses nothing.
         -1 when the brain did not take them (back off like any failure)."""
@@ -463,7 +538,7 @@ class EventSpool:
                 break
         return batch, advanced, bad
 
-    def _deliver(self, client: BrainClient, events: list[dict[str, Any]]) -> bool:
+    def _deliver(self, client: BrainClient | BrainPool, events: list[dict[str, Any]]) -> bool:
         """True once the brain took the events (or refused some for good, set aside)."""
         try:
             client.post("/sip/v1/events", {"events": events})

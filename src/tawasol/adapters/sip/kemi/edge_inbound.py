@@ -99,7 +99,7 @@ class InboundRefresher:
         self._text = ""
         self._version = 0
 
-    def refresh(self, brain: edge_brain.BrainClient) -> None:
+    def refresh(self, brain: edge_brain.BrainClient | edge_brain.BrainPool) -> None:
         now = time.monotonic()
         if now < self._next_at:
             return

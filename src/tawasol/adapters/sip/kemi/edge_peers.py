@@ -34,7 +34,7 @@ class PeerList:
     def __init__(self) -> None:
         self._next_at = 0.0
 
-    def refresh(self, brain: edge_brain.BrainClient) -> None:
+    def refresh(self, brain: edge_brain.BrainClient | edge_brain.BrainPool) -> None:
         now = time.monotonic()
         if now < self._next_at:
             return

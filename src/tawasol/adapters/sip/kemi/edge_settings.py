@@ -10,6 +10,11 @@ from pathlib import Path
 
 import KSR  # provided by app_python3 inside Kamailio
 
+try:  # imported as part of the tawasol package (tests)
+    from . import edge_brain
+except ImportError:  # loaded by app_python3 from this directory
+    import edge_brain  # type: ignore[no-redef]
+
 
 class Settings:
     """The edge's settings, read once per process from the configuration's defines."""
@@ -28,6 +33,8 @@ class Settings:
         self.node = text("TAWASOL_NODE")
         self.brain_host = text("TAWASOL_BRAIN_HOST")
         self.brain_port = number("TAWASOL_BRAIN_PORT")
+        # every brain this edge may ask, in order (the first is brain_host:brain_port)
+        self.brain_addresses = edge_brain.parse_brain_addresses(text("TAWASOL_BRAIN_ADDRESSES"))
         self.brain_timeout_ms = number("TAWASOL_BRAIN_TIMEOUT_MS")
         self.edge_token = text("TAWASOL_EDGE_TOKEN")
         self.spool_dir = Path(text("TAWASOL_SPOOL_DIR"))

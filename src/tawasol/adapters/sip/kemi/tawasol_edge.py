@@ -71,7 +71,7 @@ class Edge:
 
     def __init__(self) -> None:
         self._settings: edge_settings.Settings | None = None
-        self._brain: edge_brain.BrainClient | None = None
+        self._brain: edge_brain.BrainPool | None = None
         self._spool: edge_brain.EventSpool | None = None
         self._cutter = edge_dialog.CallCutter()
         self._peers = edge_peers.PeerList()
@@ -107,12 +107,11 @@ class Edge:
         return self._settings
 
     @property
-    def brain(self) -> edge_brain.BrainClient:
+    def brain(self) -> edge_brain.BrainPool:
         if self._brain is None:
             settings = self.settings
-            self._brain = edge_brain.BrainClient(
-                settings.brain_host,
-                settings.brain_port,
+            self._brain = edge_brain.BrainPool(
+                settings.brain_addresses,
                 timeout_ms=settings.brain_timeout_ms,
                 token=settings.edge_token,
             )
