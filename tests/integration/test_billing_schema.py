@@ -12,8 +12,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
-from support.stores import postgres_schema
 
+from support.stores import postgres_schema
 from tawasol.adapters.store import billing_models, migrate, sqlite_url_for
 from tawasol.adapters.store.engine import create_store_engine
 from tawasol.adapters.store.migrate import alembic_config

@@ -40,9 +40,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_billing_accounts"),
-        sa.UniqueConstraint(
-            "subscriber_id", "currency", name="uq_billing_accounts_subscriber_id"
-        ),
+        sa.UniqueConstraint("subscriber_id", "currency", name="uq_billing_accounts_subscriber_id"),
     )
     op.create_table(
         "ledger_entries",
@@ -84,9 +82,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("entity_code", "sequence", name="uq_billing_documents_entity_code"),
         sa.UniqueConstraint("number", name="uq_billing_documents_number"),
     )
-    op.create_index(
-        "ix_billing_documents_subscriber_id", "billing_documents", ["subscriber_id"]
-    )
+    op.create_index("ix_billing_documents_subscriber_id", "billing_documents", ["subscriber_id"])
     op.create_table(
         "billing_terms",
         sa.Column("subscription_id", sa.Integer(), nullable=False),
