@@ -316,11 +316,13 @@ def main() -> None:
         steps = summary.renewals + summary.credit_notes
         rows.append((label, count, generated, summary, wall, cpu, pg_cpu, steps))
     print(
-        f"\n## Billing run on PostgreSQL (load average before: {load[0]:.1f}, {os.cpu_count()} cores)\n"
+        f"\n## Billing run on PostgreSQL (load average before: {load[0]:.1f}, "
+        f"{os.cpu_count()} cores)\n"
     )
     print(
-        "| path | subscribers | generate (COPY) s | run wall s | run CPU s (Python + PostgreSQL) "
-        "| renewals | deferred | credit notes | errors | steps/s (wall) | wall s per 1M subscribers |"
+        "| path | subscribers | generate (COPY) s | run wall s | run CPU s (Python + "
+        "PostgreSQL) | renewals | deferred | credit notes | errors | steps/s (wall) "
+        "| wall s per 1M subscribers |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, count, generated, summary, wall, cpu, pg_cpu, steps in rows:

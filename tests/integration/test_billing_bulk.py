@@ -66,7 +66,7 @@ ZONES = ("Africa/Casablanca", "Europe/Paris", "America/New_York", "Africa/Tunis"
 PHONES = ("+2126{:08d}", "+2165{:07d}", "+336{:08d}", "+2217{:08d}", "+1999{:07d}")
 # Subscribers per world: the one-by-one path costs a few transactions per step (BB_COUNT to try
 # more locally).
-COUNT = int(os.environ.get("BB_COUNT", "60"))
+COUNT = int(os.environ.get("BB_COUNT", "40"))
 SEP_7 = datetime(2026, 9, 7, 17, tzinfo=UTC)
 OUTAGES = (
     OutagePeriod(
