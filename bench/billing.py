@@ -29,6 +29,7 @@ import io
 import os
 import random
 import resource
+import signal
 import sys
 import time
 import uuid
@@ -296,6 +297,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=2_000)
     parser.add_argument("--keep", action="store_true", help="keep the schemas (to look at)")
     options = parser.parse_args()
+    # A timeout's SIGTERM unwinds like Ctrl-C, so the bench's schema is dropped all the same.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not 1 <= options.subscribers <= 10_000_000 or not 0 <= options.baseline <= 100_000:
         parser.error("--subscribers 1..10,000,000 and --baseline 0..100,000")
     load = os.getloadavg()

@@ -340,11 +340,7 @@ class PostgresBulkBilling:
             raise RuntimeError(f"bulk renewal numbered {numbered} of {count} invoices")
         for statement in _WRITE_RENEWALS:
             connection.exec_driver_sql(statement, parameters)
-        for currency, total in connection.exec_driver_sql(
-            "SELECT currency, sum(price) FROM tw_renewal GROUP BY currency"
-        ):
-            before = outcome.charged.get(currency, Money(Decimal(0), currency))
-            outcome.charged[currency] = Money(before.amount + total, currency)
+        _add_totals(connection, "SELECT currency, sum(price) FROM tw_renewal", outcome.charged)
         if want_charges:
             outcome.charges.extend(
                 (subscriber_id, Money(price, currency), key)
@@ -467,12 +463,15 @@ class PostgresBulkBilling:
         last = self._take_numbers(connection, parameters["entity"], count)
         for statement in _WRITE_CREDITS:
             connection.exec_driver_sql(statement, {**parameters, "last": last})
-        for currency, total in connection.exec_driver_sql(
-            "SELECT currency, sum(amount) FROM tw_credit GROUP BY currency"
-        ):
-            before = outcome.credited.get(currency, Money(Decimal(0), currency))
-            outcome.credited[currency] = Money(before.amount + total, currency)
+        _add_totals(connection, "SELECT currency, sum(amount) FROM tw_credit", outcome.credited)
         outcome.applied += count
+
+
+def _add_totals(connection: Connection, query: str, totals: dict[str, Money]) -> None:
+    """Add the (currency, sum) rows of `query` (grouped here by currency) to `totals`."""
+    for currency, total in connection.exec_driver_sql(f"{query} GROUP BY currency"):
+        before = totals.get(currency, Money(Decimal(0), currency))
+        totals[currency] = Money(before.amount + total, currency)
 
 
 # -- the statements ----------------------------------------------------------------------------
