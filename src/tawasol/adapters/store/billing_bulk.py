@@ -116,6 +116,9 @@ class PostgresBulkBilling:
         with self._engine.connect() as connection:
             try:
                 with connection.begin():
+                    # LLVM would compile the country expression (hundreds of branches) for
+                    # minutes before running it: these statements are plain scans and joins.
+                    connection.exec_driver_sql("SET jit = off")
                     for function in _FUNCTIONS:
                         connection.exec_driver_sql(function)
                     self._load_plans(connection, plans)
@@ -125,6 +128,7 @@ class PostgresBulkBilling:
                 with connection.begin():
                     for table in _TEMP_TABLES:
                         connection.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
+                    connection.exec_driver_sql("RESET jit")
 
     @staticmethod
     def _load_plans(connection: Connection, plans: Mapping[str, Plan]) -> None:
