@@ -446,6 +446,10 @@ class PostgresBulkBilling:
         connection.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.tw_credit")
         connection.exec_driver_sql(_CREDITS, parameters)
         connection.exec_driver_sql("DELETE FROM tw_credit WHERE counted = 0")
+        # The credit notes gather their lines per subscription: without this index each note
+        # would scan the slice's every line (quadratic).
+        connection.exec_driver_sql("CREATE INDEX ON tw_credit (subscription_id, start)")
+        connection.exec_driver_sql("ANALYZE tw_credit")
         # Minor units per currency: credits round down to them (`amounts.share_of`).
         currencies = [
             row[0] for row in connection.exec_driver_sql("SELECT DISTINCT currency FROM tw_credit")
