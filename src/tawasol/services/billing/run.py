@@ -130,7 +130,6 @@ class BillingRun:
             raise InvalidInput("the billing run's time must carry a time zone offset")
         summary = RunSummary()
         plans = self._plans()
-        items = self._store.items_due(before=at)
         outages = list(self._outages.outage_periods(start=at - OUTAGE_LOOKBACK, end=at))
         incidents = list(self._outages.closed_incidents_since(at - self._settings.credit_lookback))
         bulk = self._bulk_store(dry_run=dry_run)
@@ -147,7 +146,18 @@ class BillingRun:
             summary.renewals += outcome.applied
             summary.deferred += outcome.deferred
             self._count_bulk(outcome, summary)
-            items = [item for item in items if item.subscription.id in outcome.left_over]
+            # Loading every due subscription to bill a few costs more than the bulk run itself.
+            items = (
+                [
+                    i
+                    for i in self._store.items_due(before=at)
+                    if i.subscription.id in outcome.left_over
+                ]
+                if outcome.left_over
+                else []
+            )
+        else:
+            items = self._store.items_due(before=at)
         total = len(items) + len(incidents)
         for done, item in enumerate(items, start=1):
             try:
