@@ -157,7 +157,7 @@ class BillingRun:
                 else []
             )
         else:
-            items = self._store.items_due(before=at)
+            items = list(self._store.items_due(before=at))
         total = len(items) + len(incidents)
         for done, item in enumerate(items, start=1):
             try:
