@@ -9,7 +9,7 @@ none: numbers are only ever taken by committed documents, so the sequence has no
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from tawasol.adapters.store.billing_bulk import PostgresBulkBilling
 from tawasol.adapters.store.billing_models import (
     BillingAccountRow,
     BillingDocumentRow,
@@ -45,14 +46,18 @@ from tawasol.domain.billing.documents import (
 )
 from tawasol.domain.billing.ledger import Account, EntryKind, LedgerEntry
 from tawasol.domain.billing.lifecycle import BillingTerms
-from tawasol.domain.billing.vat import VatSplit
+from tawasol.domain.billing.outage_credits import CreditPolicy, DeferralWindow
+from tawasol.domain.billing.vat import VatSplit, VatTable
+from tawasol.domain.catalog import Plan
 from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
+from tawasol.domain.outages import OutagePeriod
 from tawasol.domain.subscribers import SubscriptionStatus
 from tawasol.services.billing.ports import (
     BillingCustomer,
     BillingItem,
     BillingStep,
+    BulkOutcome,
     PaidPeriod,
 )
 
@@ -69,6 +74,56 @@ class SqlBillingStore:
         self._writer = (
             engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) if self._sqlite else engine
         )
+
+    # -- BulkBilling (PostgreSQL; see billing_bulk) --------------------------------------------
+    def bulk_available(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
+    def renew_in_bulk(
+        self,
+        *,
+        at: datetime,
+        plans: Mapping[str, Plan],
+        deferrals: Mapping[str, Sequence[DeferralWindow]],
+        vat: VatTable,
+        entity_code: str,
+        number_prefix: str,
+        want_charges: bool,
+    ) -> BulkOutcome:
+        with translated(self._database):
+            return PostgresBulkBilling(self._engine).renew_in_bulk(
+                at=at,
+                plans=plans,
+                deferrals=deferrals,
+                vat=vat,
+                entity_code=entity_code,
+                number_prefix=number_prefix,
+                want_charges=want_charges,
+            )
+
+    def credit_in_bulk(
+        self,
+        *,
+        at: datetime,
+        incident_id: int,
+        periods: Sequence[OutagePeriod],
+        plans: Mapping[str, Plan],
+        policy: CreditPolicy,
+        vat: VatTable,
+        entity_code: str,
+        number_prefix: str,
+    ) -> BulkOutcome:
+        with translated(self._database):
+            return PostgresBulkBilling(self._engine).credit_in_bulk(
+                at=at,
+                incident_id=incident_id,
+                periods=periods,
+                plans=plans,
+                policy=policy,
+                vat=vat,
+                entity_code=entity_code,
+                number_prefix=number_prefix,
+            )
 
     @classmethod
     def from_url(cls, url: str) -> SqlBillingStore:

@@ -197,3 +197,69 @@ def renewal_deferred_until(
     if any(end is None for end in ends):
         return due_at
     return min(end for end in ends if end is not None)
+
+
+@dataclass(frozen=True)
+class DeferralWindow:
+    """Due times in [start, end) whose renewal `renewal_deferred_until` defers.
+
+    `resume` is when such a renewal may be charged (the end of the major outage); None while the
+    outage is still open (the renewal waits for a later run).
+    """
+
+    start: datetime
+    end: datetime | None
+    resume: datetime | None
+
+
+def renewal_deferral_windows(
+    *,
+    periods: Sequence[OutagePeriod],
+    plan_rules: Iterable[DestinationRule],
+    policy: CreditPolicy,
+) -> list[DeferralWindow]:
+    """`renewal_deferred_until` as windows of due times, for applying it to many subscriptions
+    of one plan at once (e.g. in one SQL statement).
+
+    The answer of `renewal_deferred_until` only changes where an outage period starts or ends,
+    or where one has lasted `renewal_deferral_after`: between two such moments it is constant
+    (or, for an open outage, the due time itself). So it is asked once per stretch, at the
+    stretch's start, and the stretches where it defers are returned, oldest first.
+    """
+    rules = tuple(plan_rules)
+    relevant = [p for p in periods if scope_touches(p.scope, rules)]
+    edges = sorted(
+        {p.start for p in relevant}
+        | {p.start + policy.renewal_deferral_after for p in relevant}
+        | {p.end for p in relevant if p.end is not None}
+    )
+    windows: list[DeferralWindow] = []
+    for index, start in enumerate(edges):
+        end = edges[index + 1] if index + 1 < len(edges) else None
+        resume = renewal_deferred_until(
+            due_at=start, periods=relevant, plan_rules=rules, policy=policy
+        )
+        if resume is None:
+            continue
+        windows.append(DeferralWindow(start, end, None if resume == start else resume))
+    return windows
+
+
+def outage_weights(
+    periods: Sequence[OutagePeriod], policy: CreditPolicy
+) -> list[tuple[datetime, datetime, Decimal]]:
+    """One incident's outage as disjoint stretches (start, end, weight), oldest first: the
+    weight is 1 while the worst impact covering the stretch is major, `partial_factor` while
+    partial (what `weighted_outage_seconds` integrates over a paid period). `periods` are
+    closed (every `end` set)."""
+    edges = sorted({p.start for p in periods} | {p.end for p in periods if p.end is not None})
+    stretches = []
+    for left, right in itertools.pairwise(edges):
+        covering = [
+            _weight(p.impact, policy)
+            for p in periods
+            if p.start <= left and (p.end is None or p.end >= right)
+        ]
+        if covering:
+            stretches.append((left, right, max(covering)))
+    return stretches

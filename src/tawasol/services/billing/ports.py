@@ -12,16 +12,20 @@ makes the billing run safe to re-run after a crash at any point.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tawasol.domain.billing.calendar import BillingPeriod
 from tawasol.domain.billing.documents import Document
 from tawasol.domain.billing.ledger import Account, LedgerEntry
 from tawasol.domain.billing.lifecycle import BillingTerms
+from tawasol.domain.billing.outage_credits import CreditPolicy, DeferralWindow
+from tawasol.domain.billing.vat import VatTable
+from tawasol.domain.catalog import Plan
 from tawasol.domain.money import Money
+from tawasol.domain.outages import OutagePeriod
 from tawasol.domain.subscribers import Subscription
 
 
@@ -131,6 +135,70 @@ class BillingStore(Protocol):
 
     def document(self, number: str) -> Document:
         """The issued document with this printed number; raises NotFound."""
+        ...
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk billing call did: steps applied, renewals deferred, charges and credits
+    written (to hand to the payments port and the summary), subscriptions left to the
+    one-by-one path (`BillingRun` bills them itself)."""
+
+    applied: int = 0
+    deferred: int = 0
+    charges: list[tuple[int, Money, str]] = field(default_factory=list)  # subscriber, amount, key
+    credited: dict[str, Money] = field(default_factory=dict)  # per currency
+    charged: dict[str, Money] = field(default_factory=dict)  # per currency
+    left_over: set[int] = field(default_factory=set)  # subscription ids
+
+
+@runtime_checkable
+class BulkBilling(Protocol):
+    """Renewals and outage credits of many subscriptions per transaction (set-based SQL), with
+    the same results as the one-by-one path of `BillingRun` (tests compare them). A store that
+    cannot do this does not implement it; the run then bills one subscription at a time.
+
+    Each transaction covers a slice of subscriptions and is whole or nothing; every step keeps
+    the idempotency key of the one-by-one path, so a crash and a re-run, either path, never
+    bill twice and never leave a gap in the numbering.
+    """
+
+    def bulk_available(self) -> bool:
+        """Whether this store's database can run the bulk statements (PostgreSQL)."""
+        ...
+
+    def renew_in_bulk(
+        self,
+        *,
+        at: datetime,
+        plans: Mapping[str, Plan],
+        deferrals: Mapping[str, Sequence[DeferralWindow]],
+        vat: VatTable,
+        entity_code: str,
+        number_prefix: str,
+        want_charges: bool,
+    ) -> BulkOutcome:
+        """Renew every active subscription due at `at` whose terms are plain (no change at
+        period end, not paused, country with a VAT rate), catching up missed periods, except
+        those a deferral window of its plan holds back (counted in `deferred`). Subscriptions
+        due but outside that scope are returned in `left_over`, untouched."""
+        ...
+
+    def credit_in_bulk(
+        self,
+        *,
+        at: datetime,
+        incident_id: int,
+        periods: Sequence[OutagePeriod],
+        plans: Mapping[str, Plan],
+        policy: CreditPolicy,
+        vat: VatTable,
+        entity_code: str,
+        number_prefix: str,
+    ) -> BulkOutcome:
+        """The closed incident's credit notes (`outage-credit:<incident>:<subscription>`), as
+        `BillingRun.credit_incident` issues them one by one. Subscriptions whose customer's
+        country cannot be resolved in bulk are returned in `left_over`, untouched."""
         ...
 
 

@@ -6,6 +6,9 @@ incidents closed since `at - credit_lookback`. Every step (the first invoice of 
 one renewal, one expiry, one incident's credit note for one subscription) is applied with its
 own idempotency key in one transaction (`BillingStore.apply`): re-running the run, or running it
 again after it was killed at any point, writes nothing twice and leaves no gap in the numbering.
+
+A store that implements `BulkBilling` (PostgreSQL) renews and credits the plain cases many per
+transaction, with the same keys and results; the run bills what it leaves over one by one.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from tawasol.domain.billing.ledger import EntryKind, LedgerEntry
 from tawasol.domain.billing.lifecycle import BillingTerms, first_terms, next_period
 from tawasol.domain.billing.outage_credits import (
     CreditPolicy,
+    DeferralWindow,
     OutageCredit,
     Remedy,
     outage_credit,
+    renewal_deferral_windows,
     renewal_deferred_until,
 )
 from tawasol.domain.billing.vat import VatTable
@@ -37,6 +42,8 @@ from tawasol.services.billing.ports import (
     BillingItem,
     BillingStep,
     BillingStore,
+    BulkBilling,
+    BulkOutcome,
     PaidPeriod,
     Payments,
 )
@@ -104,8 +111,12 @@ class BillingRun:
         outages: OutageHistory,
         settings: BillingSettings,
         payments: Payments | None = None,
+        bulk: bool = True,
     ) -> None:
+        """`bulk` False bills one subscription at a time even where the store can do more
+        (the tests compare both paths)."""
         self._store = store
+        self._bulk = bulk
         self._plans = plans
         self._outages = outages
         self._settings = settings
@@ -119,9 +130,34 @@ class BillingRun:
             raise InvalidInput("the billing run's time must carry a time zone offset")
         summary = RunSummary()
         plans = self._plans()
-        items = self._store.items_due(before=at)
         outages = list(self._outages.outage_periods(start=at - OUTAGE_LOOKBACK, end=at))
         incidents = list(self._outages.closed_incidents_since(at - self._settings.credit_lookback))
+        bulk = self._bulk_store(dry_run=dry_run)
+        if bulk is not None:
+            outcome = bulk.renew_in_bulk(
+                at=at,
+                plans=plans,
+                deferrals=self._deferral_windows(plans, outages),
+                vat=self._settings.vat,
+                entity_code=self._settings.entity.code,
+                number_prefix=self._settings.entity.number_prefix,
+                want_charges=self._payments is not None,
+            )
+            summary.renewals += outcome.applied
+            summary.deferred += outcome.deferred
+            self._count_bulk(outcome, summary)
+            # Loading every due subscription to bill a few costs more than the bulk run itself.
+            items = (
+                [
+                    i
+                    for i in self._store.items_due(before=at)
+                    if i.subscription.id in outcome.left_over
+                ]
+                if outcome.left_over
+                else []
+            )
+        else:
+            items = list(self._store.items_due(before=at))
         total = len(items) + len(incidents)
         for done, item in enumerate(items, start=1):
             try:
@@ -135,6 +171,44 @@ class BillingRun:
             if progress:
                 progress(done, total)
         return summary
+
+    def _bulk_store(self, *, dry_run: bool) -> BulkBilling | None:
+        store = self._store
+        if (
+            not self._bulk
+            or dry_run
+            or self._settings.credit_policy.remedy is not Remedy.CREDIT
+            or not isinstance(store, BulkBilling)
+            or not store.bulk_available()
+        ):
+            return None
+        return store
+
+    def _deferral_windows(
+        self, plans: Mapping[str, Plan], outages: Sequence[OutagePeriod]
+    ) -> dict[str, list[DeferralWindow]]:
+        return {
+            code: windows
+            for code, plan in plans.items()
+            if (
+                windows := renewal_deferral_windows(
+                    periods=outages,
+                    plan_rules=plan.destinations,
+                    policy=self._settings.credit_policy,
+                )
+            )
+        }
+
+    def _count_bulk(self, outcome: BulkOutcome, summary: RunSummary) -> None:
+        for currency, amount in outcome.charged.items():
+            summary.charged[currency] += amount.amount
+        for currency, amount in outcome.credited.items():
+            summary.credited[currency] += amount.amount
+        if self._payments is not None:
+            for subscriber_id, amount, reference in outcome.charges:
+                self._payments.collect(
+                    subscriber_id=subscriber_id, amount=amount, reference=reference
+                )
 
     # -- renewals -----------------------------------------------------------------------------
     def _bill(
@@ -353,9 +427,28 @@ class BillingRun:
         start = min(p.start for p in periods)
         end = max(p.end for p in periods if p.end is not None)
         plans = self._plans()
+        left_over: set[int] | None = None
+        bulk = self._bulk_store(dry_run=dry_run)
+        if bulk is not None:
+            outcome = bulk.credit_in_bulk(
+                at=at,
+                incident_id=incident_id,
+                periods=periods,
+                plans=plans,
+                policy=self._settings.credit_policy,
+                vat=self._settings.vat,
+                entity_code=self._settings.entity.code,
+                number_prefix=self._settings.entity.number_prefix,
+            )
+            summary.credit_notes += outcome.applied
+            self._count_bulk(outcome, summary)
+            left_over = outcome.left_over
+            if not left_over:
+                return summary
         by_subscription: dict[int, list[PaidPeriod]] = defaultdict(list)
         for paid in self._store.paid_periods(start=start, end=end):
-            by_subscription[paid.subscription_id].append(paid)
+            if left_over is None or paid.subscription_id in left_over:
+                by_subscription[paid.subscription_id].append(paid)
         policy = self._settings.credit_policy
         for subscription_id, paid_periods in by_subscription.items():
             key = f"{OUTAGE_CREDIT_PREFIX}{incident_id}:{subscription_id}"
