@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sample_brain import AUTH, sample_brain
+from typer.testing import CliRunner
 
 from support.smpp import BindRefusingSmsc, Smsc, smsc  # noqa: F401 - the fixture
 from support.stack import free_port
 from tawasol.adapters.api.app import create_app
 from tawasol.adapters.notify.sms_parts import DATA_CODING_GSM7, DATA_CODING_UCS2
+from tawasol.cli import app
 from tawasol.composition import Brain
 
 ADMIN = "/admin/v1"
@@ -152,3 +154,35 @@ def test_given_an_smsc_that_does_not_take_the_sms_then_the_operator_gets_the_cod
         pending = client.get(f"{ADMIN}/subscribers/{subscriber_id}/caller-ids")
         assert [(c["number"], c["verified"]) for c in pending.json()] == [("+33612340009", False)]
         assert verify(client, subscriber_id, "+33612340009", issued["code"])["verified"] is True
+
+
+def test_given_an_smsc_the_cli_sends_the_code_by_sms_and_does_not_print_it(
+    tmp_path: Path,
+    smsc: Smsc,  # noqa: F811
+) -> None:
+    runner = CliRunner(
+        env={
+            "COLUMNS": "220",
+            "TAWASOL_ADMIN_TOKEN": "",
+            "TAWASOL_DEMO": "false",
+            "TAWASOL_NOTICE_SMPP_HOST": "127.0.0.1",
+            "TAWASOL_NOTICE_SMPP_PORT": str(smsc.port),
+            "TAWASOL_NOTICE_SMPP_SYSTEM_ID": "tawasol",
+        }
+    )
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, ["--data-dir", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init")
+    run("seed", "--sample", "--demo")
+    added = run("direct", "caller-id", "add", "amina", "06 12 34 00 42")
+    assert "+33612340042: verification code sent by SMS" in added
+    (text,) = smsc.texts_to("+33612340042")
+    code = re.search(r"\d{6}", text)
+    assert code and code[0] not in added, (text, added)
+    run("direct", "caller-id", "verify", "amina", "+33612340042", code[0])
+    listed = run("direct", "caller-id", "list", "amina").split()
+    assert listed == ["+33612340042", "verified"]
