@@ -8,11 +8,11 @@ one-shot send: a thread of its own runs a fresh event loop that binds a transcei
 are few (one per number registered), so one bind per code costs nothing worth sharing a
 session for; the delivery receipt is not waited for.
 
-The caller waits at most about twice the account's `timeout_s` (the bind, then the
-submit_sm and the unbind, each bounded by it). An SMSC that is down, refuses the bind or the
-message, or does not answer in time makes `send_code` return False: the service then hands
-the code to the operator (CLI, admin API) to pass on, as with no SMS channel at all. No
-exception reaches the caller; the reason is logged.
+The caller waits at most about three times the account's `timeout_s` (the bind, the
+submit_sm and the unbind, each bounded by it); usually well under a second. An SMSC that is
+down, refuses the bind or the message, or does not answer in time makes `send_code` return
+False: the service then hands the code to the operator (CLI, admin API) to pass on, as with
+no SMS channel at all. No exception reaches the caller; the reason is logged.
 """
 
 from __future__ import annotations
