@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tawasol.adapters.clock import system_clock
 from tawasol.adapters.notify.email import EmailChannel, SmtpRelay
 from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel, SmsProvider
+from tawasol.adapters.notify.sms_codes import SmsCodeSender
 from tawasol.adapters.notify.webhook import WebhookChannel
 from tawasol.adapters.security_log import JsonLinesAuthFailureLog
 from tawasol.adapters.sip.render import NONCE_LIFETIME_S, RING_TIMEOUT_MS
@@ -33,6 +34,7 @@ from tawasol.services.direct_numbers import (
     DirectNumberService,
     DirectNumberSettings,
     OperatorRelay,
+    VerificationCodeSender,
 )
 from tawasol.services.incidents import IncidentService
 from tawasol.services.live_counters import InProcessLiveCounters
@@ -218,20 +220,37 @@ def build_direct_numbers(
     *,
     on_refused: Callable[[CallRecord], None] | None = None,
 ) -> DirectNumberService:
-    """Direct numbers on the store's database. Verification codes go through the operator
-    (`OperatorRelay`: shown by the CLI and the admin API) until the SMS channel lands."""
+    """Direct numbers on the store's database. Verification codes go by SMS through the
+    configured SMSC (`SmsCodeSender`); without one, or when it does not take the SMS, the
+    CLI and the admin API show the code for the operator to pass on (`OperatorRelay`)."""
+    sender: VerificationCodeSender = (
+        SmsCodeSender(smpp_account(settings)) if settings.notice_smpp_host else OperatorRelay()
+    )
     return DirectNumberService(
         store=SqlDirectNumberStore(store.engine),
         catalog=catalog,
         clock=clock,
         new_code=lambda: f"{secrets.randbelow(1_000_000):06d}",
         code_key=settings.resolved_grant_key() + b"/caller-id-codes",
-        sender=OperatorRelay(),
+        sender=sender,
         settings=DirectNumberSettings(
             quarantine=timedelta(days=settings.direct_number_quarantine_days),
             pool_alert_below=settings.direct_number_pool_alert_below,
         ),
         on_refused=on_refused,
+    )
+
+
+def smpp_account(settings: Settings) -> SmppAccount:
+    """The operator's SMSC account (TAWASOL_NOTICE_SMPP_*), for notices and codes alike."""
+    return SmppAccount(
+        host=settings.notice_smpp_host,
+        port=settings.notice_smpp_port,
+        system_id=settings.notice_smpp_system_id,
+        password=settings.notice_smpp_password.get_secret_value(),
+        system_type=settings.notice_smpp_system_type,
+        source_addr=settings.notice_sms_sender,
+        timeout_s=settings.notice_smpp_timeout_s,
     )
 
 
@@ -274,18 +293,7 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
             await sender.on_receipt(receipt)
 
     if settings.notice_smpp_host:
-        channels[Channel.SMS] = SmppChannel(
-            SmppAccount(
-                host=settings.notice_smpp_host,
-                port=settings.notice_smpp_port,
-                system_id=settings.notice_smpp_system_id,
-                password=settings.notice_smpp_password.get_secret_value(),
-                system_type=settings.notice_smpp_system_type,
-                source_addr=settings.notice_sms_sender,
-                timeout_s=settings.notice_smpp_timeout_s,
-            ),
-            on_receipt=on_receipt,
-        )
+        channels[Channel.SMS] = SmppChannel(smpp_account(settings), on_receipt=on_receipt)
     mail_domain = settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm
     service = NoticeService(
         outbox=outbox,

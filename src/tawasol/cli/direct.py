@@ -1,7 +1,8 @@
 """`tawasol direct trunk|pool|caller-id|contact`: calling from any phone (docs/direct-numbers.md).
 
-Until the SMS channel lands, `caller-id add` prints the verification code for the operator to
-pass on to the subscriber (the code is never stored in clear and not shown again).
+`caller-id add` sends the verification code by SMS when an SMSC is configured; without one, or
+when the SMSC does not take the SMS, it prints the code for the operator to pass on to the
+subscriber (the code is never stored in clear and not shown again).
 """
 
 from __future__ import annotations
@@ -159,15 +160,17 @@ def pool_usage() -> None:
 # -- caller IDs -----------------------------------------------------------------------------------
 @caller_app.command("add")
 def caller_add(user: User, number: Annotated[str, typer.Argument(help="Their phone.")]) -> None:
-    """Register a number the subscriber calls from; a code is sent to it (shown here while
-    no SMS channel is configured: read it to the subscriber, then `caller-id verify`)."""
+    """Register a number the subscriber calls from; a code is sent to it by SMS (shown here
+    when no SMSC is configured or it did not take the SMS: read it to the subscriber, then
+    `caller-id verify`)."""
     with brain_session() as brain:
         issued = brain.direct_numbers.register_caller_id(_subscriber_id(brain, user), number)
     if issued.sent:
         console.print(f"{issued.caller_id.number}: verification code sent by SMS")
     else:
         console.print(
-            f"{issued.caller_id.number}: no SMS channel, give the subscriber this code "
+            f"{issued.caller_id.number}: the code could not go by SMS (no SMSC configured, "
+            "or it did not take the message), give the subscriber this code "
             f"(valid 15 minutes): [bold]{issued.code}[/bold]"
         )
 

@@ -208,6 +208,22 @@ class CallerId:
 # guessed at 5 tries has a 1 in 200,000 chance).
 MAX_CODE_ATTEMPTS = 5
 
+# The verification code's SMS, by the subscriber's language. Each fits in one SMS part:
+# 160 GSM-7 characters (fr, en) or 70 UCS-2 characters (ar) (3GPP TS 23.038 / 23.040).
+_CODE_TEXTS = {
+    "fr": "Votre code tawasol : {code} (valable {minutes} min). Ne le donnez à personne.",
+    "ar": "رمز tawasol الخاص بك: {code} (صالح {minutes} دقيقة). لا تعطه لأحد.",
+    "en": "Your tawasol code: {code} (valid {minutes} min). Do not give it to anyone.",
+}
+
+
+def verification_code_text(code: str, *, locale: str, valid_minutes: int) -> str:
+    """The SMS carrying a caller ID's verification `code`, in the subscriber's language
+    (`locale` fr, ar or en; anything else gets English), saying how many minutes it is valid."""
+    language = locale.split("_", maxsplit=1)[0].split("-", maxsplit=1)[0].lower()
+    template = _CODE_TEXTS.get(language, _CODE_TEXTS["en"])
+    return template.format(code=code, minutes=valid_minutes)
+
 
 @dataclass(frozen=True)
 class Contact:

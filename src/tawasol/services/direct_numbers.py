@@ -3,8 +3,9 @@
 `DirectNumberService` is what the admin API, the CLI and the decision API use:
 - trunks and the pool (imported all or nothing, like rate decks);
 - caller IDs, each verified by a 6-digit code before use. The code goes out through the
-  `VerificationCodeSender` port (the SMS adapter, when it lands); a sender that cannot deliver
-  (`OperatorRelay`, the default until then) leaves the code for the operator's CLI to show;
+  `VerificationCodeSender` port (`SmsCodeSender`, by SMS, when an SMSC is configured); a
+  sender that cannot deliver (`OperatorRelay` without an SMSC, or an SMSC that is down) leaves
+  the code for the operator's CLI or admin API to show;
 - contacts, each given a direct number free for that subscriber, quarantined on removal;
 - `resolve_inbound`: a call to a pool number turned into the softphone's `CallRequest` for the
   subscriber and the contact, or a refusal recorded as a refused call;
@@ -69,8 +70,8 @@ class VerificationCodeSender(Protocol):
 
 
 class OperatorRelay:
-    """No SMS channel yet: nothing is sent, the operator reads the code out to the subscriber
-    (the issue allows it until the SMS channel lands)."""
+    """No SMS channel configured: nothing is sent, the operator reads the code out to the
+    subscriber."""
 
     def send_code(self, *, number: str, code: str, subscriber: Subscriber) -> bool:
         return False
