@@ -239,7 +239,12 @@ def worker(options: argparse.Namespace) -> None:
         app = create_app(brain)
         driver = AsgiDriver(app)
         caller = Caller(options.subscribers, _stack.subscriber_name)
-        asyncio.run(_serve(driver, caller, _stack.bench_carriers(5999), options))
+        # a tree's `bench_carriers` gives admin documents (older trees) or domain carriers
+        carriers = [
+            carrier if isinstance(carrier, dict) else _stack.admin_document(carrier)
+            for carrier in _stack.bench_carriers(5999)
+        ]
+        asyncio.run(_serve(driver, caller, carriers, options))
         brain.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
