@@ -11,23 +11,20 @@ from datetime import UTC, datetime
 
 import facturx
 import pytest
-from alembic import command
 from fastapi.testclient import TestClient
 from sample_brain import AUTH, sample_brain
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from test_cli import plain, run
 
 from support.operator import a_new_subscriber, a_plan
+from support.stores import database_at, subscription_for
 from tawasol.adapters.api.app import create_app
 from tawasol.adapters.documents.render import document_pdf
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.billing_memory import InMemoryOutageHistory
 from tawasol.adapters.store.billing_sql import SqlBillingStore
-from tawasol.adapters.store.migrate import alembic_config
 from tawasol.domain.billing.documents import IssuingEntity
 from tawasol.domain.billing.vat import VatTable
-from tawasol.domain.catalog import Period
-from tawasol.domain.subscribers import SubscriptionStatus
 from tawasol.services.billing.run import BillingRun, BillingSettings
 
 ENTITY = IssuingEntity("FR1", "Tawasol SAS", "1 rue de la Paix, Paris", "123456789", "FR1212")
@@ -109,11 +106,7 @@ def test_given_a_database_at_0009_when_migrated_then_every_subscriber_is_a_consu
     tmp_path,
 ) -> None:
     url = sqlite_url_for(tmp_path)
-    config = alembic_config()
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0009")
+    with database_at(url, "0009") as connection:
         connection.execute(
             text(
                 "INSERT INTO subscribers (name, email, phone, locale, time_zone, sip_username, "
@@ -122,7 +115,6 @@ def test_given_a_database_at_0009_when_migrated_then_every_subscriber_is_a_consu
             ),
             {"ha1": "0" * 32},
         )
-    engine.dispose()
 
     migrate(url)
     migrate(url)  # again: nothing changes
@@ -137,25 +129,20 @@ def test_given_a_database_at_0009_when_migrated_then_every_subscriber_is_a_consu
         store.close()
 
 
+NAMES = ("atlas", "amal")
+
+
 def test_a_business_subscriber_is_invoiced_with_factur_x_a_consumer_with_a_plain_pdf(
     tmp_path,
 ) -> None:
     url = sqlite_url_for(tmp_path)
     migrate(url)
     store = SqlStore.from_url(url)
-    plan = a_plan("hebdo", period=Period.WEEK, time_windows=())
+    plan = a_plan(time_windows=())
     store.save_plan(plan)
-    ids = {}
-    for username, business in (("atlas", True), ("amal", False)):
-        subscriber = store.add_subscriber(a_new_subscriber(username, business=business))
-        ids[username] = subscriber.id
-        store.add_subscription(
-            subscriber_id=subscriber.id,
-            plan_code="hebdo",
-            status=SubscriptionStatus.ACTIVE,
-            period_start=datetime(2026, 9, 1, tzinfo=UTC),
-            period_end=datetime(2026, 9, 8, tzinfo=UTC),
-        )
+    store.add_subscriber(a_new_subscriber("atlas", business=True))
+    period = {"start": datetime(2026, 9, 1, tzinfo=UTC), "end": datetime(2026, 9, 8, tzinfo=UTC)}
+    ids = {name: subscription_for(store, name, **period).subscriber_id for name in NAMES}
     store.close()
 
     billing = SqlBillingStore.from_url(url)
