@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,7 +24,7 @@ from tawasol.domain.calls import CallRecord
 from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
-from tawasol.domain.notices import Channel, DeliveryReceipt, RetryPolicy
+from tawasol.domain.notices import Channel, DeliveryReceipt
 from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -123,13 +123,19 @@ def build_brain(settings: Settings, *, clock: Callable[[], datetime] = system_cl
     counters = build_live_counters(settings)  # before the store: Redis down fails at once
     store = SqlStore.from_url(settings.resolved_database_url, clock=clock)
     refusals = RefusalRecorder(store=store)
-    notices = build_notices(settings, store, clock)
     incident_store = SqlIncidentStore(store.engine)
+    notices = build_notices(
+        settings,
+        store,
+        clock,
+        open_incidents=lambda: incident_store.list_incidents(open_only=True, limit=1000),
+    )
     incidents = IncidentService(
         store=incident_store,
         clock=clock,
         settings=settings.detection_settings(),
         on_change=notices.on_incident_change,
+        on_tick=notices.service.on_tick,
     )
 
     def on_refused(request: CallRequest, decision: Decision, now: datetime) -> None:
@@ -271,8 +277,15 @@ class Notices:
         self.service.on_incident_change(before, after)
 
 
-def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datetime]) -> Notices:
+def build_notices(
+    settings: Settings,
+    store: SqlStore,
+    clock: Callable[[], datetime],
+    *,
+    open_incidents: Callable[[], Iterable[Incident]] | None = None,
+) -> Notices:
     outbox = SqlNoticeOutbox(store.engine)
+    policy = settings.notice_policy()
     channels: dict[Channel, NoticeChannel] = {}
     if settings.notice_smtp_host:
         channels[Channel.EMAIL] = EmailChannel(
@@ -302,6 +315,8 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         clock=clock,
         lookback=timedelta(days=settings.notice_lookback_days),
         mail_domain=mail_domain,
+        policy=policy,
+        open_incidents=open_incidents,
     )
     alerts = AlertService(
         outbox=outbox,
@@ -309,6 +324,7 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         email=settings.alert_email if Channel.EMAIL in channels else "",
         webhook_url=settings.alert_webhook_url,
         mail_domain=mail_domain,
+        policy=policy,
     )
     sending = dict(channels)
     if settings.alert_webhook_url:
@@ -319,11 +335,7 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
         outbox=outbox,
         channels=sending,
         clock=clock,
-        retry=RetryPolicy(
-            first_delay=timedelta(seconds=settings.notice_retry_first_delay_s),
-            max_attempts=settings.notice_max_attempts,
-            lease=timedelta(seconds=settings.notice_lease_s),
-        ),
+        retry=settings.retry_policy(),
         rate_per_s=settings.notice_rate_per_s,
         channel_rates={Channel.SMS: settings.notice_sms_rate_per_s},
     )

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tawasol.domain.errors import InvalidConfiguration, InvalidInput
 from tawasol.domain.incident_detection import DetectionSettings
+from tawasol.domain.notices import NoticePolicy, RetryPolicy
 
 
 class Settings(BaseSettings):
@@ -216,6 +217,18 @@ class Settings(BaseSettings):
     incident_baseline_failure_share: float = Field(
         default=0.05, gt=0, lt=1, description="network failure share assumed before learning"
     )
+    incident_baseline_floor: float = Field(
+        default=0.02, gt=0, lt=1, description="the learned baseline never goes below this"
+    )
+    incident_baseline_ceiling: float = Field(
+        default=0.25, gt=0, lt=1, description="the learned baseline never goes above this"
+    )
+    incident_baseline_smoothing: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="EWMA weight of each attempt in the learned baseline, in (0, 1]",
+    )
     incident_outage_failure_share: float = Field(
         default=0.5, gt=0, lt=1, description="failure share the CUSUM tests for (outage)"
     )
@@ -226,7 +239,22 @@ class Settings(BaseSettings):
         default=7.0, gt=0, le=1000, description="CUSUM evidence (nats) of recovery"
     )
     incident_min_failures: int = Field(
-        default=6, ge=1, le=20, description="failures among the last 20 attempts to alarm"
+        default=6,
+        ge=1,
+        le=10_000,
+        description="failures among the last incident_impact_attempts attempts to alarm",
+    )
+    incident_impact_attempts: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="recent attempts kept per stream: min_failures and the impact read them",
+    )
+    incident_min_carriers_for_destination: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="carriers that must all fail a destination to call it down",
     )
     incident_recovery_hold_s: int = Field(
         default=300, ge=0, le=86400, description="recovery held this long resolves an incident"
@@ -278,7 +306,30 @@ class Settings(BaseSettings):
     notice_lookback_days: int = Field(
         default=30, ge=1, le=365, description="who called the scope this recently is affected"
     )
+    notice_consumer_min_outage_s: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="consumers are told once an incident has been customer-facing this long "
+        "(business subscribers at once)",
+    )
+    notice_update_interval_first_day_s: int = Field(
+        default=6 * 3600,
+        ge=60,
+        le=86400,
+        description="at most one update notice per subscriber per window this long during an "
+        "incident's first day",
+    )
+    notice_update_interval_later_s: int = Field(
+        default=86400,
+        ge=60,
+        le=30 * 86400,
+        description="... and per window this long after its first day",
+    )
     notice_retry_first_delay_s: int = Field(default=30, ge=1, le=86400)
+    notice_retry_max_delay_s: int = Field(
+        default=3600, ge=1, le=86400, description="the backoff between tries stops growing here"
+    )
     direct_number_quarantine_days: int = Field(
         default=30,
         ge=0,
@@ -462,6 +513,11 @@ class Settings(BaseSettings):
             self.detection_settings()
         except InvalidInput as error:
             problems.append(f"incident settings: {error.message}")
+        try:
+            self.notice_policy()
+            self.retry_policy()
+        except InvalidInput as error:
+            problems.append(f"notice settings: {error.message}")
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
 
@@ -494,11 +550,11 @@ class Settings(BaseSettings):
 
     def detection_settings(self) -> DetectionSettings:
         """The incident detector's thresholds (raises InvalidInput if they contradict)."""
-        baseline = self.incident_baseline_failure_share
         return DetectionSettings(
-            baseline_failure_share=baseline,
-            baseline_floor=min(0.02, baseline),
-            baseline_ceiling=max(0.25, baseline),
+            baseline_failure_share=self.incident_baseline_failure_share,
+            baseline_floor=self.incident_baseline_floor,
+            baseline_ceiling=self.incident_baseline_ceiling,
+            baseline_smoothing=self.incident_baseline_smoothing,
             outage_failure_share=self.incident_outage_failure_share,
             alarm_threshold=self.incident_alarm_threshold,
             recovery_threshold=self.incident_recovery_threshold,
@@ -508,6 +564,25 @@ class Settings(BaseSettings):
             major_share=self.incident_major_share,
             learning_share=self.incident_learning_share,
             healthy_share=self.incident_healthy_share,
+            impact_attempts=self.incident_impact_attempts,
+            min_carriers_for_destination=self.incident_min_carriers_for_destination,
+        )
+
+    def notice_policy(self) -> NoticePolicy:
+        """Who is told of an incident and how often (raises InvalidInput if contradictory)."""
+        return NoticePolicy(
+            consumer_min_outage=timedelta(seconds=self.notice_consumer_min_outage_s),
+            update_interval_first_day=timedelta(seconds=self.notice_update_interval_first_day_s),
+            update_interval_later=timedelta(seconds=self.notice_update_interval_later_s),
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """How notices are retried (raises InvalidInput if contradictory)."""
+        return RetryPolicy(
+            first_delay=timedelta(seconds=self.notice_retry_first_delay_s),
+            max_delay=timedelta(seconds=self.notice_retry_max_delay_s),
+            max_attempts=self.notice_max_attempts,
+            lease=timedelta(seconds=self.notice_lease_s),
         )
 
 

@@ -122,6 +122,17 @@ def test_subscriber_round_trip_and_update(store: Store) -> None:
     assert store.find_subscriber("amina") is None
 
 
+def test_the_business_flag_round_trips_on_add_and_update(store: Store) -> None:
+    consumer = store.add_subscriber(a_new_subscriber("amal"))
+    business = store.add_subscriber(a_new_subscriber("atlas", business=True))
+    assert (consumer.business, business.business) == (False, True)
+    assert store.get_subscriber(business.id).business is True
+    store.update_subscriber(replace(business, business=False))
+    store.update_subscriber(replace(consumer, business=True))
+    assert store.get_subscriber(business.id).business is False
+    assert [s.business for s in store.list_subscribers()] == [True, False]
+
+
 def test_subscribers_are_listed_by_id_page_by_page(store: Store) -> None:
     added = [store.add_subscriber(a_new_subscriber(f"user{index}")) for index in range(5)]
 

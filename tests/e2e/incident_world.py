@@ -5,11 +5,14 @@ and a real HTTP server for the operator's webhook. Everything listens on 127.0.0
 picked free at run time.
 
 Where notices arrive: `World.inboxes`, one `Inbox` per channel, each able to say what one
-subscriber received. Today only email (`EmailInbox`, at aiosmtpd). SMS over SMPP is built on
-the `sms` branch: adding it is one class here (an `SmppInbox` reading the test SMPP server,
-keyed by the subscriber's phone) appended to `inboxes` in `start_world`, with the brain's SMPP
-settings in `IncidentBrain.env`: the stories assert "exactly one per subscriber" for every
-inbox, so they count SMS without another change.
+subscriber received: email at aiosmtpd (`EmailInbox`), SMS at the test SMSC of
+tests/support/smpp.py (`SmsInbox`, a real SMPP 3.4 server the brain binds to as an ESME).
+The stories assert "exactly one per subscriber and occasion" for every inbox.
+
+An SMS carries no language tag and no Message-ID: `SmsInbox` reads each one back against the
+email the same subscriber received for the same occasion (the SMS is that email's subject and
+message paragraph, character for character); its language and occasion are that email's, and
+none when no email's text matches it exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from support.sipp import (
     wait_callers,
     write_injection_file,
 )
+from support.smpp import Smsc
 from support.stack import free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
@@ -56,7 +60,8 @@ HOLD_MS = 1000  # each answered call: the callee hangs up after 1 s
 # What the brain runs with beyond the session's e2e settings: probes every second (300 ms to
 # answer, down after 3 misses, up after 2), incidents evaluated 4 times a second, recovery
 # held 5 s (300 s in production), carriers compared over 20 s (600 s), a learned capacity
-# tried back at the contract after 4 s without congestion (120 s, one channel at a time).
+# tried back at the contract after 4 s without congestion (120 s, one channel at a time),
+# consumers told once an incident has been customer-facing 2 s (300 s).
 INCIDENT_SETTINGS = {
     "TAWASOL_PROBE_INTERVAL_S": "1",
     "TAWASOL_PROBE_TIMEOUT_MS": "300",
@@ -71,6 +76,10 @@ INCIDENT_SETTINGS = {
     "TAWASOL_NOTICE_SMTP_SENDER": SENDER,
     "TAWASOL_NOTICE_SMTP_TIMEOUT_S": "5",
     "TAWASOL_NOTICE_RATE_PER_S": "200",
+    "TAWASOL_NOTICE_CONSUMER_MIN_OUTAGE_S": "2",
+    "TAWASOL_NOTICE_SMPP_SYSTEM_ID": "tawasol",
+    "TAWASOL_NOTICE_SMS_SENDER": "Tawasol",
+    "TAWASOL_NOTICE_SMS_RATE_PER_S": "200",
     "TAWASOL_ALERT_EMAIL": ON_CALL,
     "TAWASOL_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
 }
@@ -86,9 +95,10 @@ MAROC_TELECOM_PATTERN = r"sip:(00)?212(661|662|670)"
 
 @dataclass
 class IncidentBrain(Brain):
-    """The e2e brain with the incident timers shortened, its SMTP relay and webhook."""
+    """The e2e brain with the incident timers shortened, its SMTP relay, SMSC and webhook."""
 
     smtp_port: int = 0
+    smpp_port: int = 0
     webhook_url: str = ""
 
     def env(self) -> dict[str, str]:
@@ -96,6 +106,8 @@ class IncidentBrain(Brain):
         env.update(INCIDENT_SETTINGS)
         env.update(
             TAWASOL_NOTICE_SMTP_PORT=str(self.smtp_port),
+            TAWASOL_NOTICE_SMPP_HOST="127.0.0.1",
+            TAWASOL_NOTICE_SMPP_PORT=str(self.smpp_port),
             TAWASOL_ALERT_WEBHOOK_URL=self.webhook_url,
         )
         return env
@@ -104,14 +116,18 @@ class IncidentBrain(Brain):
 # -- where things arrive ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Received:
-    """One notice as it arrived: to whom, in which language, its text, and when (wall clock)."""
+    """One notice as it arrived: to whom, in which language, for which occasion of which
+    incident (`occasion`: customer_facing, update, resolved), its text, and when (wall clock).
+    `data_coding` is an SMS's (0 GSM 7-bit, 8 UCS-2; None for email)."""
 
     address: str
     language: str
+    occasion: str
     subject: str
     text: str
     message_id: str
     at: float
+    data_coding: int | None = None
 
 
 class Inbox(Protocol):
@@ -154,14 +170,69 @@ class EmailInbox:
         found = []
         for at, message in self.mailbox.all():
             body = message.get_body(preferencelist=("plain",))
+            message_id = str(message["Message-ID"])
             found.append(
                 Received(
                     address=str(message["To"]),
                     language=str(message["Content-Language"] or ""),
+                    occasion=occasion_of(message_id),
                     subject=str(message["Subject"]),
-                    text=body.get_content() if body is not None else "",
-                    message_id=str(message["Message-ID"]),
+                    # SMTP carries CRLF line ends (RFC 5321 §2.3.8): read as the text written
+                    text=body.get_content().replace("\r\n", "\n") if body is not None else "",
+                    message_id=message_id,
                     at=at,
+                )
+            )
+        return found
+
+
+def occasion_of(message_id: str) -> str:
+    """The occasion in a notice's Message-ID (<incident-ID.OCCASION.SEQ.SUBSCRIBER.CHANNEL@..>);
+    "" for another message (an operator's alert)."""
+    parts = message_id.split(".")
+    return parts[1] if message_id.startswith("<incident-") and len(parts) > 2 else ""
+
+
+def sms_form(subject: str, text: str) -> str:
+    """What the SMS of an email notice says: "SUBJECT: MESSAGE", the message being the email's
+    second paragraph (the one after the greeting)."""
+    paragraphs = [paragraph for paragraph in text.split("\n\n") if paragraph.strip()]
+    return f"{subject}: {paragraphs[1]}" if len(paragraphs) > 1 else subject
+
+
+@dataclass
+class SmsInbox:
+    """What the test SMSC received, whole messages (concatenated parts reassembled), each read
+    back against the email of the same subscriber (see the module docstring). `subscribers`
+    is the world's own table (shared, filled as subscribers are created)."""
+
+    smsc: Smsc
+    mail: EmailInbox
+    subscribers: dict[str, Subscriber]
+    channel: str = "sms"
+
+    def address_of(self, subscriber: Subscriber) -> str:
+        return subscriber.phone.lstrip("+")
+
+    def received(self) -> list[Received]:
+        email_of = {self.address_of(s): s.email for s in list(self.subscribers.values())}
+        emails = {
+            (received.address, sms_form(received.subject, received.text)): received
+            for received in self.mail.received()
+        }
+        found = []
+        for message in self.smsc.messages:
+            twin = emails.get((email_of.get(message.destination, ""), message.text))
+            found.append(
+                Received(
+                    address=message.destination,
+                    language=twin.language if twin is not None else "",
+                    occasion=twin.occasion if twin is not None else "",
+                    subject=message.text.split(": ", maxsplit=1)[0],
+                    text=message.text,
+                    message_id=f"sms:{message.user_reference}",
+                    at=message.at,
+                    data_coding=message.data_coding,
                 )
             )
         return found
@@ -239,6 +310,7 @@ class World:
     edge: EdgeProcess
     smtp: Controller
     mailbox: Mailbox
+    smsc: Smsc
     webhook: WebhookReceiver
     workdir: Path
     inboxes: list[Inbox] = field(default_factory=list)
@@ -405,6 +477,7 @@ class World:
         self.edge.stop()
         self.brain.stop()
         self.smtp.stop()
+        self.smsc.stop()
         self.webhook.stop()
 
 
@@ -453,10 +526,13 @@ def scenario_with_down_pattern(workdir: Path, pattern: str) -> Path:
 
 
 def start_world(workdir: Path) -> World:
-    """The brain with its edge, SMTP server and webhook; no carrier, plan or subscriber yet."""
+    """The brain with its edge, SMTP server, SMSC and webhook; no carrier, plan or subscriber
+    yet."""
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
+    smsc = Smsc()
+    smsc.start()
     webhook = WebhookReceiver().start()
     data_dir = workdir / "brain"
     brain = IncidentBrain(
@@ -464,6 +540,7 @@ def start_world(workdir: Path) -> World:
         port=free_port(),
         log=workdir / "brain.log",
         smtp_port=smtp.port,
+        smpp_port=smsc.port,
         webhook_url=webhook.url,
     )
     edge: EdgeProcess | None = None
@@ -476,16 +553,21 @@ def start_world(workdir: Path) -> World:
     except Exception:
         brain.stop()
         smtp.stop()
+        smsc.stop()
         webhook.stop()
         raise
+    email_inbox = EmailInbox(mailbox)
+    subscribers: dict[str, Subscriber] = {}
     return World(
         brain=brain,
         edge=edge,
         smtp=smtp,
         mailbox=mailbox,
+        smsc=smsc,
         webhook=webhook,
         workdir=workdir,
-        inboxes=[EmailInbox(mailbox)],
+        inboxes=[email_inbox, SmsInbox(smsc, email_inbox, subscribers)],
+        subscribers=subscribers,
     )
 
 

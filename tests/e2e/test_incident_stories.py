@@ -6,8 +6,11 @@ brain, aiosmtpd for email, a real HTTP server for the operator's webhook (incide
 2. A range-holder outage: both Moroccan carriers fail calls to Maroc Telecom's mobile ranges
    while other Moroccan mobiles answer.
 
-Notices are counted in every inbox of `World.inboxes` (email today; SMS is one inbox to add,
-see incident_world.py). Timers are shortened by settings (`INCIDENT_SETTINGS`).
+Notices are counted in every inbox of `World.inboxes`: email at aiosmtpd and SMS at a real
+SMPP server (tests/support/smpp.py); each affected subscriber gets exactly one of each per
+occasion, in their language (an Arabic SMS arrives as UCS-2 and reads back exactly as the
+Arabic email's text), and nobody else gets anything. Timers are shortened by settings
+(`INCIDENT_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -112,9 +115,19 @@ def _answered_share(statuses: list[int]) -> float:
     return statuses.count(200) / len(statuses) if statuses else 0.0
 
 
-def _occasion(message_id: str) -> str:
-    """The occasion in a notice's Message-ID (<incident-ID.OCCASION.SEQ.SUBSCRIBER.CHANNEL@..>)."""
-    return message_id.split(".")[1]
+NOTHING = {"email": [], "sms": []}  # what someone who is not affected receives
+
+
+def _told_once_each(world: World, name: str, locale: str, *occasions: str) -> None:
+    """`name` received one email and one SMS per occasion, in `locale`: the SMS in GSM 7-bit,
+    or UCS-2 for Arabic, and reading back exactly as the email's text (incident_world)."""
+    received = world.notices_for(world.subscribers[name])
+    assert set(received) == {"email", "sms"}, received
+    for channel, messages in received.items():
+        assert sorted(r.occasion for r in messages) == sorted(occasions), (name, channel, messages)
+        assert {r.language for r in messages} == {locale}, (name, channel, messages)
+    for sms in received["sms"]:
+        assert sms.data_coding == (8 if locale == "ar" else 0), (name, sms)
 
 
 # -- must-show 1 -----------------------------------------------------------------------------------
@@ -186,7 +199,7 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
     assert [r for r in world.operator_emails() if "opened" in r.subject]
     everyone = [*CALLERS, "tarek", "nadia"]
     for name in everyone:
-        assert world.notices_for(world.subscribers[name]) == {"email": []}, name
+        assert world.notices_for(world.subscribers[name]) == NOTHING, name
 
     # -- then the per-minute carrier is capped below demand: calls fail --------------------------
     minute_gateway.stop()
@@ -246,7 +259,7 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
         )
 
         def everyone_told() -> bool:
-            return all(world.notices_for(world.subscribers[name])["email"] for name in CALLERS)
+            return all(all(world.notices_for(world.subscribers[name]).values()) for name in CALLERS)
 
         wait_until(everyone_told, timeout_s=30, what="every caller's notice")
         run = load.wait()
@@ -257,12 +270,10 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
     assert outcomes.count(200) > len(outcomes) * 0.2, "the capped carrier still carries some"
     assert len(outcomes) - outcomes.count(200) > len(outcomes) * 0.2, "and calls fail"
     for name, locale in CALLERS.items():
-        for channel, received in world.notices_for(world.subscribers[name]).items():
-            assert len(received) == 1, (name, channel, received)
-            assert received[0].language == locale, (name, received[0])
+        _told_once_each(world, name, locale, "customer_facing")
     for outsider in (tunisia_only, never_called_morocco):
-        assert world.notices_for(outsider) == {"email": []}, outsider.name
-    assert world.notices_for(omar) == {"email": []}
+        assert world.notices_for(outsider) == NOTHING, outsider.name
+    assert world.notices_for(omar) == NOTHING
     # one customer-facing incident: the cut; the per-minute carrier's shortfall stays internal
     incidents = world.incidents()
     assert all(i["kind"] == "carrier" for i in incidents), incidents
@@ -298,14 +309,9 @@ def test_seed_first_day_cut_then_capped_then_restored(world: World) -> None:
     # one resolution notice each, in their language; still nothing for the others
     time.sleep(2)
     for name, locale in CALLERS.items():
-        for channel, received in world.notices_for(world.subscribers[name]).items():
-            assert len(received) == 2, (name, channel, received)
-            if channel == "email":
-                occasions = sorted(_occasion(r.message_id) for r in received)
-                assert occasions == ["customer_facing", "resolved"], (name, occasions)
-            assert {r.language for r in received} == {locale}
+        _told_once_each(world, name, locale, "customer_facing", "resolved")
     for outsider in (tunisia_only, never_called_morocco, omar):
-        assert world.notices_for(outsider) == {"email": []}, outsider.name
+        assert world.notices_for(outsider) == NOTHING, outsider.name
     alerts = {body["event"] for _, body in _events(world, "incident.resolved", incident_id)}
     assert alerts == {"incident.resolved"}
     assert _events(world, "incident.customer_facing", incident_id)
@@ -342,7 +348,7 @@ def test_range_holder_outage_is_one_destination_incident_told_only_to_its_caller
         )
         wait_until(
             lambda: all(
-                world.notices_for(world.subscribers[name])["email"]
+                all(world.notices_for(world.subscribers[name]).values())
                 for name in maroc_telecom_callers
             ),
             timeout_s=30,
@@ -372,12 +378,11 @@ def test_range_holder_outage_is_one_destination_incident_told_only_to_its_caller
     assert {status for _, status in outcomes} == {200, 503}
     time.sleep(2)
     for name, locale in maroc_telecom_callers.items():
-        for channel, received in world.notices_for(world.subscribers[name]).items():
-            assert len(received) == 1, (name, channel, received)
-            assert received[0].language == locale
-            assert "Maroc Telecom" in received[0].subject + received[0].text
+        _told_once_each(world, name, locale, "customer_facing")
+        for channel, (received,) in world.notices_for(world.subscribers[name]).items():
+            assert "Maroc Telecom" in received.subject + received.text, (channel, received)
     for name in other_callers:
-        assert world.notices_for(world.subscribers[name]) == {"email": []}, name
+        assert world.notices_for(world.subscribers[name]) == NOTHING, name
     status = {(d["country"], d["kind"]): d["status"] for d in world.status()["destinations"]}
     assert status[("MA", "mobile")] in ("partial_outage", "major_outage")
     assert status[("MA", "fixed")] == "operational"

@@ -4,8 +4,9 @@ same documents (numbered without gap in both), the same periods and terms.
 
 Subscribers are drawn at random (seeded) across time zones with DST changes, anchors on month
 ends, 29 February and inside DST transitions, weekly, monthly and yearly plans for Morocco,
-Tunisia or both, with a long full Morocco outage (renewals deferred), a partial one, and a
-second incident on Tunisia; the run is missed for months (catch-up) then re-run.
+Tunisia or both, a third of them business customers (Factur-X documents), with a long full
+Morocco outage (renewals deferred), a partial one, and a second incident on Tunisia; the run
+is missed for months (catch-up) then re-run.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def _world(url: str, seed: int, count: int) -> None:
                     time_zone=zone,
                     locale=rng.choice(("fr", "ar", "en")),
                     email="" if number % 11 == 0 else f"u{number}@example.org",
+                    business=number % 3 == 0,  # Factur-X documents on both paths
                 )
             )
             code = rng.choice(list(PLANS))
@@ -291,6 +293,9 @@ def test_bulk_billing_equals_billing_one_by_one_on_random_subscribers(
     assert any("no VAT rate is configured for BE" in message for _, message in got[2].errors)
     assert any("country of residence is unknown" in message for _, message in got[2].errors)
     assert got[3].renewals == got[3].credit_notes == 0
+    # business customers' renewals and credit notes are Factur-X on the bulk path too
+    kinds = {(content["business"], kind) for _, kind, _, _, content in state["documents"]}
+    assert {(True, "invoice"), (True, "credit_note"), (False, "invoice")} <= kinds
 
 
 def test_deferral_windows_answer_as_renewal_deferred_until() -> None:

@@ -9,13 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 from test_billing_cli import ENV, tawasol
 
-from support.stores import a_new_subscriber, a_plan
+from support.stores import a_new_subscriber, a_plan, database_at
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
-from tawasol.adapters.store.migrate import alembic_config
 from tawasol.domain.money import Money
 from tawasol.domain.subscribers import SubscriptionStatus
 
@@ -98,11 +96,7 @@ def test_given_a_database_at_0006_when_migrated_then_countries_filled_from_phone
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     url = sqlite_url_for(tmp_path)
-    config = alembic_config()
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0006")
+    with database_at(url, "0006") as connection:
         for number, phone in enumerate(("+33612345678", "+212612345678", "+80012345678")):
             connection.execute(
                 text(
@@ -112,7 +106,6 @@ def test_given_a_database_at_0006_when_migrated_then_countries_filled_from_phone
                 ),
                 {"phone": phone, "user": f"user{number}", "ha1": "0" * 32},
             )
-    engine.dispose()
 
     with caplog.at_level(logging.WARNING, logger="tawasol.migrations"):
         migrate(url)

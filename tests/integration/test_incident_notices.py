@@ -72,6 +72,8 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 
 def build(tmp_path, clock, smtp_port: int, **extra: object):
+    """The sample brain with an SMTP relay; consumers are told at once unless `extra` sets
+    `notice_consumer_min_outage_s` (the business rule's own test does)."""
     brain = sample_brain(
         tmp_path,
         clock=clock,
@@ -81,7 +83,7 @@ def build(tmp_path, clock, smtp_port: int, **extra: object):
         notice_smtp_sender="incidents@operator.example",
         notice_smtp_timeout_s=2,
         notice_rate_per_s=1000,
-        **extra,
+        **{"notice_consumer_min_outage_s": 0, **extra},
     )
     add_callers(brain, 4, now=clock.now, locales=("fr", "ar", "en", "fr"))
     # a Moroccan-plan subscriber who never called Morocco, and a Maghreb-plan one who only
@@ -344,3 +346,69 @@ def test_affected_subscribers_get_one_sms_each_in_their_language_with_delivery_r
     progress = brain.notices.outbox.progress(incident_id=incident.id)
     assert progress[Channel.SMS] == {NoticeStatus.DELIVERED: 4}
     assert progress[Channel.EMAIL] == {NoticeStatus.SENT: 4}
+
+
+def recovers(client, clock, brain) -> None:
+    """Calls to the Maroc Telecom mobile succeed again and recovery holds (60 s here)."""
+    for index in range(30, 55):
+        place_call(client, clock, f"mt-{index}", MAROC_TELECOM_MOBILE, fails=False)
+    clock.now += timedelta(seconds=61)
+    place_call(client, clock, "mt-99", MAROC_TELECOM_MOBILE, fails=False)
+    brain.incidents.tick()
+
+
+def test_a_business_is_told_of_a_short_outage_consumers_only_once_it_lasted_five_minutes(
+    tmp_path, mailbox
+):
+    handler, port = mailbox
+    for world in ("long", "short"):
+        (tmp_path / world).mkdir()
+    # -- an outage of more than 5 minutes: the business at once, the consumers at 5 minutes --
+    clock = MovableClock(START)
+    brain = build(tmp_path / "long", clock, port, notice_consumer_min_outage_s=300)
+    business = "caller2@example.org"
+    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(brain))
+        subscriber = brain.catalog.find_subscriber("caller2")
+        marked = client.put(
+            f"/admin/v1/subscribers/{subscriber.id}/business",
+            headers=AUTH,
+            json={"business": True},
+        )
+        assert marked.status_code == 200 and marked.json()["business"] is True, marked.text
+        morocco_telecom_fails(client, clock)
+        (incident,) = brain.incidents.tick()
+        assert incident.customer_facing
+        assert send(brain) == 1
+        assert [m["To"] for m in handler.messages] == [business]
+        clock.now += timedelta(seconds=240)
+        brain.incidents.tick()
+        assert send(brain) == 0  # 4 minutes: consumers not told yet
+        clock.now += timedelta(seconds=61)
+        brain.incidents.tick()
+        assert send(brain) == 3  # 5 minutes: every affected consumer
+        assert sorted(m["To"] for m in handler.messages) == [
+            f"caller{index}@example.org" for index in range(4)
+        ]
+        recovers(client, clock, brain)
+        assert not brain.incidents.get(incident.id).open
+        assert send(brain) == 4  # everyone told it is over
+    brain.close()
+
+    # -- a short outage: the business hears of it and of its end; consumers of neither -------
+    handler.messages.clear()
+    clock = MovableClock(START)
+    short = build(tmp_path / "short", clock, port, notice_consumer_min_outage_s=300)
+    with TestClient(create_app(short), raise_server_exceptions=False) as client:
+        client.headers.update(edge_headers(short))
+        short.catalog.set_business(short.catalog.find_subscriber("caller2").id, True)
+        morocco_telecom_fails(client, clock)
+        (incident,) = short.incidents.tick()
+        recovers(client, clock, short)
+        assert not short.incidents.get(incident.id).open
+        assert send(short) == 2
+        assert send(short) == 0
+    short.close()
+    assert [m["To"] for m in handler.messages] == [business, business]
+    subjects = sorted(str(m["Subject"]) for m in handler.messages)
+    assert "disrupted" in subjects[0] and "restored" in subjects[1], subjects  # caller2: en

@@ -46,7 +46,8 @@ def _free_port() -> int:
 
 @dataclass
 class SmsMessage:
-    """One whole message as a handset shows it (its parts reassembled)."""
+    """One whole message as a handset shows it (its parts reassembled); `at` is when its last
+    part arrived (wall clock)."""
 
     destination: str
     source: str
@@ -55,6 +56,7 @@ class SmsMessage:
     parts: list[bytes] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
     user_reference: int | None = None
+    at: float = field(default_factory=time.time)
 
 
 class Smsc:

@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import create_engine
+from alembic import command
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import make_url
 
 from support.operator import DEC_1, NOV_1, a_new_subscriber, a_plan
 from tawasol.adapters.store import SqlStore, migrate
+from tawasol.adapters.store.migrate import alembic_config
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
 from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
@@ -53,6 +55,21 @@ def postgres_schema() -> Iterator[str]:
                 connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     finally:
         admin.dispose()
+
+
+@contextmanager
+def database_at(url: str, revision: str) -> Iterator[Connection]:
+    """The database at `url` migrated to exactly `revision` (an older schema), open in one
+    transaction: what a previous version left behind, to test the migrations after it."""
+    config = alembic_config()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def subscription_for(store: Store, username: str = "amina", **period: datetime) -> Subscription:

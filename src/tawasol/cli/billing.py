@@ -19,11 +19,11 @@ from tawasol.cli.common import (
     errors,
     fail,
     parse_at,
+    subscriber_named,
 )
 from tawasol.domain.billing.lifecycle import CancelReason
 from tawasol.domain.errors import (
     InvalidInput,
-    NotFound,
     TawasolError,
 )
 from tawasol.services.billing.lifecycle import LifecycleOutcome, Timing
@@ -152,10 +152,7 @@ def billing_credits(
 
 # -- the subscription lifecycle -----------------------------------------------------------------
 def _subscriber_id(brain: Brain, sip_username: str) -> int:
-    subscriber = brain.catalog.find_subscriber(sip_username)
-    if subscriber is None:
-        raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
-    return subscriber.id
+    return subscriber_named(brain, sip_username).id
 
 
 def _print_outcome(sip_username: str, what: str, outcome: LifecycleOutcome) -> None:

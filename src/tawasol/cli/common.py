@@ -20,6 +20,7 @@ from tawasol.config import Settings
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
+    from tawasol.domain.subscribers import Subscriber
 from tawasol.domain.errors import (
     InvalidConfiguration,
     InvalidInput,
@@ -123,6 +124,14 @@ def require_database(settings: Settings) -> None:
             database=str(database),
         )
     )
+
+
+def subscriber_named(brain: Brain, sip_username: str) -> Subscriber:
+    """The subscriber with this SIP username; raises NotFound (exit code 3) naming it."""
+    subscriber = brain.catalog.find_subscriber(sip_username)
+    if subscriber is None:
+        raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+    return subscriber
 
 
 @contextmanager

@@ -14,9 +14,9 @@ import typer
 from rich.table import Table
 
 from tawasol.adapters.api.schemas import Id, bounds
-from tawasol.cli.common import app, brain_session, console
+from tawasol.cli.common import app, brain_session, console, subscriber_named
 from tawasol.domain.direct_numbers import InboundTrunk, national_format
-from tawasol.domain.errors import InvalidInput, NotFound
+from tawasol.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
@@ -39,11 +39,8 @@ app.add_typer(direct_app, name="direct")
 User = Annotated[str, typer.Argument(help="The subscriber's SIP username.")]
 
 
-def _subscriber_id(brain: Brain, username: str) -> int:
-    subscriber = brain.catalog.find_subscriber(username)
-    if subscriber is None:
-        raise NotFound("no such subscriber", sip_username=username)
-    return subscriber.id
+def _subscriber_id(brain: Brain, sip_username: str) -> int:
+    return subscriber_named(brain, sip_username).id
 
 
 def _read(path: Path) -> str:

@@ -19,9 +19,9 @@ from tawasol.cli.common import (
     current_settings,
     fail,
     open_brain,
+    subscriber_named,
 )
 from tawasol.domain.errors import (
-    NotFound,
     TawasolError,
 )
 
@@ -62,6 +62,14 @@ def subscriber_add(
             "Default: the phone number's country."
         ),
     ] = None,
+    business: Annotated[
+        bool,
+        typer.Option(
+            "--business/--no-business",
+            help="A business customer: told of every outage that touches it, short ones "
+            "included; Factur-X invoices.",
+        ),
+    ] = False,
 ) -> None:
     """Add a subscriber (and optionally subscribe them to a plan): all or nothing."""
     if ask_password:
@@ -79,6 +87,7 @@ def subscriber_add(
             password=password,
             plan_code=plan,
             country=country,
+            business=business,
         )
     subscriber = account.subscriber
     console.print(f"subscriber {subscriber.sip_username} added with id {subscriber.id}")
@@ -112,11 +121,28 @@ def subscriber_set_country(
     """Record the country where a subscriber lives: the VAT of their next invoices follows it
     (Directive 2006/112/EC art. 58), not their phone number."""
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         changed = brain.catalog.set_country(subscriber.id, country)
     console.print(f"{sip_username}: country of residence {changed.country}")
+
+
+@subscriber_app.command("set-business")
+def subscriber_set_business(
+    sip_username: Annotated[str, typer.Argument(help="SIP username")],
+    business: Annotated[
+        bool,
+        typer.Option(
+            "--business/--no-business",
+            help="--business: a business customer; --no-business: a consumer.",
+        ),
+    ],
+) -> None:
+    """Mark a subscriber a business customer (told personally of every customer-facing outage
+    that touches it, short ones included; Factur-X invoices) or a consumer."""
+    with brain_session() as brain:
+        subscriber = subscriber_named(brain, sip_username)
+        changed = brain.catalog.set_business(subscriber.id, business)
+    console.print(f"{sip_username}: {'business customer' if changed.business else 'consumer'}")
 
 
 @subscriber_app.command("password")
@@ -135,9 +161,7 @@ def subscriber_password(
         else None
     )
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         account = brain.catalog.set_password(subscriber.id, password)
     console.print(f"{account.subscriber.sip_username}: new SIP password set")
     if account.password is not None:
@@ -202,9 +226,7 @@ def subscriber_change_plan(
         change_plan_with_billing(sip_username, plan, False, acknowledge or [], None)
         return
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         brain.sales_guard.check(brain.catalog.get_plan(plan), acknowledged=acknowledge or ())
         subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
     console.print(
@@ -220,9 +242,7 @@ def subscriber_show(
     """Show a subscriber, their subscriptions and their latest calls."""
     brain = open_brain()
     try:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         subscriptions = brain.catalog.list_subscriptions(subscriber_id=subscriber.id)
         calls = brain.calls.list_calls(subscriber_id=subscriber.id, limit=10)
     except TawasolError as error:
@@ -233,6 +253,7 @@ def subscriber_show(
     console.print(f"  email {subscriber.email or '-'}  phone {subscriber.phone}")
     console.print(f"  locale {subscriber.locale}  time zone {subscriber.time_zone}")
     console.print(f"  country of residence {subscriber.country or 'unknown'}")
+    console.print(f"  {'business customer' if subscriber.business else 'consumer'}")
     table = Table(title="subscriptions")
     for column in ("id", "plan", "status", "period start", "period end"):
         table.add_column(column)

@@ -60,8 +60,12 @@ class DetectionSettings:
                 "the outage failure share must lie between the baseline ceiling and 1",
                 outage_failure_share=self.outage_failure_share,
             )
-        if not 0 < self.baseline_smoothing < 1:
-            raise InvalidInput("baseline smoothing is a weight in (0, 1)")
+        if not 0 < self.baseline_smoothing <= 1:
+            raise InvalidInput(
+                "baseline smoothing is the weight of each attempt in the learned baseline, "
+                "in (0, 1]",
+                baseline_smoothing=self.baseline_smoothing,
+            )
         if not 0 < self.learning_share <= 1 or not 0 < self.healthy_share <= 1:
             raise InvalidInput(
                 "the learning and healthy shares are fractions of the alarm threshold in (0, 1]"
@@ -70,10 +74,20 @@ class DetectionSettings:
             raise InvalidInput("the alarm and recovery thresholds must be positive")
         if self.recovery_hold < timedelta(0) or self.agreement_window <= timedelta(0):
             raise InvalidInput("recovery hold and agreement window cannot be negative")
-        if not 1 <= self.min_failures <= self.impact_attempts:
-            raise InvalidInput("min_failures must lie between 1 and impact_attempts")
         if self.min_carriers_for_destination < 1 or self.impact_attempts < 1:
-            raise InvalidInput("carrier agreement and impact sample need at least 1")
+            raise InvalidInput(
+                "the carriers agreeing on a destination outage and the recent attempts kept "
+                "are at least 1",
+                min_carriers_for_destination=self.min_carriers_for_destination,
+                impact_attempts=self.impact_attempts,
+            )
+        if not 1 <= self.min_failures <= self.impact_attempts:
+            raise InvalidInput(
+                "min_failures must lie between 1 and impact_attempts (the failures needed "
+                "among the recent attempts kept)",
+                min_failures=self.min_failures,
+                impact_attempts=self.impact_attempts,
+            )
         if not 0 < self.major_share <= 1:
             raise InvalidInput("the major outage share is a fraction in (0, 1]")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tawasol.domain.errors import InvalidInput
+from tawasol.domain.incidents import Incident, IncidentState
 from tawasol.domain.outages import OutageScope
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "DeliveryReceipt",
     "Notice",
     "NoticeOccasion",
+    "NoticePolicy",
     "NoticeStatus",
     "Recipient",
     "RetryPolicy",
+    "customer_facing_time",
     "render",
     "sms_text",
     "status_from_parts",
@@ -63,13 +66,15 @@ class NoticeStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Recipient:
-    """An affected subscriber, as notices need them: where to write and in which language."""
+    """An affected subscriber, as notices need them: where to write, in which language, and
+    whether a business customer (told of short outages too: `NoticePolicy`)."""
 
     subscriber_id: int
     name: str
     email: str
     phone: str
     locale: str
+    business: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,74 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.first_delay <= timedelta(0):
             raise InvalidInput("a retry policy needs at least one try and a positive delay")
+        if self.max_delay < self.first_delay:
+            raise InvalidInput("the longest retry delay cannot be shorter than the first one")
 
     def delay_after(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed try (1 -> first_delay)."""
         delay: timedelta = self.first_delay * (2 ** max(attempts - 1, 0))
         return min(delay, self.max_delay)
+
+
+def customer_facing_time(incident: Incident, *, life: int, now: datetime) -> timedelta:
+    """How long `incident` was customer-facing during its `life`-th life (1: from its opening
+    to its first resolution; 2: from its first reopening to its second resolution...), up to
+    `now` for the life still going: the sum of its impact stretches inside that life."""
+    resolutions = [u.at for u in incident.updates if u.state is IncidentState.RESOLVED]
+    begins = resolutions[life - 2] if life >= 2 and len(resolutions) >= life - 1 else None
+    ends = resolutions[life - 1] if len(resolutions) >= life else now
+    total = timedelta(0)
+    for stretch in incident.impact:
+        start = stretch.start if begins is None else max(stretch.start, begins)
+        end = min(stretch.end or now, ends)
+        if end > start:
+            total += end - start
+    return total
+
+
+@dataclass(frozen=True)
+class NoticePolicy:
+    """Who is told of a customer-facing incident, and how often.
+
+    Consumers are told once the incident has been customer-facing for `consumer_min_outage`
+    in its current life (`customer_facing_time`): calls failing for a minute and then working
+    again are not worth a message to every caller, and whoever was not told of an outage is
+    not told it is over either. Business subscribers are told at once, of short outages too
+    (issue 13: a business customer expects a personal message for every outage that touches
+    it). An update reaches each subscriber at most once per window: windows of
+    `update_interval_first_day` during the incident's first day, then of
+    `update_interval_later` (`update_slot`). Raises InvalidInput for a negative minimum or an
+    interval that is not positive.
+    """
+
+    consumer_min_outage: timedelta = timedelta(minutes=5)
+    update_interval_first_day: timedelta = timedelta(hours=6)
+    update_interval_later: timedelta = timedelta(days=1)
+
+    def __post_init__(self) -> None:
+        if self.consumer_min_outage < timedelta(0):
+            raise InvalidInput("the consumers' minimum outage cannot be negative")
+        if self.update_interval_first_day <= timedelta(0) or self.update_interval_later <= (
+            timedelta(0)
+        ):
+            raise InvalidInput("update notice intervals must be positive")
+        if self.update_interval_first_day > timedelta(days=1):
+            raise InvalidInput("the first day's update interval is at most a day")
+
+    def consumers_told(self, incident: Incident, *, life: int, now: datetime) -> bool:
+        """Whether consumers are told of `incident`'s `life`-th life by `now`."""
+        return customer_facing_time(incident, life=life, now=now) >= self.consumer_min_outage
+
+    def update_slot(self, started_at: datetime, at: datetime) -> int:
+        """The window an update written at `at` falls in (see the class docstring); update
+        notices are keyed by it, so subscribers get at most one per window however often the
+        operator writes."""
+        return update_slot(
+            started_at,
+            at,
+            first_day_interval=self.update_interval_first_day,
+            later_interval=self.update_interval_later,
+        )
 
 
 def update_slot(
@@ -161,7 +229,7 @@ def update_slot(
     first_day = timedelta(days=1)
     if elapsed < first_day:
         return elapsed // first_day_interval
-    return first_day // first_day_interval + (elapsed - first_day) // later_interval
+    return -(-first_day // first_day_interval) + (elapsed - first_day) // later_interval
 
 
 _WHERE = {

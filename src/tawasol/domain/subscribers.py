@@ -136,6 +136,10 @@ class Subscriber:
     `country` is the ISO 3166-1 country where they live: it decides the VAT on their invoices
     (Directive 2006/112/EC art. 58), not their phone number (a subscriber living in France may
     keep a Moroccan mobile). None when unknown: billing them is then refused.
+    `business` marks a business customer: they are told personally of every customer-facing
+    outage that touches them, short ones included (issue 13: a business expects a personal
+    message, not a post to everyone; `domain.notices.NoticePolicy`), and their invoices are
+    Factur-X (machine-readable for their accounting).
     """
 
     id: int
@@ -148,6 +152,7 @@ class Subscriber:
     ha1: str
     caller_ids: tuple[str, ...] = ()
     country: str | None = None
+    business: bool = False
 
     def __post_init__(self) -> None:
         validate_sip_username(self.sip_username)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tawasol.domain.incidents import Incident, IncidentUpdate
-from tawasol.domain.notices import Channel, Notice, NoticeOccasion
+from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticePolicy
 from tawasol.services.incidents import describe
 from tawasol.services.notice_ports import NoticeOutbox
 from tawasol.services.notices import occasions
@@ -30,8 +30,10 @@ class AlertService:
         email: str = "",
         webhook_url: str = "",
         mail_domain: str = "tawasol.local",
+        policy: NoticePolicy | None = None,
     ) -> None:
         self._outbox = outbox
+        self._policy = policy
         self._clock = clock
         self._targets = [
             (channel, address)
@@ -43,7 +45,7 @@ class AlertService:
     def on_incident_change(self, before: Incident | None, after: Incident) -> int:
         if not self._targets:
             return 0
-        found = list(occasions(before, after))
+        found = list(occasions(before, after, self._policy))
         if before is None:
             found.insert(0, (NoticeOccasion.OPENED, 1))
         notices = [

@@ -154,6 +154,7 @@ class CatalogService:
         start: datetime | None = None,
         demo_seed: bool = False,
         country: str | None = None,
+        business: bool = False,
     ) -> NewAccount:
         """Create a subscriber, subscribed to `plan_code` when given, in one transaction.
 
@@ -162,6 +163,7 @@ class CatalogService:
         (`demo_seed`: the demo seeding alone writes those). `country` is where the subscriber
         lives (ISO 3166-1, it decides the VAT of their invoices); when none is given it is the
         country of their phone number, which the operator can correct (`set_country`).
+        `business` marks a business customer (told of short outages, Factur-X invoices).
         """
         if not name.strip():
             raise InvalidInput("a subscriber needs a name")
@@ -197,6 +199,7 @@ class CatalogService:
                     normalise_phone(number, field="caller_ids") for number in caller_ids
                 ),
                 country=residence,
+                business=business,
             ),
             subscription=subscription,
         )
@@ -210,6 +213,15 @@ class CatalogService:
         for a code that is not a country, NotFound for an unknown subscriber."""
         code = check_country(country.strip().upper())
         subscriber = replace(self._store.get_subscriber(subscriber_id), country=code)
+        self._store.update_subscriber(subscriber)
+        return subscriber
+
+    def set_business(self, subscriber_id: int, business: bool) -> Subscriber:
+        """Mark the subscriber a business customer (`business` True) or a consumer: a business
+        is told personally of every customer-facing outage that touches it, short ones
+        included, and its next invoices are Factur-X. Raises NotFound for an unknown
+        subscriber."""
+        subscriber = replace(self._store.get_subscriber(subscriber_id), business=business)
         self._store.update_subscriber(subscriber)
         return subscriber
 

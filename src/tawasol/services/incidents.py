@@ -9,7 +9,8 @@
   findings into incidents: a new finding opens an automatic incident, a change of customer
   impact is recorded (opening or closing an outage period), and a finding gone for good (the
   detector already waited `recovery_hold`) resolves its automatic incident. Incidents opened by
-  hand are never resolved automatically.
+  hand are never resolved automatically. Then `on_tick` is told the time (notices due by the
+  clock: consumers told once an incident has been customer-facing long enough).
 - The operator's actions (`open`, `update`, `resolve`, `reopen`, `merge`) go through the same
   store with optimistic locking and an audit entry naming the author.
 
@@ -134,15 +135,24 @@ class IncidentService:
         clock: Callable[[], datetime],
         settings: DetectionSettings | None = None,
         on_change: Callable[[Incident | None, Incident], object] | None = None,
+        on_tick: Callable[[datetime], object] | None = None,
     ) -> None:
         self._store = store
         # Told of every stored change (before: None for a new incident); notices hang here.
         self._on_change = on_change
+        # Told after every tick, with its time: notices due by the clock (consumers told
+        # once an incident has been customer-facing long enough) hang here.
+        self._on_tick = on_tick
         self._clock = clock
         self._lock = threading.Lock()
         self._detector = IncidentDetector(settings)
         self._automatic: dict[FindingKey, int] = {}
         self._restored = False
+
+    @property
+    def detection_settings(self) -> DetectionSettings:
+        """The thresholds detection runs with."""
+        return self._detector.settings
 
     # -- evidence (hooks; never raise into the caller's path) --------------------------------
     def on_attempt(self, *, record: CallRecord, attempt: CallAttempt) -> None:
@@ -215,6 +225,11 @@ class IncidentService:
             if current.open:
                 closed = resolve(current, at=now, author=DETECTION, message=_RECOVERED)
                 changed.append(self._save(current, closed, "resolved", now))
+        if self._on_tick is not None:
+            try:  # the incidents are stored; a listener's failure is logged, not raised
+                self._on_tick(now)
+            except Exception:
+                log.exception("incident tick listener failed")
         return changed
 
     def _restore(self) -> None:
@@ -336,7 +351,7 @@ class IncidentService:
         notify: bool = False,
     ) -> Incident:
         """A timeline entry, optionally a new state and a new customer impact; `notify` tells the
-        affected subscribers (at most once per window, see `domain.notices.update_slot`).
+        affected subscribers (at most once per window, see `domain.notices.NoticePolicy`).
         Raises NotFound, Conflict (resolved: reopen first; changed meanwhile), InvalidInput."""
         now = self._clock()
         current = self._store.get_incident(incident_id)

@@ -6,8 +6,14 @@ configured:
 
 - a *customer-facing* notice when the incident's customer impact starts: once per life of
   the incident (a reopening is a new occasion; impact that stops and starts again is not);
+- an *update* notice when the operator asks for one (at most one per window);
 - a *resolved* notice when an incident that was customer-facing is resolved, saying what
   happens next (the credit comes with billing).
+
+Who among the affected is told follows `NoticePolicy`: business subscribers at once, consumers
+once the incident has been customer-facing for the policy's minimum. `NoticeService.on_tick`
+(after every detection tick) reads the open incidents and queues the consumers' customer-facing
+notices of those that reached it since, whichever process changed them.
 
 Queueing goes through the outbox in one transaction per occasion; the unique notice key makes
 it idempotent, so a brain that restarts and queues again adds nothing. `NoticeSender.run` takes
@@ -21,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -31,11 +38,12 @@ from tawasol.domain.notices import (
     DeliveryReceipt,
     Notice,
     NoticeOccasion,
+    NoticePolicy,
     Recipient,
     RetryPolicy,
+    customer_facing_time,
     render,
     sms_text,
-    update_slot,
 )
 from tawasol.services.notice_ports import AffectedSubscribers, NoticeOutbox
 
@@ -51,8 +59,12 @@ class NoticeChannel(Protocol):
     async def send(self, notice: Notice) -> Sequence[str]: ...
 
 
-def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOccasion, int]]:
-    """What the change from `before` to `after` tells customers: (occasion, its number)."""
+def occasions(
+    before: Incident | None, after: Incident, policy: NoticePolicy | None = None
+) -> list[tuple[NoticeOccasion, int]]:
+    """What the change from `before` to `after` tells customers: (occasion, its number: the
+    incident's life for customer-facing and resolved, the update's window for an update)."""
+    policy = policy or NoticePolicy()
     found: list[tuple[NoticeOccasion, int]] = []
     was_facing = before is not None and before.customer_facing
     resolutions = sum(1 for update in after.updates if update.state is IncidentState.RESOLVED)
@@ -64,11 +76,18 @@ def occasions(before: Incident | None, after: Incident) -> list[tuple[NoticeOcca
     new_updates = after.updates[len(before.updates) :] if before is not None else ()
     if after.customer_facing and any(update.notify for update in new_updates):
         last = new_updates[-1]
-        found.append((NoticeOccasion.UPDATE, update_slot(after.started_at, last.at)))
+        found.append((NoticeOccasion.UPDATE, policy.update_slot(after.started_at, last.at)))
     was_resolved = before is not None and not before.open
     if not after.open and not was_resolved and after.impact and after.merged_into is None:
         found.append((NoticeOccasion.RESOLVED, resolutions))
     return found
+
+
+def current_life(incident: Incident) -> int:
+    """Which life of the incident is going on (or just ended, once resolved): 1 until its first
+    resolution, 2 after a reopening..."""
+    resolutions = sum(1 for update in incident.updates if update.state is IncidentState.RESOLVED)
+    return resolutions if not incident.open else resolutions + 1
 
 
 def _in_language(message: Mapping[str, str], locale: str) -> str:
@@ -78,7 +97,9 @@ def _in_language(message: Mapping[str, str], locale: str) -> str:
 
 
 class NoticeService:
-    """Queues the notices an incident change calls for."""
+    """Queues the notices an incident change calls for, to whom `policy` says (see the module
+    docstring). `open_incidents` lists the open incidents (read each tick; without it, the
+    incidents this service saw change)."""
 
     def __init__(
         self,
@@ -89,6 +110,8 @@ class NoticeService:
         clock: Callable[[], datetime],
         lookback: timedelta = timedelta(days=30),
         mail_domain: str = "tawasol.local",
+        policy: NoticePolicy | None = None,
+        open_incidents: Callable[[], Iterable[Incident]] | None = None,
     ) -> None:
         self._outbox = outbox
         self._affected = affected
@@ -96,21 +119,104 @@ class NoticeService:
         self._clock = clock
         self._lookback = lookback
         self._mail_domain = mail_domain
+        self._policy = policy or NoticePolicy()
+        self._open_incidents = open_incidents
+        # Without `open_incidents`: the incidents this service saw change, by id.
+        self._known: dict[int, Incident] = {}
+        # (incident id, life) whose consumers were told: not queued again each tick.
+        self._told: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def policy(self) -> NoticePolicy:
+        return self._policy
 
     def on_incident_change(self, before: Incident | None, after: Incident) -> int:
         """Queue what the change calls for; returns how many notices were new."""
         if after.scope is None or not self._channels:
             return 0
+        found = occasions(before, after, self._policy)
+        life, now = current_life(after), self._clock()
+        with self._lock:
+            if after.open:
+                self._known[after.id] = after
+            else:
+                self._known.pop(after.id, None)
+            due = (
+                after.open
+                and self._facing_in_current_life(after, now)
+                and self._policy.consumers_told(after, life=life, now=now)
+            )
+            behind = due and (after.id, life) not in self._told
         queued = 0
-        for occasion, sequence in occasions(before, after):
+        if behind and not any(o is NoticeOccasion.CUSTOMER_FACING for o, _ in found):
+            # the minimum was reached since the last tick: the consumers are told now (before
+            # an update this change may carry)
+            queued += self.queue(after, NoticeOccasion.CUSTOMER_FACING, life)
+        for occasion, sequence in found:
             queued += self.queue(after, occasion, sequence)
+        if due:
+            with self._lock:
+                self._told.add((after.id, life))
         return queued
 
+    def on_tick(self, now: datetime) -> int:
+        """Tell the consumers of the open incidents customer-facing for the policy's minimum
+        by `now` (their business subscribers were told already); returns the notices queued.
+
+        The open incidents are read from `open_incidents` every tick: an operator's change
+        may have been made by another process (the CLI, another brain's API). What was told
+        is remembered per incident and life, so each is queued once (and once more after a
+        restart, which the outbox's unique keys turn into nothing)."""
+        if not self._channels:
+            return 0
+        if self._open_incidents is not None:
+            candidates = list(self._open_incidents())
+        else:
+            with self._lock:
+                candidates = list(self._known.values())
+        due: list[tuple[Incident, int]] = []
+        with self._lock:
+            lives = {(incident.id, current_life(incident)) for incident in candidates}
+            self._told &= lives  # forget incidents resolved since
+            for incident in candidates:
+                life = current_life(incident)
+                if (
+                    (incident.id, life) not in self._told
+                    and incident.open
+                    and self._facing_in_current_life(incident, now)
+                    and self._policy.consumers_told(incident, life=life, now=now)
+                ):
+                    due.append((incident, life))
+        queued = 0
+        for incident, life in due:
+            queued += self.queue(incident, NoticeOccasion.CUSTOMER_FACING, life)
+            with self._lock:
+                self._told.add((incident.id, life))
+        return queued
+
+    @staticmethod
+    def _facing_in_current_life(incident: Incident, now: datetime) -> bool:
+        return incident.scope is not None and (
+            incident.customer_facing
+            or customer_facing_time(incident, life=current_life(incident), now=now) > timedelta(0)
+        )
+
     def queue(self, incident: Incident, occasion: NoticeOccasion, sequence: int) -> int:
-        """Queue one occasion's notices for every affected subscriber (idempotent)."""
+        """Queue one occasion's notices for every affected subscriber it is due to
+        (idempotent): business subscribers always, consumers when the policy says they are
+        told of this life of the incident."""
         assert incident.scope is not None
         now = self._clock()
-        recipients = self._affected.affected(incident.scope, since=now - self._lookback, now=now)
+        life = sequence if occasion is not NoticeOccasion.UPDATE else current_life(incident)
+        consumers = self._policy.consumers_told(incident, life=life, now=now)
+        recipients = [
+            recipient
+            for recipient in self._affected.affected(
+                incident.scope, since=now - self._lookback, now=now
+            )
+            if consumers or recipient.business
+        ]
         notices = [
             notice
             for recipient in recipients
@@ -201,6 +307,11 @@ class NoticeSender:
         # loop, with no await between a look and a change, and are bounded.
         self._early_receipts: dict[str, DeliveryReceipt] = {}
         self._stored_references: dict[str, None] = {}
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The backoff and lease notices are sent with."""
+        return self._retry
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self._channels:

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tawasol.adapters.api.schemas import (
     AccountOut,
+    BusinessIn,
     CallOut,
     CallReportOut,
     CarrierSchema,
@@ -155,6 +156,7 @@ def post_subscriber(body: SubscriberIn, request: Request) -> AccountOut:
         caller_ids=tuple(body.caller_ids),
         plan_code=body.plan_code,
         country=body.country,
+        business=body.business,
     )
     return AccountOut.from_account(account.subscriber, account.password)
 
@@ -178,6 +180,16 @@ def put_country(subscriber_id: Id, body: CountryIn, request: Request) -> Subscri
     it (Directive 2006/112/EC art. 58)."""
     return SubscriberOut.from_domain(
         _brain(request).catalog.set_country(subscriber_id, body.country)
+    )
+
+
+@router.put("/subscribers/{subscriber_id}/business", response_model=SubscriberOut)
+def put_business(subscriber_id: Id, body: BusinessIn, request: Request) -> SubscriberOut:
+    """Mark the subscriber a business customer or a consumer: a business is told personally
+    of every customer-facing outage that touches it, short ones included, and gets Factur-X
+    invoices."""
+    return SubscriberOut.from_domain(
+        _brain(request).catalog.set_business(subscriber_id, body.business)
     )
 
 

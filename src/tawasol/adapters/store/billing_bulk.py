@@ -12,7 +12,8 @@ What is computed where:
   does not exist or exists twice (`fold=0`, RFC 5545 §3.3.5);
 - outage weights, deferral windows, VAT splits and plan names by the domain in Python, once per
   plan, per incident or per distinct (amount, country), handed to SQL as small tables;
-- the customer's country of residence from `subscribers.country` (as the one-by-one path);
+- the customer's country of residence from `subscribers.country` and whether a business
+  (Factur-X documents) from `subscribers.business` (as the one-by-one path);
 - document numbers: the entity's sequence row is locked (SELECT ... FOR UPDATE) for the slice's
   transaction and advanced by the number of documents it issues, numbered 1..n in subscription
   order: a crash rolls the slice back with its numbers, so the sequence never has a gap.
@@ -505,7 +506,8 @@ WHERE s.status NOT IN ('cancelled', 'expired')
 _RENEWALS = """
 CREATE TEMP TABLE tw_renewal AS
 SELECT s.id AS subscription_id, s.subscriber_id, s.plan_code, sub.email, sub.name, sub.locale,
-       c.country, p.price, p.currency, x.new_index, x.new_start, x.new_end, x.new_anchor,
+       sub.business, c.country, p.price, p.currency, x.new_index, x.new_start, x.new_end,
+       x.new_anchor,
        'renew:' || s.id || ':' || pg_temp.tw_iso(x.new_start) AS key
 FROM subscriptions s
 JOIN billing_terms t ON t.subscription_id = s.id
@@ -571,7 +573,7 @@ _WRITE_RENEWALS = (
            json_build_object(
              'account_id', account_id, 'customer_name', name, 'customer_address', '',
              'customer_country', country, 'locale', locale, 'corrects', '',
-             'business', false, 'currency', currency,
+             'business', business, 'currency', currency,
              'lines', json_build_array(json_build_object(
                'description', plan_name, 'period_start', pg_temp.tw_iso(new_start),
                'period_end', pg_temp.tw_iso(new_end), 'quantity', 1, 'rate', rate,
@@ -598,6 +600,7 @@ _CREDITS = """
 CREATE TEMP TABLE tw_credit AS
 SELECT pp.subscription_id, pp.subscriber_id, pp.plan_code, pp.start, pp."end", pp.charge_key,
        pp.price_paid AS price, pp.currency, c.country, sub.name, sub.email, sub.locale,
+       sub.business,
        floor(extract(epoch FROM pp."end" - pp.start))::bigint AS period_s,
        CASE WHEN w.weighted <= 0 OR w.weighted < %(threshold)s THEN 0
             ELSE least(ceil(w.weighted / %(unit)s) * %(unit)s,
@@ -635,7 +638,7 @@ _WRITE_CREDITS = (
            AS number
     FROM (SELECT f.*, %(last)s + row_number() OVER (ORDER BY f.subscription_id) AS seq
           FROM (SELECT DISTINCT ON (subscription_id) subscription_id, subscriber_id, currency,
-                       country, name, email, locale,
+                       country, name, email, locale, business,
                        %(prefix)s || subscription_id AS key
                 FROM tw_credit ORDER BY subscription_id, start) f) r
     JOIN billing_accounts a ON a.subscriber_id = r.subscriber_id AND a.currency = r.currency
@@ -654,7 +657,7 @@ _WRITE_CREDITS = (
              'customer_country', n.country, 'locale', n.locale,
              'corrects', (SELECT string_agg(c.charge_key, ', ' ORDER BY c.start)
                           FROM tw_credit c WHERE c.subscription_id = n.subscription_id),
-             'business', false, 'currency', n.currency,
+             'business', n.business, 'currency', n.currency,
              'lines', (SELECT json_agg(json_build_object(
                  'description', coalesce(pn.name, c.plan_code) || ': outage '
                    || (c.counted / 86400) || ' d ' || ((c.counted %% 86400) / 3600) || ' h',

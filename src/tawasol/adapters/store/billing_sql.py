@@ -419,6 +419,7 @@ def _customer(row: SubscriberRow) -> BillingCustomer:
         country=row.country or "",  # of residence; "" unknown: VatTable refuses it
         time_zone=row.time_zone,
         locale=row.locale,
+        business=row.business,  # Factur-X for a business customer
     )
 
 

@@ -196,6 +196,7 @@ def subscriber_from_row(row: SubscriberRow) -> Subscriber:
         ha1=row.ha1,
         caller_ids=tuple(str(number) for number in row.caller_ids),
         country=row.country,
+        business=row.business,
     )
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -111,6 +112,10 @@ class SubscriberRow(Base):
     caller_ids: Mapped[list[Any]] = mapped_column(nullable=False)
     # Country of residence (ISO 3166-1), which decides VAT; NULL: unknown (migration 0007).
     country: Mapped[str | None] = mapped_column(CHAR(2))
+    # A business customer: told of short outages, invoiced with Factur-X (migration 0010).
+    business: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class SubscriptionRow(Base):

@@ -242,7 +242,9 @@ class SqlNoticeOutbox:
                         SubscriberRow.id.in_(ordered[start : start + _CHUNK])
                     )
                 ):
-                    recipients.append(Recipient(row.id, row.name, row.email, row.phone, row.locale))
+                    recipients.append(
+                        Recipient(row.id, row.name, row.email, row.phone, row.locale, row.business)
+                    )
             return sorted(recipients, key=lambda recipient: recipient.subscriber_id)
 
 

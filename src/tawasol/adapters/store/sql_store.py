@@ -238,6 +238,7 @@ class SqlStore:
             row.ha1 = subscriber.ha1
             row.caller_ids = list(subscriber.caller_ids)
             row.country = subscriber.country
+            row.business = subscriber.business
 
     def get_subscriber(self, subscriber_id: int) -> Subscriber:
         with self._session(self._engine) as session:
@@ -684,6 +685,7 @@ def _subscriber_fields(subscriber: NewSubscriber) -> dict[str, Any]:
         "ha1": subscriber.ha1,
         "caller_ids": tuple(subscriber.caller_ids),
         "country": subscriber.country,
+        "business": subscriber.business,
     }
 
 

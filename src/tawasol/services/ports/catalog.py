@@ -46,6 +46,7 @@ class NewSubscriber:
     ha1: str
     caller_ids: tuple[str, ...] = ()
     country: str | None = None  # of residence (VAT); None: unknown
+    business: bool = False  # a business customer (told of short outages, Factur-X invoices)
 
     def to_subscriber(self, subscriber_id: int) -> Subscriber:
         """The subscriber under the id the store gave it; the domain's rules (username, time
@@ -61,6 +62,7 @@ class NewSubscriber:
             ha1=self.ha1,
             caller_ids=tuple(self.caller_ids),
             country=self.country,
+            business=self.business,
         )
 
 

@@ -20,6 +20,7 @@ from tawasol.adapters.api.schemas.carriers import (
 )
 from tawasol.adapters.api.schemas.catalog import (
     AccountOut,
+    BusinessIn,
     CostCeilingSchema,
     CountryIn,
     DestinationRuleSchema,
@@ -85,6 +86,7 @@ __all__ = [
     "Amount",
     "AuthorizeIn",
     "AuthorizeOut",
+    "BusinessIn",
     "CallAttemptOut",
     "CallEventIn",
     "CallEventsIn",

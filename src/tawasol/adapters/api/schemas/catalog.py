@@ -233,6 +233,11 @@ class SubscriberIn(Strict):
         default=None,
         description="country of residence (VAT follows it); default: the phone number's",
     )
+    business: bool = Field(
+        default=False,
+        description="a business customer: told personally of every customer-facing outage "
+        "that touches it, short ones included; invoiced with Factur-X",
+    )
     plan_code: Code | None = Field(
         default=None, description="subscribe to this plan at once (all or nothing)"
     )
@@ -254,6 +259,7 @@ class SubscriberOut(BaseModel):
     sip_username: str
     caller_ids: list[str]
     country: str | None = Field(description="country of residence; null: unknown")
+    business: bool = Field(description="a business customer (told of short outages, Factur-X)")
 
     @classmethod
     def from_domain(cls, subscriber: Subscriber) -> SubscriberOut:
@@ -263,6 +269,13 @@ class SubscriberOut(BaseModel):
 
 class CountryIn(Strict):
     country: Country
+
+
+class BusinessIn(Strict):
+    business: bool = Field(
+        description="true: a business customer (told of every customer-facing outage that "
+        "touches it, short ones included; Factur-X invoices); false: a consumer"
+    )
 
 
 class AccountOut(SubscriberOut):
