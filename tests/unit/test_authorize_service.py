@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 
 from tawasol.domain.calls import CallAttempt, CallRecord
@@ -195,6 +195,19 @@ def test_given_a_carrier_condition_then_the_next_decision_uses_it() -> None:
     service.set_carrier_state("ma-flat", CarrierState())
     routes = service.authorize(CallRequest("user3", MOBILE)).decision.routes
     assert [route.carrier for route in routes] == ["ma-flat", "ma-minute"]
+
+
+def test_carrier_states_carry_every_field_of_the_condition_and_the_channels_in_use() -> None:
+    # every field set away from its default, so a field the decision's copy forgot shows
+    condition = CarrierState(up=False, channels_in_use=99, effective_channels=7, de_preferred=True)
+    assert all(getattr(condition, field.name) != field.default for field in fields(CarrierState))
+    service = authorizer(MemoryCatalog(operator()), Clock())
+    service.set_carrier_state("ma-flat", condition)
+    service.set_carrier_state("ma-minute", CarrierState())
+    service.authorize(CallRequest("user1", MOBILE, call_id="c1"))  # ma-flat down: ma-minute
+    states = service.carrier_states()
+    assert states["ma-flat"] == replace(condition, channels_in_use=0)
+    assert states["ma-minute"] == CarrierState(channels_in_use=1)
 
 
 def test_given_a_call_never_reported_then_it_stops_counting_after_its_max_duration() -> None:

@@ -249,10 +249,17 @@ class CallAuthorizer:
             conditions = self._counters.carrier_conditions()
             codes = set(conditions) | {code for code, count in in_use.items() if count}
             nominal = CarrierState()
-            return {
-                code: replace(conditions.get(code, nominal), channels_in_use=in_use.get(code, 0))
-                for code in codes
-            }
+            states = {}
+            for code in codes:
+                # built directly, not with dataclasses.replace: this runs on every decision
+                condition = conditions.get(code, nominal)
+                states[code] = CarrierState(
+                    up=condition.up,
+                    channels_in_use=in_use.get(code, 0),
+                    effective_channels=condition.effective_channels,
+                    de_preferred=condition.de_preferred,
+                )
+            return states
 
     # -- deciding ---------------------------------------------------------------------------
     def fake_ha1(self, sip_username: str) -> str:
