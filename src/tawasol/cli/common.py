@@ -20,6 +20,7 @@ from tawasol.config import Settings
 
 if TYPE_CHECKING:
     from tawasol.composition import Brain
+    from tawasol.domain.subscribers import Subscriber
 from tawasol.domain.errors import (
     InvalidConfiguration,
     InvalidInput,
@@ -136,6 +137,14 @@ def brain_session() -> Iterator[Brain]:
         raise fail(error) from error
     finally:
         brain.close()
+
+
+def subscriber_named(brain: Brain, sip_username: str) -> Subscriber:
+    """The subscriber with this SIP username (found ignoring case); NotFound otherwise."""
+    subscriber = brain.catalog.find_subscriber(sip_username)
+    if subscriber is None:
+        raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+    return subscriber
 
 
 def fail(error: TawasolError) -> typer.Exit:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tawasol.adapters.api.schemas import Limit, Offset, bounds
-
-if TYPE_CHECKING:
-    pass
 from tawasol.cli.common import (
     app,
     brain_session,
@@ -19,11 +16,9 @@ from tawasol.cli.common import (
     current_settings,
     fail,
     open_brain,
+    subscriber_named,
 )
-from tawasol.domain.errors import (
-    NotFound,
-    TawasolError,
-)
+from tawasol.domain.errors import TawasolError
 
 subscriber_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 plan_app = typer.Typer(help="The operator's plans.", no_args_is_help=True)
@@ -112,9 +107,7 @@ def subscriber_set_country(
     """Record the country where a subscriber lives: the VAT of their next invoices follows it
     (Directive 2006/112/EC art. 58), not their phone number."""
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         changed = brain.catalog.set_country(subscriber.id, country)
     console.print(f"{sip_username}: country of residence {changed.country}")
 
@@ -135,9 +128,7 @@ def subscriber_password(
         else None
     )
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         account = brain.catalog.set_password(subscriber.id, password)
     console.print(f"{account.subscriber.sip_username}: new SIP password set")
     if account.password is not None:
@@ -202,9 +193,7 @@ def subscriber_change_plan(
         change_plan_with_billing(sip_username, plan, False, acknowledge or [], None)
         return
     with brain_session() as brain:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         brain.sales_guard.check(brain.catalog.get_plan(plan), acknowledged=acknowledge or ())
         subscription = brain.catalog.change_plan(subscriber_id=subscriber.id, plan_code=plan)
     console.print(
@@ -220,9 +209,7 @@ def subscriber_show(
     """Show a subscriber, their subscriptions and their latest calls."""
     brain = open_brain()
     try:
-        subscriber = brain.catalog.find_subscriber(sip_username)
-        if subscriber is None:
-            raise NotFound("no subscriber with this SIP username", sip_username=sip_username)
+        subscriber = subscriber_named(brain, sip_username)
         subscriptions = brain.catalog.list_subscriptions(subscriber_id=subscriber.id)
         calls = brain.calls.list_calls(subscriber_id=subscriber.id, limit=10)
     except TawasolError as error:
