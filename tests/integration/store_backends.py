@@ -8,26 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from support.stores import postgres_schema
-from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
+from support.stores import migrated_backend
 
 
 @contextmanager
 def migrated_engine(backend: str, tmp_path: Path) -> Iterator[Engine]:
     """A fresh SQLite file or PostgreSQL schema, migrated to head; its engine."""
-    if backend == "sqlite":
-        url = sqlite_url_for(tmp_path)
-        migrate(url)
-        store = SqlStore.from_url(url)
-        try:
-            yield store.engine
-        finally:
-            store.close()
-        return
-    with postgres_schema() as url:
-        migrate(url)
-        store = SqlStore.from_url(url)
-        try:
-            yield store.engine
-        finally:
-            store.close()
+    with migrated_backend(backend, tmp_path) as store:
+        yield store.engine

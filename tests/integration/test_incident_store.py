@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from store_backends import migrated_engine
 
+from support.stores import BACKENDS
 from tawasol.adapters.store import SqlIncidentStore
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.incidents import (
@@ -31,7 +32,7 @@ MAROC_TELECOM = OutageScope("MA", NumberKind.MOBILE, "Maroc Telecom")
 ARABIC = "انقطاع في الاتصالات نحو شبكة اتصالات المغرب"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def incidents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentStore]:
     if request.param == "memory":
         yield InMemoryIncidentStore()

@@ -12,14 +12,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from support.operator import DEC_1, NOV_1, a_new_subscriber, a_plan
-from tawasol.adapters.store import SqlStore, migrate
+from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
 from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
@@ -165,6 +167,24 @@ def migrated_store(url: str) -> Iterator[SqlStore]:
         yield sql_store
     finally:
         sql_store.close()
+
+
+# The backends every store contract runs on, as fixture params (`migrated_backend` gives the
+# two SQL ones; "memory" is each port's in-memory implementation).
+BACKENDS = ("memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+@contextmanager
+def migrated_backend(backend: str, tmp_path: Path) -> Iterator[SqlStore]:
+    """A SqlStore on a fresh SQLite file in `tmp_path` ("sqlite") or a PostgreSQL schema of its
+    own ("postgres"), migrated to head; closed (and the schema dropped) afterwards."""
+    with contextlib.ExitStack() as stack:
+        url = (
+            sqlite_url_for(tmp_path)
+            if backend == "sqlite"
+            else stack.enter_context(postgres_schema())
+        )
+        yield stack.enter_context(migrated_store(url))
 
 
 REDIS_URL = os.environ.get("TAWASOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
