@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from support.stores import BACKENDS, migrated_backend
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.memory import MemoryStore
 from tawasol.services.ports import Store
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    with migrated_backend(request.param, tmp_path) as sql_store:
-        yield sql_store
+    yield from on_backend(
+        request.param, tmp_path, memory=MemoryStore, sql=lambda sql_store: sql_store
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.stores import BACKENDS, migrated_backend
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.memory.direct_numbers import MemoryDirectNumberStore
 from tawasol.adapters.store.direct_numbers_sql import SqlDirectNumberStore
 from tawasol.domain.carriers import BillingIncrement, Rate, RateDeck
@@ -33,11 +33,12 @@ TRUNK = InboundTrunk(
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DirectNumberStore]:
-    if request.param == "memory":
-        yield MemoryDirectNumberStore()
-        return
-    with migrated_backend(request.param, tmp_path) as sql_store:
-        yield SqlDirectNumberStore(sql_store.engine)
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=MemoryDirectNumberStore,
+        sql=lambda sql_store: SqlDirectNumberStore(sql_store.engine),
+    )
 
 
 def test_a_trunk_is_stored_whole_and_replaced_by_code(store: DirectNumberStore) -> None:

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_backends import migrated_engine
 
-from support.stores import BACKENDS
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.store import SqlIncidentStore
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.incidents import (
@@ -34,11 +33,12 @@ ARABIC = "انقطاع في الاتصالات نحو شبكة اتصالات ا
 
 @pytest.fixture(params=BACKENDS)
 def incidents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentStore]:
-    if request.param == "memory":
-        yield InMemoryIncidentStore()
-        return
-    with migrated_engine(request.param, tmp_path) as engine:
-        yield SqlIncidentStore(engine)
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=InMemoryIncidentStore,
+        sql=lambda sql_store: SqlIncidentStore(sql_store.engine),
+    )
 
 
 def destination_incident(started_at: datetime = T0) -> Incident:

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_backends import migrated_engine
 
 from support.operator import a_notice as notice
-from support.stores import BACKENDS
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
 from tawasol.domain.notices import Channel, DeliveryReceipt, NoticeStatus
 from tawasol.services.notice_ports import InMemoryNoticeOutbox, NoticeOutbox
@@ -22,11 +21,12 @@ LEASE = timedelta(minutes=2)
 
 @pytest.fixture(params=BACKENDS)
 def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NoticeOutbox]:
-    if request.param == "memory":
-        yield InMemoryNoticeOutbox()
-        return
-    with migrated_engine(request.param, tmp_path) as engine:
-        yield SqlNoticeOutbox(engine)
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=InMemoryNoticeOutbox,
+        sql=lambda sql_store: SqlNoticeOutbox(sql_store.engine),
+    )
 
 
 def test_queueing_the_same_notices_twice_keeps_one_each(outbox: NoticeOutbox) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -37,6 +37,7 @@ POSTGRES_URL = os.environ.get(
 
 
 CASABLANCA = ZoneInfo("Africa/Casablanca")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -185,6 +186,22 @@ def migrated_backend(backend: str, tmp_path: Path) -> Iterator[SqlStore]:
             else stack.enter_context(postgres_schema())
         )
         yield stack.enter_context(migrated_store(url))
+
+
+def on_backend(
+    backend: str,
+    tmp_path: Path,
+    *,
+    memory: Callable[[], T],
+    sql: Callable[[SqlStore], T],
+) -> Iterator[T]:
+    """For a fixture over BACKENDS: `memory()`, or `sql(store)` on a migrated SqlStore of
+    `backend` (closed afterwards). `yield from on_backend(request.param, tmp_path, ...)`."""
+    if backend == "memory":
+        yield memory()
+        return
+    with migrated_backend(backend, tmp_path) as store:
+        yield sql(store)
 
 
 REDIS_URL = os.environ.get("TAWASOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
