@@ -146,20 +146,23 @@ def _subscriber(
     )
 
 
+MAROC_ILLIMITE = Plan(
+    code="maroc-illimite",
+    names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
+    period=Period.MONTH,
+    price=eur("9.99"),
+    destinations=_rules(("MA",)),
+    fair_use=FairUse(
+        max_call_duration=timedelta(hours=2),
+        minutes_per_period=3000,
+        distinct_numbers_per_period=20,
+        concurrent_calls=1,
+    ),
+)
+
+
 def build_sample_operator() -> SampleOperator:
-    maroc_illimite = Plan(
-        code="maroc-illimite",
-        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
-        period=Period.MONTH,
-        price=eur("9.99"),
-        destinations=_rules(("MA",)),
-        fair_use=FairUse(
-            max_call_duration=timedelta(hours=2),
-            minutes_per_period=3000,
-            distinct_numbers_per_period=20,
-            concurrent_calls=1,
-        ),
-    )
+    maroc_illimite = MAROC_ILLIMITE
     soirees_maghreb = Plan(
         code="soirees-maghreb",
         names={"fr": "Soirées Maghreb", "en": "Maghreb Evenings"},
@@ -355,12 +358,11 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
-    plan = Plan(
+    """The sample operator's Moroccan plan with every kind of field filled in: other fair use
+    and evening/weekend hours."""
+    plan = replace(
+        MAROC_ILLIMITE,
         code=code,
-        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
-        period=Period.MONTH,
-        price=eur("9.99"),
-        destinations=_rules(("MA",)),
         fair_use=FairUse(
             max_call_duration=timedelta(minutes=90),
             minutes_per_period=3000,
