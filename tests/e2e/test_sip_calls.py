@@ -16,13 +16,13 @@ from conftest import (
     FRENCH_MOBILE,
     MOROCCAN_MOBILE,
     ROUTE_TIMEOUT_MS,
-    SUBSCRIBERS,
     Brain,
     Carriers,
     grant,
+    subscriber_call,
 )
 
-from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
+from support.sipp import SipMessage, SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.config import Settings
 
@@ -44,30 +44,6 @@ def _carriers(
     second = SippCarrier(minute, free_port(), workdir, delay_ms=delay_ms, timeout_s=30).start()
     codes = brain.point_carriers(flat_port=first.port, minute_port=second.port)
     return first, second, codes
-
-
-def _call(
-    edge: EdgeProcess,
-    workdir: Any,
-    user: str,
-    *,
-    scenario: str,
-    dialled: str = MOROCCAN_MOBILE,
-    name: str,
-    talk_ms: int = 0,
-    password: str | None = None,
-) -> CallerRun:
-    return run_caller(
-        scenario,
-        edge_port=edge.port,
-        dialled=dialled,
-        user=user,
-        password=password if password is not None else SUBSCRIBERS[user][0],
-        workdir=workdir,
-        name=name,
-        talk_ms=talk_ms,
-        timeout_s=30,
-    )
 
 
 def _first(messages: list[SipMessage], predicate: Any) -> SipMessage:
@@ -94,7 +70,9 @@ def test_given_moroccan_mobile_when_subscriber_calls_then_flat_rate_carrier_comp
 ) -> None:
     flat, minute, codes = _carriers(brain, workdir, delay_ms=300)
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="happy", talk_ms=1500)
+        run = subscriber_call(
+            edge, workdir, "amina", scenario="caller_call.xml", name="happy", talk_ms=1500
+        )
         assert run.returncode == 0, run.output
         assert flat.wait_for(lambda m: m.direction == "sent" and m.cseq_method == "BYE")
     finally:
@@ -136,7 +114,7 @@ def test_given_destination_outside_plan_when_called_then_403_with_reason_and_no_
 ) -> None:
     flat, minute, _codes = _carriers(brain, workdir)
     try:
-        run = _call(
+        run = subscriber_call(
             edge,
             workdir,
             "amina",
@@ -165,7 +143,7 @@ def test_given_first_carrier_answers_503_when_called_then_second_completes_and_c
         flat_reply=(503, "Service Unavailable", "Q.850;cause=34"),
     )
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="fail503")
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_call.xml", name="fail503")
         assert run.returncode == 0, run.output
     finally:
         flat.stop()
@@ -185,7 +163,7 @@ def test_given_first_carrier_silent_when_called_then_second_answers_within_route
 ) -> None:
     flat, minute, codes = _carriers(brain, workdir, flat="carrier_silent.xml")
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="silent")
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_call.xml", name="silent")
         assert run.returncode == 0, run.output
     finally:
         flat.stop()
@@ -220,7 +198,7 @@ def test_given_the_callee_busy_or_not_answering_at_first_carrier_when_called_the
 ) -> None:
     flat, minute, codes = _carriers(brain, workdir, flat="carrier_reject.xml", flat_reply=reply)
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name=name)
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_refused.xml", name=name)
     finally:
         flat.stop()
         minute.stop()
@@ -246,7 +224,7 @@ def test_given_every_carrier_fails_when_called_then_caller_gets_503_all_routes_f
         flat_reply=(502, "Bad Gateway", "Q.850;cause=27"),
     )
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name="allfail")
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_refused.xml", name="allfail")
     finally:
         flat.stop()
         minute.stop()
@@ -298,7 +276,7 @@ def test_given_max_duration_reached_when_talking_then_both_sides_get_bye_and_cdr
 
     flat, minute, codes = _carriers(brain, workdir)
     try:
-        run = _call(edge, workdir, "driss", scenario="caller_wait_bye.xml", name="maxdur")
+        run = subscriber_call(edge, workdir, "driss", scenario="caller_wait_bye.xml", name="maxdur")
         assert run.returncode == 0, run.output
         assert flat.wait_for(lambda m: m.direction == "sent" and m.cseq_method == "BYE")
     finally:
@@ -324,7 +302,7 @@ def test_given_caller_hangs_up_while_ringing_when_cancelled_then_carrier_cancell
 ) -> None:
     flat, minute, codes = _carriers(brain, workdir, flat="carrier_ring.xml")
     try:
-        run = _call(
+        run = subscriber_call(
             edge, workdir, "amina", scenario="caller_cancel.xml", name="cancel", talk_ms=500
         )
         assert run.returncode == 0, run.output
@@ -346,7 +324,9 @@ def test_given_callee_hangs_up_when_talking_then_cdr_says_callee(
 ) -> None:
     flat, minute, codes = _carriers(brain, workdir, flat="carrier_hangup.xml", delay_ms=800)
     try:
-        run = _call(edge, workdir, "amina", scenario="caller_wait_bye.xml", name="callee-bye")
+        run = subscriber_call(
+            edge, workdir, "amina", scenario="caller_wait_bye.xml", name="callee-bye"
+        )
         assert run.returncode == 0, run.output
     finally:
         flat.stop()
