@@ -13,11 +13,10 @@ import pytest
 
 from support.stores import BACKENDS, on_backend
 from tawasol.adapters.memory import MemoryStore
+from tawasol.adapters.store import SqlStore
 from tawasol.services.ports import Store
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    yield from on_backend(
-        request.param, tmp_path, memory=MemoryStore, sql=lambda sql_store: sql_store
-    )
+    yield from on_backend(request.param, tmp_path, memory=MemoryStore, sql=SqlStore)

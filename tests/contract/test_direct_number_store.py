@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DirectNumb
         request.param,
         tmp_path,
         memory=MemoryDirectNumberStore,
-        sql=lambda sql_store: SqlDirectNumberStore(sql_store.engine),
+        sql=SqlDirectNumberStore,
     )
 
 

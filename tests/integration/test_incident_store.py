@@ -37,7 +37,7 @@ def incidents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Incide
         request.param,
         tmp_path,
         memory=InMemoryIncidentStore,
-        sql=lambda sql_store: SqlIncidentStore(sql_store.engine),
+        sql=SqlIncidentStore,
     )
 
 

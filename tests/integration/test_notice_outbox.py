@@ -25,7 +25,7 @@ def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NoticeOut
         request.param,
         tmp_path,
         memory=InMemoryNoticeOutbox,
-        sql=lambda sql_store: SqlNoticeOutbox(sql_store.engine),
+        sql=SqlNoticeOutbox,
     )
 
 

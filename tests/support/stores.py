@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from support.operator import DEC_1, NOV_1, a_new_subscriber, a_plan
@@ -193,15 +193,15 @@ def on_backend(
     tmp_path: Path,
     *,
     memory: Callable[[], T],
-    sql: Callable[[SqlStore], T],
+    sql: Callable[[Engine], T],
 ) -> Iterator[T]:
-    """For a fixture over BACKENDS: `memory()`, or `sql(store)` on a migrated SqlStore of
-    `backend` (closed afterwards). `yield from on_backend(request.param, tmp_path, ...)`."""
+    """For a fixture over BACKENDS: `memory()`, or `sql(engine)` on the engine of a migrated
+    SqlStore of `backend` (closed afterwards). `yield from on_backend(request.param, ...)`."""
     if backend == "memory":
         yield memory()
         return
     with migrated_backend(backend, tmp_path) as store:
-        yield sql(store)
+        yield sql(store.engine)
 
 
 REDIS_URL = os.environ.get("TAWASOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
