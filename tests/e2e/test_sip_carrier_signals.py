@@ -44,15 +44,11 @@ def _placed(
 ) -> tuple[SippCarrier, SippCarrier, Carriers, list[CallerRun]]:
     """Two carriers of this test's own (`carriers`: `_carriers`' options), then one call per
     (caller scenario, name), one after the other."""
-    flat, minute, codes = _carriers(brain, workdir, **carriers)
-    try:
+    with _carriers(brain, workdir, **carriers) as (flat, minute, codes):
         runs = [
             subscriber_call(edge, workdir, "bilal", scenario=scenario, name=name)
             for scenario, name in calls
         ]
-    finally:
-        flat.stop()
-        minute.stop()
     for run in runs:
         assert run.returncode == 0, run.output
     return flat, minute, codes, runs
