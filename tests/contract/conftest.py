@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from support.stores import migrated_store, postgres_schema
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.memory import MemoryStore
-from tawasol.adapters.store import sqlite_url_for
+from tawasol.adapters.store import SqlStore
 from tawasol.services.ports import Store
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    elif request.param == "sqlite":
-        with migrated_store(sqlite_url_for(tmp_path)) as sql_store:
-            yield sql_store
-    else:
-        with postgres_schema() as url, migrated_store(url) as sql_store:
-            yield sql_store
+    yield from on_backend(request.param, tmp_path, memory=MemoryStore, sql=SqlStore)

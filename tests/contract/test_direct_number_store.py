@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from support.stores import migrated_store, postgres_schema
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.memory.direct_numbers import MemoryDirectNumberStore
-from tawasol.adapters.store import sqlite_url_for
 from tawasol.adapters.store.direct_numbers_sql import SqlDirectNumberStore
 from tawasol.domain.carriers import BillingIncrement, Rate, RateDeck
 from tawasol.domain.direct_numbers import CallerId, Contact, InboundTrunk, PoolNumber
@@ -32,16 +31,14 @@ TRUNK = InboundTrunk(
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DirectNumberStore]:
-    if request.param == "memory":
-        yield MemoryDirectNumberStore()
-    elif request.param == "sqlite":
-        with migrated_store(sqlite_url_for(tmp_path)) as sql_store:
-            yield SqlDirectNumberStore(sql_store.engine)
-    else:
-        with postgres_schema() as url, migrated_store(url) as sql_store:
-            yield SqlDirectNumberStore(sql_store.engine)
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=MemoryDirectNumberStore,
+        sql=SqlDirectNumberStore,
+    )
 
 
 def test_a_trunk_is_stored_whole_and_replaced_by_code(store: DirectNumberStore) -> None:

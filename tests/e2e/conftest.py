@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
+from support.sipp import CallerRun, run_caller
 from support.stack import BrainServer, free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.config import Settings
@@ -205,3 +206,31 @@ def edge(brain: Brain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edg
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def subscriber_call(
+    edge: EdgeProcess,
+    workdir: Path,
+    user: str,
+    *,
+    name: str,
+    scenario: str = "caller_call.xml",
+    dialled: str = MOROCCAN_MOBILE,
+    password: str | None = None,
+    timeout_s: int = 30,
+    **options: Any,
+) -> CallerRun:
+    """`user`, a subscriber of the session's brain (SUBSCRIBERS), places a call through `edge`
+    with its own password unless `password` is given, and SIPp is waited for
+    (`support.sipp.run_caller`; `options`: calls, rate, talk_ms, source_ip, call_id_prefix)."""
+    return run_caller(
+        scenario,
+        edge_port=edge.port,
+        dialled=dialled,
+        user=user,
+        password=SUBSCRIBERS[user][0] if password is None else password,
+        workdir=workdir,
+        name=name,
+        timeout_s=timeout_s,
+        **options,
+    )

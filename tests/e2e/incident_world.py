@@ -46,7 +46,7 @@ from support.sipp import (
     write_injection_file,
 )
 from support.smpp import Smsc
-from support.stack import free_port
+from support.stack import free_port, wait_for
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
 WEBHOOK_SECRET = "incident-e2e-webhook-secret-0123456789"
@@ -575,10 +575,4 @@ def wait_until(
     predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.2
 ) -> Any:
     """Poll `predicate` until it returns something true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"waited {timeout_s} s for {what}")
+    return wait_for(predicate, timeout_s=timeout_s, what=what, every_s=every_s)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain, edge_settings
+from conftest import SUBSCRIBERS, Brain, edge_settings, subscriber_call
 
-from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
+from support.sipp import CallerRun, SipMessage, SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.sip
@@ -23,13 +23,12 @@ _SENT_BY = re.compile(r"^(SIP/2\.0/\w+) [^;]+")
 def _refused_call(
     edge: EdgeProcess, workdir: Path, user: str, password: str, name: str
 ) -> CallerRun:
-    return run_caller(
-        "caller_refused.xml",
-        edge_port=edge.port,
-        dialled=MOROCCAN_MOBILE,
-        user=user,
+    return subscriber_call(
+        edge,
+        workdir,
+        user,
+        scenario="caller_refused.xml",
         password=password,
-        workdir=workdir,
         name=name,
         timeout_s=15,
     )
@@ -83,16 +82,7 @@ def test_given_three_failed_logins_when_right_password_follows_then_user_is_refu
     carrier = SippCarrier("carrier_answer.xml", free_port(), workdir).start()
     brain.point_carriers(flat_port=carrier.port, minute_port=carrier.port)
     try:
-        other = run_caller(
-            "caller_call.xml",
-            edge_port=edge.port,
-            dialled=MOROCCAN_MOBILE,
-            user="amina",
-            password=SUBSCRIBERS["amina"][0],
-            workdir=workdir,
-            name="not-locked",
-            timeout_s=15,
-        )
+        other = subscriber_call(edge, workdir, "amina", name="not-locked", timeout_s=15)
     finally:
         carrier.stop()
     assert other.returncode == 0, other.output
@@ -101,15 +91,8 @@ def test_given_three_failed_logins_when_right_password_follows_then_user_is_refu
 def test_given_softphone_when_registering_then_challenged_and_accepted(
     brain: Brain, edge: EdgeProcess, workdir: Path
 ) -> None:
-    run = run_caller(
-        "register.xml",
-        edge_port=edge.port,
-        dialled="",
-        user="amina",
-        password=SUBSCRIBERS["amina"][0],
-        workdir=workdir,
-        name="register",
-        timeout_s=15,
+    run = subscriber_call(
+        edge, workdir, "amina", scenario="register.xml", dialled="", name="register", timeout_s=15
     )
     assert run.returncode == 0, run.output
     statuses = [m.status for m in _replies(run)]

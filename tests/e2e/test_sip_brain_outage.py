@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain
+from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain, subscriber_call
 
-from support.sipp import SippCarrier, answered_call_id, free_port, run_caller, start_caller
+from support.sipp import SippCarrier, answered_call_id, free_port, start_caller
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.adapters.sip.kemi.edge_brain import EventSpool
 
@@ -20,15 +20,8 @@ pytestmark = pytest.mark.sip
 
 def _refused_while_down(edge: EdgeProcess, workdir: Path, name: str) -> float:
     """Place a call; return the ms between the authenticated INVITE and the 503."""
-    run = run_caller(
-        "caller_refused.xml",
-        edge_port=edge.port,
-        dialled=MOROCCAN_MOBILE,
-        user="hamza",
-        password=SUBSCRIBERS["hamza"][0],
-        workdir=workdir,
-        name=name,
-        timeout_s=15,
+    run = subscriber_call(
+        edge, workdir, "hamza", scenario="caller_refused.xml", name=name, timeout_s=15
     )
     assert run.returncode == 0, run.output
     messages = run.messages()

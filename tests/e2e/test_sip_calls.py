@@ -8,6 +8,8 @@ carrier received, and the call detail record the brain filed from the edge's eve
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -16,19 +18,20 @@ from conftest import (
     FRENCH_MOBILE,
     MOROCCAN_MOBILE,
     ROUTE_TIMEOUT_MS,
-    SUBSCRIBERS,
     Brain,
     Carriers,
     grant,
+    subscriber_call,
 )
 
-from support.sipp import CallerRun, SipMessage, SippCarrier, free_port, run_caller
+from support.sipp import SipMessage, SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess
 from tawasol.config import Settings
 
 pytestmark = pytest.mark.sip
 
 
+@contextmanager
 def _carriers(
     brain: Brain,
     workdir: Any,
@@ -37,37 +40,20 @@ def _carriers(
     minute: str = "carrier_answer.xml",
     flat_reply: tuple[int, str, str] | None = None,
     delay_ms: int = 100,
-) -> tuple[SippCarrier, SippCarrier, Carriers]:
+) -> Iterator[tuple[SippCarrier, SippCarrier, Carriers]]:
+    """Two SIPp carriers (`flat` tried first, then `minute`) the brain routes to, stopped when
+    the block ends (their traces stay readable)."""
     first = SippCarrier(
         flat, free_port(), workdir, delay_ms=delay_ms, reply=flat_reply, timeout_s=30
     ).start()
-    second = SippCarrier(minute, free_port(), workdir, delay_ms=delay_ms, timeout_s=30).start()
-    codes = brain.point_carriers(flat_port=first.port, minute_port=second.port)
-    return first, second, codes
-
-
-def _call(
-    edge: EdgeProcess,
-    workdir: Any,
-    user: str,
-    *,
-    scenario: str,
-    dialled: str = MOROCCAN_MOBILE,
-    name: str,
-    talk_ms: int = 0,
-    password: str | None = None,
-) -> CallerRun:
-    return run_caller(
-        scenario,
-        edge_port=edge.port,
-        dialled=dialled,
-        user=user,
-        password=password if password is not None else SUBSCRIBERS[user][0],
-        workdir=workdir,
-        name=name,
-        talk_ms=talk_ms,
-        timeout_s=30,
-    )
+    try:
+        second = SippCarrier(minute, free_port(), workdir, delay_ms=delay_ms, timeout_s=30).start()
+        try:
+            yield first, second, brain.point_carriers(flat_port=first.port, minute_port=second.port)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
 
 
 def _first(messages: list[SipMessage], predicate: Any) -> SipMessage:
@@ -92,14 +78,12 @@ def _attempts(record: dict[str, Any]) -> list[tuple[int, str, int | None]]:
 def test_given_moroccan_mobile_when_subscriber_calls_then_flat_rate_carrier_completes_it(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(brain, workdir, delay_ms=300)
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="happy", talk_ms=1500)
+    with _carriers(brain, workdir, delay_ms=300) as (flat, minute, codes):
+        run = subscriber_call(
+            edge, workdir, "amina", scenario="caller_call.xml", name="happy", talk_ms=1500
+        )
         assert run.returncode == 0, run.output
         assert flat.wait_for(lambda m: m.direction == "sent" and m.cseq_method == "BYE")
-    finally:
-        flat.stop()
-        minute.stop()
 
     caller = run.messages()
     call_id = caller[0].call_id
@@ -134,9 +118,8 @@ def test_given_moroccan_mobile_when_subscriber_calls_then_flat_rate_carrier_comp
 def test_given_destination_outside_plan_when_called_then_403_with_reason_and_no_carrier_invite(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, _codes = _carriers(brain, workdir)
-    try:
-        run = _call(
+    with _carriers(brain, workdir) as (flat, minute, _codes):
+        run = subscriber_call(
             edge,
             workdir,
             "amina",
@@ -144,9 +127,6 @@ def test_given_destination_outside_plan_when_called_then_403_with_reason_and_no_
             dialled=FRENCH_MOBILE,
             name="outside",
         )
-    finally:
-        flat.stop()
-        minute.stop()
     assert run.returncode == 0, run.output
     refusal = run.received(403)[0]
     assert refusal.cseq_method == "INVITE"
@@ -158,18 +138,14 @@ def test_given_destination_outside_plan_when_called_then_403_with_reason_and_no_
 def test_given_first_carrier_answers_503_when_called_then_second_completes_and_cdr_lists_both(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(
+    with _carriers(
         brain,
         workdir,
         flat="carrier_reject.xml",
         flat_reply=(503, "Service Unavailable", "Q.850;cause=34"),
-    )
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="fail503")
+    ) as (flat, minute, codes):
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_call.xml", name="fail503")
         assert run.returncode == 0, run.output
-    finally:
-        flat.stop()
-        minute.stop()
     assert len(flat.invites()) == 1
     assert len(minute.invites()) == 1
     assert minute.invites()[0].first_line.startswith("INVITE sip:00212661234567@")
@@ -183,13 +159,9 @@ def test_given_first_carrier_answers_503_when_called_then_second_completes_and_c
 def test_given_first_carrier_silent_when_called_then_second_answers_within_route_timer_plus_1s(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(brain, workdir, flat="carrier_silent.xml")
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_call.xml", name="silent")
+    with _carriers(brain, workdir, flat="carrier_silent.xml") as (flat, minute, codes):
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_call.xml", name="silent")
         assert run.returncode == 0, run.output
-    finally:
-        flat.stop()
-        minute.stop()
     caller = run.messages()
     invite = [m for m in caller if m.direction == "sent" and m.method == "INVITE"][-1]
     answered = _first(
@@ -218,12 +190,12 @@ def test_given_first_carrier_silent_when_called_then_second_answers_within_route
 def test_given_the_callee_busy_or_not_answering_at_first_carrier_when_called_then_no_failover(
     brain: Brain, edge: EdgeProcess, workdir: Any, reply: tuple[int, str, str], name: str
 ) -> None:
-    flat, minute, codes = _carriers(brain, workdir, flat="carrier_reject.xml", flat_reply=reply)
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name=name)
-    finally:
-        flat.stop()
-        minute.stop()
+    with _carriers(brain, workdir, flat="carrier_reject.xml", flat_reply=reply) as (
+        flat,
+        minute,
+        codes,
+    ):
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_refused.xml", name=name)
     code = reply[0]
     assert run.returncode == 0, run.output
     assert set(run.final_statuses()) == {code}
@@ -238,18 +210,14 @@ def test_given_the_callee_busy_or_not_answering_at_first_carrier_when_called_the
 def test_given_every_carrier_fails_when_called_then_caller_gets_503_all_routes_failed(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(
+    with _carriers(
         brain,
         workdir,
         flat="carrier_reject.xml",
         minute="carrier_reject.xml",
         flat_reply=(502, "Bad Gateway", "Q.850;cause=27"),
-    )
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_refused.xml", name="allfail")
-    finally:
-        flat.stop()
-        minute.stop()
+    ) as (_flat, _minute, codes):
+        run = subscriber_call(edge, workdir, "amina", scenario="caller_refused.xml", name="allfail")
     assert run.returncode == 0, run.output
     refusal = run.received(503)[0]
     assert refusal.reason_phrase == "All Routes Failed"
@@ -296,14 +264,10 @@ def test_given_max_duration_reached_when_talking_then_both_sides_get_bye_and_cdr
     )
     limit_ms = 5_000
 
-    flat, minute, codes = _carriers(brain, workdir)
-    try:
-        run = _call(edge, workdir, "driss", scenario="caller_wait_bye.xml", name="maxdur")
+    with _carriers(brain, workdir) as (flat, _minute, codes):
+        run = subscriber_call(edge, workdir, "driss", scenario="caller_wait_bye.xml", name="maxdur")
         assert run.returncode == 0, run.output
         assert flat.wait_for(lambda m: m.direction == "sent" and m.cseq_method == "BYE")
-    finally:
-        flat.stop()
-        minute.stop()
     caller = run.messages()
     answered = _first(
         caller,
@@ -322,16 +286,12 @@ def test_given_max_duration_reached_when_talking_then_both_sides_get_bye_and_cdr
 def test_given_caller_hangs_up_while_ringing_when_cancelled_then_carrier_cancelled_and_cdr_487(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(brain, workdir, flat="carrier_ring.xml")
-    try:
-        run = _call(
+    with _carriers(brain, workdir, flat="carrier_ring.xml") as (flat, minute, codes):
+        run = subscriber_call(
             edge, workdir, "amina", scenario="caller_cancel.xml", name="cancel", talk_ms=500
         )
         assert run.returncode == 0, run.output
         assert flat.wait_for(lambda m: m.direction == "received" and m.method == "ACK")
-    finally:
-        flat.stop()
-        minute.stop()
     assert any(m.direction == "received" and m.method == "CANCEL" for m in flat.messages())
     assert minute.invites() == []
     record = brain.wait_call(run.messages()[0].call_id)
@@ -344,13 +304,15 @@ def test_given_caller_hangs_up_while_ringing_when_cancelled_then_carrier_cancell
 def test_given_callee_hangs_up_when_talking_then_cdr_says_callee(
     brain: Brain, edge: EdgeProcess, workdir: Any
 ) -> None:
-    flat, minute, codes = _carriers(brain, workdir, flat="carrier_hangup.xml", delay_ms=800)
-    try:
-        run = _call(edge, workdir, "amina", scenario="caller_wait_bye.xml", name="callee-bye")
+    with _carriers(brain, workdir, flat="carrier_hangup.xml", delay_ms=800) as (
+        _flat,
+        _minute,
+        codes,
+    ):
+        run = subscriber_call(
+            edge, workdir, "amina", scenario="caller_wait_bye.xml", name="callee-bye"
+        )
         assert run.returncode == 0, run.output
-    finally:
-        flat.stop()
-        minute.stop()
     record = brain.wait_call(run.messages()[0].call_id)
     assert record["status"] == "completed"
     assert record["carrier"] == codes.flat

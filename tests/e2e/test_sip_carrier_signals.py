@@ -11,26 +11,18 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import MOROCCAN_MOBILE, ROUTE_TIMEOUT_MS, SUBSCRIBERS, Brain, Carriers
+from conftest import (
+    ROUTE_TIMEOUT_MS,
+    Brain,
+    Carriers,
+    subscriber_call,
+)
 from test_sip_calls import _carriers
 
-from support.sipp import CallerRun, SippCarrier, free_port, run_caller
+from support.sipp import CallerRun, SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip
-
-
-def _call(edge: EdgeProcess, workdir: Any, *, scenario: str, name: str) -> CallerRun:
-    return run_caller(
-        scenario,
-        edge_port=edge.port,
-        dialled=MOROCCAN_MOBILE,
-        user="bilal",
-        password=SUBSCRIBERS["bilal"][0],
-        workdir=workdir,
-        name=name,
-        timeout_s=30,
-    )
 
 
 def _attempts(record: dict[str, Any]) -> list[tuple[int, str, int | None, int | None]]:
@@ -52,12 +44,11 @@ def _placed(
 ) -> tuple[SippCarrier, SippCarrier, Carriers, list[CallerRun]]:
     """Two carriers of this test's own (`carriers`: `_carriers`' options), then one call per
     (caller scenario, name), one after the other."""
-    flat, minute, codes = _carriers(brain, workdir, **carriers)
-    try:
-        runs = [_call(edge, workdir, scenario=scenario, name=name) for scenario, name in calls]
-    finally:
-        flat.stop()
-        minute.stop()
+    with _carriers(brain, workdir, **carriers) as (flat, minute, codes):
+        runs = [
+            subscriber_call(edge, workdir, "bilal", scenario=scenario, name=name)
+            for scenario, name in calls
+        ]
     for run in runs:
         assert run.returncode == 0, run.output
     return flat, minute, codes, runs
@@ -204,7 +195,9 @@ def test_given_every_carrier_held_off_when_called_then_503_at_once_and_the_slot_
     brain.point_carriers(flat_port=first.port, minute_port=second.port)
     try:
         runs = [
-            _call(edge, workdir, scenario="caller_refused.xml", name=f"held-off-{number}")
+            subscriber_call(
+                edge, workdir, "bilal", scenario="caller_refused.xml", name=f"held-off-{number}"
+            )
             for number in range(3)
         ]
     finally:

@@ -23,7 +23,7 @@ Carrier scenarios (src/tawasol/adapters/sip/scenarios):
 from __future__ import annotations
 
 import math
-import time
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,14 +36,15 @@ from conftest import ROUTE_TIMEOUT_MS, Brain, edge_settings
 
 from support.operator import admin_document, flat_rate_carrier, morocco_plan, per_minute_carrier
 from support.sipp import (
+    CallerRun,
     PlacedCall,
     SippGateway,
     answered_calls,
     placed_calls,
-    run_callers,
     start_callers,
     wait_callers,
 )
+from support.stack import wait_for
 from tawasol.adapters.sip import EdgeProcess, start_edge
 from tawasol.domain.carriers import Carrier
 
@@ -201,6 +202,50 @@ def fleet(probing_brain: ProbingBrain, tmp_path: Path) -> Iterator[Fleet]:
         fleet.close()
 
 
+@dataclass
+class World:
+    """What one test works with: the module's probing brain and edge, subscribers no other test
+    uses, its own carriers, and its work directory (SIPp's files)."""
+
+    brain: ProbingBrain
+    edge: EdgeProcess
+    subscribers: Subscribers
+    fleet: Fleet
+    workdir: Path
+
+    def start_calls(
+        self, calls: list[tuple[str, str, str]], *, name: str, rate: float = 100, timeout_s: int
+    ) -> tuple[subprocess.Popen[bytes], Path, float]:
+        """SIPp places one call per (user, password, dialled) through the edge, in the
+        background (`support.sipp.start_callers`)."""
+        return start_callers(
+            edge_port=self.edge.port,
+            calls=calls,
+            workdir=self.workdir,
+            name=name,
+            rate=rate,
+            timeout_s=timeout_s,
+        )
+
+    def call(
+        self, calls: list[tuple[str, str, str]], *, name: str, rate: float = 100, timeout_s: int
+    ) -> CallerRun:
+        """The same, waiting until SIPp is done (`support.sipp.run_callers`)."""
+        process, trace, began = self.start_calls(calls, name=name, rate=rate, timeout_s=timeout_s)
+        return wait_callers(process, trace, began, timeout_s=timeout_s + 15)
+
+
+@pytest.fixture
+def world(
+    probing_brain: ProbingBrain,
+    probing_edge: EdgeProcess,
+    subscribers: Subscribers,
+    fleet: Fleet,
+    tmp_path: Path,
+) -> World:
+    return World(probing_brain, probing_edge, subscribers, fleet, tmp_path)
+
+
 # -- reading what happened -----------------------------------------------------------------------
 def attempts(record: dict[str, Any]) -> list[tuple[int, str, int | None]]:
     return [(a["attempt"], a["carrier"], a["sip_code"]) for a in record["attempts"]]
@@ -220,16 +265,6 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _wait_until(predicate: Any, *, timeout_s: float, what: str, every_s: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(every_s)
-    raise AssertionError(f"waited {timeout_s}s for {what}")
-
-
 def _calls(users: list[tuple[str, str]], dialled: str | list[str]) -> list[tuple[str, str, str]]:
     numbers = dialled if isinstance(dialled, list) else [dialled] * len(users)
     return [
@@ -239,12 +274,9 @@ def _calls(users: list[tuple[str, str]], dialled: str | list[str]) -> list[tuple
 
 # -- 1. committed channels first, then the cheapest per minute, costs as the deck says ---------
 def test_given_40_simultaneous_calls_and_30_flat_channels_then_30_flat_10_cheapest_costs_per_deck(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     hold_ms = 3000
     flat_gateway = fleet.gateway("carrier_channels.xml", "flat", hold_ms=hold_ms)
     flat = fleet.flat_rate("flat", flat_gateway, channels=30)
@@ -256,14 +288,7 @@ def test_given_40_simultaneous_calls_and_30_flat_channels_then_30_flat_10_cheape
 
     # 40 subscribers dial within 0.4 s (100 new calls a second, all allowed up at once) and
     # each call lasts 3 s: all 40 are up together.
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=_calls(users, MOROCCAN_MOBILE),
-        workdir=tmp_path,
-        name="forty",
-        rate=100,
-        timeout_s=30,
-    )
+    run = world.call(_calls(users, MOROCCAN_MOBILE), name="forty", rate=100, timeout_s=30)
     assert run.returncode == 0, run.output
     calls = placed_calls(run)
     assert sorted(calls) == sorted(user for user, _ in users)
@@ -301,12 +326,9 @@ def test_given_40_simultaneous_calls_and_30_flat_channels_then_30_flat_10_cheape
 
 # -- 2. a carrier that restored only 15 of its 30 channels ----------------------------------------
 def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and_no_caller_fails(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     hold_ms = 6000
     flat_gateway = fleet.gateway("carrier_channels.xml", "flat", hold_ms=hold_ms, channels=15)
     flat = fleet.flat_rate("flat", flat_gateway, channels=30)
@@ -317,13 +339,8 @@ def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and
     # 25 calls, 10 a second, each up 6 s: the flat carrier takes 15 and refuses the rest (503,
     # no circuit) until the brain has learned to send it no more than it carries.
     started = datetime.now(UTC)
-    process, trace, began = start_callers(
-        edge_port=probing_edge.port,
-        calls=_calls(first_wave, MOROCCAN_MOBILE),
-        workdir=tmp_path,
-        name="wave1",
-        rate=10,
-        timeout_s=30,
+    process, trace, began = world.start_calls(
+        _calls(first_wave, MOROCCAN_MOBILE), name="wave1", rate=10, timeout_s=30
     )
     try:
 
@@ -332,14 +349,14 @@ def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and
             capacity = status["learned_capacity"]
             return status if capacity is not None and capacity <= 15 else None
 
-        status = _wait_until(
+        status = wait_for(
             learned, timeout_s=60, what="the flat carrier's capacity to be learned", every_s=0.2
         )
         assert status["effective_channels"] <= 15
         assert status["contracted_channels"] == 30
         # Once the first wave is up and the brain holds exactly the 15 calls the carrier
         # carries, more callers must go straight to the next carrier.
-        _wait_until(
+        wait_for(
             lambda: (
                 answered_calls(trace) == 25
                 and carrier_status(probing_brain, flat)["channels_in_use"] == 15
@@ -349,13 +366,8 @@ def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and
             what="the first wave to be up",
         )
         flat_invites_before = len(flat_gateway.invites())
-        second = run_callers(
-            edge_port=probing_edge.port,
-            calls=_calls(second_wave, MOROCCAN_MOBILE),
-            workdir=tmp_path,
-            name="wave2",
-            rate=20,
-            timeout_s=30,
+        second = world.call(
+            _calls(second_wave, MOROCCAN_MOBILE), name="wave2", rate=20, timeout_s=30
         )
         flat_invites_after = len(flat_gateway.invites())
     finally:
@@ -391,12 +403,9 @@ def test_given_flat_carrier_answers_503_above_15_calls_then_capacity_learned_and
 
 
 def test_given_burst_of_25_calls_when_flat_carrier_carries_15_then_capacity_learned_is_15(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     # The same carrier as above, but 25 subscribers call in the same few milliseconds, and the
     # carrier takes a second to say it has no circuit (an overloaded switch): every refusal
     # reaches the brain after all 25 calls were routed to it.
@@ -408,13 +417,8 @@ def test_given_burst_of_25_calls_when_flat_carrier_carries_15_then_capacity_lear
     minute = fleet.per_minute(
         "minute", fleet.gateway("carrier_channels.xml", "minute", hold_ms=hold_ms), rate="0.0450"
     )
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=_calls(subscribers.take(25), MOROCCAN_MOBILE),
-        workdir=tmp_path,
-        name="burst",
-        rate=1000,
-        timeout_s=30,
+    run = world.call(
+        _calls(subscribers.take(25), MOROCCAN_MOBILE), name="burst", rate=1000, timeout_s=30
     )
     assert run.returncode == 0, run.output
     calls = placed_calls(run)
@@ -439,12 +443,9 @@ def test_given_burst_of_25_calls_when_flat_carrier_carries_15_then_capacity_lear
 
 # -- 3. a carrier's gateway dies, then comes back ------------------------------------------------
 def test_given_flat_gateway_killed_then_marked_down_next_calls_skip_it_and_back_up_when_restarted(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     flat_gateway = fleet.gateway("carrier_channels.xml", "flat", hold_ms=300)
     flat = fleet.flat_rate("flat", flat_gateway, channels=30)
     minute = fleet.per_minute(
@@ -453,21 +454,13 @@ def test_given_flat_gateway_killed_then_marked_down_next_calls_skip_it_and_back_
     users = iter(subscribers.take(4))
 
     def call(name: str) -> tuple[PlacedCall, dict[str, Any]]:
-        run = run_callers(
-            edge_port=probing_edge.port,
-            calls=_calls([next(users)], MOROCCAN_MOBILE),
-            workdir=tmp_path,
-            name=name,
-            timeout_s=15,
-        )
+        run = world.call(_calls([next(users)], MOROCCAN_MOBILE), name=name, timeout_s=15)
         assert run.returncode == 0, run.output
         (placed,) = placed_calls(run).values()
         return placed, probing_brain.wait_call(placed.call_id)
 
     # probed and up: calls go to the flat-rate channels
-    _wait_until(
-        lambda: carrier_status(probing_brain, flat)["state"] == "up", timeout_s=5, what="up"
-    )
+    wait_for(lambda: carrier_status(probing_brain, flat)["state"] == "up", timeout_s=5, what="up")
     _, record = call("before")
     assert attempts(record) == [(1, flat, 200)]
 
@@ -481,7 +474,7 @@ def test_given_flat_gateway_killed_then_marked_down_next_calls_skip_it_and_back_
     assert attempts(record) == [(1, flat, 408), (2, minute, 200)]
 
     # down within the probing window: 3 rounds unanswered, each 300 ms of waiting + 500 ms pause
-    _wait_until(
+    wait_for(
         lambda: carrier_status(probing_brain, flat)["state"] == "down", timeout_s=5, what="down"
     )
     (down,) = carrier_events(probing_brain, flat, "down")
@@ -500,7 +493,7 @@ def test_given_flat_gateway_killed_then_marked_down_next_calls_skip_it_and_back_
     # the gateway is back: up after 2 answered probes, and takes calls again
     flat_gateway.start()
     restarted_at = datetime.now(UTC)
-    _wait_until(
+    wait_for(
         lambda: carrier_status(probing_brain, flat)["state"] == "up", timeout_s=5, what="up again"
     )
     (up,) = carrier_events(probing_brain, flat, "up")
@@ -513,12 +506,9 @@ def test_given_flat_gateway_killed_then_marked_down_next_calls_skip_it_and_back_
 
 # -- 4. the plan's cost ceiling ------------------------------------------------------------------
 def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_decision_says_why(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     # `within` is under the ceiling but has no circuit left (0 channels: 503 to every call);
     # `above` would answer, at 0.1500 EUR/min, more than the plan's 0.1000 EUR/min.
     within_gateway = fleet.gateway("carrier_channels.xml", "within", channels=0)
@@ -539,13 +529,7 @@ def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_dec
         f"{CEILING_PER_MINUTE} EUR/min"
     ) in why
 
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=[(user, password, MOROCCAN_MOBILE)],
-        workdir=tmp_path,
-        name="ceiling",
-        timeout_s=15,
-    )
+    run = world.call([(user, password, MOROCCAN_MOBILE)], name="ceiling", timeout_s=15)
     assert run.returncode == 0, run.output
     (placed,) = placed_calls(run).values()
     assert placed.final_status == 503  # all routes failed: better than a loss-making route
@@ -554,7 +538,7 @@ def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_dec
 
     # with `within` gone, `above` is the only carrier left and still not used: no route at all
     fleet.disable(within)
-    _wait_until(
+    wait_for(
         lambda: (
             not probing_brain.admin(
                 "POST", "/explain", json={"sip_username": other, "dialled": MOROCCAN_MOBILE}
@@ -563,13 +547,7 @@ def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_dec
         timeout_s=5,
         what="the catalog change",
     )
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=[(other, other_password, MOROCCAN_MOBILE)],
-        workdir=tmp_path,
-        name="ceiling-alone",
-        timeout_s=15,
-    )
+    run = world.call([(other, other_password, MOROCCAN_MOBILE)], name="ceiling-alone", timeout_s=15)
     assert run.returncode == 0, run.output
     refusal = next(m for m in run.received(503) if m.cseq_method == "INVITE")
     assert refusal.header("Warning") == '399 tawasol "no_route"'
@@ -577,7 +555,7 @@ def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_dec
     assert len(within_gateway.invites()) == 1
     # `above` was alive all along (it answered the brain's probes) and got no INVITE
     assert above_gateway.invites() == []
-    _wait_until(
+    wait_for(
         lambda: any(m.method == "OPTIONS" for m in above_gateway.messages()),
         timeout_s=3,
         what="a probe of `above`",
@@ -587,12 +565,9 @@ def test_given_per_minute_route_dearer_than_plan_ceiling_then_never_used_and_dec
 
 # -- 5. quality figures from a scripted mix of outcomes -----------------------------------------
 def test_given_scripted_mix_of_outcomes_then_asr_ner_acd_pdd_match_hand_computed_values(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     # The carrier under test is the cheapest; `backup` takes over after its network failures.
     mix_gateway = fleet.gateway("carrier_mix.xml", "mix")
     backup_gateway = fleet.gateway("carrier_channels.xml", "backup", hold_ms=300)
@@ -609,14 +584,7 @@ def test_given_scripted_mix_of_outcomes_then_asr_ner_acd_pdd_match_hand_computed
     }
     numbers = [number for number, count in script.items() for _ in range(count)]
     users = subscribers.take(len(numbers))
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=_calls(users, numbers),
-        workdir=tmp_path,
-        name="mix",
-        rate=20,
-        timeout_s=30,
-    )
+    run = world.call(_calls(users, numbers), name="mix", rate=20, timeout_s=30)
     assert run.returncode == 0, run.output
     calls = placed_calls(run)
     dialled = dict(zip((user for user, _ in users), numbers, strict=True))
@@ -697,23 +665,18 @@ def test_given_scripted_mix_of_outcomes_then_asr_ner_acd_pdd_match_hand_computed
 
 # -- 6. a brain that restarts keeps the carriers' last known state (issue 10) -----------------
 def test_given_a_carrier_down_when_the_brain_restarts_then_it_stays_down_and_calls_skip_it(
-    probing_brain: ProbingBrain,
-    probing_edge: EdgeProcess,
-    subscribers: Subscribers,
-    fleet: Fleet,
-    tmp_path: Path,
+    world: World,
 ) -> None:
+    probing_brain, subscribers, fleet = world.brain, world.subscribers, world.fleet
     # Runs last in this module: it restarts the module's brain.
     dead_gateway = fleet.gateway("carrier_channels.xml", "dead")
     dead = fleet.flat_rate("dead", dead_gateway, channels=5)
     alive_gateway = fleet.gateway("carrier_channels.xml", "alive")
     alive = fleet.per_minute("alive", alive_gateway, rate="0.0400")
     users = subscribers.take(1)
-    _wait_until(
-        lambda: carrier_status(probing_brain, dead)["state"] == "up", timeout_s=5, what="up"
-    )
+    wait_for(lambda: carrier_status(probing_brain, dead)["state"] == "up", timeout_s=5, what="up")
     dead_gateway.kill()
-    _wait_until(
+    wait_for(
         lambda: carrier_status(probing_brain, dead)["state"] == "down", timeout_s=5, what="down"
     )
 
@@ -722,14 +685,7 @@ def test_given_a_carrier_down_when_the_brain_restarts_then_it_stays_down_and_cal
     # From the brain's first answer the dead carrier is down (it used to start "up" and take
     # calls until its probes failed again, ~15 s with the default settings) ...
     assert carrier_status(probing_brain, dead)["state"] == "down"
-    run = run_callers(
-        edge_port=probing_edge.port,
-        calls=_calls(users, MOROCCAN_MOBILE),
-        workdir=tmp_path,
-        name="after-restart",
-        rate=10,
-        timeout_s=15,
-    )
+    run = world.call(_calls(users, MOROCCAN_MOBILE), name="after-restart", rate=10, timeout_s=15)
     assert run.returncode == 0, run.output
     (placed,) = placed_calls(run).values()
     assert placed.setup_ms < ROUTE_TIMEOUT_MS / 3, placed.setup_ms  # no route timer spent
@@ -738,6 +694,6 @@ def test_given_a_carrier_down_when_the_brain_restarts_then_it_stays_down_and_cal
 
     # It is back when its probes answer again.
     dead_gateway.start()
-    _wait_until(
+    wait_for(
         lambda: carrier_status(probing_brain, dead)["state"] == "up", timeout_s=5, what="up again"
     )

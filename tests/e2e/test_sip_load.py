@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MOROCCAN_MOBILE, SUBSCRIBERS, Brain
+from conftest import Brain, subscriber_call
 
-from support.sipp import SippCarrier, free_port, run_caller
+from support.sipp import SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess
 
 pytestmark = pytest.mark.sip
@@ -28,13 +28,10 @@ def test_given_100_calls_at_20_per_second_then_100_cdrs_and_no_failed_call(
     codes = brain.point_carriers(flat_port=carrier.port, minute_port=unused.port)
     prefix = f"load{int(time.time())}"
     try:
-        run = run_caller(
-            "caller_call.xml",
-            edge_port=edge.port,
-            dialled=MOROCCAN_MOBILE,
-            user="farah",
-            password=SUBSCRIBERS["farah"][0],
-            workdir=workdir,
+        run = subscriber_call(
+            edge,
+            workdir,
+            "farah",
             name="load",
             calls=CALLS,
             rate=RATE,

@@ -10,10 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import EDGE_HEADERS, MOROCCAN_MOBILE, REALM, SUBSCRIBERS, Brain, edge_settings
+from conftest import (
+    EDGE_HEADERS,
+    MOROCCAN_MOBILE,
+    REALM,
+    SUBSCRIBERS,
+    Brain,
+    edge_settings,
+    subscriber_call,
+)
 from raw_sip import RawPhone, Reply, digest
 
-from support.sipp import SCENARIOS, SippCarrier, free_port, run_caller
+from support.sipp import SCENARIOS, CallerRun, SippCarrier, free_port
 from tawasol.adapters.sip import EdgeProcess, start_edge
 
 pytestmark = pytest.mark.sip
@@ -32,27 +40,8 @@ def _carrier(brain: Brain, workdir: Path, scenario: str = "carrier_answer.xml") 
     return carrier
 
 
-def _call(
-    edge: EdgeProcess,
-    workdir: Path,
-    user: str,
-    name: str,
-    *,
-    scenario: str = "caller_call.xml",
-    source_ip: str = "127.0.0.1",
-    password: str | None = None,
-) -> Any:
-    return run_caller(
-        scenario,
-        edge_port=edge.port,
-        dialled=MOROCCAN_MOBILE,
-        user=user,
-        password=SUBSCRIBERS[user][0] if password is None else password,
-        workdir=workdir,
-        name=name,
-        timeout_s=20,
-        source_ip=source_ip,
-    )
+def _call(edge: EdgeProcess, workdir: Path, user: str, name: str, **options: Any) -> CallerRun:
+    return subscriber_call(edge, workdir, user, name=name, timeout_s=20, **options)
 
 
 def _finish(phone: RawPhone, replies: list[Reply], dialled: str = MOROCCAN_MOBILE) -> list[int]:

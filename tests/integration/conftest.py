@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from edge_support import edge_headers
+from edge_support import edge_client
 from fastapi.testclient import TestClient
 from sample_brain import sample_brain
 
-from tawasol.adapters.api.app import create_app
 from tawasol.composition import Brain
 
 
@@ -25,6 +24,5 @@ def brain(tmp_path) -> Iterator[Brain]:
 
 @pytest.fixture
 def client(brain) -> Iterator[TestClient]:
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))  # the SIP decision API answers the edge only
+    with edge_client(brain) as client:  # the SIP decision API answers the edge only
         yield client

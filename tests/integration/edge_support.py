@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from fastapi.testclient import TestClient
+
+from tawasol.adapters.api.app import create_app
 from tawasol.composition import Brain
 
 
@@ -17,6 +22,16 @@ def _md5(text: str) -> str:
 
 def edge_headers(brain: Brain) -> dict[str, str]:
     return {"Authorization": f"Bearer {brain.settings.resolved_edge_token()}"}
+
+
+@contextmanager
+def edge_client(brain: Brain, *, raise_server_exceptions: bool = False) -> Iterator[TestClient]:
+    """The brain's app (started and stopped with the block, without a runtime), spoken to as
+    the edge: every request carries the edge's bearer token. A 500 comes back as a response
+    unless `raise_server_exceptions`."""
+    with TestClient(create_app(brain), raise_server_exceptions=raise_server_exceptions) as client:
+        client.headers.update(edge_headers(brain))
+        yield client
 
 
 def digest_answer(

@@ -42,6 +42,29 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def answered(client, clock, call_id, user, *, carrier, billing, ring_ms=0, talk_ms, **attempt):
+    """The edge reports: `call_id` answered on `carrier` after `ring_ms`, hung up after
+    `talk_ms` of talk (`attempt`: more fields of the attempt, e.g. pdd_ms)."""
+    common = {"call_id": call_id, "user": user, "dialled": "00212661234567"}
+    start = ms(clock.now)
+    events(
+        client,
+        {
+            **common,
+            "type": "attempt",
+            "at_ms": start,
+            "attempt": 1,
+            "carrier": carrier,
+            "gateway": "gw1",
+            "sip_code": 200,
+            "billing": billing,
+            **attempt,
+        },
+        {**common, "type": "answer", "at_ms": start + ring_ms, "carrier": carrier},
+        {**common, "type": "end", "at_ms": start + ring_ms + talk_ms},
+    )
+
+
 def status(client, code):
     rows = client.get("/admin/v1/carriers/status", headers=AUTH).json()
     return next(row for row in rows if row["code"] == code)
@@ -65,21 +88,8 @@ def test_given_a_call_ends_then_its_flat_channel_is_free_again(client, clock):
     for index in range(30):
         authorize(client, f"caller{index}", f"call-{index}")
     assert authorize(client, "caller30", "call-30")["routes"][0]["carrier"] == "ma-minute"
-    common = {"call_id": "call-0", "user": "caller0", "dialled": "00212661234567"}
-    events(
-        client,
-        {
-            **common,
-            "type": "attempt",
-            "at_ms": ms(clock.now),
-            "attempt": 1,
-            "carrier": "ma-flat",
-            "gateway": "gw1",
-            "sip_code": 200,
-            "billing": "flat_rate",
-        },
-        {**common, "type": "answer", "at_ms": ms(clock.now), "carrier": "ma-flat"},
-        {**common, "type": "end", "at_ms": ms(clock.now) + 30_000},
+    answered(
+        client, clock, "call-0", "caller0", carrier="ma-flat", billing="flat_rate", talk_ms=30_000
     )
     assert status(client, "ma-flat")["channels_in_use"] == 29
     assert authorize(client, "caller31", "call-31")["routes"][0]["carrier"] == "ma-flat"
@@ -197,23 +207,16 @@ def test_given_per_minute_call_ends_then_cdr_cost_matches_the_rate_deck(client, 
         authorize(client, f"caller{index}", f"call-{index}")
     decision = authorize(client, "caller30", "paid-call")
     assert decision["routes"][0]["carrier"] == "ma-minute"
-    common = {"call_id": "paid-call", "user": "caller30", "dialled": "00212661234567"}
-    start = ms(clock.now)
-    events(
+    answered(
         client,
-        {
-            **common,
-            "type": "attempt",
-            "at_ms": start,
-            "attempt": 1,
-            "carrier": "ma-minute",
-            "gateway": "gw1",
-            "sip_code": 200,
-            "pdd_ms": 120,
-            "billing": "per_minute",
-        },
-        {**common, "type": "answer", "at_ms": start + 2000, "carrier": "ma-minute"},
-        {**common, "type": "end", "at_ms": start + 2000 + 90_500},
+        clock,
+        "paid-call",
+        "caller30",
+        carrier="ma-minute",
+        billing="per_minute",
+        ring_ms=2000,
+        talk_ms=90_500,
+        pdd_ms=120,
     )
     call = client.get("/admin/v1/calls/paid-call", headers=AUTH).json()
     # 2126 -> 0.0780 EUR/min, 1/1 increment; 90.5 s talk -> 91 billable seconds.
@@ -227,22 +230,14 @@ def test_given_per_minute_call_ends_then_cdr_cost_matches_the_rate_deck(client, 
 
 def test_given_flat_rate_call_then_cost_is_zero(client, clock):
     authorize(client, "caller0", "flat-call")
-    common = {"call_id": "flat-call", "user": "caller0", "dialled": "00212661234567"}
-    start = ms(clock.now)
-    events(
+    answered(
         client,
-        {
-            **common,
-            "type": "attempt",
-            "at_ms": start,
-            "attempt": 1,
-            "carrier": "ma-flat",
-            "gateway": "gw1",
-            "sip_code": 200,
-            "billing": "flat_rate",
-        },
-        {**common, "type": "answer", "at_ms": start, "carrier": "ma-flat"},
-        {**common, "type": "end", "at_ms": start + 600_000},
+        clock,
+        "flat-call",
+        "caller0",
+        carrier="ma-flat",
+        billing="flat_rate",
+        talk_ms=600_000,
     )
     call = client.get("/admin/v1/calls/flat-call", headers=AUTH).json()
     assert call["billing"] == "flat_rate"

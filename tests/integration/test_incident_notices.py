@@ -20,13 +20,11 @@ from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
-from edge_support import decide, edge_headers
-from fastapi.testclient import TestClient
+from edge_support import decide, edge_client
 from sample_brain import AUTH, MovableClock, add_callers, sample_brain
 from test_incidents_api import MAROC_TELECOM_MOBILE, ORANGE_MOBILE, START, place_call
 
 from support.smpp import smsc  # noqa: F401 - the fixture
-from tawasol.adapters.api.app import create_app
 from tawasol.domain.notices import Channel, NoticeStatus
 
 
@@ -120,8 +118,7 @@ def test_affected_subscribers_get_one_email_each_in_their_language_then_one_at_r
     handler, port = mailbox
     clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
+    with edge_client(brain) as client:
         decide(client, user="orange", dialled=ORANGE_MOBILE, call_id="orange-own-1")
         morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
@@ -168,8 +165,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     handler, port = mailbox
     clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
+    with edge_client(brain) as client:
         morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
         handler.refuse = "550 5.1.1 mailbox unavailable"
@@ -183,8 +179,7 @@ def test_a_relay_that_refuses_fails_the_notice_with_its_reason_and_one_that_is_d
     clock = MovableClock(START)
     (tmp_path / "down").mkdir()
     down = build(tmp_path / "down", clock, free_port())
-    with TestClient(create_app(down), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(down))
+    with edge_client(down) as client:
         morocco_telecom_fails(client, clock)
         (incident,) = down.incidents.tick()
         assert send(down) == 4
@@ -232,8 +227,7 @@ def test_a_carrier_cut_alerts_the_operator_by_email_and_signed_webhook_and_tells
         alert_webhook_secret=secret,
     )
     try:
-        with TestClient(create_app(brain)) as client:
-            client.headers.update(edge_headers(brain))
+        with edge_client(brain, raise_server_exceptions=True) as client:
             for index in range(4):  # everybody calls Morocco: nobody is affected by a cut
                 place_call(client, clock, f"ok-{index}", MAROC_TELECOM_MOBILE, fails=False)
             for _ in range(3):
@@ -263,8 +257,7 @@ def test_significant_updates_reach_subscribers_at_most_once_per_window(tmp_path,
     handler, port = mailbox
     clock = MovableClock(START)
     brain = build(tmp_path, clock, port)
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
+    with edge_client(brain) as client:
         morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
         assert send(brain) == 4
@@ -315,8 +308,7 @@ def test_affected_subscribers_get_one_sms_each_in_their_language_with_delivery_r
         notice_sms_sender="Tawasol",
         notice_sms_rate_per_s=1000,
     )
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
+    with edge_client(brain) as client:
         decide(client, user="orange", dialled=ORANGE_MOBILE, call_id="orange-own-1")
         morocco_telecom_fails(client, clock)
         (incident,) = brain.incidents.tick()
@@ -367,8 +359,7 @@ def test_a_business_is_told_of_a_short_outage_consumers_only_once_it_lasted_five
     clock = MovableClock(START)
     brain = build(tmp_path / "long", clock, port, notice_consumer_min_outage_s=300)
     business = "caller2@example.org"
-    with TestClient(create_app(brain), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(brain))
+    with edge_client(brain) as client:
         subscriber = brain.catalog.find_subscriber("caller2")
         marked = client.put(
             f"/admin/v1/subscribers/{subscriber.id}/business",
@@ -399,8 +390,7 @@ def test_a_business_is_told_of_a_short_outage_consumers_only_once_it_lasted_five
     handler.messages.clear()
     clock = MovableClock(START)
     short = build(tmp_path / "short", clock, port, notice_consumer_min_outage_s=300)
-    with TestClient(create_app(short), raise_server_exceptions=False) as client:
-        client.headers.update(edge_headers(short))
+    with edge_client(short) as client:
         short.catalog.set_business(short.catalog.find_subscriber("caller2").id, True)
         morocco_telecom_fails(client, clock)
         (incident,) = short.incidents.tick()

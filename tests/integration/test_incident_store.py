@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_backends import migrated_engine
 
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.store import SqlIncidentStore
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.incidents import (
@@ -31,13 +31,14 @@ MAROC_TELECOM = OutageScope("MA", NumberKind.MOBILE, "Maroc Telecom")
 ARABIC = "انقطاع في الاتصالات نحو شبكة اتصالات المغرب"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def incidents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentStore]:
-    if request.param == "memory":
-        yield InMemoryIncidentStore()
-        return
-    with migrated_engine(request.param, tmp_path) as engine:
-        yield SqlIncidentStore(engine)
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=InMemoryIncidentStore,
+        sql=SqlIncidentStore,
+    )
 
 
 def destination_incident(started_at: datetime = T0) -> Incident:

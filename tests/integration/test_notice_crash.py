@@ -9,15 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 from test_incident_notices import free_port, mailbox  # noqa: F401 - the fixture
 
+from support.operator import a_notice as notice
 from support.smpp import Smsc, smsc  # noqa: F401 - the fixture
+from support.stack import wait_until
 from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
-from tawasol.domain.notices import Channel, Notice, NoticeOccasion, NoticeStatus
+from tawasol.domain.notices import Channel, NoticeStatus
 
 NOTICES = 1000
 
@@ -44,31 +45,6 @@ def start_sender(data_dir, port: int, smpp_port: int) -> subprocess.Popen[bytes]
     )
 
 
-def wait_until(condition, *, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def notice(index: int, channel: Channel) -> Notice:
-    return Notice(
-        incident_id=1,
-        occasion=NoticeOccasion.CUSTOMER_FACING,
-        occasion_seq=1,
-        subscriber_id=index,
-        channel=channel,
-        address=f"s{index}@example.org" if channel is Channel.EMAIL else f"+2126{index:08d}",
-        locale="fr",
-        subject="Appels perturbés",
-        text="Vos appels vers le Maroc peuvent échouer. Nous y travaillons.",
-        html="<p>Vos appels vers le Maroc peuvent échouer.</p>",
-        message_id=f"<incident-1.customer_facing.1.{index}.{channel}@example.org>",
-    )
-
-
 def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc):  # noqa: F811
     handler, port = mailbox
     url = sqlite_url_for(tmp_path)
@@ -85,7 +61,7 @@ def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc): 
     sender = start_sender(tmp_path, port, smsc.port)
     try:
         assert wait_until(
-            lambda: len(handler.messages) >= 300 and len(smsc.messages) >= 300, seconds=180
+            lambda: len(handler.messages) >= 300 and len(smsc.messages) >= 300, timeout_s=180
         )
         os.kill(sender.pid, signal.SIGKILL)
         sender.wait(timeout=10)
@@ -103,7 +79,7 @@ def test_kill_9_while_sending_1000_notices_loses_none(tmp_path, mailbox, smsc): 
                 for channel in (Channel.EMAIL, Channel.SMS)
             )
 
-        assert wait_until(all_done, seconds=300), outbox.progress(incident_id=1)
+        assert wait_until(all_done, timeout_s=300), outbox.progress(incident_id=1)
     finally:
         sender.kill()
         sender.wait(timeout=10)

@@ -8,38 +8,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_backends import migrated_engine
 
+from support.operator import a_notice as notice
+from support.stores import BACKENDS, on_backend
 from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
-from tawasol.domain.notices import Channel, DeliveryReceipt, Notice, NoticeOccasion, NoticeStatus
+from tawasol.domain.notices import Channel, DeliveryReceipt, NoticeStatus
 from tawasol.services.notice_ports import InMemoryNoticeOutbox, NoticeOutbox
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NoticeOutbox]:
-    if request.param == "memory":
-        yield InMemoryNoticeOutbox()
-        return
-    with migrated_engine(request.param, tmp_path) as engine:
-        yield SqlNoticeOutbox(engine)
-
-
-def notice(subscriber_id: int, channel: Channel = Channel.EMAIL) -> Notice:
-    return Notice(
-        incident_id=1,
-        occasion=NoticeOccasion.CUSTOMER_FACING,
-        occasion_seq=1,
-        subscriber_id=subscriber_id,
-        channel=channel,
-        address=f"s{subscriber_id}@example.org",
-        locale="ar",
-        subject="اضطراب",
-        text="نص",
-        html="<p>نص</p>",
-        message_id=f"<incident-1.customer_facing.1.{subscriber_id}.email@example.org>",
+    yield from on_backend(
+        request.param,
+        tmp_path,
+        memory=InMemoryNoticeOutbox,
+        sql=SqlNoticeOutbox,
     )
 
 

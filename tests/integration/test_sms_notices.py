@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_backends import migrated_engine
 
 from support.smpp import BindRefusingSmsc, Smsc, smsc  # noqa: F401 - the fixture
+from support.stores import migrated_backend
 from tawasol.adapters.notify.delivery import DeliveryError
 from tawasol.adapters.notify.smpp import SmppAccount, SmppChannel
 from tawasol.adapters.notify.sms_parts import DATA_CODING_GSM7, DATA_CODING_UCS2
@@ -39,8 +39,8 @@ class Clock:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlNoticeOutbox]:
-    with migrated_engine(request.param, tmp_path) as engine:
-        yield SqlNoticeOutbox(engine)
+    with migrated_backend(request.param, tmp_path) as store:
+        yield SqlNoticeOutbox(store.engine)
 
 
 def sms(subscriber_id: int, text: str, number: str | None = None) -> Notice:

@@ -25,7 +25,8 @@ subscribers, in two forms.
 
 - For the store tests (tests/contract, tests/integration/test_store.py...): `a_plan`,
   `a_new_subscriber` and `a_carrier`, one of each with every kind of field filled in, for a
-  store to write and read back.
+  store to write and read back; `a_notice`, one subscriber's notice of incident 1 (the outbox
+  tests and the notice crash test).
 
 (The demo operator that `tawasol seed --sample --demo` writes, and the integration tests run
 on, is the product's: `tawasol.services.sample_operator`.)
@@ -63,6 +64,7 @@ from tawasol.domain.catalog import (
 )
 from tawasol.domain.decision import DecisionState
 from tawasol.domain.money import Money
+from tawasol.domain.notices import Channel, Notice, NoticeOccasion
 from tawasol.domain.numbering import NumberKind
 from tawasol.domain.subscribers import (
     Subscriber,
@@ -144,20 +146,23 @@ def _subscriber(
     )
 
 
+MAROC_ILLIMITE = Plan(
+    code="maroc-illimite",
+    names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
+    period=Period.MONTH,
+    price=eur("9.99"),
+    destinations=_rules(("MA",)),
+    fair_use=FairUse(
+        max_call_duration=timedelta(hours=2),
+        minutes_per_period=3000,
+        distinct_numbers_per_period=20,
+        concurrent_calls=1,
+    ),
+)
+
+
 def build_sample_operator() -> SampleOperator:
-    maroc_illimite = Plan(
-        code="maroc-illimite",
-        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
-        period=Period.MONTH,
-        price=eur("9.99"),
-        destinations=_rules(("MA",)),
-        fair_use=FairUse(
-            max_call_duration=timedelta(hours=2),
-            minutes_per_period=3000,
-            distinct_numbers_per_period=20,
-            concurrent_calls=1,
-        ),
-    )
+    maroc_illimite = MAROC_ILLIMITE
     soirees_maghreb = Plan(
         code="soirees-maghreb",
         names={"fr": "Soirées Maghreb", "en": "Maghreb Evenings"},
@@ -353,12 +358,11 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def a_plan(code: str = "maroc-illimite", **changes: object) -> Plan:
-    plan = Plan(
+    """The sample operator's Moroccan plan with every kind of field filled in: other fair use
+    and evening/weekend hours."""
+    plan = replace(
+        MAROC_ILLIMITE,
         code=code,
-        names={"fr": "Maroc Illimité", "ar": "المغرب بلا حدود", "en": "Morocco Unlimited"},
-        period=Period.MONTH,
-        price=eur("9.99"),
-        destinations=_rules(("MA",)),
         fair_use=FairUse(
             max_call_duration=timedelta(minutes=90),
             minutes_per_period=3000,
@@ -411,4 +415,26 @@ def a_carrier(code: str = "atlas", rates: Sequence[Rate] | None = None) -> Carri
         rate_deck=RateDeck(rates),
         number_format=NumberFormat.INTERNATIONAL_00,
         max_channels=60,
+    )
+
+
+def a_notice(subscriber_id: int, channel: Channel = Channel.EMAIL) -> Notice:
+    """Subscriber `subscriber_id`'s customer-facing notice of incident 1 on `channel`, addressed
+    as that channel needs (s<id>@example.org, or the Moroccan mobile +2126<id, 8 digits>)."""
+    return Notice(
+        incident_id=1,
+        occasion=NoticeOccasion.CUSTOMER_FACING,
+        occasion_seq=1,
+        subscriber_id=subscriber_id,
+        channel=channel,
+        address=(
+            f"s{subscriber_id}@example.org"
+            if channel is Channel.EMAIL
+            else f"+2126{subscriber_id:08d}"
+        ),
+        locale="fr",
+        subject="Appels perturbés",
+        text="Vos appels vers le Maroc peuvent échouer. Nous y travaillons.",
+        html="<p>Vos appels vers le Maroc peuvent échouer.</p>",
+        message_id=f"<incident-1.customer_facing.1.{subscriber_id}.{channel}@example.org>",
     )

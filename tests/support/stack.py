@@ -53,6 +53,20 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float =
     return bool(condition())
 
 
+def wait_for(
+    predicate: Callable[[], Any], *, timeout_s: float, what: str, every_s: float = 0.05
+) -> Any:
+    """Poll `predicate` every `every_s` until it returns something true, and return that;
+    raise AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(every_s)
+    raise AssertionError(f"waited {timeout_s} s for {what}")
+
+
 def tawasol_command() -> str:
     """The `tawasol` command of this environment (next to its Python, else on PATH)."""
     beside_python = Path(sys.executable).parent / "tawasol"

@@ -12,15 +12,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
+import pytest
 from alembic import command
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from support.operator import DEC_1, NOV_1, a_new_subscriber, a_plan
-from tawasol.adapters.store import SqlStore, migrate
+from tawasol.adapters.store import SqlStore, migrate, sqlite_url_for
 from tawasol.adapters.store.migrate import alembic_config
 from tawasol.domain.calls import CallEvent, CallEventType, CallRecord, apply_event, new_record
 from tawasol.domain.errors import NotFound
@@ -37,6 +39,7 @@ POSTGRES_URL = os.environ.get(
 
 
 CASABLANCA = ZoneInfo("Africa/Casablanca")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -182,6 +185,40 @@ def migrated_store(url: str) -> Iterator[SqlStore]:
         yield sql_store
     finally:
         sql_store.close()
+
+
+# The backends every store contract runs on, as fixture params (`migrated_backend` gives the
+# two SQL ones; "memory" is each port's in-memory implementation).
+BACKENDS = ("memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+@contextmanager
+def migrated_backend(backend: str, tmp_path: Path) -> Iterator[SqlStore]:
+    """A SqlStore on a fresh SQLite file in `tmp_path` ("sqlite") or a PostgreSQL schema of its
+    own ("postgres"), migrated to head; closed (and the schema dropped) afterwards."""
+    with contextlib.ExitStack() as stack:
+        url = (
+            sqlite_url_for(tmp_path)
+            if backend == "sqlite"
+            else stack.enter_context(postgres_schema())
+        )
+        yield stack.enter_context(migrated_store(url))
+
+
+def on_backend(
+    backend: str,
+    tmp_path: Path,
+    *,
+    memory: Callable[[], T],
+    sql: Callable[[Engine], T],
+) -> Iterator[T]:
+    """For a fixture over BACKENDS: `memory()`, or `sql(engine)` on the engine of a migrated
+    SqlStore of `backend` (closed afterwards). `yield from on_backend(request.param, ...)`."""
+    if backend == "memory":
+        yield memory()
+        return
+    with migrated_backend(backend, tmp_path) as store:
+        yield sql(store.engine)
 
 
 REDIS_URL = os.environ.get("TAWASOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

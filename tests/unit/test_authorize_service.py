@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tawasol.domain.calls import CallAttempt, CallRecord
 from tawasol.domain.carriers import CarrierState
@@ -98,6 +99,18 @@ def authorizer(
     )
 
 
+def user1_call(call_id: str, *, started_at: datetime = NOW, **fields: Any) -> CallRecord:
+    """A call record of user1 (subscriber 1, subscription 1) to +212661234567, with `fields`."""
+    return CallRecord(
+        call_id=call_id,
+        started_at=started_at,
+        subscriber_id=1,
+        subscription_id=1,
+        destination="+212661234567",
+        **fields,
+    )
+
+
 def test_given_many_calls_within_the_refresh_interval_then_the_store_is_read_once() -> None:
     store, clock = MemoryCatalog(operator()), Clock()
     service = authorizer(store, clock)
@@ -144,12 +157,8 @@ def test_given_first_carrier_failed_then_the_channel_moves_to_the_next_one() -> 
     service = authorizer(MemoryCatalog(operator()), Clock())
     service.authorize(CallRequest("user1", MOBILE, call_id="c1"))
     assert service.channels_in_use("ma-flat") == 1
-    failed = CallRecord(
-        call_id="c1",
-        started_at=NOW,
-        subscriber_id=1,
-        subscription_id=1,
-        destination="+212661234567",
+    failed = user1_call(
+        "c1",
         country="MA",
         kind="mobile",
         attempts=(CallAttempt(1, "ma-flat", "gw1", 503, None, NOW),),
@@ -164,15 +173,7 @@ def test_given_first_carrier_failed_then_the_channel_moves_to_the_next_one() -> 
 
 def test_given_a_call_from_before_a_restart_is_open_then_it_counts_until_it_ends() -> None:
     store, clock = MemoryCatalog(operator()), Clock()
-    store.open = [
-        CallRecord(
-            call_id="old",
-            started_at=NOW - timedelta(minutes=3),
-            subscriber_id=1,
-            subscription_id=1,
-            destination="+212661234567",
-        )
-    ]
+    store.open = [user1_call("old", started_at=NOW - timedelta(minutes=3))]
     service = authorizer(store, clock)
     assert service.authorize(CallRequest("user1", MOBILE)).decision.reason.value == (
         "concurrent_limit"
@@ -221,16 +222,7 @@ def test_given_a_call_never_reported_then_it_stops_counting_after_its_max_durati
 def test_given_the_password_check_failed_after_the_decision_then_nothing_is_used_up() -> None:
     service = authorizer(MemoryCatalog(operator()), Clock())
     assert service.authorize(CallRequest("user1", MOBILE, call_id="probe")).decision.allowed
-    refused = CallRecord(
-        call_id="probe",
-        started_at=NOW,
-        subscriber_id=1,
-        subscription_id=1,
-        destination="+212661234567",
-        final_sip_code=403,
-        ended_at=NOW,
-        hangup_cause="auth_failed",
-    )
+    refused = user1_call("probe", final_sip_code=403, ended_at=NOW, hangup_cause="auth_failed")
     service.observe({"probe": None}, [refused])
     state = service.decision_state(NOW)
     assert state.usage[1].active_calls == 0
@@ -241,15 +233,7 @@ def test_given_the_password_check_failed_after_the_decision_then_nothing_is_used
 def test_given_an_answered_call_then_its_number_counts_as_distinct() -> None:
     service = authorizer(MemoryCatalog(operator()), Clock())
     service.authorize(CallRequest("user1", MOBILE, call_id="talk"))
-    answered = CallRecord(
-        call_id="talk",
-        started_at=NOW,
-        subscriber_id=1,
-        subscription_id=1,
-        destination="+212661234567",
-        answered_at=NOW,
-        carrier="ma-flat",
-    )
+    answered = user1_call("talk", answered_at=NOW, carrier="ma-flat")
     service.observe({"talk": None}, [answered])
     assert service.decision_state(NOW).usage[1].distinct_numbers == {"+212661234567"}
 
@@ -262,15 +246,7 @@ def test_given_a_burst_then_a_refusal_is_explained_only_by_calls_routed_before_i
     assert service.channels_held_before("ma-flat", "c3") == 2
     assert service.routing_order("c1") < service.routing_order("c3") < service.routing_order("c5")
     # An answer on the carrier it was sent to keeps the call's place in line.
-    answered = CallRecord(
-        call_id="c1",
-        started_at=NOW,
-        subscriber_id=1,
-        subscription_id=1,
-        destination="+212661234567",
-        answered_at=NOW,
-        carrier="ma-flat",
-    )
+    answered = user1_call("c1", answered_at=NOW, carrier="ma-flat")
     order = service.routing_order("c1")
     service.observe({"c1": None}, [answered])
     assert service.routing_order("c1") == order

@@ -484,6 +484,14 @@ def test_an_event_the_brain_rejects_for_good_is_set_aside_not_lost(
     assert len(rejected) == 1 and b'"bad"' in rejected[0].read_bytes()
 
 
+def test_a_refresh_every_interval_is_due_at_once_then_once_per_interval() -> None:
+    hourly = edge_brain.Every(3600)
+    assert hourly.due()  # the first ask: the timer fills its tables at start
+    assert not hourly.due()  # asked again within the hour
+    always = edge_brain.Every(0)
+    assert always.due() and always.due()
+
+
 # -- rendering -------------------------------------------------------------------------------
 def test_config_is_rendered_from_settings(tmp_path: Path) -> None:
     settings = Settings(

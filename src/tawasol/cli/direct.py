@@ -8,7 +8,7 @@ subscriber (the code is never stored in clear and not shown again).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,9 +17,6 @@ from tawasol.adapters.api.schemas import Id, bounds
 from tawasol.cli.common import app, brain_session, console, subscriber_named
 from tawasol.domain.direct_numbers import InboundTrunk, national_format
 from tawasol.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from tawasol.composition import Brain
 
 direct_app = typer.Typer(
     help="Direct numbers: inbound trunks, the pool, caller IDs, contacts.", no_args_is_help=True
@@ -37,10 +34,6 @@ direct_app.add_typer(contact_app, name="contact")
 app.add_typer(direct_app, name="direct")
 
 User = Annotated[str, typer.Argument(help="The subscriber's SIP username.")]
-
-
-def _subscriber_id(brain: Brain, sip_username: str) -> int:
-    return subscriber_named(brain, sip_username).id
 
 
 def _read(path: Path) -> str:
@@ -161,7 +154,7 @@ def caller_add(user: User, number: Annotated[str, typer.Argument(help="Their pho
     when no SMSC is configured or it did not take the SMS: read it to the subscriber, then
     `caller-id verify`)."""
     with brain_session() as brain:
-        issued = brain.direct_numbers.register_caller_id(_subscriber_id(brain, user), number)
+        issued = brain.direct_numbers.register_caller_id(subscriber_named(brain, user).id, number)
     if issued.sent:
         console.print(f"{issued.caller_id.number}: verification code sent by SMS")
     else:
@@ -180,21 +173,23 @@ def caller_verify(
 ) -> None:
     """Verify a registered number with its code: from now on its calls are the subscriber's."""
     with brain_session() as brain:
-        caller = brain.direct_numbers.verify_caller_id(_subscriber_id(brain, user), number, code)
+        caller = brain.direct_numbers.verify_caller_id(
+            subscriber_named(brain, user).id, number, code
+        )
     console.print(f"{caller.number}: verified")
 
 
 @caller_app.command("remove")
 def caller_remove(user: User, number: Annotated[str, typer.Argument()]) -> None:
     with brain_session() as brain:
-        brain.direct_numbers.remove_caller_id(_subscriber_id(brain, user), number)
+        brain.direct_numbers.remove_caller_id(subscriber_named(brain, user).id, number)
     console.print(f"{number}: removed")
 
 
 @caller_app.command("list")
 def caller_list(user: User) -> None:
     with brain_session() as brain:
-        callers = brain.direct_numbers.caller_ids(_subscriber_id(brain, user))
+        callers = brain.direct_numbers.caller_ids(subscriber_named(brain, user).id)
     for caller in callers:
         console.print(f"{caller.number}  {'verified' if caller.verified else 'NOT verified'}")
 
@@ -209,7 +204,7 @@ def contact_add(
     """Add a contact and give it a direct number from the pool."""
     with brain_session() as brain:
         contact = brain.direct_numbers.add_contact(
-            _subscriber_id(brain, user), name=name, number=number
+            subscriber_named(brain, user).id, name=name, number=number
         )
     console.print(
         f"contact #{contact.id}: call {national_format(contact.direct_number)} "
@@ -222,14 +217,14 @@ def contact_remove(user: User, contact_id: Annotated[int, typer.Argument(**bound
     """Remove a contact: its direct number stops ringing them now, and is not given to this
     subscriber again before the quarantine (TAWASOL_DIRECT_NUMBER_QUARANTINE_DAYS)."""
     with brain_session() as brain:
-        contact = brain.direct_numbers.remove_contact(_subscriber_id(brain, user), contact_id)
+        contact = brain.direct_numbers.remove_contact(subscriber_named(brain, user).id, contact_id)
     console.print(f"contact #{contact.id} ({contact.name}) removed")
 
 
 @contact_app.command("list")
 def contact_list(user: User) -> None:
     with brain_session() as brain:
-        contacts = brain.direct_numbers.contacts(_subscriber_id(brain, user))
+        contacts = brain.direct_numbers.contacts(subscriber_named(brain, user).id)
     table = Table(title=f"{user}: contacts")
     for column in ("id", "name", "number", "direct number"):
         table.add_column(column)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tawasol.adapters.api.schemas import Limit, Offset, bounds
-
-if TYPE_CHECKING:
-    pass
 from tawasol.cli.common import (
     app,
     brain_session,
@@ -21,9 +18,7 @@ from tawasol.cli.common import (
     open_brain,
     subscriber_named,
 )
-from tawasol.domain.errors import (
-    TawasolError,
-)
+from tawasol.domain.errors import TawasolError
 
 subscriber_app = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 plan_app = typer.Typer(help="The operator's plans.", no_args_is_help=True)

@@ -84,12 +84,8 @@ class SqlDirectNumberStore:
         return caller_id
 
     def save_caller_id(self, caller_id: CallerId) -> CallerId:
-        with self._transactions.writing() as session:
-            row = session.get(CallerIdRow, caller_id.number)
-            if row is None:
-                raise NotFound("no such caller ID", number=caller_id.number)
-            for key, value in _caller_columns(caller_id).items():
-                setattr(row, key, value)
+        missing = NotFound("no such caller ID", number=caller_id.number)
+        self._replace(CallerIdRow, caller_id.number, _caller_columns(caller_id), missing)
         return caller_id
 
     def remove_caller_id(self, number: str) -> None:
@@ -131,13 +127,20 @@ class SqlDirectNumberStore:
             return replace(contact, id=row.id)
 
     def save_contact(self, contact: Contact) -> Contact:
-        with self._transactions.writing() as session:
-            row = session.get(ContactRow, contact.id)
-            if row is None:
-                raise NotFound("no such contact", contact_id=contact.id)
-            for key, value in _contact_columns(contact).items():
-                setattr(row, key, value)
+        missing = NotFound("no such contact", contact_id=contact.id)
+        self._replace(ContactRow, contact.id, _contact_columns(contact), missing)
         return contact
+
+    def _replace(
+        self, row_type: type[Any], key: object, values: dict[str, Any], missing: NotFound
+    ) -> None:
+        """Overwrite the columns of the stored row `key` with `values`; `missing` if none."""
+        with self._transactions.writing() as session:
+            row = session.get(row_type, key)
+            if row is None:
+                raise missing
+            for column, value in values.items():
+                setattr(row, column, value)
 
     def list_contacts(self, subscriber_id: int | None = None) -> list[Contact]:
         with self._transactions.reading() as session:

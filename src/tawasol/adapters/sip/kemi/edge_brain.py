@@ -215,6 +215,22 @@ class BrainPool:
         raise last or BrainUnavailable(f"{path}: no time left", request_sent=False)
 
 
+class Every:
+    """Whether work repeated every `interval_s` seconds (the timer's refreshes from the brain)
+    is due: true at the first ask, then once per interval (monotonic clock)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._next_at = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_at:
+            return False
+        self._next_at = now + self._interval_s
+        return True
+
+
 def parse_brain_addresses(text: str) -> list[tuple[str, int]]:
     """`host:port/host:port` as rendered into the configuration (an IPv6 host bare or in
     brackets: the port is after the last colon) as (host, port) pairs."""

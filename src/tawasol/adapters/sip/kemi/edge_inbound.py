@@ -18,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import time
 from typing import Any
 
 import KSR  # provided by app_python3 inside Kamailio
@@ -95,15 +94,13 @@ class InboundRefresher:
     """The timer's side: ask the brain every `REFRESH_S` and file a changed list."""
 
     def __init__(self) -> None:
-        self._next_at = 0.0
+        self._every = edge_brain.Every(REFRESH_S)
         self._text = ""
         self._version = 0
 
     def refresh(self, brain: edge_brain.BrainClient | edge_brain.BrainPool) -> None:
-        now = time.monotonic()
-        if now < self._next_at:
+        if not self._every.due():
             return
-        self._next_at = now + REFRESH_S
         try:
             answer = brain.get("/sip/v1/inbound-numbers", timeout_ms=REFRESH_TIMEOUT_MS)
         except edge_brain.BrainUnavailable as error:

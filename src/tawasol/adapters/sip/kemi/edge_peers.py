@@ -11,8 +11,6 @@ because a header says so.
 
 from __future__ import annotations
 
-import time
-
 import KSR  # provided by app_python3 inside Kamailio
 
 try:  # imported as part of the tawasol package (tests)
@@ -32,13 +30,11 @@ class PeerList:
     """The timer's side: refresh the "peers" htable from the brain every `REFRESH_S`."""
 
     def __init__(self) -> None:
-        self._next_at = 0.0
+        self._every = edge_brain.Every(REFRESH_S)
 
     def refresh(self, brain: edge_brain.BrainClient | edge_brain.BrainPool) -> None:
-        now = time.monotonic()
-        if now < self._next_at:
+        if not self._every.due():
             return
-        self._next_at = now + REFRESH_S
         try:
             answer = brain.get("/sip/v1/peers")
         except edge_brain.BrainUnavailable as error:
