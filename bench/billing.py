@@ -182,9 +182,7 @@ def generate(url: str, count: int, *, seed: int = 14, new_share: float = NEW_SHA
         ("senegal-mois", 0.04),
     )
     homes = tuple((f"{phone}|{zone}|{country}", share) for phone, zone, country, share in HOMES)
-    subscribers, subscriptions, terms, paid, accounts, entries = (
-        io.StringIO() for _ in range(6)
-    )
+    subscribers, subscriptions, terms, paid, accounts, entries = (io.StringIO() for _ in range(6))
     for number in range(1, count + 1):
         phone_pattern, zone, country = _choose(rng, homes).split("|")
         phone = phone_pattern.format(number % 10**7)
@@ -422,7 +420,8 @@ def main() -> None:
     for label, count, generated, summary, wall, cpu, pg_cpu, steps in rows:
         print(
             f"| {label} | {count:,} | {generated:.1f} | {wall:.1f} | {cpu:.1f} + {pg_cpu:.1f} "
-            f"| {summary.first_invoices:,} | {summary.renewals:,} | {summary.deferred:,} | {summary.credit_notes:,} "
+            f"| {summary.first_invoices:,} | {summary.renewals:,} | {summary.deferred:,} "
+            f"| {summary.credit_notes:,} "
             f"| {len(summary.errors)} | {steps / wall:,.0f} | {wall / count * 1e6:,.0f} |"
         )
     if len(rows) == 2:

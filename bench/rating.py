@@ -3,12 +3,12 @@ the fast path (`RatingTable`: decks compiled once, integer millionths).
 
 Generates answered, finished CDRs (seeded) to Moroccan, Tunisian and French numbers on a
 per-minute carrier with a rate deck of `--prefixes` prefixes (two effective dates each, 60/60
-and 1/1 increments) and on a flat-rate carrier, then rates them in one thread three ways: `rate_call` per record (the reference), `RatingTable.rate`
-per record (the same records back), `RatingTable.costs` over the batch (rate and cost in
-millionths per per-minute call, no records built: re-rating in bulk). The figure is
-CDRs per CPU second of this process (process_time: one core, whatever else the shared machine
-runs), with the wall-clock rate and the load average beside it. Goal (issue 14): 1,000,000
-CDRs per second per core.
+and 1/1 increments) and on a flat-rate carrier, then rates them in one thread three ways:
+`rate_call` per record (the reference), `RatingTable.rate` per record (the same records back),
+`RatingTable.costs` over the batch (rate and cost in millionths per per-minute call, no records
+built: re-rating in bulk). The figure is CDRs per CPU second of this process (process_time:
+one core, whatever else the shared machine runs), with the wall-clock rate and the load average
+beside it. Goal (issue 14): 1,000,000 CDRs per second per core.
 
     .venv/bin/python bench/rating.py [--cdrs 300000] [--prefixes 20000] [--repeat 3]
 """
@@ -116,9 +116,17 @@ def main() -> None:
         if record.carrier == "per-minute"
     ]
     ways = (
-        ("`rate_call` per record (reference)", len(records), lambda: [rate_call(r, deck) for r in records]),
+        (
+            "`rate_call` per record (reference)",
+            len(records),
+            lambda: [rate_call(r, deck) for r in records],
+        ),
         ("`RatingTable.rate` per record", len(records), lambda: [table.rate(r) for r in records]),
-        ("`RatingTable.costs`, per-minute calls in a batch", len(batch), lambda: table.costs(batch)),
+        (
+            "`RatingTable.costs`, per-minute calls in a batch",
+            len(batch),
+            lambda: table.costs(batch),
+        ),
     )
     rows = []
     for label, count, rate in ways:
@@ -128,7 +136,9 @@ def main() -> None:
             rated = rate()
             cpu_rates.append(count / (time.process_time() - cpu))
             wall_rates.append(count / (time.perf_counter() - wall))
-        costed = sum(1 for item in rated if item is not None and getattr(item, "cost", 0) is not None)
+        costed = sum(
+            1 for item in rated if item is not None and getattr(item, "cost", 0) is not None
+        )
         rows.append((label, statistics.median(cpu_rates), statistics.median(wall_rates), costed))
     print(f"\n## CDR rating, {options.cdrs:,} CDRs, {options.prefixes:,} prefixes\n")
     print("| path | CDRs per CPU second (one core) | CDRs per wall-clock second | given a cost |")

@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, text
 
 from support.stores import a_new_subscriber, postgres_schema
 from tawasol.adapters.store import SqlStore, migrate
-from tawasol.adapters.store.billing_memory import InMemoryOutageHistory
 from tawasol.adapters.store.billing_bulk import PostgresBulkBilling
+from tawasol.adapters.store.billing_memory import InMemoryOutageHistory
 from tawasol.adapters.store.billing_sql import SqlBillingStore
 from tawasol.domain.billing.documents import IssuingEntity, check_gap_free
 from tawasol.domain.billing.outage_credits import (

@@ -35,7 +35,11 @@ def test_each_fold_is_where_a_wall_time_has_two_readings(name: str) -> None:
     zone = ZoneInfo(name)
     folds = wall_clock_folds(name, START, END)
     for fold in folds:
-        for wall in (fold.start, fold.start + (fold.end - fold.start) / 2, fold.end - timedelta(seconds=1)):
+        for wall in (
+            fold.start,
+            fold.start + (fold.end - fold.start) / 2,
+            fold.end - timedelta(seconds=1),
+        ):
             early, late = _readings(wall, zone)
             assert early != late
             assert early == (wall - fold.offset).replace(tzinfo=UTC)

@@ -90,9 +90,7 @@ def _record(number: int, call: tuple[str, datetime, int, str, str | None]) -> Ca
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    drawn=st.lists(rates, min_size=1, max_size=40), drawn_calls=st.lists(calls, max_size=40)
-)
+@given(drawn=st.lists(rates, min_size=1, max_size=40), drawn_calls=st.lists(calls, max_size=40))
 def test_the_fast_path_rates_every_call_as_rate_call(drawn, drawn_calls):
     deck = _deck(drawn)
     carriers = _carriers(deck)
@@ -107,7 +105,9 @@ def test_the_fast_path_rates_every_call_as_rate_call(drawn, drawn_calls):
         assert (None if got.cost is None else got.cost.amount.as_tuple()) == want_cost
         if expected.rate_per_minute is not None:
             assert got.rate_per_minute is not None
-            assert got.rate_per_minute.amount.as_tuple() == expected.rate_per_minute.amount.as_tuple()
+            assert (
+                got.rate_per_minute.amount.as_tuple() == expected.rate_per_minute.amount.as_tuple()
+            )
 
 
 @settings(max_examples=200, deadline=None)
@@ -116,7 +116,9 @@ def test_batch_costs_equal_the_reference_per_minute_cost_and_lookup(drawn, drawn
     deck = _deck(drawn)
     carriers = _carriers(deck)
     batch = [(carrier, e164, at, ms) for e164, at, ms, carrier, _ in drawn_calls]
-    for (carrier, e164, at, ms), found in zip(batch, RatingTable(carriers).costs(batch), strict=True):
+    for (carrier, e164, at, ms), found in zip(
+        batch, RatingTable(carriers).costs(batch), strict=True
+    ):
         if carrier not in ("per-minute", "both"):
             assert found is None
             continue

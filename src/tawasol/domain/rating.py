@@ -193,8 +193,10 @@ class RatingTable:
             currency = carrier.flat_rate.monthly_fee.currency if carrier.flat_rate else "EUR"
             return replace(record, billing=billing.value, cost=Money(Decimal(0), currency))
         deck = self._decks.get(carrier.code)
-        found = None if deck is None else deck.cost_micro(
-            record.destination, record.started_at, record.duration_ms
+        found = (
+            None
+            if deck is None
+            else deck.cost_micro(record.destination, record.started_at, record.duration_ms)
         )
         if found is None:
             return replace(record, billing=billing.value)

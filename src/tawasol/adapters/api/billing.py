@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tawasol.adapters.api.admin import ADMIN_GUARDS
+from tawasol.adapters.api.schemas import Id, Instant
 from tawasol.adapters.api.schemas.billing import (
     AccountOut,
     CancellationIn,
@@ -28,7 +29,6 @@ from tawasol.adapters.api.schemas.billing import (
     RunIn,
     RunOut,
 )
-from tawasol.adapters.api.schemas import Id, Instant
 from tawasol.adapters.api.services import ApiServices, BillingServices
 from tawasol.adapters.documents.render import document_pdf, render_html
 from tawasol.domain.money import Money

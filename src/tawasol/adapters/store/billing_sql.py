@@ -9,7 +9,7 @@ none: numbers are only ever taken by committed documents, so the sequence has no
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -115,7 +115,7 @@ class SqlBillingStore:
         return items if wanted is None else [i for i in items if i.subscription.id in wanted]
 
     @staticmethod
-    def _items() -> Select[tuple[SubscriptionRow, SubscriberRow, BillingTermsRow]]:
+    def _items() -> Select[SubscriptionRow, SubscriberRow, BillingTermsRow]:
         """Running subscriptions with their subscriber and terms (None until billed)."""
         return (
             select(SubscriptionRow, SubscriberRow, BillingTermsRow)
@@ -126,7 +126,7 @@ class SqlBillingStore:
 
     @staticmethod
     def _read_items(
-        session: Session, query: Select[tuple[SubscriptionRow, SubscriberRow, BillingTermsRow]]
+        session: Session, query: Select[SubscriptionRow, SubscriberRow, BillingTermsRow]
     ) -> list[BillingItem]:
         return [
             BillingItem(
