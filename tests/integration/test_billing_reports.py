@@ -60,15 +60,17 @@ def _call(number: int, subscription_id: int, country: str, carrier: str, minutes
     )
 
 
-def _seeded(url: str) -> Iterator[SqlReportQueries]:
-    """Amina (FR) on maroc-illimite, cancelled by the operator on 16 September; Karim (FR) on
-    maroc-plus; a per-minute carrier `atlas` and a flat-rate one `forfait` at 300 EUR/month."""
+def _billed_from_september_1(
+    url: str, who: tuple[tuple[str, str], ...]
+) -> tuple[SqlStore, SubscriptionLifecycle, list[tuple[int, int]]]:
+    """Subscribers (FR) on their plans from 1 September, billed that day: the store, the
+    lifecycle commands and each one's (subscriber id, subscription id)."""
     migrate(url)
     store = SqlStore.from_url(url)
     for plan in PLANS.values():
         store.save_plan(plan)
     ids = []
-    for name, plan in (("amina", "maroc-illimite"), ("karim", "maroc-plus")):
+    for name, plan in who:
         subscriber = store.add_subscriber(a_new_subscriber(name))
         subscription = store.add_subscription(
             subscriber_id=subscriber.id,
@@ -86,7 +88,16 @@ def _seeded(url: str) -> Iterator[SqlReportQueries]:
         settings=BillingSettings(ENTITY, VAT),
     )
     run.run(at=SEP_1)
-    SubscriptionLifecycle(store=billing, run=run, refund_policy=RefundPolicy()).cancel(
+    return store, SubscriptionLifecycle(store=billing, run=run, refund_policy=RefundPolicy()), ids
+
+
+def _seeded(url: str) -> Iterator[SqlReportQueries]:
+    """Amina (FR) on maroc-illimite, cancelled by the operator on 16 September; Karim (FR) on
+    maroc-plus; a per-minute carrier `atlas` and a flat-rate one `forfait` at 300 EUR/month."""
+    store, lifecycle, ids = _billed_from_september_1(
+        url, (("amina", "maroc-illimite"), ("karim", "maroc-plus"))
+    )
+    lifecycle.cancel(
         subscriber_id=ids[0][0],
         timing=Timing.NOW,
         reason=CancelReason.OPERATOR,
@@ -206,28 +217,11 @@ def _plan_changed_mid_september(url: str) -> Iterator[SqlReportQueries]:
     """Nadia (FR) on maroc-illimite from 1 September, moved to maroc-plus on the 16th at
     00:00 (plan change now, the subscription kept); three answered calls on `atlas`: to
     Morocco on the 3rd (old plan), to Morocco and Tunisia on the 20th (new plan)."""
-    migrate(url)
-    store = SqlStore.from_url(url)
-    for plan in PLANS.values():
-        store.save_plan(plan)
-    subscriber = store.add_subscriber(a_new_subscriber("nadia"))
-    subscription = store.add_subscription(
-        subscriber_id=subscriber.id,
-        plan_code="maroc-illimite",
-        status=SubscriptionStatus.ACTIVE,
-        period_start=SEP_1,
-        period_end=OCT_1,
+    store, lifecycle, [(subscriber_id, subscription_id)] = _billed_from_september_1(
+        url, (("nadia", "maroc-illimite"),)
     )
-    billing = SqlBillingStore(store.engine)
-    run = BillingRun(
-        store=billing,
-        plans=lambda: PLANS,
-        outages=InMemoryOutageHistory([]),
-        settings=BillingSettings(ENTITY, VAT),
-    )
-    run.run(at=SEP_1)
-    SubscriptionLifecycle(store=billing, run=run, refund_policy=RefundPolicy()).change_plan(
-        subscriber_id=subscriber.id,
+    lifecycle.change_plan(
+        subscriber_id=subscriber_id,
         plan_code="maroc-plus",
         timing=Timing.NOW,
         at=datetime(2026, 9, 16, tzinfo=UTC),
@@ -237,9 +231,9 @@ def _plan_changed_mid_september(url: str) -> Iterator[SqlReportQueries]:
         # _call(n, ...) starts on 3 September at n o'clock (n < 24) or n hours later.
         session.add_all(
             [
-                _call(1, subscription.id, "MA", "atlas", 30, Decimal("0.60")),
-                _call(17 * 24 + 1, subscription.id, "MA", "atlas", 60, Decimal("1.20")),
-                _call(17 * 24 + 3, subscription.id, "TN", "atlas", 30, Decimal("0.45")),
+                _call(1, subscription_id, "MA", "atlas", 30, Decimal("0.60")),
+                _call(17 * 24 + 1, subscription_id, "MA", "atlas", 60, Decimal("1.20")),
+                _call(17 * 24 + 3, subscription_id, "TN", "atlas", 30, Decimal("0.45")),
             ]
         )
     try:

@@ -15,7 +15,7 @@ many CDRs: each deck compiled once into a dictionary by prefix, the arithmetic i
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -47,6 +47,21 @@ def billing_of(record: CallRecord, carrier: Carrier) -> CarrierTariff:
     return CarrierTariff.FLAT_RATE if not carrier.rate_deck else CarrierTariff.PER_MINUTE
 
 
+# A per-minute price and cost for a call on a carrier (None: no rate in effect).
+PerMinutePricing = Callable[[Carrier, CallRecord, int], tuple[Rate, Money] | None]
+
+
+def _reference_pricing(
+    carrier: Carrier, record: CallRecord, duration_ms: int
+) -> tuple[Rate, Money] | None:
+    rate = carrier.rate_deck.lookup(record.destination, record.started_at)
+    if rate is None:
+        return None
+    talk_seconds = -(-duration_ms // 1000)
+    billable = rate.increment.billable_seconds(talk_seconds)
+    return rate, per_minute_cost(rate.per_minute, billable)
+
+
 def rate_call(record: CallRecord, carriers: Mapping[str, Carrier]) -> CallRecord:
     """The record with its billing, rate and cost once it is answered and over.
 
@@ -54,6 +69,13 @@ def rate_call(record: CallRecord, carriers: Mapping[str, Carrier]) -> CallRecord
     costs nothing and gets no cost; a carrier or rate that cannot be found leaves the cost empty
     for an operator to look at rather than guessing.
     """
+    return _rated(record, carriers, _reference_pricing)
+
+
+def _rated(
+    record: CallRecord, carriers: Mapping[str, Carrier], pricing: PerMinutePricing
+) -> CallRecord:
+    """`rate_call`'s rule, the per-minute price and cost given by `pricing`."""
     if record.cost is not None or record.duration_ms is None or record.carrier is None:
         return record
     carrier = carriers.get(record.carrier)
@@ -63,17 +85,16 @@ def rate_call(record: CallRecord, carriers: Mapping[str, Carrier]) -> CallRecord
     if billing is CarrierTariff.FLAT_RATE:
         currency = carrier.flat_rate.monthly_fee.currency if carrier.flat_rate else "EUR"
         return replace(record, billing=billing.value, cost=Money(Decimal(0), currency))
-    rate = carrier.rate_deck.lookup(record.destination, record.started_at)
-    if rate is None:
+    found = pricing(carrier, record, record.duration_ms)
+    if found is None:
         return replace(record, billing=billing.value)
-    talk_seconds = -(-record.duration_ms // 1000)
-    billable = rate.increment.billable_seconds(talk_seconds)
+    rate, cost = found
     return replace(
         record,
         billing=billing.value,
         rate_per_minute=rate.per_minute,
         increment=str(rate.increment),
-        cost=per_minute_cost(rate.per_minute, billable),
+        cost=cost,
     )
 
 
@@ -183,31 +204,21 @@ class RatingTable:
 
     def rate(self, record: CallRecord) -> CallRecord:
         """As `rate_call(record, carriers)`."""
-        if record.cost is not None or record.duration_ms is None or record.carrier is None:
-            return record
-        carrier = self._carriers.get(record.carrier)
-        if carrier is None:
-            return record
-        billing = billing_of(record, carrier)
-        if billing is CarrierTariff.FLAT_RATE:
-            currency = carrier.flat_rate.monthly_fee.currency if carrier.flat_rate else "EUR"
-            return replace(record, billing=billing.value, cost=Money(Decimal(0), currency))
+        return _rated(record, self._carriers, self._pricing)
+
+    def _pricing(
+        self, carrier: Carrier, record: CallRecord, duration_ms: int
+    ) -> tuple[Rate, Money] | None:
         deck = self._decks.get(carrier.code)
         found = (
             None
             if deck is None
-            else deck.cost_micro(record.destination, record.started_at, record.duration_ms)
+            else deck.cost_micro(record.destination, record.started_at, duration_ms)
         )
         if found is None:
-            return replace(record, billing=billing.value)
+            return None
         rate, micro = found
-        return replace(
-            record,
-            billing=billing.value,
-            rate_per_minute=rate.per_minute,
-            increment=str(rate.increment),
-            cost=micro_amount(micro, rate.per_minute.currency),
-        )
+        return rate, micro_amount(micro, rate.per_minute.currency)
 
     def costs(
         self, calls: Iterable[tuple[str, str, datetime, int]]
