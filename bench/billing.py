@@ -15,11 +15,11 @@ September 2026 over:
   capacity to the 25th (renewals due during it are deferred, then credited); Tunisian mobiles
   down on the 20th-22nd; Senegal down for three hours on the 14th (under the credit threshold).
 
-Prints, in Markdown: generation time, the run's wall-clock and CPU time (this process and the
-PostgreSQL backends it used), steps per second, and the baseline: the same run one subscription
-per transaction (`BillingRun(bulk=False)`) on a smaller generated operator, extrapolated per
-subscriber. The machine is shared: wall-clock figures move with the other users' load (printed);
-CPU times move less.
+Prints, in Markdown: generation time, the run's wall-clock and CPU time (this process, and every
+PostgreSQL backend on the machine: other sessions' work counts too), steps per second, and the
+baseline: the same run one subscription per transaction (`BillingRun(bulk=False)`) on a smaller
+generated operator, extrapolated per subscriber. The machine is shared: wall-clock figures move
+with the other users' load (printed); CPU times move less.
 
     .venv/bin/python bench/billing.py [--subscribers 1000000] [--baseline 2000] [--keep]
         [--profile FILE]

@@ -3,7 +3,7 @@ PostgreSQL, against figures worked out by hand (issue 14, item 6)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -131,13 +131,24 @@ def _seeded(url: str) -> Iterator[SqlReportQueries]:
         store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def queries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlReportQueries]:
+def _on_each_database(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    seed: Callable[[str], Iterator[SqlReportQueries]],
+) -> Iterator[SqlReportQueries]:
     if request.param == "sqlite":
-        yield from _seeded(sqlite_url_for(tmp_path))
+        yield from seed(sqlite_url_for(tmp_path))
     else:
         with postgres_schema() as url:
-            yield from _seeded(url)
+            yield from seed(url)
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def queries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlReportQueries]:
+    yield from _on_each_database(request, tmp_path, _seeded)
 
 
 def test_given_september_then_revenue_per_plan_is_invoiced_less_credited_net_of_vat(
@@ -242,15 +253,11 @@ def _plan_changed_mid_september(url: str) -> Iterator[SqlReportQueries]:
         store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def plan_change_queries(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[SqlReportQueries]:
-    if request.param == "sqlite":
-        yield from _plan_changed_mid_september(sqlite_url_for(tmp_path))
-    else:
-        with postgres_schema() as url:
-            yield from _plan_changed_mid_september(url)
+    yield from _on_each_database(request, tmp_path, _plan_changed_mid_september)
 
 
 def test_given_a_plan_change_mid_period_then_each_call_counts_for_the_plan_of_its_start(
