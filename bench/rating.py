@@ -1,11 +1,14 @@
-"""CDR rating throughput: CDRs rated per second per core by `tawasol.domain.rating.rate_call`.
+"""CDR rating throughput: CDRs rated per second per core, by the reference `rate_call` and by
+the fast path (`RatingTable`: decks compiled once, integer millionths).
 
 Generates answered, finished CDRs (seeded) to Moroccan, Tunisian and French numbers on a
 per-minute carrier with a rate deck of `--prefixes` prefixes (two effective dates each, 60/60
-and 1/1 increments) and on a flat-rate carrier, then rates them in one thread. The figure is
-CDRs per CPU second of this process (process_time: one core, whatever else the shared machine
-runs), with the wall-clock rate and the load average beside it. Goal (issue 14): 1,000,000
-CDRs per second per core.
+and 1/1 increments) and on a flat-rate carrier, then rates them in one thread three ways:
+`rate_call` per record (the reference), `RatingTable.rate` per record (the same records back),
+`RatingTable.costs` over the batch (rate and cost in millionths per per-minute call, no records
+built: re-rating in bulk). The figure is CDRs per CPU second of this process (process_time:
+one core, whatever else the shared machine runs), with the wall-clock rate and the load average
+beside it. Goal (issue 14): 1,000,000 CDRs per second per core.
 
     .venv/bin/python bench/rating.py [--cdrs 300000] [--prefixes 20000] [--repeat 3]
 """
@@ -33,7 +36,7 @@ from tawasol.domain.carriers import (
 from tawasol.domain.catalog import DestinationRule
 from tawasol.domain.money import Money
 from tawasol.domain.numbering import NumberKind
-from tawasol.domain.rating import rate_call
+from tawasol.domain.rating import RatingTable, rate_call
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 CHANGE = datetime(2026, 10, 1, tzinfo=UTC)
@@ -106,19 +109,44 @@ def main() -> None:
     deck = carriers(options.prefixes, rng)
     records = cdrs(options.cdrs, rng)
     load = os.getloadavg()[0]
-    cpu_rates, wall_rates = [], []
-    for _ in range(options.repeat):
-        cpu, wall = time.process_time(), time.perf_counter()
-        rated = [rate_call(record, deck) for record in records]
-        cpu_rates.append(len(records) / (time.process_time() - cpu))
-        wall_rates.append(len(records) / (time.perf_counter() - wall))
-    costed = sum(1 for record in rated if record.cost is not None)
-    print(f"\n## CDR rating (`rate_call`), {options.cdrs:,} CDRs, {options.prefixes:,} prefixes\n")
-    print("| figure | median of runs |")
-    print("|---|---:|")
-    print(f"| CDRs per CPU second (one core) | {statistics.median(cpu_rates):,.0f} |")
-    print(f"| CDRs per wall-clock second | {statistics.median(wall_rates):,.0f} |")
-    print(f"| CDRs given a cost | {costed:,} |")
+    table = RatingTable(deck)
+    batch = [
+        (record.carrier or "", record.destination, record.started_at, record.duration_ms or 0)
+        for record in records
+        if record.carrier == "per-minute"
+    ]
+    ways = (
+        (
+            "`rate_call` per record (reference)",
+            len(records),
+            lambda: [rate_call(r, deck) for r in records],
+        ),
+        ("`RatingTable.rate` per record", len(records), lambda: [table.rate(r) for r in records]),
+        (
+            "`RatingTable.costs`, per-minute calls in a batch",
+            len(batch),
+            lambda: table.costs(batch),
+        ),
+    )
+    rows = []
+    for label, count, rate in ways:
+        cpu_rates, wall_rates = [], []
+        for _ in range(options.repeat):
+            cpu, wall = time.process_time(), time.perf_counter()
+            rated = rate()
+            cpu_rates.append(count / (time.process_time() - cpu))
+            wall_rates.append(count / (time.perf_counter() - wall))
+        costed = sum(
+            1 for item in rated if item is not None and getattr(item, "cost", 0) is not None
+        )
+        rows.append((label, statistics.median(cpu_rates), statistics.median(wall_rates), costed))
+    print(f"\n## CDR rating, {options.cdrs:,} CDRs, {options.prefixes:,} prefixes\n")
+    print("| path | CDRs per CPU second (one core) | CDRs per wall-clock second | given a cost |")
+    print("|---|---:|---:|---:|")
+    for label, cpu_rate, wall_rate, costed in rows:
+        print(f"| {label} | {cpu_rate:,.0f} | {wall_rate:,.0f} | {costed:,} |")
+    same = [rate_call(r, deck) for r in records] == [table.rate(r) for r in records]
+    print(f"\nThe fast path's records equal the reference's: {'yes' if same else 'NO'}.")
     print(f"\nLoad average: {load:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores, shared).")
     print("Goal: 1,000,000 CDRs per second per core.")
 

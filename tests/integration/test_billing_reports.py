@@ -3,7 +3,7 @@ PostgreSQL, against figures worked out by hand (issue 14, item 6)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -60,15 +60,17 @@ def _call(number: int, subscription_id: int, country: str, carrier: str, minutes
     )
 
 
-def _seeded(url: str) -> Iterator[SqlReportQueries]:
-    """Amina (FR) on maroc-illimite, cancelled by the operator on 16 September; Karim (FR) on
-    maroc-plus; a per-minute carrier `atlas` and a flat-rate one `forfait` at 300 EUR/month."""
+def _billed_from_september_1(
+    url: str, who: tuple[tuple[str, str], ...]
+) -> tuple[SqlStore, SubscriptionLifecycle, list[tuple[int, int]]]:
+    """Subscribers (FR) on their plans from 1 September, billed that day: the store, the
+    lifecycle commands and each one's (subscriber id, subscription id)."""
     migrate(url)
     store = SqlStore.from_url(url)
     for plan in PLANS.values():
         store.save_plan(plan)
     ids = []
-    for name, plan in (("amina", "maroc-illimite"), ("karim", "maroc-plus")):
+    for name, plan in who:
         subscriber = store.add_subscriber(a_new_subscriber(name))
         subscription = store.add_subscription(
             subscriber_id=subscriber.id,
@@ -86,7 +88,16 @@ def _seeded(url: str) -> Iterator[SqlReportQueries]:
         settings=BillingSettings(ENTITY, VAT),
     )
     run.run(at=SEP_1)
-    SubscriptionLifecycle(store=billing, run=run, refund_policy=RefundPolicy()).cancel(
+    return store, SubscriptionLifecycle(store=billing, run=run, refund_policy=RefundPolicy()), ids
+
+
+def _seeded(url: str) -> Iterator[SqlReportQueries]:
+    """Amina (FR) on maroc-illimite, cancelled by the operator on 16 September; Karim (FR) on
+    maroc-plus; a per-minute carrier `atlas` and a flat-rate one `forfait` at 300 EUR/month."""
+    store, lifecycle, ids = _billed_from_september_1(
+        url, (("amina", "maroc-illimite"), ("karim", "maroc-plus"))
+    )
+    lifecycle.cancel(
         subscriber_id=ids[0][0],
         timing=Timing.NOW,
         reason=CancelReason.OPERATOR,
@@ -120,13 +131,24 @@ def _seeded(url: str) -> Iterator[SqlReportQueries]:
         store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def queries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlReportQueries]:
+def _on_each_database(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    seed: Callable[[str], Iterator[SqlReportQueries]],
+) -> Iterator[SqlReportQueries]:
     if request.param == "sqlite":
-        yield from _seeded(sqlite_url_for(tmp_path))
+        yield from seed(sqlite_url_for(tmp_path))
     else:
         with postgres_schema() as url:
-            yield from _seeded(url)
+            yield from seed(url)
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def queries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlReportQueries]:
+    yield from _on_each_database(request, tmp_path, _seeded)
 
 
 def test_given_september_then_revenue_per_plan_is_invoiced_less_credited_net_of_vat(
@@ -200,3 +222,69 @@ def test_given_bad_periods_or_a_missing_vat_rate_then_clear_errors(queries: SqlR
     with pytest.raises(InvalidConfiguration, match="no VAT rate is configured for FR"):
         BillingReports(queries=queries, vat=VatTable.parse("BE=21")).period(start=SEP_1, end=OCT_1)
     assert isinstance(MarginRow, type)
+
+
+def _plan_changed_mid_september(url: str) -> Iterator[SqlReportQueries]:
+    """Nadia (FR) on maroc-illimite from 1 September, moved to maroc-plus on the 16th at
+    00:00 (plan change now, the subscription kept); three answered calls on `atlas`: to
+    Morocco on the 3rd (old plan), to Morocco and Tunisia on the 20th (new plan)."""
+    store, lifecycle, [(subscriber_id, subscription_id)] = _billed_from_september_1(
+        url, (("nadia", "maroc-illimite"),)
+    )
+    lifecycle.change_plan(
+        subscriber_id=subscriber_id,
+        plan_code="maroc-plus",
+        timing=Timing.NOW,
+        at=datetime(2026, 9, 16, tzinfo=UTC),
+    )
+    with Session(store.engine) as session, session.begin():
+        session.add(CarrierRow(code="atlas", name="atlas", number_format="e164", enabled=True))
+        # _call(n, ...) starts on 3 September at n o'clock (n < 24) or n hours later.
+        session.add_all(
+            [
+                _call(1, subscription_id, "MA", "atlas", 30, Decimal("0.60")),
+                _call(17 * 24 + 1, subscription_id, "MA", "atlas", 60, Decimal("1.20")),
+                _call(17 * 24 + 3, subscription_id, "TN", "atlas", 30, Decimal("0.45")),
+            ]
+        )
+    try:
+        yield SqlReportQueries(store.engine)
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=DATABASES)
+def plan_change_queries(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SqlReportQueries]:
+    yield from _on_each_database(request, tmp_path, _plan_changed_mid_september)
+
+
+def test_given_a_plan_change_mid_period_then_each_call_counts_for_the_plan_of_its_start(
+    plan_change_queries: SqlReportQueries,
+):
+    report = BillingReports(queries=plan_change_queries, vat=VAT).period(start=SEP_1, end=OCT_1)
+
+    revenue = {row.plan_code: row for row in report.revenue}
+    # maroc-illimite: 9.99 charged, 4.99 credited (15 of 30 days unused: 4.995 rounded down),
+    # 5.00 gross: VAT 0.83, net 4.17. maroc-plus: 14.99 from the 16th: VAT 2.50, net 12.49.
+    assert (revenue["maroc-illimite"].credited, revenue["maroc-illimite"].net) == (
+        Decimal("4.99"),
+        Decimal("4.17"),
+    )
+    assert revenue["maroc-plus"].net == Decimal("12.49")
+    rows = {(row.plan_code, row.destination): row for row in report.margins}
+    # The call of the 3rd was made on maroc-illimite: its 30 minutes carry that plan's whole
+    # revenue, and its cost; nothing of maroc-illimite is left unallocated.
+    assert set(rows) == {("maroc-illimite", "MA"), ("maroc-plus", "MA"), ("maroc-plus", "TN")}
+    old = rows[("maroc-illimite", "MA")]
+    assert (old.minutes, old.revenue, old.cdr_cost) == (30, Decimal("4.17"), Decimal("0.60"))
+    assert old.margin == Decimal("3.57")
+    # maroc-plus: 90 minutes from the 20th, 60 to Morocco and 30 to Tunisia.
+    morocco, tunisia = rows[("maroc-plus", "MA")], rows[("maroc-plus", "TN")]
+    assert (morocco.minutes, tunisia.minutes) == (60, 30)
+    assert morocco.revenue.quantize(Decimal("0.000001")) == Decimal("8.326667")  # 12.49 x 2/3
+    assert tunisia.revenue.quantize(Decimal("0.000001")) == Decimal("4.163333")  # 12.49 x 1/3
+    assert (morocco.cdr_cost, tunisia.cdr_cost) == (Decimal("1.20"), Decimal("0.45"))
+    assert morocco.margin.quantize(Decimal("0.01")) == Decimal("7.13")
+    assert tunisia.margin.quantize(Decimal("0.01")) == Decimal("3.71")

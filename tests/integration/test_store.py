@@ -101,7 +101,7 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0010"
+    assert current_revision(database_url) == head_revision() == "0011"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0

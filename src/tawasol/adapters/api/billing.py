@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tawasol.adapters.api.admin import ADMIN_GUARDS
-from tawasol.adapters.api.billing_schemas import (
+from tawasol.adapters.api.schemas import Id, Instant
+from tawasol.adapters.api.schemas.billing import (
     AccountOut,
     CancellationIn,
     CreditsOut,
@@ -28,7 +29,6 @@ from tawasol.adapters.api.billing_schemas import (
     RunIn,
     RunOut,
 )
-from tawasol.adapters.api.schemas import Id, Instant
 from tawasol.adapters.api.services import ApiServices, BillingServices
 from tawasol.adapters.documents.render import document_pdf, render_html
 from tawasol.domain.money import Money
@@ -191,7 +191,7 @@ def get_revenue(
 ) -> list[RevenueOut]:
     """Invoiced less credited per plan in [start, end), net of VAT."""
     report = _billing(request).reports.period(start=start, end=end)
-    return [RevenueOut.from_domain(row) for row in report.revenue]
+    return [RevenueOut.model_validate(row) for row in report.revenue]
 
 
 @router.get("/reports/margins", response_model=list[MarginOut])
@@ -201,7 +201,7 @@ def get_margins(
     """Revenue, carrier cost (CDRs + flat-rate fees spread) and margin per plan and
     destination in [start, end)."""
     report = _billing(request).reports.period(start=start, end=end)
-    return [MarginOut.from_domain(row) for row in report.margins]
+    return [MarginOut.model_validate(row) for row in report.margins]
 
 
 @router.get("/reports/credits", response_model=list[CreditsOut])

@@ -9,7 +9,7 @@ all, once per idempotency key, and documents are numbered without gaps per issui
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -52,12 +52,20 @@ class InMemoryBillingStore:
         return self._subscriptions[subscription_id]
 
     # -- BillingStore -------------------------------------------------------------------------
-    def items_due(self, *, before: datetime) -> Sequence[BillingItem]:
+    def bulk_billing(self) -> None:
+        """Memory bills one subscription at a time."""
+        return None
+
+    def items_due(
+        self, *, before: datetime, subscription_ids: Collection[int] | None = None
+    ) -> Sequence[BillingItem]:
         with self._lock:
             items = [
                 BillingItem(s, self._customers[s.subscriber_id], self._terms.get(s.id))
                 for s in self._subscriptions.values()
-                if s.status.current and (s.period_end <= before or s.id not in self._terms)
+                if s.status.current
+                and (s.period_end <= before or s.id not in self._terms)
+                and (subscription_ids is None or s.id in subscription_ids)
             ]
         return sorted(items, key=lambda i: (i.subscription.period_end, i.subscription.id))
 

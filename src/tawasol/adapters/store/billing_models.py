@@ -16,10 +16,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +41,15 @@ class BillingAccountRow(Base):
 
 class LedgerEntryRow(Base):
     __tablename__ = "ledger_entries"
+    # What credits already took from a charge (migration 0011): credits only.
+    __table_args__ = (
+        Index(
+            "ix_ledger_entries_credit_reference",
+            "reference",
+            postgresql_where=text("kind = 'credit'"),
+            sqlite_where=text("kind = 'credit'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(

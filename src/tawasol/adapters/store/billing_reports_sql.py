@@ -4,6 +4,12 @@ aggregate, the database doing the summing, whatever the number of subscribers or
 Charges are joined to the period they paid for by their key (`billing_paid_periods.charge_key`
 is the charge's idempotency key); credits by their reference (every credit entry references
 the charge it corrects), which gives each its plan.
+
+A call counts for the plan its subscriber was on when it started: the subscription's paid
+periods are its plan history (a plan change now starts a paid period of the new plan at the
+change, a change at period end with the renewal), so a call belongs to the plan of the latest
+paid period started at or before it; before any, to the first paid period's plan; a
+subscription billing has not met yet, to its plan.
 """
 
 from __future__ import annotations
@@ -81,21 +87,46 @@ class SqlReportQueries:
         ]
 
     def traffic(self, *, start: datetime, end: datetime) -> Sequence[Traffic]:
-        plan = SubscriptionRow.plan_code
-        query = (
+        def paid_plan(*, before_call: bool) -> Any:
+            """The plan of the subscription's latest paid period started by the call (or,
+            `before_call` False, of its first paid period)."""
+            query = select(PaidPeriodRow.plan_code).where(
+                PaidPeriodRow.subscription_id == CallRow.subscription_id
+            )
+            if before_call:
+                query = query.where(PaidPeriodRow.start <= CallRow.started_at).order_by(
+                    PaidPeriodRow.start.desc(), PaidPeriodRow.id.desc()
+                )
+            else:
+                query = query.order_by(PaidPeriodRow.start, PaidPeriodRow.id)
+            return query.limit(1).correlate(CallRow).scalar_subquery()
+
+        calls = (
             select(
-                plan,
+                func.coalesce(
+                    paid_plan(before_call=True),
+                    paid_plan(before_call=False),
+                    SubscriptionRow.plan_code,
+                ).label("plan_code"),
                 CallRow.country,
                 CallRow.carrier,
                 CallRow.cost_currency,
-                func.sum(CallRow.duration_ms),
-                self._sum(CallRow.cost_amount),
+                CallRow.duration_ms,
+                CallRow.cost_amount,
             )
             .outerjoin(SubscriptionRow, SubscriptionRow.id == CallRow.subscription_id)
             .where(CallRow.started_at >= start, CallRow.started_at < end)
             .where(CallRow.answered_at.is_not(None), CallRow.carrier.is_not(None))
-            .group_by(plan, CallRow.country, CallRow.carrier, CallRow.cost_currency)
+            .subquery()
         )
+        query = select(
+            calls.c.plan_code,
+            calls.c.country,
+            calls.c.carrier,
+            calls.c.cost_currency,
+            func.sum(calls.c.duration_ms),
+            self._sum(calls.c.cost_amount),
+        ).group_by(calls.c.plan_code, calls.c.country, calls.c.carrier, calls.c.cost_currency)
         with translated(self._database), Session(self._engine) as session:
             return [
                 Traffic(

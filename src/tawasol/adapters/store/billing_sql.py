@@ -9,13 +9,13 @@ none: numbers are only ever taken by committed documents, so the sequence has no
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, Select, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from tawasol.adapters.store.billing_bulk import PostgresBulkBilling
@@ -46,22 +46,19 @@ from tawasol.domain.billing.documents import (
 )
 from tawasol.domain.billing.ledger import Account, EntryKind, LedgerEntry
 from tawasol.domain.billing.lifecycle import BillingTerms
-from tawasol.domain.billing.outage_credits import CreditPolicy, DeferralWindow
-from tawasol.domain.billing.vat import VatSplit, VatTable
-from tawasol.domain.catalog import Plan
+from tawasol.domain.billing.vat import VatSplit
 from tawasol.domain.errors import NotFound
 from tawasol.domain.money import Money
-from tawasol.domain.outages import OutagePeriod
 from tawasol.domain.subscribers import SubscriptionStatus
 from tawasol.services.billing.ports import (
     BillingCustomer,
     BillingItem,
     BillingStep,
-    BulkOutcome,
     PaidPeriod,
 )
 
 _CURRENT = tuple(status.value for status in SubscriptionStatus if status.current)
+_IDS_PER_QUERY = 10_000
 
 
 class SqlBillingStore:
@@ -75,55 +72,11 @@ class SqlBillingStore:
             engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) if self._sqlite else engine
         )
 
-    # -- BulkBilling (PostgreSQL; see billing_bulk) --------------------------------------------
-    def bulk_available(self) -> bool:
-        return self._engine.dialect.name == "postgresql"
-
-    def renew_in_bulk(
-        self,
-        *,
-        at: datetime,
-        plans: Mapping[str, Plan],
-        deferrals: Mapping[str, Sequence[DeferralWindow]],
-        vat: VatTable,
-        entity_code: str,
-        number_prefix: str,
-        want_charges: bool,
-    ) -> BulkOutcome:
-        with translated(self._database):
-            return PostgresBulkBilling(self._engine).renew_in_bulk(
-                at=at,
-                plans=plans,
-                deferrals=deferrals,
-                vat=vat,
-                entity_code=entity_code,
-                number_prefix=number_prefix,
-                want_charges=want_charges,
-            )
-
-    def credit_in_bulk(
-        self,
-        *,
-        at: datetime,
-        incident_id: int,
-        periods: Sequence[OutagePeriod],
-        plans: Mapping[str, Plan],
-        policy: CreditPolicy,
-        vat: VatTable,
-        entity_code: str,
-        number_prefix: str,
-    ) -> BulkOutcome:
-        with translated(self._database):
-            return PostgresBulkBilling(self._engine).credit_in_bulk(
-                at=at,
-                incident_id=incident_id,
-                periods=periods,
-                plans=plans,
-                policy=policy,
-                vat=vat,
-                entity_code=entity_code,
-                number_prefix=number_prefix,
-            )
+    def bulk_billing(self) -> PostgresBulkBilling | None:
+        """Set-based billing on this store's database (PostgreSQL; see billing_bulk)."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        return PostgresBulkBilling(self._engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlBillingStore:
@@ -147,29 +100,44 @@ class SqlBillingStore:
             yield session
 
     # -- reads ----------------------------------------------------------------------------------
-    def items_due(self, *, before: datetime) -> Sequence[BillingItem]:
-        query = (
+    def items_due(
+        self, *, before: datetime, subscription_ids: Collection[int] | None = None
+    ) -> Sequence[BillingItem]:
+        query = self._items().where(
+            or_(SubscriptionRow.period_end <= before, BillingTermsRow.subscription_id.is_(None))
+        )
+        # A few ids are asked for by id; many (beyond what one statement may bind) are sifted.
+        wanted = None if subscription_ids is None else set(subscription_ids)
+        if wanted is not None and len(wanted) <= _IDS_PER_QUERY:
+            query = query.where(SubscriptionRow.id.in_(sorted(wanted)))
+        with self._session() as session:
+            items = self._read_items(session, query.order_by(SubscriptionRow.period_end))
+        return items if wanted is None else [i for i in items if i.subscription.id in wanted]
+
+    @staticmethod
+    def _items() -> Select[SubscriptionRow, SubscriberRow, BillingTermsRow]:
+        """Running subscriptions with their subscriber and terms (None until billed)."""
+        return (
             select(SubscriptionRow, SubscriberRow, BillingTermsRow)
             .join(SubscriberRow, SubscriberRow.id == SubscriptionRow.subscriber_id)
             .outerjoin(BillingTermsRow, BillingTermsRow.subscription_id == SubscriptionRow.id)
             .where(SubscriptionRow.status.in_(_CURRENT))
-            .where(
-                or_(
-                    SubscriptionRow.period_end <= before,
-                    BillingTermsRow.subscription_id.is_(None),
-                )
-            )
-            .order_by(SubscriptionRow.period_end, SubscriptionRow.id)
         )
-        with self._session() as session:
-            return [
-                BillingItem(
-                    subscription_from_row(subscription),
-                    _customer(subscriber),
-                    None if terms is None else _terms(terms),
-                )
-                for subscription, subscriber, terms in session.execute(query)
-            ]
+
+    @staticmethod
+    def _read_items(
+        session: Session, query: Select[SubscriptionRow, SubscriberRow, BillingTermsRow]
+    ) -> list[BillingItem]:
+        return [
+            BillingItem(
+                subscription_from_row(subscription),
+                _customer(subscriber),
+                None if terms is None else _terms(terms),
+            )
+            for subscription, subscriber, terms in session.execute(
+                query.order_by(SubscriptionRow.id)
+            )
+        ]
 
     def paid_periods(self, *, start: datetime, end: datetime) -> Sequence[PaidPeriod]:
         query = (
@@ -240,25 +208,11 @@ class SqlBillingStore:
             return [_document(row) for row in rows]
 
     def current_items(self, *, subscriber_id: int) -> Sequence[BillingItem]:
-        query = (
-            select(SubscriptionRow, SubscriberRow, BillingTermsRow)
-            .join(SubscriberRow, SubscriberRow.id == SubscriptionRow.subscriber_id)
-            .outerjoin(BillingTermsRow, BillingTermsRow.subscription_id == SubscriptionRow.id)
-            .where(SubscriptionRow.subscriber_id == subscriber_id)
-            .where(SubscriptionRow.status.in_(_CURRENT))
-            .order_by(SubscriptionRow.period_start, SubscriptionRow.id)
-        )
+        query = self._items().where(SubscriptionRow.subscriber_id == subscriber_id)
         with self._session() as session:
             if session.get(SubscriberRow, subscriber_id) is None:
                 raise NotFound("no such subscriber", subscriber_id=subscriber_id)
-            return [
-                BillingItem(
-                    subscription_from_row(subscription),
-                    _customer(subscriber),
-                    None if terms is None else _terms(terms),
-                )
-                for subscription, subscriber, terms in session.execute(query)
-            ]
+            return self._read_items(session, query.order_by(SubscriptionRow.period_start))
 
     def accounts(self, *, subscriber_id: int) -> Sequence[Account]:
         with self._session() as session:

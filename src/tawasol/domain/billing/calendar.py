@@ -112,3 +112,57 @@ def unused_share(price: Money, paid: BillingPeriod, at: datetime) -> Money:
     moment = min(max(at, paid.start), paid.end)
     remaining = int((paid.end - moment).total_seconds())
     return share_of(price, remaining, int(paid.length.total_seconds()))
+
+
+@dataclass(frozen=True)
+class WallClockFold:
+    """Wall-clock times of a zone around one UTC offset change: [`start`, `end`) (naive, local)
+    either does not exist (a spring-forward gap) or exists twice (a fall-back repeat).
+    `boundary` reads each of them with `offset`, the one in force before the change (fold=0,
+    RFC 5545 §3.3.5): its instant is the wall time minus `offset`."""
+
+    time_zone: str
+    start: datetime
+    end: datetime
+    offset: timedelta
+
+
+def wall_clock_folds(time_zone: str, start: datetime, end: datetime) -> list[WallClockFold]:
+    """The folds of `time_zone` whose change happens in [start, end) (aware), oldest first.
+
+    Everywhere else a wall-clock time has one instant; a database that converts local times
+    itself can take these few ranges as the exceptions where the calendar's reading is spelled
+    out (the bulk billing path does). Finds each change by probing every 6 hours, then to the
+    second (zones change their offset at most a few times a year, never twice in 6 hours).
+    """
+    _check_aware("start", start)
+    _check_aware("end", end)
+    zone = ZoneInfo(time_zone)
+    step = 6 * 3600
+    first, last = int(start.timestamp()), int(end.timestamp())
+
+    def offset_at(second: int) -> timedelta:
+        found = datetime.fromtimestamp(second, UTC).astimezone(zone).utcoffset()
+        return found if found is not None else timedelta(0)
+
+    folds = []
+    probe, before = first, offset_at(first)
+    while probe < last:
+        following = min(probe + step, last)
+        after = offset_at(following)
+        if after != before:
+            low, high = probe, following  # offset_at(low) == before, offset_at(high) != before
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset_at(middle) == before else (low, middle)
+            change = datetime.fromtimestamp(high, UTC).replace(tzinfo=None)
+            folds.append(
+                WallClockFold(
+                    time_zone,
+                    change + min(before, after),
+                    change + max(before, after),
+                    before,
+                )
+            )
+        probe, before = following, after
+    return folds

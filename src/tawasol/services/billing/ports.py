@@ -12,10 +12,10 @@ makes the billing run safe to re-run after a crash at any point.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from tawasol.domain.billing.calendar import BillingPeriod
 from tawasol.domain.billing.documents import Document
@@ -87,9 +87,17 @@ class BillingStep:
 class BillingStore(Protocol):
     """Accounts, ledger entries, documents and billing terms."""
 
-    def items_due(self, *, before: datetime) -> Sequence[BillingItem]:
+    def bulk_billing(self) -> BulkBilling | None:
+        """The same steps many subscriptions per transaction on this store's database, or
+        None where it cannot (then the run bills one subscription at a time)."""
+        ...
+
+    def items_due(
+        self, *, before: datetime, subscription_ids: Collection[int] | None = None
+    ) -> Sequence[BillingItem]:
         """Running subscriptions whose period ends at or before `before`, or that billing has
-        not met yet, oldest period end first."""
+        not met yet, oldest period end first; only those of `subscription_ids` when given
+        (what a bulk pass left over)."""
         ...
 
     def paid_periods(self, *, start: datetime, end: datetime) -> Sequence[PaidPeriod]:
@@ -144,7 +152,8 @@ class BulkOutcome:
     written (to hand to the payments port and the summary), subscriptions left to the
     one-by-one path (`BillingRun` bills them itself)."""
 
-    applied: int = 0
+    applied: int = 0  # renewals, or credit notes
+    first_invoices: int = 0
     deferred: int = 0
     charges: list[tuple[int, Money, str]] = field(default_factory=list)  # subscriber, amount, key
     credited: dict[str, Money] = field(default_factory=dict)  # per currency
@@ -152,7 +161,6 @@ class BulkOutcome:
     left_over: set[int] = field(default_factory=set)  # subscription ids
 
 
-@runtime_checkable
 class BulkBilling(Protocol):
     """Renewals and outage credits of many subscriptions per transaction (set-based SQL), with
     the same results as the one-by-one path of `BillingRun` (tests compare them). A store that
@@ -162,10 +170,6 @@ class BulkBilling(Protocol):
     the idempotency key of the one-by-one path, so a crash and a re-run, either path, never
     bill twice and never leave a gap in the numbering.
     """
-
-    def bulk_available(self) -> bool:
-        """Whether this store's database can run the bulk statements (PostgreSQL)."""
-        ...
 
     def renew_in_bulk(
         self,
@@ -178,10 +182,12 @@ class BulkBilling(Protocol):
         number_prefix: str,
         want_charges: bool,
     ) -> BulkOutcome:
-        """Renew every active subscription due at `at` whose terms are plain (no change at
-        period end, not paused, country with a VAT rate), catching up missed periods, except
-        those a deferral window of its plan holds back (counted in `deferred`). Subscriptions
-        due but outside that scope are returned in `left_over`, untouched."""
+        """Invoice the first period of every running subscription billing has not met yet
+        (`first:<id>`, counted in `first_invoices`), then renew every active subscription due
+        at `at` whose terms are plain (no change at period end, not paused), catching up
+        missed periods, except those a deferral window of its plan holds back (counted in
+        `deferred`). Both only for a plan among `plans` and a customer whose country of
+        residence has a VAT rate: the others are returned in `left_over`, untouched."""
         ...
 
     def credit_in_bulk(

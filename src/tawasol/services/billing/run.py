@@ -7,8 +7,9 @@ one renewal, one expiry, one incident's credit note for one subscription) is app
 own idempotency key in one transaction (`BillingStore.apply`): re-running the run, or running it
 again after it was killed at any point, writes nothing twice and leaves no gap in the numbering.
 
-A store that implements `BulkBilling` (PostgreSQL) renews and credits the plain cases many per
-transaction, with the same keys and results; the run bills what it leaves over one by one.
+Where the store offers `BulkBilling` (PostgreSQL) the first invoices, renewals and credits of
+the plain cases are written many per transaction, with the same keys and results; the run bills
+what it leaves over one by one.
 """
 
 from __future__ import annotations
@@ -143,16 +144,12 @@ class BillingRun:
                 number_prefix=self._settings.entity.number_prefix,
                 want_charges=self._payments is not None,
             )
+            summary.first_invoices += outcome.first_invoices
             summary.renewals += outcome.applied
             summary.deferred += outcome.deferred
             self._count_bulk(outcome, summary)
-            # Loading every due subscription to bill a few costs more than the bulk run itself.
             items = (
-                [
-                    i
-                    for i in self._store.items_due(before=at)
-                    if i.subscription.id in outcome.left_over
-                ]
+                list(self._store.items_due(before=at, subscription_ids=outcome.left_over))
                 if outcome.left_over
                 else []
             )
@@ -173,16 +170,9 @@ class BillingRun:
         return summary
 
     def _bulk_store(self, *, dry_run: bool) -> BulkBilling | None:
-        store = self._store
-        if (
-            not self._bulk
-            or dry_run
-            or self._settings.credit_policy.remedy is not Remedy.CREDIT
-            or not isinstance(store, BulkBilling)
-            or not store.bulk_available()
-        ):
+        if not self._bulk or dry_run or self._settings.credit_policy.remedy is not Remedy.CREDIT:
             return None
-        return store
+        return self._store.bulk_billing()
 
     def _deferral_windows(
         self, plans: Mapping[str, Plan], outages: Sequence[OutagePeriod]

@@ -1,7 +1,9 @@
 """The JSON shapes of the HTTP API, and their translation to and from domain values, one
 module per subject: `fields` (bounds and field types, shared with the CLI), `catalog` (plans,
 subscribers, subscriptions), `carriers`, `sip` (the decision and call-event contracts with the
-edge), `calls` (call records, report, explain). Everything is importable from here.
+edge), `calls` (call records, report, explain), `billing` (ledgers, documents, payments,
+lifecycle commands, runs, reports: imported from `schemas.billing`, its names would clash).
+Everything else is importable from here.
 """
 
 from tawasol.adapters.api.schemas.calls import (

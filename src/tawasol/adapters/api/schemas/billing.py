@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from tawasol.adapters.api.schemas import Amount, Code, Currency, Id, Instant, Strict, Text
+from tawasol.adapters.api.schemas.fields import (
+    Amount,
+    Code,
+    Currency,
+    Id,
+    Instant,
+    Strict,
+    Text,
+)
 from tawasol.domain.billing.documents import Document
 from tawasol.domain.billing.ledger import Account
 from tawasol.domain.billing.lifecycle import CancelReason
-from tawasol.domain.billing.margins import MarginRow, RevenueRow
 from tawasol.services.billing.lifecycle import LifecycleOutcome, Timing
 from tawasol.services.billing.run import RunSummary
 
@@ -164,54 +172,43 @@ class RunOut(BaseModel):
         )
 
 
-def _text(amount: Decimal, digits: str = "0.01") -> str:
-    return str(amount.quantize(Decimal(digits)))
+def _rounded(digits: str) -> BeforeValidator:
+    """A report amount (Decimal) as text rounded to `digits` for display."""
+    return BeforeValidator(lambda amount: str(Decimal(amount).quantize(Decimal(digits))))
+
+
+# Report amounts as text: exact, or rounded for display (the report keeps them exact).
+Exact = Annotated[str, BeforeValidator(str)]
+Cents = Annotated[str, _rounded("0.01")]
+Tenths = Annotated[str, _rounded("0.1")]
 
 
 class RevenueOut(BaseModel):
+    """A `RevenueRow`, read by field name."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     plan_code: str
     currency: str
-    charged: str
-    credited: str
-    vat: str
-    net: str
-
-    @classmethod
-    def from_domain(cls, row: RevenueRow) -> RevenueOut:
-        return cls(
-            plan_code=row.plan_code,
-            currency=row.currency,
-            charged=str(row.charged),
-            credited=str(row.credited),
-            vat=str(row.vat),
-            net=str(row.net),
-        )
+    charged: Exact
+    credited: Exact
+    vat: Exact
+    net: Exact
 
 
 class MarginOut(BaseModel):
-    """Amounts rounded to the hundredth for display; the report keeps them exact."""
+    """A `MarginRow`, read by field name; amounts rounded to the hundredth for display."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     plan_code: str
     destination: str
     currency: str
-    minutes: str
-    revenue: str
-    cdr_cost: str
-    flat_rate_cost: str
-    margin: str
-
-    @classmethod
-    def from_domain(cls, row: MarginRow) -> MarginOut:
-        return cls(
-            plan_code=row.plan_code,
-            destination=row.destination,
-            currency=row.currency,
-            minutes=_text(row.minutes, "0.1"),
-            revenue=_text(row.revenue),
-            cdr_cost=_text(row.cdr_cost),
-            flat_rate_cost=_text(row.flat_rate_cost),
-            margin=_text(row.margin),
-        )
+    minutes: Tenths
+    revenue: Cents
+    cdr_cost: Cents
+    flat_rate_cost: Cents
+    margin: Cents
 
 
 class CreditsOut(BaseModel):
