@@ -25,6 +25,8 @@ from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
 from tawasol.domain.notices import Channel, DeliveryReceipt, RetryPolicy
+from tawasol.domain.payments.methods import Payer
+from tawasol.domain.subscribers import Subscriber
 from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -53,6 +55,9 @@ if TYPE_CHECKING:
     from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
     from tawasol.services.ports import OutageHistory
+    from tawasol.adapters.payments.paypal import PayPalProvider
+    from tawasol.adapters.payments.sepa import SepaProvider
+    from tawasol.services.payments.sepa import PaymentEventSink, SepaDirectDebit
 
 
 @dataclass
@@ -416,4 +421,95 @@ def build_billing(
             queries=SqlReportQueries(billing_store.engine), vat=run.settings.vat
         ),
         owns_engine=store is None,
+    )
+
+
+@dataclass
+class Sepa:
+    """SEPA Direct Debit on one database: the service (mandates, collections, files,
+    returns, refunds), the provider behind the payments port, and the store."""
+
+    service: SepaDirectDebit
+    provider: SepaProvider
+    store: SqlStore
+    owns_engine: bool = True
+
+    def close(self) -> None:
+        if self.owns_engine:
+            self.store.close()
+
+
+def payer_of(subscriber: Subscriber) -> Payer:
+    """Who pays, as the payment providers and their notices need them."""
+    return Payer(
+        subscriber_id=subscriber.id,
+        name=subscriber.name,
+        email=subscriber.email,
+        phone=subscriber.phone,
+        locale=subscriber.locale,
+        country=subscriber.country or "",
+    )
+
+
+def build_sepa(
+    settings: Settings,
+    *,
+    store: SqlStore | None = None,
+    clock: Callable[[], datetime] = system_clock,
+    events: PaymentEventSink | None = None,
+) -> Sepa:
+    """SEPA Direct Debit from the settings (`payments_sepa_*`). Pre-notifications go to the
+    notices outbox on every channel configured (email; SMS with an SMSC), the amounts are
+    checked against the ledger. Raises InvalidInput when the creditor settings are wrong; a
+    platform without them can still record mandates (files need them)."""
+    from tawasol.adapters.payments.sepa import SepaProvider
+    from tawasol.adapters.payments.sepa_xml import SepaXmlFiles
+    from tawasol.adapters.store.billing_sql import SqlBillingStore
+    from tawasol.adapters.store.notices_sql import SqlNoticeOutbox
+    from tawasol.adapters.store.sepa_sql import SqlSepaStore
+    from tawasol.services.payments.sepa import SepaDirectDebit
+
+    catalog = store or SqlStore.from_url(settings.resolved_database_url)
+    billing = SqlBillingStore(catalog.engine)
+    channels = [Channel.EMAIL]
+    if settings.notice_smpp_host:
+        channels.append(Channel.SMS)
+    service = SepaDirectDebit(
+        store=SqlSepaStore(catalog.engine),
+        files=SepaXmlFiles(),
+        notices=SqlNoticeOutbox(catalog.engine),
+        payers=lambda subscriber_id: payer_of(catalog.get_subscriber(subscriber_id)),
+        creditor=settings.sepa_creditor(),
+        clock=clock,
+        prenotification_days=settings.payments_sepa_prenotification_days,
+        channels=channels,
+        owed=lambda subscriber_id, currency: billing.account(
+            subscriber_id=subscriber_id, currency=currency
+        ).balance,
+        events=events,
+        mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+    )
+    return Sepa(
+        service=service,
+        provider=SepaProvider(service),
+        store=catalog,
+        owns_engine=store is None,
+    )
+
+
+def build_paypal(settings: Settings) -> PayPalProvider | None:
+    """The PayPal provider from the settings (`payments_paypal_*`), None when not set up."""
+    from tawasol.adapters.payments.paypal import PayPalProvider, PayPalSettings
+
+    if not settings.payments_paypal_client_id:
+        return None
+    return PayPalProvider(
+        PayPalSettings(
+            client_id=settings.payments_paypal_client_id,
+            client_secret=settings.payments_paypal_client_secret.get_secret_value(),
+            webhook_id=settings.payments_paypal_webhook_id,
+            return_url=settings.payments_paypal_return_url,
+            cancel_url=settings.payments_paypal_cancel_url,
+            base_url=settings.payments_paypal_base_url.rstrip("/"),
+        )
     )

@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tawasol.domain.errors import InvalidConfiguration, InvalidInput
 from tawasol.domain.incident_detection import DetectionSettings
+from tawasol.domain.payments.sepa import BankAccount, CreditorIdentifier, sepa_text
+from tawasol.domain.payments.sepa_collections import Creditor
 
 
 class Settings(BaseSettings):
@@ -98,6 +100,46 @@ class Settings(BaseSettings):
         default=3600,
         ge=0,
         description="tawasol up runs billing this often once the VAT rates are set; 0: never",
+    )
+
+    # -- payments: SEPA Direct Debit and PayPal (docs/payments.md) ------------------------------
+    payments_sepa_creditor_id: str = Field(
+        default="",
+        max_length=35,
+        description="the operator's SEPA creditor identifier (e.g. FR72ZZZ123456, from its "
+        "bank); empty: SEPA Direct Debit is off",
+    )
+    payments_sepa_creditor_name: str = Field(
+        default="", max_length=70, description="the operator's name in SEPA files"
+    )
+    payments_sepa_creditor_iban: str = Field(
+        default="", max_length=42, description="the account collections are paid into"
+    )
+    payments_sepa_creditor_bic: str = Field(
+        default="", max_length=11, description="that account's BIC (pain.008.001.02 needs it)"
+    )
+    payments_sepa_prenotification_days: int = Field(
+        default=14,
+        ge=1,
+        le=60,
+        description="calendar days between a debit's pre-notification and the debit, unless "
+        "a mandate agreed its own (EPC SDD Core Rulebook: 14 unless agreed otherwise)",
+    )
+    payments_paypal_client_id: str = Field(default="", max_length=200)
+    payments_paypal_client_secret: SecretStr = Field(default=SecretStr(""))
+    payments_paypal_webhook_id: str = Field(
+        default="", max_length=100, description="the webhook's id in PayPal's dashboard"
+    )
+    payments_paypal_base_url: str = Field(
+        default="https://api-m.sandbox.paypal.com",
+        max_length=200,
+        description="https://api-m.sandbox.paypal.com (sandbox) or https://api-m.paypal.com",
+    )
+    payments_paypal_return_url: str = Field(
+        default="", max_length=500, description="where PayPal sends a subscriber who approved"
+    )
+    payments_paypal_cancel_url: str = Field(
+        default="", max_length=500, description="where PayPal sends one who cancelled"
     )
 
     # -- the brain's HTTP API ---------------------------------------------------------------
@@ -462,8 +504,48 @@ class Settings(BaseSettings):
             self.detection_settings()
         except InvalidInput as error:
             problems.append(f"incident settings: {error.message}")
+        problems.extend(self._payments_problems())
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def _payments_problems(self) -> list[str]:
+        sepa = (
+            self.payments_sepa_creditor_id,
+            self.payments_sepa_creditor_name,
+            self.payments_sepa_creditor_iban,
+        )
+        problems = []
+        if any(sepa) and not all(sepa):
+            problems.append(
+                "SEPA Direct Debit needs payments_sepa_creditor_id, _creditor_name and "
+                "_creditor_iban together"
+            )
+        elif all(sepa):
+            try:
+                self.sepa_creditor()
+            except InvalidInput as error:
+                problems.append(f"SEPA creditor: {error.message}")
+        paypal = (self.payments_paypal_client_id, self.payments_paypal_client_secret.get_secret_value())
+        if any(paypal) and not all(paypal):
+            problems.append("PayPal needs payments_paypal_client_id and _client_secret together")
+        if all(paypal) and not self.payments_paypal_base_url.startswith(("https://", "http://127.")):
+            problems.append("payments_paypal_base_url must be an https:// URL")
+        return problems
+
+    def sepa_creditor(self) -> Creditor | None:
+        """The operator as SEPA creditor, None when SEPA is not set up; InvalidInput when a
+        value is wrong (creditor identifier check digits, IBAN, BIC, name)."""
+        if not self.payments_sepa_creditor_id:
+            return None
+        return Creditor(
+            name=sepa_text(self.payments_sepa_creditor_name, field="creditor name", max_length=70),
+            account=BankAccount.parse(
+                iban=self.payments_sepa_creditor_iban,
+                holder=self.payments_sepa_creditor_name,
+                bic=self.payments_sepa_creditor_bic,
+            ),
+            identifier=CreditorIdentifier.parse(self.payments_sepa_creditor_id),
+        )
 
     def _live_counters_problems(self, database_url: str) -> list[str]:
         if self.live_counters == "in_process":

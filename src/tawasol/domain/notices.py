@@ -51,6 +51,9 @@ class NoticeOccasion(enum.StrEnum):
     CUSTOMER_FACING = "customer_facing"
     UPDATE = "update"
     RESOLVED = "resolved"
+    # Not about an incident (incident_id 0): a SEPA debit's amount and date, told in advance
+    # (EPC SDD Core Rulebook PT-04.03); occasion_seq is the pre-notification's id.
+    SEPA_PRENOTIFICATION = "sepa_prenotification"
 
 
 class NoticeStatus(enum.StrEnum):
