@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
+    from tawasol.services.payments.service import PaymentService
     from tawasol.services.ports import OutageHistory
 
 
@@ -82,8 +83,14 @@ class Brain:
         InvalidInput/InvalidConfiguration (422 through the API's error table) while the
         issuing entity or the VAT table is not set up."""
         if self._billing is None:
-            self._billing = build_billing(self.settings, store=self.store)
+            self._billing = build_billing(self.settings, store=self.store, clock=self.clock)
         return self._billing
+
+    @property
+    def payments(self) -> PaymentService:
+        """Payments (methods, collections, refunds, provider events, dunning) on billing's
+        ledger: raises like `billing` while billing is not set up."""
+        return self.billing.payment_service
 
     @property
     def calls(self) -> CallStore:
@@ -338,11 +345,16 @@ def build_notices(settings: Settings, store: SqlStore, clock: Callable[[], datet
 
 
 def build_billing_run(
-    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    outages: OutageHistory | None = None,
+    store: SqlStore | None = None,
+    clock: Callable[[], datetime] = system_clock,
 ) -> tuple[BillingRun, SqlBillingStore]:
-    """The billing run on the settings' database (on `store`'s engine when given). `outages`
-    defaults to the incidents store's customer-facing outage periods (`SqlIncidentStore`, the
-    `OutageHistory` contract)."""
+    """The billing run on the settings' database (on `store`'s engine when given), handing
+    every charge to the payments service (`build_payments`). `outages` defaults to the
+    incidents store's customer-facing outage periods (`SqlIncidentStore`, the `OutageHistory`
+    contract)."""
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.domain.billing.documents import IssuingEntity
     from tawasol.domain.billing.outage_credits import CreditPolicy
@@ -370,19 +382,101 @@ def build_billing_run(
         plans=lambda: {plan.code: plan for plan in catalog.list_plans()},
         outages=outages or SqlIncidentStore(catalog.engine),
         settings=BillingSettings(entity, VatTable.parse(settings.billing_vat_rates), policy),
+        payments=build_payments(settings, catalog=catalog, billing=billing_store, clock=clock),
     )
     return run, billing_store
 
 
+def build_payments(
+    settings: Settings,
+    *,
+    catalog: SqlStore,
+    billing: SqlBillingStore,
+    clock: Callable[[], datetime] = system_clock,
+) -> PaymentService:
+    """Payments on the catalog's database: the manual method always, cards through Stripe
+    once `TAWASOL_STRIPE_SECRET_KEY` is set; notices through the notices outbox on the
+    channels configured; no debit or dunning while a subscriber's plan sells a destination in
+    a customer-facing outage (the sales guard's question)."""
+    from tawasol.adapters.store.payments_sql import SqlPaymentStore
+    from tawasol.domain.payments.methods import Payer
+    from tawasol.services.payments.manual import ManualProvider
+    from tawasol.services.payments.notices import OutboxPaymentNotices
+    from tawasol.services.payments.ports import PaymentProvider
+    from tawasol.services.payments.service import PaymentService, PaymentSettings
+
+    providers: dict[str, PaymentProvider] = {"manual": ManualProvider()}
+    if settings.stripe_secret_key.get_secret_value():
+        from tawasol.adapters.payments.stripe_cards import StripeCards
+
+        providers["stripe"] = StripeCards(
+            secret_key=settings.stripe_secret_key.get_secret_value(),
+            webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+            return_url=settings.payments_return_url,
+            api_base=settings.stripe_api_base,
+            timeout_s=settings.stripe_timeout_s,
+        )
+    guard = SalesGuard(incidents=SqlIncidentStore(catalog.engine), plans=catalog.list_plans)
+
+    def payer(subscriber_id: int) -> Payer:
+        subscriber = catalog.get_subscriber(subscriber_id)
+        return Payer(
+            subscriber_id=subscriber.id,
+            name=subscriber.name,
+            email=subscriber.email,
+            phone=subscriber.phone,
+            locale=subscriber.locale,
+            country=subscriber.country or "",
+        )
+
+    def held(subscriber_id: int) -> bool:
+        plans = {plan.code: plan for plan in catalog.list_plans()}
+        return any(
+            guard.blocking(plans[subscription.plan_code])
+            for subscription in catalog.list_subscriptions(subscriber_id=subscriber_id)
+            if subscription.status.current and subscription.plan_code in plans
+        )
+
+    channels = [
+        channel
+        for channel, configured in (
+            (Channel.EMAIL, settings.notice_smtp_host),
+            (Channel.SMS, settings.notice_smpp_host),
+        )
+        if configured
+    ]
+    payment_store = SqlPaymentStore(catalog.engine)
+    return PaymentService(
+        providers=providers,
+        store=payment_store,
+        events=payment_store,
+        dunning=payment_store,
+        billing=billing,
+        payers=payer,
+        held=held,
+        notices=OutboxPaymentNotices(
+            outbox=SqlNoticeOutbox(catalog.engine),
+            channels=channels,
+            mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+        ),
+        clock=clock,
+        settings=PaymentSettings(
+            schedule=settings.dunning_schedule(), update_url=settings.payments_update_url
+        ),
+    )
+
+
 @dataclass
 class Billing:
-    """Billing's services on one database: the run, the lifecycle commands, manual payments
-    and the store (ledger, documents) they share. `close()` releases the database."""
+    """Billing's services on one database: the run, the lifecycle commands, manual payments,
+    the payments service (cards, dunning, provider events) and the store (ledger, documents)
+    they share. `close()` releases the database."""
 
     run: BillingRun
     store: SqlBillingStore
     lifecycle: SubscriptionLifecycle
     payments: ManualPayments
+    payment_service: PaymentService
     reports: BillingReports
     owns_engine: bool = True  # False: the brain's store's engine, closed with the brain
 
@@ -392,7 +486,11 @@ class Billing:
 
 
 def build_billing(
-    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    outages: OutageHistory | None = None,
+    store: SqlStore | None = None,
+    clock: Callable[[], datetime] = system_clock,
 ) -> Billing:
     """Billing's services from the settings (`build_billing_run` plus the lifecycle commands
     and manual payments). Raises InvalidInput/InvalidConfiguration when the issuing entity or
@@ -403,7 +501,8 @@ def build_billing(
     from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.reports import BillingReports
 
-    run, billing_store = build_billing_run(settings, outages=outages, store=store)
+    catalog = store or SqlStore.from_url(settings.resolved_database_url)
+    run, billing_store = build_billing_run(settings, outages=outages, store=catalog, clock=clock)
     policy = RefundPolicy(
         refund_customer_cancellation=settings.billing_refund_customer_cancellation
     )
@@ -412,6 +511,9 @@ def build_billing(
         store=billing_store,
         lifecycle=SubscriptionLifecycle(store=billing_store, run=run, refund_policy=policy),
         payments=ManualPayments(store=billing_store),
+        payment_service=build_payments(
+            settings, catalog=catalog, billing=billing_store, clock=clock
+        ),
         reports=BillingReports(
             queries=SqlReportQueries(billing_store.engine), vat=run.settings.vat
         ),
