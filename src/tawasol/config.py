@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tawasol.domain.errors import InvalidConfiguration, InvalidInput
 from tawasol.domain.incident_detection import DetectionSettings
+from tawasol.domain.payments.dunning import DunningSchedule
 from tawasol.domain.payments.sepa import BankAccount, CreditorIdentifier, sepa_text
 from tawasol.domain.payments.sepa_collections import Creditor
 
@@ -100,6 +101,45 @@ class Settings(BaseSettings):
         default=3600,
         ge=0,
         description="tawasol up runs billing this often once the VAT rates are set; 0: never",
+    )
+
+    # -- payments (docs/payments.md) ---------------------------------------------------------
+    stripe_secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Stripe secret key (sk_live_... or sk_test_...); empty: no card payments",
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="signing secret of the Stripe webhook endpoint (whsec_...): every event's "
+        "Stripe-Signature is checked with it",
+    )
+    stripe_api_base: str = Field(
+        default="",
+        description="Stripe API base URL; empty: Stripe's own (tests point it at localstripe)",
+    )
+    stripe_timeout_s: float = Field(default=20.0, gt=0, le=120)
+    payments_return_url: str = Field(
+        default="",
+        description="where a subscriber lands after authenticating a payment (3-D Secure)",
+    )
+    payments_update_url: str = Field(
+        default="",
+        description="the portal page where a subscriber updates their payment method, sent in "
+        "dunning notices ({subscriber} is replaced by their id)",
+    )
+    payments_dunning_retry_days: str = Field(
+        default="1,3,5,7",
+        pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$",
+        description="days after a failed renewal on which the card is tried again",
+    )
+    payments_dunning_grace_days: int = Field(
+        default=7, ge=0, le=90, description="days unpaid after which calls are suspended"
+    )
+    payments_webhook_body_limit_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=4 << 20,
+        description="largest provider webhook body read (Stripe events are a few kB)",
     )
 
     # -- payments: SEPA Direct Debit and PayPal (docs/payments.md) ------------------------------
@@ -500,6 +540,21 @@ class Settings(BaseSettings):
             ("http://", "https://")
         ):
             problems.append("alert_webhook_url must be an http:// or https:// URL")
+        if self.stripe_secret_key.get_secret_value() and not (
+            self.stripe_webhook_secret.get_secret_value()
+        ):
+            problems.append(
+                "stripe_secret_key needs stripe_webhook_secret: card payments settle through "
+                "signed webhooks"
+            )
+        if self.stripe_secret_key.get_secret_value() and not self.payments_return_url:
+            problems.append(
+                "stripe_secret_key needs payments_return_url (where 3-D Secure returns)"
+            )
+        try:
+            self.dunning_schedule()
+        except InvalidInput as error:
+            problems.append(f"payments settings: {error.message}")
         try:
             self.detection_settings()
         except InvalidInput as error:
@@ -573,6 +628,12 @@ class Settings(BaseSettings):
         if self.redis_timeout_ms >= self.brain_timeout_ms:
             problems.append("redis_timeout_ms must be shorter than brain_timeout_ms")
         return problems
+
+    def dunning_schedule(self) -> DunningSchedule:
+        """The dunning schedule (raises InvalidInput for retry days that are not increasing)."""
+        return DunningSchedule.parse(
+            self.payments_dunning_retry_days, self.payments_dunning_grace_days
+        )
 
     def detection_settings(self) -> DetectionSettings:
         """The incident detector's thresholds (raises InvalidInput if they contradict)."""

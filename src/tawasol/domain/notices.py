@@ -51,6 +51,12 @@ class NoticeOccasion(enum.StrEnum):
     CUSTOMER_FACING = "customer_facing"
     UPDATE = "update"
     RESOLVED = "resolved"
+    # Payments (tawasol.domain.payments.notices): `incident_id` is 0, `occasion_seq` the
+    # payment's id (action, failed) or the dunning case's (suspended, resumed).
+    PAYMENT_ACTION = "payment_action"  # the bank asks the subscriber to authenticate
+    PAYMENT_FAILED = "payment_failed"  # a renewal was refused: update the payment method
+    PAYMENT_SUSPENDED = "payment_suspended"  # grace period over: calls suspended
+    PAYMENT_RESUMED = "payment_resumed"  # paid after suspension: calls work again
     # Not about an incident (incident_id 0): a SEPA debit's amount and date, told in advance
     # (EPC SDD Core Rulebook PT-04.03); occasion_seq is the pre-notification's id.
     SEPA_PRENOTIFICATION = "sepa_prenotification"

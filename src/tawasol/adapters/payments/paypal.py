@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from apimatic_core.exceptions.auth_validation_exception import AuthValidationException
 from paypalserversdk.configuration import Configuration, Environment, Server
-from paypalserversdk.exceptions.api_exception import APIException
+from paypalserversdk.exceptions.api_exception import ApiException
 from paypalserversdk.exceptions.error_exception import ErrorException
 from paypalserversdk.http.auth.o_auth_2 import ClientCredentialsAuthCredentials
 from paypalserversdk.models.amount_with_breakdown import AmountWithBreakdown
@@ -166,7 +166,7 @@ class PayPalProvider:
             response = call(options)
         except ErrorException as error:
             raise _Refused(what, error) from error
-        except (APIException, AuthValidationException) as error:
+        except (ApiException, AuthValidationException) as error:
             raise Unavailable(f"PayPal refused or failed {what}: {error}", provider=PAYPAL) from error
         except RequestException as error:
             raise Unavailable(f"cannot reach PayPal for {what}: {error}", provider=PAYPAL) from error
@@ -392,7 +392,7 @@ class PayPalProvider:
         if self._token is None or self._token[1] <= time.time() + 60:
             try:
                 token = self._client.oauth_2.fetch_token()
-            except (APIException, RequestException) as error:
+            except (ApiException, RequestException) as error:
                 raise Unavailable(f"cannot get a PayPal access token: {error}") from error
             expires = float(getattr(token, "expires_in", 0) or 0)
             self._token = (str(token.access_token), time.time() + expires)

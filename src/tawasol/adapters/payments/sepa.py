@@ -33,6 +33,7 @@ from tawasol.domain.payments.payments import Payment
 from tawasol.services.payments.ports import MethodSetup, PaymentProvider
 from tawasol.services.payments.sepa import (
     SEPA,
+    PresentationsUsed,
     SepaDirectDebit,
     collection_id_of,
     payment_reference,
@@ -47,6 +48,10 @@ class SepaProvider:
 
     def __init__(self, service: SepaDirectDebit) -> None:
         self._service = service
+
+    @property
+    def service(self) -> SepaDirectDebit:
+        return self._service
 
     def set_up(
         self, *, payer: Payer, details: Mapping[str, str], idempotency_key: str
@@ -105,8 +110,11 @@ class SepaProvider:
                 mandate_reference=method.method_reference,
                 amount=amount,
                 reference=idempotency_key,
+                charge=description,  # the payments service describes a charge by its key
                 description=description,
             )
+        except PresentationsUsed as error:
+            return Failed(FailureCode.INSUFFICIENT_FUNDS, error.message)
         except Conflict as error:
             return Failed(FailureCode.METHOD_REVOKED, error.message)
         return Pending(payment_reference(collection.id), expected_on=collection.due_on)

@@ -49,6 +49,7 @@ class SepaCollectionRow(Base):
     amount: Mapped[Decimal] = mapped_column(nullable=False)
     currency: Mapped[str] = mapped_column(CHAR(3), nullable=False)
     reference: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    charge_reference: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
     due_on: Mapped[date] = mapped_column(Date, nullable=False)
     created_at: Mapped[datetime] = mapped_column(nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -14,7 +14,6 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tawasol.adapters.store.sepa_models import (
@@ -99,6 +98,7 @@ class SqlSepaStore:
                     amount=collection.amount.amount,
                     currency=collection.amount.currency,
                     reference=collection.reference,
+                    charge_reference=collection.charge,
                     due_on=collection.due_on,
                     created_at=collection.created_at,
                     state=collection.state.value,
@@ -162,6 +162,7 @@ class SqlSepaStore:
         state: CollectionState | None = None,
         due_by: date | None = None,
         subscriber_id: int | None = None,
+        charge: str | None = None,
     ) -> Sequence[Collection]:
         query = select(SepaCollectionRow).order_by(SepaCollectionRow.due_on, SepaCollectionRow.id)
         if state is not None:
@@ -170,6 +171,8 @@ class SqlSepaStore:
             query = query.where(SepaCollectionRow.due_on <= due_by)
         if subscriber_id is not None:
             query = query.where(SepaCollectionRow.subscriber_id == subscriber_id)
+        if charge is not None:
+            query = query.where(SepaCollectionRow.charge_reference == charge)
         with self._transactions.reading() as session:
             return [_collection(row) for row in session.scalars(query)]
 
@@ -343,8 +346,6 @@ class SqlSepaStore:
                 session.add(row)
                 session.flush()
                 return _transfer(row), True
-        except IntegrityError:  # pragma: no cover - translated to Conflict below
-            raise
         except Conflict:
             with self._transactions.reading() as session:
                 return _transfer(session.scalars(query).one()), False
@@ -419,6 +420,7 @@ def _collection(row: SepaCollectionRow) -> Collection:
         notified_amount=(
             None if row.notified_amount is None else Money(row.notified_amount, row.currency)
         ),
+        charge=row.charge_reference,
         id=row.id,
     )
 

@@ -36,6 +36,7 @@ from functools import lru_cache
 import holidays
 import pycountry
 from schwifty import BIC, IBAN
+from schwifty.registry import get_iban_spec
 from schwifty.exceptions import (
     InvalidBBANChecksum,
     InvalidChecksumDigits,
@@ -138,10 +139,10 @@ def in_sepa_zone(country: str) -> bool:
 
 
 def _sepa_zone_of(country: str) -> bool:
-    from schwifty import registry
-
-    spec = registry.get("iban").get(country)
-    return bool(spec and spec.get("in_sepa_zone"))
+    try:
+        return bool(get_iban_spec(country).in_sepa_zone)
+    except InvalidCountryCode:
+        return False
 
 
 def _mod97_check_digits(text: str) -> int:

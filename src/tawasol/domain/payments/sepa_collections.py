@@ -69,8 +69,8 @@ class Prenotification:
 @dataclass(frozen=True)
 class Collection:
     """An amount to debit under a mandate (see the module docstring). `reference` names what
-    it pays (the charge's idempotency key: one charge is collected once); `due_on` is the date
-    announced; `presentations` counts the times it was sent to the bank."""
+    it pays for (the payment's idempotency key: one payment is collected once); `due_on` is the
+    date announced; `presentations` counts the times it was sent to the bank."""
 
     subscriber_id: int
     mandate_reference: str
@@ -82,6 +82,7 @@ class Collection:
     presentations: int = 0
     notified_on: date | None = None  # when the last pre-notification was queued
     notified_amount: Money | None = None
+    charge: str = ""  # the billing charge it pays (its ledger key), shared by its retries
     id: int = 0
 
     def __post_init__(self) -> None:

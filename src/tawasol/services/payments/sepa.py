@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from tawasol.domain.errors import Conflict, InvalidInput, NotFound, TawasolError
+from tawasol.domain.errors import Conflict, InvalidInput, TawasolError
 from tawasol.domain.money import Money
 from tawasol.domain.notices import Channel, Notice, NoticeOccasion
 from tawasol.domain.payments.events import EventKind, ProviderEvent
@@ -68,6 +68,15 @@ from tawasol.services.payments.sepa_ports import SepaFiles, SepaStore
 log = logging.getLogger(__name__)
 
 SEPA = "sepa"
+# A charge returned for insufficient funds is presented once more (EPC guidance on AM04:
+# one re-presentation), never a third time.
+MAX_PRESENTATIONS = 2
+
+
+class PresentationsUsed(Conflict):
+    """A charge was presented and re-presented, and returned both times."""
+
+    error_id = "sepa_presentations_used"
 
 
 class PaymentEventSink(Protocol):
@@ -75,7 +84,7 @@ class PaymentEventSink(Protocol):
     service keeps each once (by provider and event id) and applies it (ledger, dunning,
     payment method status)."""
 
-    def handle_event(self, event: ProviderEvent) -> str: ...
+    def take_event(self, event: ProviderEvent) -> object: ...
 
 
 def payment_reference(collection_id: int) -> str:
@@ -161,6 +170,11 @@ class SepaDirectDebit:
     @property
     def store(self) -> SepaStore:
         return self._store
+
+    def report_to(self, events: PaymentEventSink) -> None:
+        """Hand what the bank did to `events` from now on (the payments service, which is
+        built with this service's provider: hence after it)."""
+        self._events = events
 
     def _today(self) -> date:
         return self._clock().date()
@@ -250,21 +264,43 @@ class SepaDirectDebit:
 
     # -- collections ---------------------------------------------------------------------------
     def schedule(
-        self, *, mandate_reference: str, amount: Money, reference: str, description: str = ""
+        self,
+        *,
+        mandate_reference: str,
+        amount: Money,
+        reference: str,
+        charge: str = "",
+        description: str = "",
     ) -> SepaCollection:
-        """A collection of `amount` under the mandate, for the charge `reference`, on the
-        earliest TARGET2 day a pre-notification sent today allows; the pre-notification is
-        queued. Once per `reference`: asking again returns the collection scheduled first.
-        Raises NotFound (mandate), Conflict (mandate not active), InvalidInput (not euros)."""
+        """A collection of `amount` under the mandate, for the payment `reference` of the
+        billing charge `charge`, on the earliest TARGET2 day a pre-notification sent today
+        allows; the pre-notification is queued. Once per `reference`; and while a collection
+        of the same charge is still scheduled, that one is returned (a retry never debits
+        twice). Raises NotFound (mandate), Conflict (mandate not active, or the charge was
+        presented and re-presented already: `PresentationsUsed`), InvalidInput (not euros)."""
         mandate = self._store.mandate(mandate_reference)
         today = self._today()
         mandate.check_collectable(today)
+        if charge:
+            earlier = self._store.collections(charge=charge)
+            waiting = [c for c in earlier if c.state is CollectionState.SCHEDULED]
+            if waiting:
+                return waiting[0]
+            returned = [c for c in earlier if c.state is CollectionState.RETURNED]
+            if len(returned) >= MAX_PRESENTATIONS:
+                raise PresentationsUsed(
+                    f"charge {charge} was presented {len(returned)} times and returned each "
+                    "time: SEPA allows one re-presentation; the subscriber must pay another "
+                    "way",
+                    charge=charge,
+                )
         collection, prenotification = self._store.add_collection(
             SepaCollection(
                 subscriber_id=mandate.subscriber_id,
                 mandate_reference=mandate.reference,
                 amount=amount,
                 reference=reference,
+                charge=charge,
                 due_on=collection_date(
                     notified_on=today, prenotification_days=mandate.prenotification_days
                 ),
@@ -331,8 +367,12 @@ class SepaDirectDebit:
         self._notices.enqueue(notices)
         self._store.mark_queued(prenotification.id, at=self._clock())
 
-    def _cancel(self, collection: SepaCollection, code: FailureCode, why: str) -> None:
+    def _cancel(self, collection: SepaCollection, code: FailureCode | None, why: str) -> None:
+        """Not collected. With `code` the payments service learns the payment failed (dunning
+        follows); without (nothing owed any more: credit notes paid it) it is told nothing."""
         self._store.cancel_collection(collection.id)
+        if code is None:
+            return
         self._emit(
             ProviderEvent(
                 provider=SEPA,
@@ -397,7 +437,7 @@ class SepaDirectDebit:
                     self._owed(collection.subscriber_id, amount.currency).amount,
                 )
                 if left <= 0:
-                    self._cancel(collection, FailureCode.PROVIDER_ERROR, "nothing owed any more")
+                    self._cancel(collection, None, "nothing owed any more")
                     outcome.cancelled += 1
                     continue
                 if left < amount.amount:
@@ -678,7 +718,7 @@ class SepaDirectDebit:
         if self._events is None:
             return
         try:
-            self._events.handle_event(event)
+            self._events.take_event(event)
         except TawasolError as error:
             # Kept and applied by the payments service, or refused there for a reason it
             # logs; the bank's fact stays recorded here and is handed over again next run.
@@ -712,9 +752,9 @@ __all__ = [
     "SEPA",
     "BatchOutcome",
     "PaymentEventSink",
+    "PresentationsUsed",
     "ReturnsOutcome",
     "SepaDirectDebit",
     "collection_id_of",
     "payment_reference",
 ]
-_ = NotFound  # raised by the store through this service

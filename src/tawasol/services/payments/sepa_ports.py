@@ -78,8 +78,9 @@ class SepaStore(Protocol):
         state: CollectionState | None = None,
         due_by: date | None = None,
         subscriber_id: int | None = None,
+        charge: str | None = None,
     ) -> Sequence[Collection]:
-        """By due date then id."""
+        """By due date then id; `charge`: those paying that billing charge."""
         ...
 
     def unqueued_prenotifications(self, *, limit: int = 1000) -> Sequence[Prenotification]:

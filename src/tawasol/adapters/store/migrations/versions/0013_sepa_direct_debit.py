@@ -2,7 +2,7 @@
 presentations, credit transfers.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 Create Date: 2026-11-30
 
 New tables only; nothing existing changes. Spelled out rather than built from the models
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.CHAR(3), nullable=False),
         sa.Column("reference", KEY, nullable=False),
+        sa.Column("charge_reference", KEY, nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -73,6 +74,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("reference", name="uq_sepa_collections_reference"),
     )
     op.create_index("ix_sepa_collections_subscriber_id", "sepa_collections", ["subscriber_id"])
+    op.create_index(
+        "ix_sepa_collections_charge_reference", "sepa_collections", ["charge_reference"]
+    )
     op.create_index("ix_sepa_collections_state_due_on", "sepa_collections", ["state", "due_on"])
     op.create_table(
         "sepa_prenotifications",

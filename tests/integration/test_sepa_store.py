@@ -1,0 +1,155 @@
+"""Migration 0013 spells SEPA's tables out by hand: the schema it builds must be the one the
+models describe, on SQLite and on PostgreSQL; and the store's keyed writes hold on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from test_billing_schema import _describe, _migrate_to, _url
+
+from support.operator import a_new_subscriber
+from tawasol.adapters.store import SqlStore, migrate, sepa_models
+from tawasol.adapters.store.engine import create_store_engine
+from tawasol.adapters.store.models import Base
+from tawasol.adapters.store.sepa_sql import SqlSepaStore
+from tawasol.domain.errors import Conflict, NotFound
+from tawasol.domain.money import Money
+from tawasol.domain.payments.sepa import BankAccount, Mandate, MandateState, SequenceType
+from tawasol.domain.payments.sepa_collections import (
+    BatchKind,
+    Collection,
+    CollectionState,
+    Presentation,
+    SepaBatch,
+)
+from tawasol.domain.payments.sepa_returns import SepaReturn
+
+SEPA_TABLES = tuple(
+    model.__tablename__
+    for model in (
+        sepa_models.SepaMandateRow,
+        sepa_models.SepaCollectionRow,
+        sepa_models.SepaPrenotificationRow,
+        sepa_models.SepaBatchRow,
+        sepa_models.SepaPresentationRow,
+        sepa_models.SepaTransferRow,
+    )
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    migrated_dir, modelled_dir = tmp_path / "migrated", tmp_path / "modelled"
+    migrated_dir.mkdir()
+    modelled_dir.mkdir()
+    for migrated in _url(request.param, migrated_dir):
+        for modelled in _url(request.param, modelled_dir):
+            yield migrated, modelled
+
+
+def test_migration_0013_builds_the_sepa_tables_the_models_describe(
+    two_databases: tuple[str, str],
+) -> None:
+    migrated_url, modelled_url = two_databases
+    migrate(migrated_url)
+    _migrate_to(modelled_url, "0012")
+    migrated, modelled = create_store_engine(migrated_url), create_store_engine(modelled_url)
+    try:
+        Base.metadata.create_all(
+            modelled, tables=[Base.metadata.tables[name] for name in SEPA_TABLES]
+        )
+        for table in SEPA_TABLES:
+            assert _describe(migrated, table) == _describe(modelled, table), table
+        with migrated.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert [d for d in differences if any(t in repr(d) for t in SEPA_TABLES)] == []
+    finally:
+        migrated.dispose()
+        modelled.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sepa_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlSepaStore, int]]:
+    for url in _url(request.param, tmp_path):
+        migrate(url)
+        catalog = SqlStore.from_url(url)
+        try:
+            subscriber = catalog.add_subscriber(a_new_subscriber("amina"))
+            yield SqlSepaStore(catalog.engine), subscriber.id
+        finally:
+            catalog.close()
+
+
+def test_given_keyed_writes_then_each_is_stored_once_on_both_databases(sepa_store):
+    store, subscriber_id = sepa_store
+    account = BankAccount.parse(iban="DE89370400440532013000", holder="Amina Benali")
+    mandate = store.add_mandate(Mandate("TWS-1-M1", subscriber_id, account, date(2026, 11, 2)))
+    with pytest.raises(Conflict, match="used already"):
+        store.add_mandate(Mandate("TWS-1-M1", subscriber_id, account, date(2026, 11, 3)))
+    collection = Collection(
+        subscriber_id=subscriber_id,
+        mandate_reference=mandate.reference,
+        amount=Money(Decimal("9.99"), "EUR"),
+        reference="charge:renew:1:1",
+        charge="renew:1",
+        due_on=date(2026, 12, 15),
+        created_at=datetime(2026, 12, 1, 6, tzinfo=UTC),
+    )
+    stored, notice = store.add_collection(collection)
+    again, none = store.add_collection(collection)
+    assert notice is not None and none is None and again.id == stored.id
+    assert store.unqueued_prenotifications() == [notice]
+    store.mark_queued(notice.id, at=datetime(2026, 12, 1, 6, 0, 5, tzinfo=UTC))
+    assert store.unqueued_prenotifications() == []
+    told = store.collection(stored.id)
+    assert told.notified_on == date(2026, 12, 1) and told.notified_amount == told.amount
+    assert store.collections(charge="renew:1") == [told]
+
+    presentation = Presentation(
+        end_to_end_id=told.end_to_end_id(1),
+        collection_id=told.id,
+        batch_id=0,
+        mandate_reference=mandate.reference,
+        sequence_type=SequenceType.FIRST,
+        amount=told.amount,
+        collection_date=date(2026, 12, 15),
+    )
+    batch = SepaBatch(
+        kind=BatchKind.DIRECT_DEBIT,
+        message_id="TWS-DD-1",
+        execution_date=date(2026, 12, 15),
+        created_at=datetime(2026, 12, 14, tzinfo=UTC),
+        transactions=1,
+        control_sum=told.amount,
+        xml="<Document/>",
+    )
+    stored_batch = store.add_debit_batch(batch, [presentation])
+    with pytest.raises(Conflict):  # the collection is no longer scheduled: nothing written
+        store.add_debit_batch(
+            SepaBatch(**{**batch.__dict__, "message_id": "TWS-DD-2", "id": 0}), [presentation]
+        )
+    assert [b.message_id for b in store.batches(kind=BatchKind.DIRECT_DEBIT)] == ["TWS-DD-1"]
+    assert store.mandate(mandate.reference).last_collection_on == date(2026, 12, 15)
+    assert store.presentations(batch_id=stored_batch.id)[0].end_to_end_id == "TWS-%d-1" % told.id
+
+    returned = SepaReturn(
+        end_to_end_id=presentation.end_to_end_id,
+        amount=told.amount,
+        reason_code="MD01",
+        booked_on=date(2026, 12, 18),
+    )
+    assert store.record_return(returned, close_mandate="MD01 no valid mandate")
+    assert not store.record_return(returned, close_mandate="MD01 no valid mandate")
+    closed = store.mandate(mandate.reference)
+    assert closed.state is MandateState.CLOSED and closed.state_changed_on == date(2026, 12, 18)
+    assert store.collection(told.id).state is CollectionState.RETURNED
+    with pytest.raises(NotFound):
+        store.record_return(
+            SepaReturn("TWS-999-1", told.amount, "AM04", date(2026, 12, 18)), close_mandate=""
+        )
