@@ -49,15 +49,15 @@ from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 if TYPE_CHECKING:
+    from tawasol.adapters.payments.paypal import PayPalProvider
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.services.billing.lifecycle import SubscriptionLifecycle
     from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
+    from tawasol.services.payments.sepa import SepaDirectDebit
     from tawasol.services.payments.service import PaymentService
     from tawasol.services.ports import OutageHistory
-    from tawasol.adapters.payments.paypal import PayPalProvider
-    from tawasol.services.payments.sepa import SepaDirectDebit
 
 
 @dataclass
@@ -526,7 +526,6 @@ def build_billing(
     )
 
 
-
 def payer_of(subscriber: Subscriber) -> Payer:
     """Who pays, as the payment providers and their notices need them."""
     return Payer(
@@ -566,11 +565,12 @@ def build_sepa(
         clock=clock,
         prenotification_days=settings.payments_sepa_prenotification_days,
         channels=channels or (Channel.EMAIL,),
-        owed=lambda subscriber_id, currency: billing.account(
-            subscriber_id=subscriber_id, currency=currency
-        ).balance,
+        owed=lambda subscriber_id, currency: (
+            billing.account(subscriber_id=subscriber_id, currency=currency).balance
+        ),
         mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
     )
+
 
 def build_paypal(settings: Settings) -> PayPalProvider | None:
     """The PayPal provider from the settings (`payments_paypal_*`), None when not set up."""

@@ -580,10 +580,15 @@ class Settings(BaseSettings):
                 self.sepa_creditor()
             except InvalidInput as error:
                 problems.append(f"SEPA creditor: {error.message}")
-        paypal = (self.payments_paypal_client_id, self.payments_paypal_client_secret.get_secret_value())
+        paypal = (
+            self.payments_paypal_client_id,
+            self.payments_paypal_client_secret.get_secret_value(),
+        )
         if any(paypal) and not all(paypal):
             problems.append("PayPal needs payments_paypal_client_id and _client_secret together")
-        if all(paypal) and not self.payments_paypal_base_url.startswith(("https://", "http://127.")):
+        if all(paypal) and not self.payments_paypal_base_url.startswith(
+            ("https://", "http://127.")
+        ):
             problems.append("payments_paypal_base_url must be an https:// URL")
         return problems
 

@@ -67,9 +67,7 @@ def test_given_a_vaulted_wallet_then_a_renewal_and_a_partial_refund_reach_paypal
         billing = build_billing(settings_for(tmp_path, paypal), store=store)
         payments = billing.payment_service
 
-        started = payments.set_up_method(
-            subscriber_id=subscriber.id, provider="paypal", details={}
-        )
+        started = payments.set_up_method(subscriber_id=subscriber.id, provider="paypal", details={})
         assert started.method.status.value == "pending"
         assert started.action_url.startswith("https://www.sandbox.paypal.com/agreements/approve")
         setup_token = started.method.method_reference
@@ -109,7 +107,11 @@ def test_given_a_vaulted_wallet_then_a_renewal_and_a_partial_refund_reach_paypal
         body, headers = paypal.webhook(
             "PAYMENT.CAPTURE.REFUNDED",
             {
-                **{k: v for k, v in paypal.state.refunds[refund.provider_reference].items() if k != "capture_id"},
+                **{
+                    k: v
+                    for k, v in paypal.state.refunds[refund.provider_reference].items()
+                    if k != "capture_id"
+                },
             },
         )
         for _ in range(3):
@@ -120,7 +122,9 @@ def test_given_a_vaulted_wallet_then_a_renewal_and_a_partial_refund_reach_paypal
         assert account.total(*_kinds("refund")) == Money(Decimal("4.00"), "EUR")
 
         forged, forged_headers = paypal.webhook(
-            "PAYMENT.CAPTURE.COMPLETED", {"id": "FORGED", "amount": {"currency_code": "EUR", "value": "9.99"}}, sign=False
+            "PAYMENT.CAPTURE.COMPLETED",
+            {"id": "FORGED", "amount": {"currency_code": "EUR", "value": "9.99"}},
+            sign=False,
         )
         with pytest.raises(InvalidSignature):
             payments.receive(provider="paypal", body=forged, headers=forged_headers)
@@ -156,12 +160,18 @@ def test_given_the_adapter_alone_then_paypal_idempotency_declines_and_refund_lim
         idempotency_key="token-7",
     ).method
     amount = Money(Decimal("19.99"), "EUR")
-    first = provider.charge(method=method, amount=amount, idempotency_key="charge:a:1", description="a")
-    repeated = provider.charge(method=method, amount=amount, idempotency_key="charge:a:1", description="a")
+    first = provider.charge(
+        method=method, amount=amount, idempotency_key="charge:a:1", description="a"
+    )
+    repeated = provider.charge(
+        method=method, amount=amount, idempotency_key="charge:a:1", description="a"
+    )
     assert isinstance(first, Paid) and repeated == first  # PayPal-Request-Id: one capture
     assert len(paypal.state.captures) == 1
 
     paypal.state.declining.add(method.method_reference)
-    declined = provider.charge(method=method, amount=amount, idempotency_key="charge:b:1", description="b")
+    declined = provider.charge(
+        method=method, amount=amount, idempotency_key="charge:b:1", description="b"
+    )
     assert isinstance(declined, Failed) and declined.code is FailureCode.CARD_DECLINED
     assert len(paypal.state.captures) == 1

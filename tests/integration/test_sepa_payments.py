@@ -251,7 +251,7 @@ def test_given_1000_mandates_then_one_valid_pain008_and_returns_reach_ledger_and
         assert account.balance == Money(Decimal("9.99"), "EUR")  # owed again
         (payment,) = payments.store.payments(subscriber_id=owner)
         by_collection[collection.id] = payment
-    am04, ac04, md01 = (by_collection[c.id] for c in first)
+    am04, ac04, _ = (by_collection[c.id] for c in first)
     case_am04 = payments.case(am04.reference)
     case_ac04 = payments.case(ac04.reference)
     assert case_am04.status is DunningStatus.OPEN
@@ -381,7 +381,7 @@ def test_given_bad_input_then_a_clear_error_and_nothing_stored_or_debited(world_
 
     with pytest.raises(InvalidInput, match="not a TARGET2 business day"):
         sepa.batch(collection_date=date(2026, 12, 25))
-    with pytest.raises(InvalidInput, match="neither camt.054"):
+    with pytest.raises(InvalidInput, match=r"neither camt\.054"):
         read_returns(b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:pain.008.001.02'/>")
     with pytest.raises(InvalidInput, match="well-formed"):
         read_returns(b"<Document><unclosed></Document>")

@@ -75,7 +75,9 @@ def test_migration_0013_builds_the_sepa_tables_the_models_describe(
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sepa_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlSepaStore, int]]:
+def sepa_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[SqlSepaStore, int]]:
     for url in _url(request.param, tmp_path):
         migrate(url)
         catalog = SqlStore.from_url(url)
@@ -136,7 +138,7 @@ def test_given_keyed_writes_then_each_is_stored_once_on_both_databases(sepa_stor
         )
     assert [b.message_id for b in store.batches(kind=BatchKind.DIRECT_DEBIT)] == ["TWS-DD-1"]
     assert store.mandate(mandate.reference).last_collection_on == date(2026, 12, 15)
-    assert store.presentations(batch_id=stored_batch.id)[0].end_to_end_id == "TWS-%d-1" % told.id
+    assert store.presentations(batch_id=stored_batch.id)[0].end_to_end_id == f"TWS-{told.id}-1"
 
     returned = SepaReturn(
         end_to_end_id=presentation.end_to_end_id,

@@ -105,7 +105,9 @@ class PayPalServer:
             token["status"] = "APPROVED"
             token["payment_source"]["paypal"]["email_address"] = email
 
-    def webhook(self, event_type: str, resource: dict[str, Any], *, sign: bool = True) -> tuple[bytes, dict[str, str]]:
+    def webhook(
+        self, event_type: str, resource: dict[str, Any], *, sign: bool = True
+    ) -> tuple[bytes, dict[str, str]]:
         """A webhook PayPal would deliver: (body, headers). With `sign` False the signature is
         made with another key (a forged or corrupted delivery)."""
         event = {
@@ -165,7 +167,10 @@ class PayPalServer:
             if path == "/v1/oauth2/token":
                 return self._token(lowered)
             if lowered.get("authorization", "").removeprefix("Bearer ") not in self._tokens:
-                return 401, {"error": "invalid_token", "error_description": "Token signature verification failed"}
+                return 401, {
+                    "error": "invalid_token",
+                    "error_description": "Token signature verification failed",
+                }
             request_id = lowered.get("paypal-request-id", "")
             replay_key = f"{path}|{request_id}"
             if request_id and replay_key in self.state.replies:
@@ -190,7 +195,10 @@ class PayPalServer:
     def _token(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if headers.get("authorization") != f"Basic {expected}":
-            return 401, {"error": "invalid_client", "error_description": "Client Authentication failed"}
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "Client Authentication failed",
+            }
         token = f"A21AA{secrets.token_urlsafe(40)}"
         self._tokens.add(token)
         return 200, {
@@ -205,7 +213,9 @@ class PayPalServer:
     def _setup_token(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         paypal = (body.get("payment_source") or {}).get("paypal")
         if not isinstance(paypal, dict):
-            return _error(400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER", "payment_source.paypal")
+            return _error(
+                400, "INVALID_REQUEST", "MISSING_REQUIRED_PARAMETER", "payment_source.paypal"
+            )
         token_id = _id(17)
         customer = f"customer_{secrets.randbelow(10**10):010d}"
         token = {
@@ -228,7 +238,11 @@ class PayPalServer:
                     "rel": "approve",
                     "method": "GET",
                 },
-                {"href": f"{self.url}/v3/vault/setup-tokens/{token_id}", "rel": "self", "method": "GET"},
+                {
+                    "href": f"{self.url}/v3/vault/setup-tokens/{token_id}",
+                    "rel": "self",
+                    "method": "GET",
+                },
             ],
         }
         self.state.setup_tokens[token_id] = token
@@ -238,15 +252,33 @@ class PayPalServer:
         source = (body.get("payment_source") or {}).get("token") or {}
         setup = self.state.setup_tokens.get(str(source.get("id", "")))
         if source.get("type") != "SETUP_TOKEN" or setup is None:
-            return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "Specified resource ID does not exist.")
+            return _error(
+                404,
+                "RESOURCE_NOT_FOUND",
+                "INVALID_RESOURCE_ID",
+                "Specified resource ID does not exist.",
+            )
         if setup["status"] != "APPROVED":
-            return _error(422, "UNPROCESSABLE_ENTITY", "SETUP_ERROR_FOR_BANK", "The setup token was not approved by the payer.")
+            return _error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "SETUP_ERROR_FOR_BANK",
+                "The setup token was not approved by the payer.",
+            )
         token_id = _id(7).lower()
         token = {
             "id": token_id,
             "customer": setup["customer"],
-            "payment_source": {"paypal": {**setup["payment_source"]["paypal"], "payer_id": _id(13)}},
-            "links": [{"href": f"{self.url}/v3/vault/payment-tokens/{token_id}", "rel": "self", "method": "GET"}],
+            "payment_source": {
+                "paypal": {**setup["payment_source"]["paypal"], "payer_id": _id(13)}
+            },
+            "links": [
+                {
+                    "href": f"{self.url}/v3/vault/payment-tokens/{token_id}",
+                    "rel": "self",
+                    "method": "GET",
+                }
+            ],
         }
         self.state.payment_tokens[token_id] = token
         return 200, token
@@ -255,11 +287,27 @@ class PayPalServer:
         vault_id = ((body.get("payment_source") or {}).get("paypal") or {}).get("vault_id")
         units = body.get("purchase_units") or []
         if body.get("intent") != "CAPTURE" or len(units) != 1 or not vault_id:
-            return _error(400, "INVALID_REQUEST", "INVALID_PARAMETER_VALUE", "intent, purchase_units or vault_id")
+            return _error(
+                400,
+                "INVALID_REQUEST",
+                "INVALID_PARAMETER_VALUE",
+                "intent, purchase_units or vault_id",
+            )
         if vault_id not in self.state.payment_tokens:
-            return _error(422, "UNPROCESSABLE_ENTITY", "INVALID_RESOURCE_ID", "Specified resource ID does not exist.")
+            return _error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "INVALID_RESOURCE_ID",
+                "Specified resource ID does not exist.",
+            )
         if vault_id in self.state.declining:
-            return _error(422, "UNPROCESSABLE_ENTITY", "INSTRUMENT_DECLINED", "The instrument presented was either declined by the processor or bank, or it can't be used for this payment.")
+            return _error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "INSTRUMENT_DECLINED",
+                "The instrument presented was either declined by the processor or bank, or it "
+                "can't be used for this payment.",
+            )
         unit = units[0]
         amount = unit["amount"]
         order_id = _id(17)
@@ -269,14 +317,25 @@ class PayPalServer:
             "status": "COMPLETED",
             "amount": {"currency_code": amount["currency_code"], "value": amount["value"]},
             "final_capture": True,
-            "seller_protection": {"status": "ELIGIBLE", "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"]},
+            "seller_protection": {
+                "status": "ELIGIBLE",
+                "dispute_categories": ["ITEM_NOT_RECEIVED", "UNAUTHORIZED_TRANSACTION"],
+            },
             "custom_id": unit.get("custom_id", ""),
             "invoice_id": unit.get("invoice_id", ""),
             "create_time": _now(),
             "update_time": _now(),
             "links": [
-                {"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "self", "method": "GET"},
-                {"href": f"{self.url}/v2/payments/captures/{capture_id}/refund", "rel": "refund", "method": "POST"},
+                {
+                    "href": f"{self.url}/v2/payments/captures/{capture_id}",
+                    "rel": "self",
+                    "method": "GET",
+                },
+                {
+                    "href": f"{self.url}/v2/payments/captures/{capture_id}/refund",
+                    "rel": "refund",
+                    "method": "POST",
+                },
                 {"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "up", "method": "GET"},
             ],
         }
@@ -302,21 +361,46 @@ class PayPalServer:
             ],
             "create_time": _now(),
             "update_time": _now(),
-            "links": [{"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"}],
+            "links": [
+                {
+                    "href": f"{self.url}/v2/checkout/orders/{order_id}",
+                    "rel": "self",
+                    "method": "GET",
+                }
+            ],
         }
 
     def _refund(self, capture_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         capture = self.state.captures.get(capture_id)
         if capture is None:
-            return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "Specified resource ID does not exist.")
+            return _error(
+                404,
+                "RESOURCE_NOT_FOUND",
+                "INVALID_RESOURCE_ID",
+                "Specified resource ID does not exist.",
+            )
         total = Decimal(capture["amount"]["value"])
         left = total - Decimal(capture["refunded"])
-        amount = body.get("amount") or {"currency_code": capture["amount"]["currency_code"], "value": str(left)}
+        amount = body.get("amount") or {
+            "currency_code": capture["amount"]["currency_code"],
+            "value": str(left),
+        }
         if amount["currency_code"] != capture["amount"]["currency_code"]:
-            return _error(422, "UNPROCESSABLE_ENTITY", "REFUND_CURRENCY_MISMATCH", "Refund must be in the same currency as the capture.")
+            return _error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "REFUND_CURRENCY_MISMATCH",
+                "Refund must be in the same currency as the capture.",
+            )
         value = Decimal(amount["value"])
         if value > left:
-            return _error(422, "UNPROCESSABLE_ENTITY", "REFUND_AMOUNT_EXCEEDED", "The refund amount must be less than or equal to the capture amount that has not yet been refunded.")
+            return _error(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "REFUND_AMOUNT_EXCEEDED",
+                "The refund amount must be less than or equal to the capture amount that has not "
+                "yet been refunded.",
+            )
         capture["refunded"] = str(Decimal(capture["refunded"]) + value)
         capture["status"] = "REFUNDED" if value == left else "PARTIALLY_REFUNDED"
         refund_id = _id(17)
@@ -324,16 +408,30 @@ class PayPalServer:
             "id": refund_id,
             "amount": {"currency_code": amount["currency_code"], "value": format(value, "f")},
             "seller_payable_breakdown": {
-                "gross_amount": {"currency_code": amount["currency_code"], "value": format(value, "f")},
-                "total_refunded_amount": {"currency_code": amount["currency_code"], "value": capture["refunded"]},
+                "gross_amount": {
+                    "currency_code": amount["currency_code"],
+                    "value": format(value, "f"),
+                },
+                "total_refunded_amount": {
+                    "currency_code": amount["currency_code"],
+                    "value": capture["refunded"],
+                },
             },
             "invoice_id": capture.get("invoice_id", ""),
             "status": "COMPLETED",
             "create_time": _now(),
             "update_time": _now(),
             "links": [
-                {"href": f"{self.url}/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
-                {"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"},
+                {
+                    "href": f"{self.url}/v2/payments/refunds/{refund_id}",
+                    "rel": "self",
+                    "method": "GET",
+                },
+                {
+                    "href": f"{self.url}/v2/payments/captures/{capture_id}",
+                    "rel": "up",
+                    "method": "GET",
+                },
             ],
         }
         self.state.refunds[refund_id] = {**refund, "capture_id": capture_id}

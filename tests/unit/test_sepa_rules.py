@@ -91,7 +91,9 @@ def test_given_text_for_the_bank_then_accents_go_and_refused_characters_are_name
         sepa_text("a" * 11, field="name", max_length=10)
 
 
-@pytest.mark.parametrize("reference", ["TWS 1", "TWS&1", "/TWS-1", "TWS-1/", "TWS//1", "x" * 36, ""])
+@pytest.mark.parametrize(
+    "reference", ["TWS 1", "TWS&1", "/TWS-1", "TWS-1/", "TWS//1", "x" * 36, ""]
+)
 def test_given_a_mandate_reference_sepa_refuses_then_it_is_refused(reference):
     with pytest.raises(InvalidInput):
         sepa_identifier(reference, field="mandate reference")

@@ -127,8 +127,10 @@ def _value(money: Money) -> str:
 
 def _issue(error: ErrorException) -> str:
     details = getattr(error, "details", None) or []
-    return str(getattr(details[0], "issue", "") or getattr(error, "name", "") or "") if details else str(
-        getattr(error, "name", "") or ""
+    return (
+        str(getattr(details[0], "issue", "") or getattr(error, "name", "") or "")
+        if details
+        else str(getattr(error, "name", "") or "")
     )
 
 
@@ -167,9 +169,13 @@ class PayPalProvider:
         except ErrorException as error:
             raise _Refused(what, error) from error
         except (ApiException, AuthValidationException) as error:
-            raise Unavailable(f"PayPal refused or failed {what}: {error}", provider=PAYPAL) from error
+            raise Unavailable(
+                f"PayPal refused or failed {what}: {error}", provider=PAYPAL
+            ) from error
         except RequestException as error:
-            raise Unavailable(f"cannot reach PayPal for {what}: {error}", provider=PAYPAL) from error
+            raise Unavailable(
+                f"cannot reach PayPal for {what}: {error}", provider=PAYPAL
+            ) from error
         return response.body
 
     # -- PaymentProvider -----------------------------------------------------------------------
@@ -215,7 +221,9 @@ class PayPalProvider:
         )
         approve = _link(token.links, "approve")
         if not approve:
-            raise Unavailable("PayPal gave a setup token without its approval link", provider=PAYPAL)
+            raise Unavailable(
+                "PayPal gave a setup token without its approval link", provider=PAYPAL
+            )
         return MethodSetup(
             PaymentMethod(
                 subscriber_id=payer.subscriber_id,
@@ -440,8 +448,10 @@ def _event_money(resource: Mapping[str, Any]) -> Money | None:
 
 def _capture_of(resource: Mapping[str, Any]) -> str:
     for link in resource.get("links") or ():
-        if isinstance(link, dict) and link.get("rel") == "up" and "/captures/" in str(
-            link.get("href", "")
+        if (
+            isinstance(link, dict)
+            and link.get("rel") == "up"
+            and "/captures/" in str(link.get("href", ""))
         ):
             return str(link["href"]).rstrip("/").rsplit("/", 1)[-1]
     return ""
@@ -473,7 +483,9 @@ def translate_event(event: Mapping[str, Any], *, payload: str) -> ProviderEvent:
         kind=kind,
         occurred_at=occurred,
         payload=payload,
-        payment_reference="" if method else (_capture_of(resource) if refund else str(resource.get("id", ""))),
+        payment_reference=""
+        if method
+        else (_capture_of(resource) if refund else str(resource.get("id", ""))),
         idempotency_key=str(resource.get("custom_id", "") or ""),
         method_reference=str(resource.get("id", "")) if method else "",
         refund_reference=str(resource.get("id", "")) if refund else "",

@@ -34,7 +34,7 @@ from sepaxml.validation import ValidationError
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 from tawasol.domain.payments.sepa import Mandate
-from tawasol.domain.payments.sepa_collections import CreditTransfer, Creditor, Presentation
+from tawasol.domain.payments.sepa_collections import Creditor, CreditTransfer, Presentation
 from tawasol.domain.payments.sepa_returns import SepaReturn
 from tawasol.services.payments.sepa_ports import SepaFiles
 
@@ -131,7 +131,7 @@ class SepaXmlFiles:
 def _exported(document: SepaDD | SepaTransfer, message_id: str, created_at: datetime) -> str:
     """The file, its group header carrying our message id and creation time (sepaxml 2.7
     draws its own otherwise), checked against the XSD."""
-    header = document._xml.find(document.root_el).find("GrpHdr")  # noqa: SLF001
+    header = document._xml.find(document.root_el).find("GrpHdr")
     header.find("MsgId").text = message_id
     header.find("CreDtTm").text = created_at.replace(microsecond=0, tzinfo=None).isoformat()
     try:
@@ -253,9 +253,7 @@ def _pain002(root: Element) -> list[SepaReturn]:
                 amount=_money(_child(transaction, "OrgnlTxRef", "Amt", "InstdAmt"), where),
                 reason_code=code,
                 booked_on=_date(collected or created, where),
-                mandate_reference=_text(
-                    transaction, "OrgnlTxRef", "MndtRltdInf", "MndtId"
-                ),
+                mandate_reference=_text(transaction, "OrgnlTxRef", "MndtRltdInf", "MndtId"),
                 bank_reference=_text(transaction, "StsId"),
             )
         )

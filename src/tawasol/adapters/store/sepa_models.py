@@ -92,9 +92,7 @@ class SepaPresentationRow(Base):
     collection_id: Mapped[int] = mapped_column(
         ForeignKey("sepa_collections.id"), nullable=False, index=True
     )
-    batch_id: Mapped[int] = mapped_column(
-        ForeignKey("sepa_batches.id"), nullable=False, index=True
-    )
+    batch_id: Mapped[int] = mapped_column(ForeignKey("sepa_batches.id"), nullable=False, index=True)
     mandate_reference: Mapped[str] = mapped_column(String(35), nullable=False)
     sequence_type: Mapped[str] = mapped_column(String(4), nullable=False)
     amount: Mapped[Decimal] = mapped_column(nullable=False)

@@ -80,9 +80,7 @@ class SqlSepaStore:
             return [_mandate(row) for row in session.scalars(query)]
 
     # -- collections ----------------------------------------------------------------------------
-    def add_collection(
-        self, collection: Collection
-    ) -> tuple[Collection, Prenotification | None]:
+    def add_collection(self, collection: Collection) -> tuple[Collection, Prenotification | None]:
         try:
             with self._transactions.writing() as session:
                 found = session.scalars(
@@ -216,9 +214,7 @@ class SqlSepaStore:
             return [_prenotification(row) for row in session.scalars(query)]
 
     # -- files ----------------------------------------------------------------------------------
-    def add_debit_batch(
-        self, batch: SepaBatch, presentations: Sequence[Presentation]
-    ) -> SepaBatch:
+    def add_debit_batch(self, batch: SepaBatch, presentations: Sequence[Presentation]) -> SepaBatch:
         with self._transactions.writing() as session:
             row = _batch_row(batch)
             session.add(row)
@@ -399,7 +395,9 @@ def _mandate(row: SepaMandateRow) -> Mandate:
     )
 
 
-def _collection_row(session: Session, collection_id: int, *, lock: bool = False) -> SepaCollectionRow:
+def _collection_row(
+    session: Session, collection_id: int, *, lock: bool = False
+) -> SepaCollectionRow:
     row = session.get(SepaCollectionRow, collection_id, with_for_update=lock)
     if row is None:
         raise NotFound("no such collection", collection_id=collection_id)

@@ -36,7 +36,6 @@ from functools import lru_cache
 import holidays
 import pycountry
 from schwifty import BIC, IBAN
-from schwifty.registry import get_iban_spec
 from schwifty.exceptions import (
     InvalidBBANChecksum,
     InvalidChecksumDigits,
@@ -44,6 +43,7 @@ from schwifty.exceptions import (
     InvalidLength,
     SchwiftyException,
 )
+from schwifty.registry import get_iban_spec
 
 from tawasol.domain.errors import Conflict, InvalidInput
 

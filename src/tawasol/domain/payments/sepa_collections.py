@@ -87,9 +87,7 @@ class Collection:
 
     def __post_init__(self) -> None:
         if self.amount.currency != "EUR":
-            raise InvalidInput(
-                "SEPA Direct Debit collects euros only", amount=str(self.amount)
-            )
+            raise InvalidInput("SEPA Direct Debit collects euros only", amount=str(self.amount))
         if self.amount.amount <= 0:
             raise InvalidInput("a collection is a positive amount", amount=str(self.amount))
         if not self.reference or len(self.reference) > 200:
@@ -168,7 +166,8 @@ class SepaBatch:
 class CreditTransfer:
     """Money paid back to a subscriber's bank account by SEPA credit transfer (a refund of a
     direct debit goes back to the account debited: the one of `collection_id`).
-    `idempotency_key` is the refund's: asking twice pays once. `batch_id` is the pain.001 file that carries it (None: not written yet)."""
+    `idempotency_key` is the refund's: asking twice pays once. `batch_id` is the pain.001 file
+    that carries it (None: not written yet)."""
 
     idempotency_key: str
     subscriber_id: int
@@ -210,18 +209,19 @@ _SUBJECTS = {
 _BODIES = {
     "fr": (
         "Bonjour {name},\n\nNous prélèverons {amount} sur votre compte {iban} le {date} "
-        "(ou le jour ouvré suivant), pour votre abonnement ({what}).\n\nMandat {mandate}, identifiant créancier "
-        "{creditor}. Pour toute question, répondez à ce message avant cette date."
+        "(ou le jour ouvré suivant), pour votre abonnement ({what}).\n\nMandat {mandate}, "
+        "identifiant créancier {creditor}. Pour toute question, répondez à ce message avant "
+        "cette date."
     ),
     "en": (
         "Hello {name},\n\nWe will debit {amount} from your account {iban} on {date} (or the "
-        "next business day), for your subscription ({what}).\n\nMandate {mandate}, creditor identifier {creditor}. "
-        "If you have a question, reply to this message before that date."
+        "next business day), for your subscription ({what}).\n\nMandate {mandate}, creditor "
+        "identifier {creditor}. If you have a question, reply to this message before that date."
     ),
     "ar": (
         "مرحبا {name}،\n\nسنقتطع مبلغ {amount} من حسابك {iban} بتاريخ {date} (أو يوم العمل "
-        "التالي)، مقابل اشتراكك ({what}).\n\nالتفويض {mandate}، معرّف الدائن {creditor}. إذا كان لديك سؤال، "
-        "يرجى الرد على هذه الرسالة قبل هذا التاريخ."
+        "التالي)، مقابل اشتراكك ({what}).\n\nالتفويض {mandate}، معرّف الدائن {creditor}. "
+        "إذا كان لديك سؤال، يرجى الرد على هذه الرسالة قبل هذا التاريخ."
     ),
 }
 _LOCALES = {"fr": "fr_FR", "en": "en_GB", "ar": "ar_MA"}
@@ -252,7 +252,8 @@ def prenotification_text(
     isolate = ("\u2066", "\u2069") if language == "ar" else ("", "")
     values = {
         "name": name,
-        "amount": isolate[0] + format_currency(amount.amount, amount.currency, locale=cldr)
+        "amount": isolate[0]
+        + format_currency(amount.amount, amount.currency, locale=cldr)
         + isolate[1],
         "date": isolate[0] + format_date(due_on, format="long", locale=cldr) + isolate[1],
         "iban": isolate[0] + mandate.account.masked_iban + isolate[1],

@@ -53,8 +53,8 @@ from tawasol.domain.payments.sepa import (
 from tawasol.domain.payments.sepa_collections import (
     BatchKind,
     CollectionState,
-    CreditTransfer,
     Creditor,
+    CreditTransfer,
     Prenotification,
     Presentation,
     SepaBatch,
@@ -218,7 +218,9 @@ class SepaDirectDebit:
         for number in range(known + 1, known + 20):
             try:
                 return self._store.add_mandate(
-                    Mandate(f"TWS-{subscriber_id}-M{number}", subscriber_id, account, signed_on, days)
+                    Mandate(
+                        f"TWS-{subscriber_id}-M{number}", subscriber_id, account, signed_on, days
+                    )
                 )
             except Conflict:
                 continue
@@ -614,9 +616,7 @@ class SepaDirectDebit:
         nothing)."""
         collection = self._store.collection(collection_id)
         mandate = self._store.mandate(collection.mandate_reference)
-        existing = [
-            t for t in self._store.transfers() if t.idempotency_key == idempotency_key
-        ]
+        existing = [t for t in self._store.transfers() if t.idempotency_key == idempotency_key]
         if existing:
             return existing[0]
         collected = (
@@ -625,11 +625,7 @@ class SepaDirectDebit:
             else Money(Decimal(0), collection.amount.currency)
         )
         given = sum(
-            (
-                t.amount.amount
-                for t in self._store.transfers()
-                if t.collection_id == collection_id
-            ),
+            (t.amount.amount for t in self._store.transfers() if t.collection_id == collection_id),
             Decimal(0),
         )
         left = Money(collected.amount - given, collected.currency)

@@ -21,8 +21,8 @@ from tawasol.domain.payments.sepa_collections import (
     BatchKind,
     Collection,
     CollectionState,
-    CreditTransfer,
     Creditor,
+    CreditTransfer,
     Prenotification,
     Presentation,
     SepaBatch,
@@ -51,9 +51,7 @@ class SepaStore(Protocol):
         ...
 
     # -- collections and pre-notifications -----------------------------------------------------
-    def add_collection(
-        self, collection: Collection
-    ) -> tuple[Collection, Prenotification | None]:
+    def add_collection(self, collection: Collection) -> tuple[Collection, Prenotification | None]:
         """Store a new collection with its first pre-notification (amount and date as the
         collection says, not queued yet): (the collection, its pre-notification). A collection
         whose reference is stored already is returned as it is, with None."""
@@ -95,9 +93,7 @@ class SepaStore(Protocol):
     def prenotifications(self, *, collection_id: int) -> Sequence[Prenotification]: ...
 
     # -- files for the bank --------------------------------------------------------------------
-    def add_debit_batch(
-        self, batch: SepaBatch, presentations: Sequence[Presentation]
-    ) -> SepaBatch:
+    def add_debit_batch(self, batch: SepaBatch, presentations: Sequence[Presentation]) -> SepaBatch:
         """In one transaction: the batch, its presentations, their collections submitted (one
         more presentation each), their mandates' last collection date. Conflict (nothing
         written) when a collection is no longer scheduled."""

@@ -133,9 +133,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("end_to_end_id", name="pk_sepa_presentations"),
     )
-    op.create_index(
-        "ix_sepa_presentations_collection_id", "sepa_presentations", ["collection_id"]
-    )
+    op.create_index("ix_sepa_presentations_collection_id", "sepa_presentations", ["collection_id"])
     op.create_index("ix_sepa_presentations_batch_id", "sepa_presentations", ["batch_id"])
     op.create_table(
         "sepa_transfers",
