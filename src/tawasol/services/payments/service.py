@@ -31,7 +31,12 @@ from tawasol.domain.billing.ledger import EntryKind, LedgerEntry
 from tawasol.domain.errors import Conflict, InvalidInput, NotFound, TawasolError, Unavailable
 from tawasol.domain.money import Money
 from tawasol.domain.notices import NoticeOccasion
-from tawasol.domain.payments.dunning import DunningAction, DunningCase, DunningSchedule
+from tawasol.domain.payments.dunning import (
+    DunningAction,
+    DunningCase,
+    DunningSchedule,
+    DunningStatus,
+)
 from tawasol.domain.payments.events import EventKind, ProviderEvent, StoredEvent
 from tawasol.domain.payments.methods import Payer, PaymentMethod, PaymentMethodStatus
 from tawasol.domain.payments.outcomes import (
@@ -192,7 +197,9 @@ class PaymentService:
         the subscriber's active method. A subscriber who never gave one pays by transfer
         (pending, recorded by the operator). Held (outage) or refused, the charge goes to
         dunning. Collecting a reference again charges nothing more."""
-        paid = [p for p in self._store.payments(reference=reference) if p.status.value == "paid"]
+        paid = [
+            p for p in self._store.payments(reference=reference) if p.status is PaymentStatus.PAID
+        ]
         if paid:
             return PaymentStatus.PAID
         existing = self._dunning.case(reference)
@@ -212,7 +219,9 @@ class PaymentService:
         )
         if self._held(subscriber_id):
             self._dunning.save_case(case.held(at))
-            log.info("collection of %s held: the subscriber's destination is in an outage", reference)
+            log.info(
+                "collection of %s held: the subscriber's destination is in an outage", reference
+            )
             return PaymentStatus.PENDING
         payment = self._charge_case(case, at=at)
         return payment.status if payment is not None else PaymentStatus.PENDING
@@ -225,11 +234,7 @@ class PaymentService:
         method = self.active_method(case.subscriber_id)
         previous = self._store.payments(reference=case.reference)
         unanswered = next(
-            (
-                p
-                for p in previous
-                if p.status is PaymentStatus.PENDING and not p.provider_reference
-            ),
+            (p for p in previous if p.status is PaymentStatus.PENDING and not p.provider_reference),
             None,
         )
         if method is None:
@@ -269,23 +274,29 @@ class PaymentService:
             except Unavailable as error:
                 log.warning("payment %s not sent: %s", payment.idempotency_key, error.message)
                 return payment  # pending, unanswered: sent again with the same key
-        return self._apply_outcome(payment, outcome, at=at)
+        return self._apply_outcome(payment, outcome, at=at, answer=True)
 
-    def _apply_outcome(self, payment: Payment, outcome: ChargeOutcome, *, at: datetime) -> Payment:
-        """Record what a payment came to and do what follows: the ledger and dunning on
-        success, a notice and dunning on refusal, the authentication link on action."""
+    def _apply_outcome(
+        self, payment: Payment, outcome: ChargeOutcome, *, at: datetime, answer: bool = False
+    ) -> Payment:
+        """Record what a payment came to and do what follows, once per change of status: the
+        ledger and dunning on success, a notice and dunning on refusal, the authentication
+        link on action. The same outcome told again (the answer, then its webhook, then the
+        webhook's redeliveries) only fills in references; `answer` True: the provider's answer
+        to a request just sent, which is an attempt whatever its status."""
         before = payment
         payment = payment.after(outcome)
         if payment != before:
             payment = self._store.save_payment(payment)
         case = self._dunning.case(payment.reference)
         if payment.status is PaymentStatus.PAID:
-            self._write_payment(payment, at=at)
+            self._write_payment(payment, at=at)  # idempotent: keyed by the provider's id
             if case is not None and not case.status.closed:
-                self._recover(case, payment, at=at)
-        elif payment == before:
+                self._recover(case, at=at)
+            return payment
+        if payment.status is before.status and not answer:
             return payment  # told already (a redelivered or late event)
-        elif isinstance(outcome, Failed) and case is not None:
+        if isinstance(outcome, Failed) and case is not None:
             self._on_failure(case, payment, outcome, at=at)
         elif isinstance(outcome, RequiresAction):
             if case is not None:
@@ -328,8 +339,8 @@ class PaymentService:
             next_try=next_try,
         )
 
-    def _recover(self, case: DunningCase, payment: Payment, *, at: datetime) -> None:
-        was_suspended = case.status.value == "suspended"
+    def _recover(self, case: DunningCase, *, at: datetime) -> None:
+        was_suspended = case.status is DunningStatus.SUSPENDED
         self._dunning.save_case(case.recovered(at=at))
         if was_suspended:
             self._resume(case, at=at)
@@ -397,29 +408,34 @@ class PaymentService:
         schedule = self._settings.schedule
         for case in self._dunning.cases(open_only=True):
             try:
-                held = self._held(case.subscriber_id)
-                action = case.action(schedule, at=at, held=held)
-                if action is DunningAction.HOLD:
-                    if case.held_since is None:
-                        self._dunning.save_case(case.held(at))
-                    summary.held += 1
-                    continue
-                if case.held_since is not None:
-                    case = self._dunning.save_case(case.released(at))
-                if action is DunningAction.SUSPEND:
-                    case = self._suspend(case, at=at)
-                    summary.suspended += 1
-                    action = case.action(schedule, at=at, held=False)
-                if action is DunningAction.CHARGE:
-                    payment = self._charge_case(case, at=at)
-                    summary.charged += 1
-                    if payment is not None and payment.status is PaymentStatus.PAID:
-                        summary.paid += 1
-                    elif payment is None or payment.status is PaymentStatus.FAILED:
-                        summary.failed += 1
+                self._dunning_step(case, schedule, at=at, summary=summary)
             except TawasolError as error:
                 summary.errors.append(f"{case.reference}: {error.message}")
         return summary
+
+    def _dunning_step(
+        self, case: DunningCase, schedule: DunningSchedule, *, at: datetime, summary: DunningSummary
+    ) -> None:
+        held = self._held(case.subscriber_id)
+        action = case.action(schedule, at=at, held=held)
+        if action is DunningAction.HOLD:
+            if case.held_since is None:
+                self._dunning.save_case(case.held(at))
+            summary.held += 1
+            return
+        if case.held_since is not None:
+            case = self._dunning.save_case(case.released(at))
+        if action is DunningAction.SUSPEND:
+            case = self._suspend(case, at=at)
+            summary.suspended += 1
+            action = case.action(schedule, at=at, held=False)
+        if action is DunningAction.CHARGE:
+            payment = self._charge_case(case, at=at)
+            summary.charged += 1
+            if payment is not None and payment.status is PaymentStatus.PAID:
+                summary.paid += 1
+            elif payment is None or payment.status is PaymentStatus.FAILED:
+                summary.failed += 1
 
     def case(self, reference: str) -> DunningCase:
         case = self._dunning.case(reference)
@@ -440,15 +456,13 @@ class PaymentService:
             if case.amount.currency != amount.currency or case.amount.amount > left:
                 continue
             left -= case.amount.amount
-            was_suspended = case.status.value == "suspended"
+            was_suspended = case.status is DunningStatus.SUSPENDED
             self._dunning.save_case(case.recovered(at=at))
             if was_suspended:
                 self._resume(case, at=at)
 
     # -- refunds ------------------------------------------------------------------------------
-    def refund(
-        self, *, payment_id: int, amount: Money, reference: str, reason: str = ""
-    ) -> Refund:
+    def refund(self, *, payment_id: int, amount: Money, reference: str, reason: str = "") -> Refund:
         """Give back `amount` of payment `payment_id` to the method that paid it, once per
         `reference` (the operator's). Raises NotFound, InvalidInput (more than left to refund,
         another currency, a payment not paid), Unavailable (nothing refunded: try again)."""
