@@ -40,13 +40,13 @@ class LocalStripe:
         return f"http://{LOCALHOST}:{self.port}"
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "support.localstripe_server", "--port", str(self.port)],
-            cwd=Path(__file__).parent.parent,  # tests/: `support` importable, nothing shadowed
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "support.localstripe_server", "--port", str(self.port)],
+                cwd=Path(__file__).parent.parent,  # tests/: `support` importable, not shadowed
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if not wait_until(self._answers, timeout_s=30, every_s=0.1):
             self.stop()
             raise RuntimeError(f"localstripe did not start; see {self.log_path}")
