@@ -11,7 +11,6 @@ docs/payments.md."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -228,3 +227,196 @@ def test_must_show_1_a_3ds_card_renews_runs_out_of_funds_is_dunned_and_replaced(
     }
     stripe_references = {c["payment_intent"] for c in stripe_charges if c["status"] == "succeeded"}
     assert ledger_references == stripe_references
+
+
+# -- must-show 3: three deliveries and a SIGKILL while processing ------------------------------
+CRASHING_BRAIN = """
+import json, os, signal, sys
+from tawasol.adapters.store.payments_sql import SqlPaymentStore
+from tawasol.composition import build_brain
+from tawasol.config import Settings
+
+settings, point = json.loads(sys.argv[1]), sys.argv[2]
+keep, mark_applied = SqlPaymentStore.keep, SqlPaymentStore.mark_applied
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "after_keep":  # the event is kept, nothing of it applied
+    def keep_then_die(self, event, *, at):
+        keep(self, event, at=at)
+        die()
+    SqlPaymentStore.keep = keep_then_die
+else:  # "before_marking": applied (the ledger written), not yet marked applied
+    SqlPaymentStore.mark_applied = die
+brain = build_brain(Settings(**settings))
+delivery = json.loads(sys.stdin.read())
+brain.payments.receive(
+    provider="stripe", body=delivery["body"].encode(), headers=delivery["headers"]
+)
+"""
+
+
+def deliver_in_a_brain_killed_while_processing(world: World, delivery: Delivery, point: str):
+    import json
+
+    settings = {
+        **SETTINGS,
+        "data_dir": str(world.data_dir),
+        "stripe_api_base": world.stripe.api_base,
+        "catalog_refresh_ms": 0,
+    }
+    process = subprocess.run(
+        [sys.executable, "-c", CRASHING_BRAIN, json.dumps(settings), point],
+        input=json.dumps({"body": delivery.body.decode(), "headers": delivery.headers}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+
+
+@pytest.mark.parametrize("point", ["after_keep", "before_marking"])
+def test_must_show_3_a_webhook_delivered_three_times_with_a_sigkill_gives_one_payment_entry(
+    world: World, point: str
+) -> None:
+    setup = world.save_card(CARD_3DS_ALWAYS)
+    setup_intent = setup["action_url"].rpartition("=")[2]
+    world.stripe.api(
+        "POST", f"/v1/setup_intents/{setup_intent}/confirm", client_secret=setup["client_secret"]
+    )
+    world.deliver(world.inbox.wait_for("setup_intent.succeeded")[0])
+    # The first invoice: the bank wants Amina to authenticate this payment too.
+    world.bill(NOW)
+    [payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+    assert payment["status"] == "requires_action"
+    assert payment["action_url"] == f"{RETURN_URL}?payment_intent={payment['provider_reference']}"
+    assert world.told() == [("payment_action", "email"), ("payment_action", "sms")]
+    intent = world.stripe.api("GET", f"/v1/payment_intents/{payment['provider_reference']}")
+    world.stripe.api(
+        "POST",
+        f"/v1/payment_intents/{intent['id']}/_authenticate",
+        client_secret=intent["client_secret"],
+        success="true",
+    )
+    [succeeded] = world.inbox.wait_for("payment_intent.succeeded")
+
+    deliver_in_a_brain_killed_while_processing(world, succeeded, point)
+    [kept] = world.brain.payments.events.events(provider="stripe", limit=10)[:1]
+    assert kept.event.type == "payment_intent.succeeded" and kept.applied_at is None
+    world.deliver(succeeded)
+    again = world.deliver(succeeded)
+
+    assert again["deliveries"] == 3
+    entries = [e for e in world.ledger() if e[0] == "payment"]
+    assert entries == [("payment", PRICE, f"payment:stripe:{intent['id']}")]
+    [payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+    assert payment["status"] == "paid"
+    [case] = world.admin("GET", "/payments/dunning?open_only=false")
+    assert case["status"] == "recovered"
+    [event] = [
+        e
+        for e in world.admin("GET", "/payments/events?provider=stripe")
+        if e["event_id"] == kept.event.event_id
+    ]
+    assert event["deliveries"] == 3 and event["applied_at"] is not None
+    assert (
+        world.brain.billing.store.account(subscriber_id=AMINA, currency="EUR").balance.amount == 0
+    )
+
+
+# -- must-show 5: bad input -------------------------------------------------------------------
+def test_must_show_5_an_expired_card_is_refused_when_saved_and_when_it_expires_later(
+    world: World,
+) -> None:
+    refused = world.client.post(
+        f"/admin/v1/payments/subscribers/{AMINA}/methods",
+        json={
+            "provider": "stripe",
+            "details": {"payment_method": world.card(CARD_PLAIN, month=1, year=2025)},
+        },
+        headers=AUTH,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error_id"] == "payment_declined"
+    assert "has expired" in refused.json()["message"]
+    assert world.admin("GET", f"/payments/subscribers/{AMINA}/methods") == []
+    assert world.stripe.api("GET", "/v1/customers")["data"] == []
+
+    # A card valid through November 2026 pays November, and is not charged in December.
+    world.save_card(CARD_PLAIN, month=11, year=2026)
+    world.bill(NOW)
+    world.bill(world.period_end() + timedelta(hours=1))
+    [paid, refused_payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+    assert paid["status"] == "paid"
+    assert (refused_payment["status"], refused_payment["failure_code"]) == (
+        "failed",
+        "expired_card",
+    )
+    assert len(world.stripe.api("GET", "/v1/payment_intents")["data"]) == 1
+    [case] = world.admin("GET", "/payments/dunning")
+    assert case["next_charge_at"] is None  # an expired card is not tried again
+    emails = [
+        n
+        for n in world.brain.notices.outbox.list_notices(incident_id=0)
+        if n.channel is Channel.EMAIL
+    ]
+    assert [("carte expirée" in n.text) for n in emails] == [True]
+
+
+def test_must_show_5_a_webhook_with_a_wrong_signature_is_refused_before_it_is_read(
+    world: World,
+) -> None:
+    world.save_card(CARD_PLAIN)
+    world.bill(NOW)
+    [genuine] = world.inbox.wait_for("payment_intent.succeeded")
+    tampered = Delivery(genuine.body.replace(b'"amount": 999', b'"amount": 1'), genuine.headers)
+    assert tampered.body != genuine.body
+    other_secret = Delivery(
+        genuine.body,
+        {**genuine.headers, "stripe-signature": genuine.headers["stripe-signature"][:-4] + "beef"},
+    )
+    unsigned = Delivery(b"not even json", {"content-type": "application/json"})
+    for bad in (tampered, other_secret, unsigned):
+        refused = world.deliver(bad, status=400)
+        assert refused["error_id"] == "invalid_signature"
+    too_large = world.client.post(
+        "/payments/v1/webhooks/stripe",
+        content=b"x" * (300 * 1024),
+        headers=genuine.headers,
+    )
+    assert too_large.status_code == 413
+    assert world.admin("GET", "/payments/events") == []
+    assert world.deliver(genuine)["deliveries"] == 1
+    assert world.total("payment") == PRICE
+
+
+def test_must_show_5_a_refund_goes_back_to_the_card_and_never_beyond_what_was_paid(
+    world: World,
+) -> None:
+    world.save_card(CARD_PLAIN)
+    world.bill(NOW)
+    [payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+    path = f"/payments/payments/{payment['id']}/refunds"
+    half = {"amount": "5.00", "currency": "EUR", "reference": "geste-1", "reason": "outage"}
+    first = world.admin("POST", path, half)
+    assert (first["status"], first["amount"]) == ("succeeded", "5.00")
+    assert world.admin("POST", path, half) == first  # the same refund asked twice
+    too_much = world.client.post(
+        f"/admin/v1{path}", json={**half, "reference": "geste-2"}, headers=AUTH
+    )
+    assert too_much.status_code == 422, too_much.text
+    assert too_much.json()["error_id"] == "invalid_input"
+    assert "4.99 EUR" in too_much.json()["message"]
+    rest = world.admin("POST", path, {**half, "amount": "4.99", "reference": "geste-3"})
+    assert rest["status"] == "succeeded"
+    refunds = world.stripe.api("GET", "/v1/refunds", payment_intent=payment["provider_reference"])[
+        "data"
+    ]
+    assert sorted(r["amount"] for r in refunds) == [499, 500]
+    assert sorted(a for k, a, _ in world.ledger() if k == "refund") == [
+        Decimal("4.99"),
+        Decimal("5.00"),
+    ]
+    assert world.total("payment") == PRICE
