@@ -419,6 +419,7 @@ def build_payments(
             return_url=settings.payments_return_url,
             api_base=settings.stripe_api_base,
             timeout_s=settings.stripe_timeout_s,
+            clock=clock,
         )
     guard = SalesGuard(incidents=SqlIncidentStore(catalog.engine), plans=catalog.list_plans)
 

@@ -24,8 +24,8 @@ from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.billing.run import RunSummary
 from tawasol.services.billing.schedule import BillingJob
 from tawasol.services.carrier_monitor import CarrierMonitor
-from tawasol.services.payments.service import DunningSummary
 from tawasol.services.incidents import IncidentTicker
+from tawasol.services.payments.service import DunningSummary
 from tawasol.services.ports import CallStore
 
 log = logging.getLogger(__name__)

@@ -79,6 +79,7 @@ class ApiServices(Protocol):
     def billing(self) -> BillingServices:
         """Raises InvalidInput/InvalidConfiguration while billing is not set up."""
         ...
+
     @property
     def payments(self) -> PaymentService:
         """Raises like `billing` while billing is not set up."""

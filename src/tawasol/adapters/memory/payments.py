@@ -88,7 +88,9 @@ class MemoryPaymentStore:
             for known in self._payments.values():
                 if known.idempotency_key == payment.idempotency_key:
                     return known, False
-            stored = replace(payment, id=len(self._payments) + 1, created_at=utc(payment.created_at))
+            stored = replace(
+                payment, id=len(self._payments) + 1, created_at=utc(payment.created_at)
+            )
             self._payments[stored.id] = stored
             return stored, True
 
@@ -121,10 +123,9 @@ class MemoryPaymentStore:
             for payment in self._payments.values():
                 if idempotency_key and payment.idempotency_key == idempotency_key:
                     return payment
-                if (
-                    provider_reference
-                    and (payment.provider, payment.provider_reference)
-                    == (provider, provider_reference)
+                if provider_reference and (payment.provider, payment.provider_reference) == (
+                    provider,
+                    provider_reference,
                 ):
                     return payment
             return None

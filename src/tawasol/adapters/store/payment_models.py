@@ -66,9 +66,7 @@ class PaymentRefundRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
-    payment_id: Mapped[int] = mapped_column(
-        ForeignKey("payments.id"), nullable=False, index=True
-    )
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), nullable=False, index=True)
     amount: Mapped[Decimal] = mapped_column(nullable=False)
     currency: Mapped[str] = mapped_column(CHAR(3), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -305,9 +305,7 @@ class SqlPaymentStore:
             query = query.where(DunningCaseRow.subscriber_id == subscriber_id)
         if open_only:
             query = query.where(
-                DunningCaseRow.status.in_(
-                    [s.value for s in DunningStatus if not s.closed]
-                )
+                DunningCaseRow.status.in_([s.value for s in DunningStatus if not s.closed])
             )
         with self._transactions.reading() as session:
             return [_case(row) for row in session.scalars(query)]
@@ -483,4 +481,3 @@ def _case(row: DunningCaseRow) -> DunningCase:
         closed_at=row.closed_at,
         id=row.id,
     )
-

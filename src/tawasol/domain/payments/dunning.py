@@ -22,6 +22,7 @@ dunning at all: the case is *held*, and every date of its schedule moves on by t
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -40,7 +41,7 @@ class DunningSchedule:
 
     def __post_init__(self) -> None:
         days = self.retry_days
-        if any(day < 1 for day in days) or any(b <= a for a, b in zip(days, days[1:], strict=False)):
+        if any(day < 1 for day in days) or any(b <= a for a, b in itertools.pairwise(days)):
             raise InvalidInput(
                 "dunning retry days are increasing whole days, each at least 1",
                 retry_days=list(days),
@@ -138,8 +139,10 @@ class DunningCase:
         if held:
             return DunningAction.HOLD
         case = self.released(at)
-        if case.status is DunningStatus.OPEN and case.attempts > 0 and at >= case.suspend_at(
-            schedule
+        if (
+            case.status is DunningStatus.OPEN
+            and case.attempts > 0
+            and at >= case.suspend_at(schedule)
         ):
             return DunningAction.SUSPEND
         due = case.next_charge_at(schedule)

@@ -104,8 +104,7 @@ class PaymentMethod:
             return self
         if status not in METHOD_TRANSITIONS[self.status]:
             raise Conflict(
-                f"payment method {self.id} is {self.status.value}: it cannot become "
-                f"{status.value}",
+                f"payment method {self.id} is {self.status.value}: it cannot become {status.value}",
                 payment_method_id=self.id,
                 status=self.status.value,
             )

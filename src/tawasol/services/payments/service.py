@@ -147,6 +147,12 @@ class PaymentService:
         give the same method. Raises NotFound, InvalidInput, PaymentDeclined, Unavailable."""
         payer = self._payers(subscriber_id)
         adapter = self.provider(provider)
+        known = [
+            m for m in self._store.methods(subscriber_id=subscriber_id) if m.provider == provider
+        ]
+        if known and known[-1].customer_reference and "customer" not in details:
+            # one customer at the provider per subscriber: a new card joins their earlier ones
+            details = {**details, "customer": known[-1].customer_reference}
         digest = hashlib.sha256(repr(sorted(details.items())).encode()).hexdigest()[:24]
         setup = adapter.set_up(
             payer=payer, details=details, idempotency_key=f"setup:{subscriber_id}:{digest}"
@@ -195,17 +201,30 @@ class PaymentService:
     def collect(self, *, subscriber_id: int, amount: Money, reference: str) -> PaymentStatus:
         """Billing's `Payments` port: charge `amount` for the billing charge `reference` to
         the subscriber's active method. A subscriber who never gave one pays by transfer
-        (pending, recorded by the operator). Held (outage) or refused, the charge goes to
-        dunning. Collecting a reference again charges nothing more."""
-        paid = [p for p in self._store.payments(reference=reference) if p.status.value == "paid"]
-        if paid:
+        (pending, recorded by the operator). Held (outage), refused or awaiting the
+        subscriber's authentication, the charge goes to dunning. Collecting a reference again
+        charges nothing more."""
+        payments = self._store.payments(reference=reference)
+        if any(p.status is PaymentStatus.PAID for p in payments):
             return PaymentStatus.PAID
-        existing = self._dunning.case(reference)
-        if existing is not None:
-            return PaymentStatus.PENDING
+        if payments or self._dunning.case(reference) is not None:
+            return PaymentStatus.PENDING  # collected already: dunning follows it
         if not self._store.methods(subscriber_id=subscriber_id):
             return PaymentStatus.PENDING  # manual: the operator records the transfer
         at = self._clock()
+        if self._held(subscriber_id):
+            case = self._open_case(reference, subscriber_id, amount, at=at)
+            self._dunning.save_case(case.held(at))
+            log.info(
+                "collection of %s held: the subscriber's destination is in an outage", reference
+            )
+            return PaymentStatus.PENDING
+        payment = self._charge(reference, subscriber_id, amount, at=at)
+        return payment.status if payment is not None else PaymentStatus.FAILED
+
+    def _open_case(
+        self, reference: str, subscriber_id: int, amount: Money, *, at: datetime
+    ) -> DunningCase:
         case, _ = self._dunning.open_case(
             DunningCase(
                 reference=reference,
@@ -215,47 +234,38 @@ class PaymentService:
                 opened_at=at,
             )
         )
-        if self._held(subscriber_id):
-            self._dunning.save_case(case.held(at))
-            log.info("collection of %s held: the subscriber's destination is in an outage", reference)
-            return PaymentStatus.PENDING
-        payment = self._charge_case(case, at=at)
-        return payment.status if payment is not None else PaymentStatus.PENDING
+        return case
 
-    def _charge_case(self, case: DunningCase, *, at: datetime) -> Payment | None:
-        """Charge an open case's amount to the subscriber's active method (a payment sent
-        but never answered is sent again with its own key); the outcome is applied."""
-        if case.status.closed:
+    def _charge(
+        self, reference: str, subscriber_id: int, amount: Money, *, at: datetime
+    ) -> Payment | None:
+        """Charge `amount` for `reference` to the subscriber's active method (a payment sent
+        but never answered is sent again with its own key) and apply the outcome; None when
+        the subscriber has no usable method (dunning is told)."""
+        method = self.active_method(subscriber_id)
+        previous = self._store.payments(reference=reference)
+        if method is None:
+            case = self._dunning.case(reference) or self._open_case(
+                reference, subscriber_id, amount, at=at
+            )
+            failure = Failed(FailureCode.METHOD_REVOKED, "no active payment method")
+            self._on_failure(case, None, failure, at=at)
             return None
-        method = self.active_method(case.subscriber_id)
-        previous = self._store.payments(reference=case.reference)
         unanswered = next(
-            (
-                p
-                for p in previous
-                if p.status is PaymentStatus.PENDING and not p.provider_reference
-            ),
+            (p for p in previous if p.status is PaymentStatus.PENDING and not p.provider_reference),
             None,
         )
-        if method is None:
-            self._on_failure(
-                case,
-                None,
-                Failed(FailureCode.METHOD_REVOKED, "no active payment method"),
-                at=at,
-            )
-            return None
         if unanswered is not None and unanswered.method_id == method.id:
             payment = unanswered
         else:
             payment, _ = self._store.start_payment(
                 Payment(
-                    idempotency_key=f"charge:{case.reference}:{len(previous) + 1}",
-                    subscriber_id=case.subscriber_id,
+                    idempotency_key=f"charge:{reference}:{len(previous) + 1}",
+                    subscriber_id=subscriber_id,
                     method_id=method.id,
                     provider=method.provider,
-                    amount=case.amount,
-                    reference=case.reference,
+                    amount=amount,
+                    reference=reference,
                     status=PaymentStatus.PENDING,
                     created_at=at,
                 )
@@ -267,30 +277,48 @@ class PaymentService:
             try:
                 outcome = self.provider(method.provider).charge(
                     method=method,
-                    amount=case.amount,
+                    amount=amount,
                     idempotency_key=payment.idempotency_key,
-                    description=case.reference,
+                    description=reference,
                 )
             except Unavailable as error:
-                log.warning("payment %s not sent: %s", payment.idempotency_key, error.message)
-                return payment  # pending, unanswered: sent again with the same key
-        return self._apply_outcome(payment, outcome, at=at)
+                # Nothing known: the dunning round sends it again with the same key.
+                log.warning("payment %s not answered: %s", payment.idempotency_key, error.message)
+                if self._dunning.case(reference) is None:
+                    self._open_case(reference, subscriber_id, amount, at=at)
+                return payment
+        return self._apply_outcome(payment, outcome, at=at, answer=True)
 
-    def _apply_outcome(self, payment: Payment, outcome: ChargeOutcome, *, at: datetime) -> Payment:
-        """Record what a payment came to and do what follows: the ledger and dunning on
-        success, a notice and dunning on refusal, the authentication link on action."""
+    def _charge_case(self, case: DunningCase, *, at: datetime) -> Payment | None:
+        if case.status.closed:
+            return None
+        return self._charge(case.reference, case.subscriber_id, case.amount, at=at)
+
+    def _apply_outcome(
+        self, payment: Payment, outcome: ChargeOutcome, *, at: datetime, answer: bool = False
+    ) -> Payment:
+        """Record what a payment came to and do what follows, once per change of status: the
+        ledger and dunning on success; a dunning case (opened if need be), a notice with the
+        link to update the payment method on refusal; the authentication link on action. The
+        same outcome told again (the answer, then its webhook, then the webhook's
+        redeliveries) only fills in references; `answer` True: the provider's answer to a
+        request just sent, which is an attempt whatever its status."""
         before = payment
         payment = payment.after(outcome)
         if payment != before:
             payment = self._store.save_payment(payment)
         case = self._dunning.case(payment.reference)
         if payment.status is PaymentStatus.PAID:
-            self._write_payment(payment, at=at)
+            self._write_payment(payment, at=at)  # idempotent: keyed by the provider's id
             if case is not None and not case.status.closed:
-                self._recover(case, payment, at=at)
-        elif payment == before:
+                self._recover(case, at=at)
+            return payment
+        if payment.status is before.status and not answer:
             return payment  # told already (a redelivered or late event)
-        elif isinstance(outcome, Failed) and case is not None:
+        if case is None and payment.status is not PaymentStatus.PENDING:
+            # refused, or waiting for the subscriber: dunning follows it from now
+            case = self._open_case(payment.reference, payment.subscriber_id, payment.amount, at=at)
+        if isinstance(outcome, Failed) and case is not None:
             self._on_failure(case, payment, outcome, at=at)
         elif isinstance(outcome, RequiresAction):
             if case is not None:
@@ -333,8 +361,8 @@ class PaymentService:
             next_try=next_try,
         )
 
-    def _recover(self, case: DunningCase, payment: Payment, *, at: datetime) -> None:
-        was_suspended = case.status.value == "suspended"
+    def _recover(self, case: DunningCase, *, at: datetime) -> None:
+        was_suspended = case.status is DunningStatus.SUSPENDED
         self._dunning.save_case(case.recovered(at=at))
         if was_suspended:
             self._resume(case, at=at)
@@ -404,26 +432,7 @@ class PaymentService:
             if self._awaiting_provider(case):
                 continue
             try:
-                held = self._held(case.subscriber_id)
-                action = case.action(schedule, at=at, held=held)
-                if action is DunningAction.HOLD:
-                    if case.held_since is None:
-                        self._dunning.save_case(case.held(at))
-                    summary.held += 1
-                    continue
-                if case.held_since is not None:
-                    case = self._dunning.save_case(case.released(at))
-                if action is DunningAction.SUSPEND:
-                    case = self._suspend(case, at=at)
-                    summary.suspended += 1
-                    action = case.action(schedule, at=at, held=False)
-                if action is DunningAction.CHARGE:
-                    payment = self._charge_case(case, at=at)
-                    summary.charged += 1
-                    if payment is not None and payment.status is PaymentStatus.PAID:
-                        summary.paid += 1
-                    elif payment is None or payment.status is PaymentStatus.FAILED:
-                        summary.failed += 1
+                self._dunning_step(case, schedule, at=at, summary=summary)
             except TawasolError as error:
                 summary.errors.append(f"{case.reference}: {error.message}")
         return summary
@@ -435,6 +444,30 @@ class PaymentService:
             payment.status is PaymentStatus.PENDING and payment.provider_reference
             for payment in self._store.payments(reference=case.reference)
         )
+
+    def _dunning_step(
+        self, case: DunningCase, schedule: DunningSchedule, *, at: datetime, summary: DunningSummary
+    ) -> None:
+        held = self._held(case.subscriber_id)
+        action = case.action(schedule, at=at, held=held)
+        if action is DunningAction.HOLD:
+            if case.held_since is None:
+                self._dunning.save_case(case.held(at))
+            summary.held += 1
+            return
+        if case.held_since is not None:
+            case = self._dunning.save_case(case.released(at))
+        if action is DunningAction.SUSPEND:
+            case = self._suspend(case, at=at)
+            summary.suspended += 1
+            action = case.action(schedule, at=at, held=False)
+        if action is DunningAction.CHARGE:
+            payment = self._charge_case(case, at=at)
+            summary.charged += 1
+            if payment is not None and payment.status is PaymentStatus.PAID:
+                summary.paid += 1
+            elif payment is None or payment.status is PaymentStatus.FAILED:
+                summary.failed += 1
 
     def case(self, reference: str) -> DunningCase:
         case = self._dunning.case(reference)
@@ -455,15 +488,13 @@ class PaymentService:
             if case.amount.currency != amount.currency or case.amount.amount > left:
                 continue
             left -= case.amount.amount
-            was_suspended = case.status.value == "suspended"
+            was_suspended = case.status is DunningStatus.SUSPENDED
             self._dunning.save_case(case.recovered(at=at))
             if was_suspended:
                 self._resume(case, at=at)
 
     # -- refunds ------------------------------------------------------------------------------
-    def refund(
-        self, *, payment_id: int, amount: Money, reference: str, reason: str = ""
-    ) -> Refund:
+    def refund(self, *, payment_id: int, amount: Money, reference: str, reason: str = "") -> Refund:
         """Give back `amount` of payment `payment_id` to the method that paid it, once per
         `reference` (the operator's). Raises NotFound, InvalidInput (more than left to refund,
         another currency, a payment not paid), Unavailable (nothing refunded: try again)."""
@@ -640,15 +671,7 @@ class PaymentService:
         the return), and the refusal is told and scheduled like any other."""
         case = self._dunning.case(payment.reference)
         if case is None:
-            case, _ = self._dunning.open_case(
-                DunningCase(
-                    reference=payment.reference,
-                    subscriber_id=payment.subscriber_id,
-                    subscription_id=None,
-                    amount=payment.amount,
-                    opened_at=at,
-                )
-            )
+            case = self._open_case(payment.reference, payment.subscriber_id, payment.amount, at=at)
         elif case.status.closed:
             case = self._dunning.save_case(
                 replace(

@@ -47,9 +47,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_payment_methods"),
-        sa.UniqueConstraint(
-            "provider", "method_reference", name="uq_payment_methods_provider"
-        ),
+        sa.UniqueConstraint("provider", "method_reference", name="uq_payment_methods_provider"),
     )
     op.create_index("ix_payment_methods_subscriber_id", "payment_methods", ["subscriber_id"])
     op.create_table(
