@@ -1,5 +1,6 @@
 """Migration 0013 spells SEPA's tables out by hand: the schema it builds must be the one the
-models describe, on SQLite and on PostgreSQL; and the store's keyed writes hold on both."""
+models describe, on SQLite and on PostgreSQL; and the keyed writes hold in every store
+(memory, SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from test_billing_schema import _describe, _migrate_to, _url
 
 from support.operator import a_new_subscriber
+from tawasol.adapters.memory.sepa import MemorySepaStore
 from tawasol.adapters.store import SqlStore, migrate, sepa_models
 from tawasol.adapters.store.engine import create_store_engine
 from tawasol.adapters.store.models import Base
@@ -29,6 +31,7 @@ from tawasol.domain.payments.sepa_collections import (
     SepaBatch,
 )
 from tawasol.domain.payments.sepa_returns import SepaReturn
+from tawasol.services.payments.sepa_ports import SepaStore
 
 SEPA_TABLES = tuple(
     model.__tablename__
@@ -74,10 +77,12 @@ def test_migration_0013_builds_the_sepa_tables_the_models_describe(
         modelled.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sepa_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[SqlSepaStore, int]]:
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sepa_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SepaStore, int]]:
+    """The same contract on the in-memory store and the SQL one (SQLite, PostgreSQL)."""
+    if request.param == "memory":
+        yield MemorySepaStore(), 1
+        return
     for url in _url(request.param, tmp_path):
         migrate(url)
         catalog = SqlStore.from_url(url)
@@ -88,7 +93,7 @@ def sepa_store(
             catalog.close()
 
 
-def test_given_keyed_writes_then_each_is_stored_once_on_both_databases(sepa_store):
+def test_given_keyed_writes_then_each_is_stored_once_in_every_store(sepa_store):
     store, subscriber_id = sepa_store
     account = BankAccount.parse(iban="DE89370400440532013000", holder="Amina Benali")
     mandate = store.add_mandate(Mandate("TWS-1-M1", subscriber_id, account, date(2026, 11, 2)))
