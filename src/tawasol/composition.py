@@ -552,6 +552,7 @@ def build_sepa(
     ledger before each batch. Raises InvalidInput when the creditor settings are wrong."""
     from tawasol.adapters.payments.sepa_xml import SepaXmlFiles
     from tawasol.adapters.store.sepa_sql import SqlSepaStore
+    from tawasol.services.payments.notices import OutboxPaymentNotices
     from tawasol.services.payments.sepa import SepaDirectDebit
 
     creditor = settings.sepa_creditor()
@@ -560,16 +561,20 @@ def build_sepa(
     return SepaDirectDebit(
         store=SqlSepaStore(catalog.engine),
         files=SepaXmlFiles(),
-        notices=SqlNoticeOutbox(catalog.engine),
+        notices=OutboxPaymentNotices(
+            outbox=SqlNoticeOutbox(catalog.engine),
+            # A debit is announced by email even before the operator configures a relay:
+            # the notice waits in the outbox (docs/payments.md).
+            channels=channels or (Channel.EMAIL,),
+            mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+        ),
         payers=lambda subscriber_id: payer_of(catalog.get_subscriber(subscriber_id)),
         creditor=creditor,
         clock=clock,
         prenotification_days=settings.payments_sepa_prenotification_days,
-        channels=channels or (Channel.EMAIL,),
         owed=lambda subscriber_id, currency: (
             billing.account(subscriber_id=subscriber_id, currency=currency).balance
         ),
-        mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
     )
 
 

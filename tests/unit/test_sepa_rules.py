@@ -220,7 +220,7 @@ def test_return_reason_codes_map_to_dunning_and_the_mandate(code, failure, close
 def test_a_prenotification_says_amount_date_mandate_and_creditor_in_the_language(
     locale, amount_text, date_text
 ):
-    language, subject, text = prenotification_text(
+    language, subject, text, html = prenotification_text(
         locale=locale,
         name="Amina",
         amount=Money(Decimal("9.99"), "EUR"),
@@ -232,4 +232,5 @@ def test_a_prenotification_says_amount_date_mandate_and_creditor_in_the_language
     assert language == locale[:2]
     assert amount_text in subject and date_text in subject
     for fact in ("TWS-1-M1", "DE98ZZZ09999999999", "FR14 **** 2606", "F-FR1-00000042"):
-        assert fact in text
+        assert fact in text and fact in html
+    assert ('dir="rtl"' in html) is (language == "ar")

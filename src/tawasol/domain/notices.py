@@ -34,6 +34,7 @@ __all__ = [
     "NoticeStatus",
     "Recipient",
     "RetryPolicy",
+    "html_document",
     "render",
     "sms_text",
     "status_from_parts",
@@ -266,13 +267,18 @@ def render(
     }
     subject = subject_template.format(**values)
     text = body_template.format(**values)
+    return language, subject, text, html_document(language, subject, text)
+
+
+def html_document(language: str, subject: str, text: str) -> str:
+    """The HTML version of a notice's plain text: one paragraph per blank-line-separated
+    block, line breaks kept, the whole marked right to left in Arabic (`dir="rtl"`)."""
     direction = "rtl" if language == "ar" else "ltr"
     paragraphs = "".join(
         f"<p>{html_text.escape(paragraph).replace(chr(10), '<br>')}</p>"
         for paragraph in text.split("\n\n")
     )
-    document = (
+    return (
         f'<!DOCTYPE html><html lang="{language}" dir="{direction}"><head><meta charset="utf-8">'
         f"<title>{html_text.escape(subject)}</title></head><body>{paragraphs}</body></html>"
     )
-    return language, subject, text, document

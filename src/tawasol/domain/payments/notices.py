@@ -8,11 +8,10 @@ again once paid. The texts name the amount with its currency and never a card nu
 
 from __future__ import annotations
 
-import html as html_text
 from datetime import datetime
 
 from tawasol.domain.money import Money
-from tawasol.domain.notices import NoticeOccasion
+from tawasol.domain.notices import NoticeOccasion, html_document
 from tawasol.domain.payments.outcomes import FailureCode
 
 _TEXTS: dict[NoticeOccasion, dict[str, tuple[str, str]]] = {
@@ -140,12 +139,4 @@ def render_payment_notice(
     }
     subject = subject_template.format(**values)
     text = body_template.format(**values)
-    direction = "rtl" if language == "ar" else "ltr"
-    paragraphs = "".join(
-        f"<p>{html_text.escape(paragraph)}</p>" for paragraph in text.split("\n\n")
-    )
-    document = (
-        f'<!DOCTYPE html><html lang="{language}" dir="{direction}"><head><meta charset="utf-8">'
-        f"<title>{html_text.escape(subject)}</title></head><body>{paragraphs}</body></html>"
-    )
-    return language, subject, text, document
+    return language, subject, text, html_document(language, subject, text)

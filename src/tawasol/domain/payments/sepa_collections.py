@@ -24,6 +24,7 @@ from babel.numbers import format_currency
 
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
+from tawasol.domain.notices import html_document
 from tawasol.domain.payments.sepa import (
     BankAccount,
     CreditorIdentifier,
@@ -241,10 +242,11 @@ def prenotification_text(
     what: str,
     mandate: Mandate,
     creditor: str,
-) -> tuple[str, str, str]:
-    """(language, subject, text) of a pre-notification in the subscriber's language (fr, ar,
-    en; other locales get English). The amount, the date, the account (masked), the mandate
-    reference and the creditor identifier are what the Rulebook asks the debtor be told.
+) -> tuple[str, str, str, str]:
+    """(language, subject, plain text, HTML) of a pre-notification in the subscriber's
+    language (fr, ar, en; other locales get English). The amount, the date, the account
+    (masked), the mandate reference and the creditor identifier are what the Rulebook asks
+    the debtor be told.
     Amounts and dates follow the language's conventions (CLDR, through Babel); in Arabic they
     are wrapped in Unicode isolates so a right-to-left reader keeps their digits in order."""
     language = _language(locale)
@@ -261,4 +263,6 @@ def prenotification_text(
         "mandate": isolate[0] + mandate.reference + isolate[1],
         "creditor": isolate[0] + creditor + isolate[1],
     }
-    return language, _SUBJECTS[language].format(**values), _BODIES[language].format(**values)
+    subject = _SUBJECTS[language].format(**values)
+    text = _BODIES[language].format(**values)
+    return language, subject, text, html_document(language, subject, text)

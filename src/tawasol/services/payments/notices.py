@@ -51,6 +51,25 @@ class OutboxPaymentNotices:
             failure=failure,
             next_try=next_try,
         )
+        return self.queue(
+            payer=payer,
+            occasion=occasion,
+            sequence=sequence,
+            written=(language, subject, text, html),
+        )
+
+    def queue(
+        self,
+        *,
+        payer: Payer,
+        occasion: NoticeOccasion,
+        sequence: int,
+        written: tuple[str, str, str, str],
+    ) -> int:
+        """Queue a notice already written (language, subject, plain text, HTML) on every
+        channel the payer has an address for, once per (occasion, sequence); returns how many
+        were new."""
+        language, subject, text, html = written
         notices = []
         for channel in self._channels:
             address = payer.email if channel is Channel.EMAIL else payer.phone

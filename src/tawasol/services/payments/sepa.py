@@ -28,7 +28,7 @@ their ids.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -36,7 +36,7 @@ from typing import Protocol
 
 from tawasol.domain.errors import Conflict, InvalidInput, TawasolError
 from tawasol.domain.money import Money
-from tawasol.domain.notices import Channel, Notice, NoticeOccasion
+from tawasol.domain.notices import NoticeOccasion
 from tawasol.domain.payments.events import EventKind, ProviderEvent
 from tawasol.domain.payments.methods import Payer
 from tawasol.domain.payments.outcomes import FailureCode
@@ -62,7 +62,7 @@ from tawasol.domain.payments.sepa_collections import (
 )
 from tawasol.domain.payments.sepa_collections import Collection as SepaCollection
 from tawasol.domain.payments.sepa_returns import SepaReturn
-from tawasol.services.notice_ports import NoticeOutbox
+from tawasol.services.payments.notices import OutboxPaymentNotices
 from tawasol.services.payments.sepa_ports import SepaFiles, SepaStore
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def _moment(day: date) -> datetime:
 class SepaDirectDebit:
     """The SEPA Direct Debit use cases (see the module docstring).
 
+    `notices` queues the pre-notifications (on the channels the operator configured);
     `payers(subscriber_id)` gives who to write to (NotFound for an unknown subscriber);
     `owed(subscriber_id, currency)` what their account owes now (None: amounts are not
     checked against the ledger); `events` receives what the bank did (None: nobody is told,
@@ -145,15 +146,13 @@ class SepaDirectDebit:
         *,
         store: SepaStore,
         files: SepaFiles,
-        notices: NoticeOutbox,
+        notices: OutboxPaymentNotices,
         payers: Callable[[int], Payer],
         creditor: Creditor | None,
         clock: Callable[[], datetime],
         prenotification_days: int = DEFAULT_PRENOTIFICATION_DAYS,
-        channels: Collection[Channel] = (Channel.EMAIL,),
         owed: Callable[[int, str], Money] | None = None,
         events: PaymentEventSink | None = None,
-        mail_domain: str = "tawasol.local",
     ) -> None:
         self._store = store
         self._files = files
@@ -162,10 +161,8 @@ class SepaDirectDebit:
         self._creditor = creditor
         self._clock = clock
         self._days = prenotification_days
-        self._channels = tuple(channels)
         self._owed = owed
         self._events = events
-        self._mail_domain = mail_domain
 
     @property
     def store(self) -> SepaStore:
@@ -334,39 +331,20 @@ class SepaDirectDebit:
     ) -> None:
         payer = self._payers(collection.subscriber_id)
         creditor = self._need_creditor()
-        language, subject, text = prenotification_text(
-            locale=payer.locale,
-            name=payer.name,
-            amount=prenotification.amount,
-            due_on=prenotification.due_on,
-            what=what,
-            mandate=mandate,
-            creditor=str(creditor.identifier),
+        self._notices.queue(
+            payer=payer,
+            occasion=NoticeOccasion.SEPA_PRENOTIFICATION,
+            sequence=prenotification.id,
+            written=prenotification_text(
+                locale=payer.locale,
+                name=payer.name,
+                amount=prenotification.amount,
+                due_on=prenotification.due_on,
+                what=what,
+                mandate=mandate,
+                creditor=str(creditor.identifier),
+            ),
         )
-        notices = []
-        for channel in self._channels:
-            address = payer.email if channel is Channel.EMAIL else payer.phone
-            if not address:
-                continue
-            notices.append(
-                Notice(
-                    incident_id=0,  # not about an incident
-                    occasion=NoticeOccasion.SEPA_PRENOTIFICATION,
-                    occasion_seq=prenotification.id,
-                    subscriber_id=collection.subscriber_id,
-                    channel=channel,
-                    address=address,
-                    locale=language,
-                    subject=subject,
-                    text=text if channel is Channel.EMAIL else f"{subject}. {mandate.reference}",
-                    html="",
-                    message_id=(
-                        f"<sepa-prenotification-{prenotification.id}.{channel.value}"
-                        f"@{self._mail_domain}>"
-                    ),
-                )
-            )
-        self._notices.enqueue(notices)
         self._store.mark_queued(prenotification.id, at=self._clock())
 
     def _cancel(self, collection: SepaCollection, code: FailureCode | None, why: str) -> None:
@@ -469,22 +447,18 @@ class SepaDirectDebit:
             debits.append((presentation, mandate))
         if not debits:
             return outcome
-        created_at = self._clock()
-        number = len(self._store.batches(kind=BatchKind.DIRECT_DEBIT)) + 1
-        message_id = f"TWS-DD-{created_at:%Y%m%d%H%M%S}-{number}"
+        created_at, message_id = self._next_file(BatchKind.DIRECT_DEBIT)
         xml = self._files.direct_debits(
             creditor=creditor, message_id=message_id, created_at=created_at, debits=debits
         )
-        total = sum((p.amount.amount for p, _ in debits), Decimal(0))
         batch = self._store.add_debit_batch(
-            SepaBatch(
-                kind=BatchKind.DIRECT_DEBIT,
-                message_id=message_id,
-                execution_date=collection_date,
-                created_at=created_at,
-                transactions=len(debits),
-                control_sum=Money(total, "EUR"),
-                xml=xml,
+            _file(
+                BatchKind.DIRECT_DEBIT,
+                message_id,
+                collection_date,
+                created_at,
+                [p.amount for p, _ in debits],
+                xml,
             ),
             [p for p, _ in debits],
         )
@@ -666,9 +640,7 @@ class SepaDirectDebit:
         pending = list(self._store.transfers(pending_only=True))
         if not pending:
             return None
-        created_at = self._clock()
-        number = len(self._store.batches(kind=BatchKind.CREDIT_TRANSFER)) + 1
-        message_id = f"TWS-CT-{created_at:%Y%m%d%H%M%S}-{number}"
+        created_at, message_id = self._next_file(BatchKind.CREDIT_TRANSFER)
         xml = self._files.credit_transfers(
             creditor=creditor,
             message_id=message_id,
@@ -676,16 +648,14 @@ class SepaDirectDebit:
             execution_date=execution_date,
             transfers=pending,
         )
-        total = sum((t.amount.amount for t in pending), Decimal(0))
         batch = self._store.add_transfer_batch(
-            SepaBatch(
-                kind=BatchKind.CREDIT_TRANSFER,
-                message_id=message_id,
-                execution_date=execution_date,
-                created_at=created_at,
-                transactions=len(pending),
-                control_sum=Money(total, "EUR"),
-                xml=xml,
+            _file(
+                BatchKind.CREDIT_TRANSFER,
+                message_id,
+                execution_date,
+                created_at,
+                [t.amount for t in pending],
+                xml,
             ),
             [t.id for t in pending],
         )
@@ -710,6 +680,14 @@ class SepaDirectDebit:
                 )
             )
 
+    def _next_file(self, kind: BatchKind) -> tuple[datetime, str]:
+        """The creation time and message id of the next file of `kind` (unique: the store
+        refuses a message id used before)."""
+        created_at = self._clock()
+        number = len(self._store.batches(kind=kind)) + 1
+        code = "DD" if kind is BatchKind.DIRECT_DEBIT else "CT"
+        return created_at, f"TWS-{code}-{created_at:%Y%m%d%H%M%S}-{number}"
+
     def _emit(self, event: ProviderEvent) -> None:
         if self._events is None:
             return
@@ -729,6 +707,26 @@ def _expired(mandate: Mandate, today: date) -> Mandate:
         state=MandateState.EXPIRED,
         state_changed_on=mandate.expires_on(),
         state_reason="no collection for 36 months",
+    )
+
+
+def _file(
+    kind: BatchKind,
+    message_id: str,
+    execution_date: date,
+    created_at: datetime,
+    amounts: Sequence[Money],
+    xml: str,
+) -> SepaBatch:
+    total = sum((amount.amount for amount in amounts), Decimal(0))
+    return SepaBatch(
+        kind=kind,
+        message_id=message_id,
+        execution_date=execution_date,
+        created_at=created_at,
+        transactions=len(amounts),
+        control_sum=Money(total, "EUR"),
+        xml=xml,
     )
 
 
