@@ -487,3 +487,48 @@ def test_no_debit_and_no_dunning_while_the_destination_is_in_a_customer_facing_o
     assert world.brain.payments.run_dunning().paid == 1
     assert world.total("payment") == PRICE
     assert len(world.stripe.api("GET", "/v1/payment_intents")["data"]) == 1
+
+
+def test_the_operator_at_the_shell_lists_methods_payments_dunning_events_and_refunds(
+    world: World,
+) -> None:
+    from test_billing_cli import ENV, tawasol
+
+    env = {
+        **ENV,
+        "TAWASOL_STRIPE_SECRET_KEY": SECRET_KEY,
+        "TAWASOL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "TAWASOL_STRIPE_API_BASE": world.stripe.api_base,
+        "TAWASOL_PAYMENTS_RETURN_URL": RETURN_URL,
+        "COLUMNS": "200",
+    }
+    world.save_card(CARD_PLAIN)
+    world.bill(NOW)
+    world.deliver(world.inbox.wait_for("payment_intent.succeeded")[0])
+    [payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+
+    def shell(*arguments: str) -> str:
+        done = tawasol(world.data_dir, "payments", *arguments, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "Visa •••• 4242 12/2030" in shell("methods", "1") and "active" in shell("methods", "1")
+    assert "9.99 EUR" in shell("list", "1") and "paid" in shell("list", "1")
+    assert "payment_intent.succeeded" in shell("events")
+    too_much = tawasol(
+        world.data_dir,
+        "payments",
+        "refund",
+        str(payment["id"]),
+        "10.00",
+        "EUR",
+        "--reference",
+        "r1",
+        env=env,
+    )
+    assert too_much.returncode != 0
+    assert "more than payment" in too_much.stderr and "9.99 EUR" in too_much.stderr
+    out = shell("refund", str(payment["id"]), "2.50", "EUR", "--reference", "r2")
+    assert "refund" in out and "2.50 EUR" in out and "succeeded" in out
+    assert world.total("refund") == Decimal("2.50")
+    assert "charge" in shell("dunning", "--all")  # the table's header: nothing owed
