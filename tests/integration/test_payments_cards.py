@@ -420,3 +420,115 @@ def test_must_show_5_a_refund_goes_back_to_the_card_and_never_beyond_what_was_pa
         Decimal("5.00"),
     ]
     assert world.total("payment") == PRICE
+
+
+# -- dunning through the whole brain: suspension, the decision, outages --------------------------
+def test_after_the_grace_period_calls_are_refused_payment_overdue_until_a_new_card_pays(
+    world: World,
+) -> None:
+    from edge_support import decide, edge_headers
+
+    setup = world.save_card(CARD_PLAIN)
+    world.stripe.run_out_of_funds(setup["method"]["method_reference"])
+    world.bill(NOW)
+    for day in (1, 3, 5):
+        world.clock.now = NOW + timedelta(days=day, minutes=1)
+        assert world.brain.payments.run_dunning().failed == 1
+    world.client.headers.update(edge_headers(world.brain))
+    assert decide(world.client, user="amina", dialled="00212661234567", call_id="c1")["allow"]
+
+    world.clock.now = NOW + timedelta(days=7, minutes=1)
+    summary = world.brain.payments.run_dunning()
+    assert (summary.suspended, summary.failed) == (1, 1)
+    refused = decide(world.client, user="amina", dialled="00212661234567", call_id="c2")
+    assert (refused["allow"], refused["reason"]) == (False, "payment_overdue")
+    assert (refused["sip_code"], refused["sip_reason"]) == (403, "Payment Overdue")
+    assert ("payment_suspended", "sms") in world.told()
+    assert world.admin("GET", "/payments/dunning")[0]["status"] == "suspended"
+
+    world.save_card(CARD_PLAIN)
+    assert decide(world.client, user="amina", dialled="00212661234567", call_id="c3")["allow"]
+    assert ("payment_resumed", "sms") in world.told()
+    assert world.total("payment") == PRICE
+    assert world.admin("GET", "/payments/dunning") == []
+
+
+def test_no_debit_and_no_dunning_while_the_destination_is_in_a_customer_facing_outage(
+    world: World,
+) -> None:
+    world.save_card(CARD_PLAIN)
+    opened = world.admin(
+        "POST",
+        "/incidents",
+        {
+            "author": "noc",
+            "kind": "destination",
+            "title": "Calls to Morocco fail",
+            "message": {"fr": "Appels vers le Maroc perturbés"},
+            "scope": {"country": "MA"},
+            "impact": "major",
+        },
+        status=201,
+    )
+    world.bill(NOW)
+    world.clock.now = NOW + timedelta(days=10)
+    assert world.brain.payments.run_dunning().held == 1
+    assert world.stripe.api("GET", "/v1/payment_intents")["data"] == []
+    assert world.told() == []
+    [case] = world.admin("GET", "/payments/dunning")
+    assert case["held_since"] is not None and case["attempts"] == 0
+
+    world.admin(
+        "POST",
+        f"/incidents/{opened['id']}/resolve",
+        {"author": "noc", "message": {"fr": "Rétabli"}},
+    )
+    world.clock.now = NOW + timedelta(days=10, hours=1)
+    assert world.brain.payments.run_dunning().paid == 1
+    assert world.total("payment") == PRICE
+    assert len(world.stripe.api("GET", "/v1/payment_intents")["data"]) == 1
+
+
+def test_the_operator_at_the_shell_lists_methods_payments_dunning_events_and_refunds(
+    world: World,
+) -> None:
+    from test_billing_cli import ENV, tawasol
+
+    env = {
+        **ENV,
+        "TAWASOL_STRIPE_SECRET_KEY": SECRET_KEY,
+        "TAWASOL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "TAWASOL_STRIPE_API_BASE": world.stripe.api_base,
+        "TAWASOL_PAYMENTS_RETURN_URL": RETURN_URL,
+        "COLUMNS": "200",
+    }
+    world.save_card(CARD_PLAIN)
+    world.bill(NOW)
+    world.deliver(world.inbox.wait_for("payment_intent.succeeded")[0])
+    [payment] = world.admin("GET", f"/payments/subscribers/{AMINA}/payments")
+
+    def shell(*arguments: str) -> str:
+        done = tawasol(world.data_dir, "payments", *arguments, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "Visa •••• 4242 12/2030" in shell("methods", "1") and "active" in shell("methods", "1")
+    assert "9.99 EUR" in shell("list", "1") and "paid" in shell("list", "1")
+    assert "payment_intent.succeeded" in shell("events")
+    too_much = tawasol(
+        world.data_dir,
+        "payments",
+        "refund",
+        str(payment["id"]),
+        "10.00",
+        "EUR",
+        "--reference",
+        "r1",
+        env=env,
+    )
+    assert too_much.returncode != 0
+    assert "more than payment" in too_much.stderr and "9.99 EUR" in too_much.stderr
+    out = shell("refund", str(payment["id"]), "2.50", "EUR", "--reference", "r2")
+    assert "refund" in out and "2.50 EUR" in out and "succeeded" in out
+    assert world.total("refund") == Decimal("2.50")
+    assert "charge" in shell("dunning", "--all")  # the table's header: nothing owed

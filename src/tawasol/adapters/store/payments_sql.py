@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from tawasol.adapters.store.mapping import checked_amount, from_row, money_columns, values_of
 from tawasol.adapters.store.payment_models import (
     DunningCaseRow,
     PaymentEventRow,
@@ -159,16 +160,7 @@ class SqlPaymentStore:
                 raise NotFound("no such payment", payment_id=refund.payment_id)
         try:
             with self._transactions.writing() as session:
-                row = PaymentRefundRow(
-                    idempotency_key=refund.idempotency_key,
-                    payment_id=refund.payment_id,
-                    amount=refund.amount.amount,
-                    currency=refund.amount.currency,
-                    status=refund.status.value,
-                    reason=refund.reason,
-                    provider_reference=refund.provider_reference,
-                    created_at=refund.created_at,
-                )
+                row = PaymentRefundRow(**_refund_columns(refund))
                 session.add(row)
                 session.flush()
                 return _refund(row), True
@@ -311,107 +303,77 @@ class SqlPaymentStore:
             return [_case(row) for row in session.scalars(query)]
 
 
-# -- mapping --------------------------------------------------------------------------------
+# -- mapping: rows whose columns bear the domain fields' names (mapping.values_of/from_row) -----
 def _method_columns(method: PaymentMethod) -> dict[str, Any]:
-    return {
-        "subscriber_id": method.subscriber_id,
-        "kind": method.kind.value,
-        "provider": method.provider,
-        "customer_reference": method.customer_reference,
-        "method_reference": method.method_reference,
-        "status": method.status.value,
-        "label": method.label,
-        "expires": method.expires,
-        "details": dict(method.details),
-        "created_at": method.created_at,
-    }
+    return values_of(
+        method,
+        leave_out=("id",),
+        kind=method.kind.value,
+        status=method.status.value,
+        details=dict(method.details),
+    )
 
 
 def _method(row: PaymentMethodRow) -> PaymentMethod:
-    return PaymentMethod(
-        subscriber_id=row.subscriber_id,
+    return from_row(
+        PaymentMethod,
+        row,
         kind=PaymentMethodKind(row.kind),
-        provider=row.provider,
-        customer_reference=row.customer_reference,
-        method_reference=row.method_reference,
         status=PaymentMethodStatus(row.status),
-        label=row.label,
-        expires=row.expires,
         details=dict(row.details),
-        created_at=row.created_at,
-        id=row.id,
     )
 
 
 def _payment_columns(payment: Payment) -> dict[str, Any]:
-    return {
-        "idempotency_key": payment.idempotency_key,
-        "subscriber_id": payment.subscriber_id,
-        "method_id": payment.method_id,
-        "provider": payment.provider,
-        "amount": payment.amount.amount,
-        "currency": payment.amount.currency,
-        "reference": payment.reference,
-        "status": payment.status.value,
-        "provider_reference": payment.provider_reference,
-        "action_url": payment.action_url,
-        "failure_code": payment.failure_code.value if payment.failure_code else None,
-        "failure_message": payment.failure_message,
-        "created_at": payment.created_at,
-    }
+    return values_of(
+        payment,
+        leave_out=("id",),
+        amount=checked_amount(payment.amount),
+        currency=payment.amount.currency,
+        status=payment.status.value,
+        failure_code=payment.failure_code.value if payment.failure_code else None,
+    )
 
 
 def _payment(row: PaymentRow) -> Payment:
-    return Payment(
-        idempotency_key=row.idempotency_key,
-        subscriber_id=row.subscriber_id,
-        method_id=row.method_id,
-        provider=row.provider,
+    return from_row(
+        Payment,
+        row,
         amount=Money(row.amount, row.currency),
-        reference=row.reference,
         status=PaymentStatus(row.status),
-        created_at=row.created_at,
-        provider_reference=row.provider_reference,
-        action_url=row.action_url,
         failure_code=FailureCode(row.failure_code) if row.failure_code else None,
-        failure_message=row.failure_message,
-        id=row.id,
+    )
+
+
+def _refund_columns(refund: Refund) -> dict[str, Any]:
+    return values_of(
+        refund,
+        leave_out=("id",),
+        amount=checked_amount(refund.amount),
+        currency=refund.amount.currency,
+        status=refund.status.value,
     )
 
 
 def _refund(row: PaymentRefundRow) -> Refund:
-    return Refund(
-        idempotency_key=row.idempotency_key,
-        payment_id=row.payment_id,
-        amount=Money(row.amount, row.currency),
-        status=RefundStatus(row.status),
-        created_at=row.created_at,
-        reason=row.reason,
-        provider_reference=row.provider_reference,
-        id=row.id,
+    return from_row(
+        Refund, row, amount=Money(row.amount, row.currency), status=RefundStatus(row.status)
     )
 
 
 def _event_columns(event: ProviderEvent) -> dict[str, Any]:
-    return {
-        "provider": event.provider,
-        "event_id": event.event_id,
-        "type": event.type[:100],
-        "kind": event.kind.value,
-        "occurred_at": event.occurred_at,
-        "deliveries": 1,
-        "applied_at": None,
-        "outcome": "",
-        "payment_reference": event.payment_reference,
-        "idempotency_key": event.idempotency_key,
-        "method_reference": event.method_reference,
-        "refund_reference": event.refund_reference,
-        "amount": event.amount.amount if event.amount else None,
-        "currency": event.amount.currency if event.amount else None,
-        "failure_code": event.failure_code.value if event.failure_code else None,
-        "failure_message": event.failure_message,
-        "payload": event.payload,
-    }
+    amount, currency = money_columns(event.amount)
+    return values_of(
+        event,
+        type=event.type[:100],
+        kind=event.kind.value,
+        amount=amount,
+        currency=currency,
+        failure_code=event.failure_code.value if event.failure_code else None,
+        deliveries=1,
+        applied_at=None,
+        outcome="",
+    )
 
 
 def _stored_event(row: PaymentEventRow) -> StoredEvent:
@@ -420,64 +382,34 @@ def _stored_event(row: PaymentEventRow) -> StoredEvent:
         if row.amount is not None and row.currency
         else None
     )
-    event = ProviderEvent(
-        provider=row.provider,
-        event_id=row.event_id,
-        type=row.type,
+    event = from_row(
+        ProviderEvent,
+        row,
         kind=EventKind(row.kind),
-        occurred_at=row.occurred_at,
-        payload=row.payload,
-        payment_reference=row.payment_reference,
-        idempotency_key=row.idempotency_key,
-        method_reference=row.method_reference,
-        refund_reference=row.refund_reference,
         amount=amount,
         failure_code=FailureCode(row.failure_code) if row.failure_code else None,
-        failure_message=row.failure_message,
     )
-    return StoredEvent(
-        event,
-        row.received_at,
-        deliveries=row.deliveries,
-        applied_at=row.applied_at,
-        outcome=row.outcome,
-        id=row.id,
-    )
+    return from_row(StoredEvent, row, event=event)
 
 
 def _case_columns(case: DunningCase) -> dict[str, Any]:
-    return {
-        "reference": case.reference,
-        "subscriber_id": case.subscriber_id,
-        "subscription_id": case.subscription_id,
-        "amount": case.amount.amount,
-        "currency": case.amount.currency,
-        "opened_at": case.opened_at,
-        "status": case.status.value,
-        "attempts": case.attempts,
-        "last_failure": case.last_failure.value if case.last_failure else None,
-        "last_attempt_at": case.last_attempt_at,
-        "held_since": case.held_since,
-        "held_for_ms": case.held_for // timedelta(milliseconds=1),
-        "suspended_at": case.suspended_at,
-        "closed_at": case.closed_at,
-    }
+    return values_of(
+        case,
+        leave_out=("id", "held_for"),
+        amount=checked_amount(case.amount),
+        currency=case.amount.currency,
+        status=case.status.value,
+        last_failure=case.last_failure.value if case.last_failure else None,
+        held_for_ms=case.held_for // timedelta(milliseconds=1),
+    )
 
 
 def _case(row: DunningCaseRow) -> DunningCase:
-    return DunningCase(
-        reference=row.reference,
-        subscriber_id=row.subscriber_id,
-        subscription_id=row.subscription_id,
+    return from_row(
+        DunningCase,
+        row,
         amount=Money(row.amount, row.currency),
-        opened_at=row.opened_at,
         status=DunningStatus(row.status),
-        attempts=row.attempts,
         last_failure=FailureCode(row.last_failure) if row.last_failure else None,
-        last_attempt_at=row.last_attempt_at,
-        held_since=row.held_since,
         held_for=timedelta(milliseconds=row.held_for_ms),
-        suspended_at=row.suspended_at,
-        closed_at=row.closed_at,
-        id=row.id,
     )
