@@ -1,5 +1,5 @@
 """`SepaStore` in memory: the unit tests' fake, held to the SQL store's contract
-(tests/integration/test_sepa_store.py runs the same tests on both). Each method holds one lock,
+(tests/contract/test_sepa_store.py runs the same tests on both). Each method holds one lock,
 so a write that changes several things is whole, as a transaction is in SQL."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Create Date: 2026-11-30
 
 New tables only; nothing existing changes. Spelled out rather than built from the models
 (`tawasol.adapters.store.sepa_models`), so a later change to them cannot rewrite this revision
-(tests/integration/test_sepa_store.py compares the migrated schema with the models).
+(tests/integration/test_sepa_schema.py compares the migrated schema with the models).
 """
 
 from __future__ import annotations

@@ -1,24 +1,21 @@
-"""Migration 0013 spells SEPA's tables out by hand: the schema it builds must be the one the
-models describe, on SQLite and on PostgreSQL; and the keyed writes hold in every store
-(memory, SQLite, PostgreSQL)."""
+"""The `SepaStore` port's contract on memory, SQLite and PostgreSQL alike: every write is keyed
+(mandate reference, collection reference, message id, end-to-end id), a batch or a return is
+whole or nothing, a return is applied once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from test_billing_schema import _describe, _migrate_to, _url
 
 from support.operator import a_new_subscriber
+from support.stores import migrated_store, postgres_schema
 from tawasol.adapters.memory.sepa import MemorySepaStore
-from tawasol.adapters.store import SqlStore, migrate, sepa_models
-from tawasol.adapters.store.engine import create_store_engine
-from tawasol.adapters.store.models import Base
+from tawasol.adapters.store import sqlite_url_for
 from tawasol.adapters.store.sepa_sql import SqlSepaStore
 from tawasol.domain.errors import Conflict, NotFound
 from tawasol.domain.money import Money
@@ -33,49 +30,6 @@ from tawasol.domain.payments.sepa_collections import (
 from tawasol.domain.payments.sepa_returns import SepaReturn
 from tawasol.services.payments.sepa_ports import SepaStore
 
-SEPA_TABLES = tuple(
-    model.__tablename__
-    for model in (
-        sepa_models.SepaMandateRow,
-        sepa_models.SepaCollectionRow,
-        sepa_models.SepaPrenotificationRow,
-        sepa_models.SepaBatchRow,
-        sepa_models.SepaPresentationRow,
-        sepa_models.SepaTransferRow,
-    )
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    migrated_dir, modelled_dir = tmp_path / "migrated", tmp_path / "modelled"
-    migrated_dir.mkdir()
-    modelled_dir.mkdir()
-    for migrated in _url(request.param, migrated_dir):
-        for modelled in _url(request.param, modelled_dir):
-            yield migrated, modelled
-
-
-def test_migration_0013_builds_the_sepa_tables_the_models_describe(
-    two_databases: tuple[str, str],
-) -> None:
-    migrated_url, modelled_url = two_databases
-    migrate(migrated_url)
-    _migrate_to(modelled_url, "0012")
-    migrated, modelled = create_store_engine(migrated_url), create_store_engine(modelled_url)
-    try:
-        Base.metadata.create_all(
-            modelled, tables=[Base.metadata.tables[name] for name in SEPA_TABLES]
-        )
-        for table in SEPA_TABLES:
-            assert _describe(migrated, table) == _describe(modelled, table), table
-        with migrated.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-        assert [d for d in differences if any(t in repr(d) for t in SEPA_TABLES)] == []
-    finally:
-        migrated.dispose()
-        modelled.dispose()
-
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def sepa_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SepaStore, int]]:
@@ -83,14 +37,17 @@ def sepa_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
     if request.param == "memory":
         yield MemorySepaStore(), 1
         return
-    for url in _url(request.param, tmp_path):
-        migrate(url)
-        catalog = SqlStore.from_url(url)
-        try:
-            subscriber = catalog.add_subscriber(a_new_subscriber("amina"))
-            yield SqlSepaStore(catalog.engine), subscriber.id
-        finally:
-            catalog.close()
+    with (
+        postgres_schema() if request.param == "postgres" else _sqlite(tmp_path) as url,
+        migrated_store(url) as catalog,
+    ):
+        subscriber = catalog.add_subscriber(a_new_subscriber("amina"))
+        yield SqlSepaStore(catalog.engine), subscriber.id
+
+
+@contextmanager
+def _sqlite(directory: Path) -> Iterator[str]:
+    yield sqlite_url_for(directory)
 
 
 def test_given_keyed_writes_then_each_is_stored_once_in_every_store(sepa_store):
