@@ -423,7 +423,7 @@ def test_must_show_5_a_refund_goes_back_to_the_card_and_never_beyond_what_was_pa
 
 
 # -- dunning through the whole brain: suspension, the decision, outages --------------------------
-def test_after_the_grace_period_calls_are_refused_payment_overdue_until_a_new_card_pays(
+def test_after_the_grace_period_calls_are_refused_subscription_suspended_until_a_new_card_pays(
     world: World,
 ) -> None:
     from edge_support import decide, edge_headers
@@ -441,8 +441,8 @@ def test_after_the_grace_period_calls_are_refused_payment_overdue_until_a_new_ca
     summary = world.brain.payments.run_dunning()
     assert (summary.suspended, summary.failed) == (1, 1)
     refused = decide(world.client, user="amina", dialled="00212661234567", call_id="c2")
-    assert (refused["allow"], refused["reason"]) == (False, "payment_overdue")
-    assert (refused["sip_code"], refused["sip_reason"]) == (403, "Payment Overdue")
+    assert (refused["allow"], refused["reason"]) == (False, "subscription_suspended")
+    assert (refused["sip_code"], refused["sip_reason"]) == (403, "Subscription Suspended")
     assert ("payment_suspended", "sms") in world.told()
     assert world.admin("GET", "/payments/dunning")[0]["status"] == "suspended"
 

@@ -216,7 +216,7 @@ def test_given_a_renewed_subscription_when_call_placed_then_the_current_period_i
     assert decision.subscription_id == 11
 
 
-def test_given_a_subscription_suspended_for_an_unpaid_renewal_when_call_placed_then_payment_overdue(
+def test_given_a_subscription_suspended_for_an_unpaid_renewal_when_call_placed_then_suspended(
     state,
 ) -> None:
     # Dunning suspends the subscription once the grace period is over (docs/payments.md).
@@ -227,8 +227,8 @@ def test_given_a_subscription_suspended_for_an_unpaid_renewal_when_call_placed_t
 
     decision = call(replace(state, subscriptions=subscriptions), "amina", MOROCCAN_MOBILE)
 
-    assert_denied(decision, Reason.PAYMENT_OVERDUE, 403)
-    assert decision.sip_reason == "Payment Overdue"
+    assert_denied(decision, Reason.SUBSCRIPTION_SUSPENDED, 403)
+    assert decision.sip_reason == "Subscription Suspended"
     assert "subscription 10 to maroc-illimite is suspended" in story(decision)
 
 

@@ -10,7 +10,7 @@ a customer-facing outage. It follows the operator's schedule (`DunningSchedule`,
   card no);
 - after each failure the subscriber is told, with a link to update their payment method;
 - once `grace_days` have passed unpaid, calls are suspended (the subscription becomes
-  `suspended`, the decision refuses calls with `payment_overdue`) and an SMS says so;
+  `suspended`, the decision refuses calls with `subscription_suspended`) and an SMS says so;
 - as soon as a payment succeeds (a retry, a new method, a bank transfer recorded), the case is
   `recovered` and a suspended subscription is active again.
 
