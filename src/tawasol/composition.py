@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,6 +25,8 @@ from tawasol.domain.carrier_health import CapacityPolicy, ProbeThresholds
 from tawasol.domain.decision import CallRequest, Decision
 from tawasol.domain.incidents import Incident
 from tawasol.domain.notices import Channel, DeliveryReceipt
+from tawasol.domain.payments.methods import Payer
+from tawasol.domain.subscribers import Subscriber
 from tawasol.services.alerts import AlertService
 from tawasol.services.authorize_call import CallAuthorizer
 from tawasol.services.carrier_monitor import CarrierMonitor
@@ -47,11 +49,14 @@ from tawasol.services.sales_guard import SalesGuard
 from tawasol.services.verify_credentials import CredentialVerifier, DecisionGrants
 
 if TYPE_CHECKING:
+    from tawasol.adapters.payments.paypal import PayPalProvider
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.services.billing.lifecycle import SubscriptionLifecycle
     from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.reports import BillingReports
     from tawasol.services.billing.run import BillingRun
+    from tawasol.services.payments.sepa import SepaDirectDebit
+    from tawasol.services.payments.service import PaymentService
     from tawasol.services.ports import OutageHistory
 
 
@@ -82,8 +87,14 @@ class Brain:
         InvalidInput/InvalidConfiguration (422 through the API's error table) while the
         issuing entity or the VAT table is not set up."""
         if self._billing is None:
-            self._billing = build_billing(self.settings, store=self.store)
+            self._billing = build_billing(self.settings, store=self.store, clock=self.clock)
         return self._billing
+
+    @property
+    def payments(self) -> PaymentService:
+        """Payments (methods, collections, refunds, provider events, dunning) on billing's
+        ledger: raises like `billing` while billing is not set up."""
+        return self.billing.payment_service
 
     @property
     def calls(self) -> CallStore:
@@ -350,11 +361,16 @@ def build_notices(
 
 
 def build_billing_run(
-    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    outages: OutageHistory | None = None,
+    store: SqlStore | None = None,
+    clock: Callable[[], datetime] = system_clock,
 ) -> tuple[BillingRun, SqlBillingStore]:
-    """The billing run on the settings' database (on `store`'s engine when given). `outages`
-    defaults to the incidents store's customer-facing outage periods (`SqlIncidentStore`, the
-    `OutageHistory` contract)."""
+    """The billing run on the settings' database (on `store`'s engine when given), handing
+    every charge to the payments service (`build_payments`). `outages` defaults to the
+    incidents store's customer-facing outage periods (`SqlIncidentStore`, the `OutageHistory`
+    contract)."""
     from tawasol.adapters.store.billing_sql import SqlBillingStore
     from tawasol.domain.billing.documents import IssuingEntity
     from tawasol.domain.billing.outage_credits import CreditPolicy
@@ -382,19 +398,103 @@ def build_billing_run(
         plans=lambda: {plan.code: plan for plan in catalog.list_plans()},
         outages=outages or SqlIncidentStore(catalog.engine),
         settings=BillingSettings(entity, VatTable.parse(settings.billing_vat_rates), policy),
+        payments=build_payments(settings, catalog=catalog, billing=billing_store, clock=clock),
     )
     return run, billing_store
 
 
+def build_payments(
+    settings: Settings,
+    *,
+    catalog: SqlStore,
+    billing: SqlBillingStore,
+    clock: Callable[[], datetime] = system_clock,
+) -> PaymentService:
+    """Payments on the catalog's database: the manual method always, cards through Stripe
+    once `TAWASOL_STRIPE_SECRET_KEY` is set; notices through the notices outbox on the
+    channels configured; no debit or dunning while a subscriber's plan sells a destination in
+    a customer-facing outage (the sales guard's question)."""
+    from tawasol.adapters.payments.sepa import SepaProvider
+    from tawasol.adapters.store.payments_sql import SqlPaymentStore
+    from tawasol.services.payments.manual import ManualProvider
+    from tawasol.services.payments.notices import OutboxPaymentNotices
+    from tawasol.services.payments.ports import PaymentProvider
+    from tawasol.services.payments.service import PaymentService, PaymentSettings
+
+    providers: dict[str, PaymentProvider] = {"manual": ManualProvider()}
+    if settings.stripe_secret_key.get_secret_value():
+        from tawasol.adapters.payments.stripe_cards import StripeCards
+
+        providers["stripe"] = StripeCards(
+            secret_key=settings.stripe_secret_key.get_secret_value(),
+            webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+            return_url=settings.payments_return_url,
+            api_base=settings.stripe_api_base,
+            timeout_s=settings.stripe_timeout_s,
+            clock=clock,
+        )
+    guard = SalesGuard(incidents=SqlIncidentStore(catalog.engine), plans=catalog.list_plans)
+
+    def payer(subscriber_id: int) -> Payer:
+        return payer_of(catalog.get_subscriber(subscriber_id))
+
+    def held(subscriber_id: int) -> bool:
+        plans = {plan.code: plan for plan in catalog.list_plans()}
+        return any(
+            guard.blocking(plans[subscription.plan_code])
+            for subscription in catalog.list_subscriptions(subscriber_id=subscriber_id)
+            if subscription.status.current and subscription.plan_code in plans
+        )
+
+    channels = [
+        channel
+        for channel, configured in (
+            (Channel.EMAIL, settings.notice_smtp_host),
+            (Channel.SMS, settings.notice_smpp_host),
+        )
+        if configured
+    ]
+    sepa = build_sepa(settings, catalog=catalog, billing=billing, clock=clock, channels=channels)
+    if sepa is not None:
+        providers["sepa"] = SepaProvider(sepa)
+    paypal = build_paypal(settings)
+    if paypal is not None:
+        providers["paypal"] = paypal
+    payment_store = SqlPaymentStore(catalog.engine)
+    service = PaymentService(
+        providers=providers,
+        store=payment_store,
+        events=payment_store,
+        dunning=payment_store,
+        billing=billing,
+        payers=payer,
+        held=held,
+        notices=OutboxPaymentNotices(
+            outbox=SqlNoticeOutbox(catalog.engine),
+            channels=channels,
+            mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+        ),
+        clock=clock,
+        settings=PaymentSettings(
+            schedule=settings.dunning_schedule(), update_url=settings.payments_update_url
+        ),
+    )
+    if sepa is not None:
+        sepa.report_to(service)
+    return service
+
+
 @dataclass
 class Billing:
-    """Billing's services on one database: the run, the lifecycle commands, manual payments
-    and the store (ledger, documents) they share. `close()` releases the database."""
+    """Billing's services on one database: the run, the lifecycle commands, manual payments,
+    the payments service (cards, dunning, provider events) and the store (ledger, documents)
+    they share. `close()` releases the database."""
 
     run: BillingRun
     store: SqlBillingStore
     lifecycle: SubscriptionLifecycle
     payments: ManualPayments
+    payment_service: PaymentService
     reports: BillingReports
     owns_engine: bool = True  # False: the brain's store's engine, closed with the brain
 
@@ -404,7 +504,11 @@ class Billing:
 
 
 def build_billing(
-    settings: Settings, *, outages: OutageHistory | None = None, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    outages: OutageHistory | None = None,
+    store: SqlStore | None = None,
+    clock: Callable[[], datetime] = system_clock,
 ) -> Billing:
     """Billing's services from the settings (`build_billing_run` plus the lifecycle commands
     and manual payments). Raises InvalidInput/InvalidConfiguration when the issuing entity or
@@ -415,7 +519,8 @@ def build_billing(
     from tawasol.services.billing.payments import ManualPayments
     from tawasol.services.billing.reports import BillingReports
 
-    run, billing_store = build_billing_run(settings, outages=outages, store=store)
+    catalog = store or SqlStore.from_url(settings.resolved_database_url)
+    run, billing_store = build_billing_run(settings, outages=outages, store=catalog, clock=clock)
     policy = RefundPolicy(
         refund_customer_cancellation=settings.billing_refund_customer_cancellation
     )
@@ -424,8 +529,80 @@ def build_billing(
         store=billing_store,
         lifecycle=SubscriptionLifecycle(store=billing_store, run=run, refund_policy=policy),
         payments=ManualPayments(store=billing_store),
+        payment_service=build_payments(
+            settings, catalog=catalog, billing=billing_store, clock=clock
+        ),
         reports=BillingReports(
             queries=SqlReportQueries(billing_store.engine), vat=run.settings.vat
         ),
         owns_engine=store is None,
+    )
+
+
+def payer_of(subscriber: Subscriber) -> Payer:
+    """Who pays, as the payment providers and their notices need them."""
+    return Payer(
+        subscriber_id=subscriber.id,
+        name=subscriber.name,
+        email=subscriber.email,
+        phone=subscriber.phone,
+        locale=subscriber.locale,
+        country=subscriber.country or "",
+    )
+
+
+def build_sepa(
+    settings: Settings,
+    *,
+    catalog: SqlStore,
+    billing: SqlBillingStore,
+    clock: Callable[[], datetime] = system_clock,
+    channels: Sequence[Channel] = (Channel.EMAIL,),
+) -> SepaDirectDebit | None:
+    """SEPA Direct Debit once its creditor is set (`payments_sepa_*`), None before. Its
+    pre-notifications go to the notices outbox on `channels`; amounts are checked against the
+    ledger before each batch. Raises InvalidInput when the creditor settings are wrong."""
+    from tawasol.adapters.payments.sepa_xml import SepaXmlFiles
+    from tawasol.adapters.store.sepa_sql import SqlSepaStore
+    from tawasol.services.payments.notices import OutboxPaymentNotices
+    from tawasol.services.payments.sepa import SepaDirectDebit
+
+    creditor = settings.sepa_creditor()
+    if creditor is None:
+        return None
+    return SepaDirectDebit(
+        store=SqlSepaStore(catalog.engine),
+        files=SepaXmlFiles(),
+        notices=OutboxPaymentNotices(
+            outbox=SqlNoticeOutbox(catalog.engine),
+            # A debit is announced by email even before the operator configures a relay:
+            # the notice waits in the outbox (docs/payments.md).
+            channels=channels or (Channel.EMAIL,),
+            mail_domain=settings.notice_smtp_sender.rpartition("@")[2] or settings.sip_realm,
+        ),
+        payers=lambda subscriber_id: payer_of(catalog.get_subscriber(subscriber_id)),
+        creditor=creditor,
+        clock=clock,
+        prenotification_days=settings.payments_sepa_prenotification_days,
+        owed=lambda subscriber_id, currency: (
+            billing.account(subscriber_id=subscriber_id, currency=currency).balance
+        ),
+    )
+
+
+def build_paypal(settings: Settings) -> PayPalProvider | None:
+    """The PayPal provider from the settings (`payments_paypal_*`), None when not set up."""
+    from tawasol.adapters.payments.paypal import PayPalProvider, PayPalSettings
+
+    if not settings.payments_paypal_client_id:
+        return None
+    return PayPalProvider(
+        PayPalSettings(
+            client_id=settings.payments_paypal_client_id,
+            client_secret=settings.payments_paypal_client_secret.get_secret_value(),
+            webhook_id=settings.payments_paypal_webhook_id,
+            return_url=settings.payments_paypal_return_url,
+            cancel_url=settings.payments_paypal_cancel_url,
+            base_url=settings.payments_paypal_base_url.rstrip("/"),
+        )
     )

@@ -24,6 +24,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tawasol.domain.errors import InvalidConfiguration, InvalidInput
 from tawasol.domain.incident_detection import DetectionSettings
 from tawasol.domain.notices import NoticePolicy, RetryPolicy
+from tawasol.domain.payments.dunning import DunningSchedule
+from tawasol.domain.payments.sepa import BankAccount, CreditorIdentifier, sepa_text
+from tawasol.domain.payments.sepa_collections import Creditor
 
 
 class Settings(BaseSettings):
@@ -99,6 +102,85 @@ class Settings(BaseSettings):
         default=3600,
         ge=0,
         description="tawasol up runs billing this often once the VAT rates are set; 0: never",
+    )
+
+    # -- payments (docs/payments.md) ---------------------------------------------------------
+    stripe_secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Stripe secret key (sk_live_... or sk_test_...); empty: no card payments",
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="signing secret of the Stripe webhook endpoint (whsec_...): every event's "
+        "Stripe-Signature is checked with it",
+    )
+    stripe_api_base: str = Field(
+        default="",
+        description="Stripe API base URL; empty: Stripe's own (tests point it at localstripe)",
+    )
+    stripe_timeout_s: float = Field(default=20.0, gt=0, le=120)
+    payments_return_url: str = Field(
+        default="",
+        description="where a subscriber lands after authenticating a payment (3-D Secure)",
+    )
+    payments_update_url: str = Field(
+        default="",
+        description="the portal page where a subscriber updates their payment method, sent in "
+        "dunning notices ({subscriber} is replaced by their id)",
+    )
+    payments_dunning_retry_days: str = Field(
+        default="1,3,5,7",
+        pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$",
+        description="days after a failed renewal on which the card is tried again",
+    )
+    payments_dunning_grace_days: int = Field(
+        default=7, ge=0, le=90, description="days unpaid after which calls are suspended"
+    )
+    payments_webhook_body_limit_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=4 << 20,
+        description="largest provider webhook body read (Stripe events are a few kB)",
+    )
+
+    # -- payments: SEPA Direct Debit and PayPal (docs/payments.md) ------------------------------
+    payments_sepa_creditor_id: str = Field(
+        default="",
+        max_length=35,
+        description="the operator's SEPA creditor identifier (e.g. FR72ZZZ123456, from its "
+        "bank); empty: SEPA Direct Debit is off",
+    )
+    payments_sepa_creditor_name: str = Field(
+        default="", max_length=70, description="the operator's name in SEPA files"
+    )
+    payments_sepa_creditor_iban: str = Field(
+        default="", max_length=42, description="the account collections are paid into"
+    )
+    payments_sepa_creditor_bic: str = Field(
+        default="", max_length=11, description="that account's BIC (pain.008.001.02 needs it)"
+    )
+    payments_sepa_prenotification_days: int = Field(
+        default=14,
+        ge=1,
+        le=60,
+        description="calendar days between a debit's pre-notification and the debit, unless "
+        "a mandate agreed its own (EPC SDD Core Rulebook: 14 unless agreed otherwise)",
+    )
+    payments_paypal_client_id: str = Field(default="", max_length=200)
+    payments_paypal_client_secret: SecretStr = Field(default=SecretStr(""))
+    payments_paypal_webhook_id: str = Field(
+        default="", max_length=100, description="the webhook's id in PayPal's dashboard"
+    )
+    payments_paypal_base_url: str = Field(
+        default="https://api-m.sandbox.paypal.com",
+        max_length=200,
+        description="https://api-m.sandbox.paypal.com (sandbox) or https://api-m.paypal.com",
+    )
+    payments_paypal_return_url: str = Field(
+        default="", max_length=500, description="where PayPal sends a subscriber who approved"
+    )
+    payments_paypal_cancel_url: str = Field(
+        default="", max_length=500, description="where PayPal sends one who cancelled"
     )
 
     # -- the brain's HTTP API ---------------------------------------------------------------
@@ -509,6 +591,21 @@ class Settings(BaseSettings):
             ("http://", "https://")
         ):
             problems.append("alert_webhook_url must be an http:// or https:// URL")
+        if self.stripe_secret_key.get_secret_value() and not (
+            self.stripe_webhook_secret.get_secret_value()
+        ):
+            problems.append(
+                "stripe_secret_key needs stripe_webhook_secret: card payments settle through "
+                "signed webhooks"
+            )
+        if self.stripe_secret_key.get_secret_value() and not self.payments_return_url:
+            problems.append(
+                "stripe_secret_key needs payments_return_url (where 3-D Secure returns)"
+            )
+        try:
+            self.dunning_schedule()
+        except InvalidInput as error:
+            problems.append(f"payments settings: {error.message}")
         try:
             self.detection_settings()
         except InvalidInput as error:
@@ -518,8 +615,53 @@ class Settings(BaseSettings):
             self.retry_policy()
         except InvalidInput as error:
             problems.append(f"notice settings: {error.message}")
+        problems.extend(self._payments_problems())
         if problems:
             raise InvalidConfiguration("invalid settings: " + "; ".join(problems))
+
+    def _payments_problems(self) -> list[str]:
+        sepa = (
+            self.payments_sepa_creditor_id,
+            self.payments_sepa_creditor_name,
+            self.payments_sepa_creditor_iban,
+        )
+        problems = []
+        if any(sepa) and not all(sepa):
+            problems.append(
+                "SEPA Direct Debit needs payments_sepa_creditor_id, _creditor_name and "
+                "_creditor_iban together"
+            )
+        elif all(sepa):
+            try:
+                self.sepa_creditor()
+            except InvalidInput as error:
+                problems.append(f"SEPA creditor: {error.message}")
+        paypal = (
+            self.payments_paypal_client_id,
+            self.payments_paypal_client_secret.get_secret_value(),
+        )
+        if any(paypal) and not all(paypal):
+            problems.append("PayPal needs payments_paypal_client_id and _client_secret together")
+        if all(paypal) and not self.payments_paypal_base_url.startswith(
+            ("https://", "http://127.")
+        ):
+            problems.append("payments_paypal_base_url must be an https:// URL")
+        return problems
+
+    def sepa_creditor(self) -> Creditor | None:
+        """The operator as SEPA creditor, None when SEPA is not set up; InvalidInput when a
+        value is wrong (creditor identifier check digits, IBAN, BIC, name)."""
+        if not self.payments_sepa_creditor_id:
+            return None
+        return Creditor(
+            name=sepa_text(self.payments_sepa_creditor_name, field="creditor name", max_length=70),
+            account=BankAccount.parse(
+                iban=self.payments_sepa_creditor_iban,
+                holder=self.payments_sepa_creditor_name,
+                bic=self.payments_sepa_creditor_bic,
+            ),
+            identifier=CreditorIdentifier.parse(self.payments_sepa_creditor_id),
+        )
 
     def _live_counters_problems(self, database_url: str) -> list[str]:
         if self.live_counters == "in_process":
@@ -547,6 +689,12 @@ class Settings(BaseSettings):
         if self.redis_timeout_ms >= self.brain_timeout_ms:
             problems.append("redis_timeout_ms must be shorter than brain_timeout_ms")
         return problems
+
+    def dunning_schedule(self) -> DunningSchedule:
+        """The dunning schedule (raises InvalidInput for retry days that are not increasing)."""
+        return DunningSchedule.parse(
+            self.payments_dunning_retry_days, self.payments_dunning_grace_days
+        )
 
     def detection_settings(self) -> DetectionSettings:
         """The incident detector's thresholds (raises InvalidInput if they contradict)."""

@@ -238,7 +238,7 @@ def test_given_admin_creates_subscriber_and_plan_then_calls_are_decided_with_the
     )
     assert suspended.status_code == 200
     assert authorize(client, user="nour", dialled="0021650123456")["reason"] == (
-        "no_active_subscription"
+        "subscription_suspended"
     )
 
 

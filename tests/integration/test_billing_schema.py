@@ -97,20 +97,25 @@ def _describe(engine: Engine, table: str) -> dict[str, Any]:
 def test_migration_0006_builds_the_billing_tables_the_models_describe(
     two_databases: tuple[str, str],
 ) -> None:
-    migrated_url, modelled_url = two_databases
-    migrate(migrated_url)
     # The reference: the tables 0006 depends on from migration 0005, billing's from the models.
-    _migrate_to(modelled_url, "0005")
+    assert_migrated_as_modelled(*two_databases, tables=BILLING_TABLES, before="0005")
+
+
+def assert_migrated_as_modelled(
+    migrated_url: str, modelled_url: str, *, tables: tuple[str, ...], before: str
+) -> None:
+    """Migrate one empty database to the head, build `tables` from the models in another
+    migrated to `before`, and compare the two, table by table and with Alembic."""
+    migrate(migrated_url)
+    _migrate_to(modelled_url, before)
     migrated, modelled = create_store_engine(migrated_url), create_store_engine(modelled_url)
     try:
-        Base.metadata.create_all(
-            modelled, tables=[Base.metadata.tables[name] for name in BILLING_TABLES]
-        )
-        for table in BILLING_TABLES:
+        Base.metadata.create_all(modelled, tables=[Base.metadata.tables[name] for name in tables])
+        for table in tables:
             assert _describe(migrated, table) == _describe(modelled, table), table
         with migrated.connect() as connection:
             differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-        assert [d for d in differences if any(t in repr(d) for t in BILLING_TABLES)] == []
+        assert [d for d in differences if any(t in repr(d) for t in tables)] == []
     finally:
         migrated.dispose()
         modelled.dispose()

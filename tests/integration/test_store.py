@@ -101,13 +101,15 @@ def test_given_empty_database_when_migrated_twice_then_schema_is_at_head(databas
     migrate(database_url)
     migrate(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0011"
+    assert current_revision(database_url) == head_revision() == "0013"
     store = SqlStore.from_url(database_url)
     try:
         assert store.catalog_revision() == 0
         tables = set(inspect(store.engine).get_table_names())
         assert {"plans", "subscribers", "subscriptions", "carriers", "carrier_rates"} <= tables
         assert {"calls", "call_attempts", "catalog_revision", "alembic_version"} <= tables
+        assert {"payment_methods", "payments", "payment_events", "dunning_cases"} <= tables
+        assert {"sepa_mandates", "sepa_collections", "sepa_batches", "sepa_transfers"} <= tables
         assert {"carrier_events", "carrier_capacities"} <= tables
         assert {"incidents", "incident_updates", "incident_impact", "incident_audit"} <= tables
         assert {"notices", "notice_parts"} <= tables

@@ -216,6 +216,22 @@ def test_given_a_renewed_subscription_when_call_placed_then_the_current_period_i
     assert decision.subscription_id == 11
 
 
+def test_given_a_subscription_suspended_for_an_unpaid_renewal_when_call_placed_then_suspended(
+    state,
+) -> None:
+    # Dunning suspends the subscription once the grace period is over (docs/payments.md).
+    subscriptions = {
+        **state.subscriptions,
+        1: tuple(replace(s, status=SubscriptionStatus.SUSPENDED) for s in state.subscriptions[1]),
+    }
+
+    decision = call(replace(state, subscriptions=subscriptions), "amina", MOROCCAN_MOBILE)
+
+    assert_denied(decision, Reason.SUBSCRIPTION_SUSPENDED, 403)
+    assert decision.sip_reason == "Subscription Suspended"
+    assert "subscription 10 to maroc-illimite is suspended" in story(decision)
+
+
 def test_given_a_subscription_to_a_withdrawn_plan_when_call_placed_then_refused(state) -> None:
     plans = {code: plan for code, plan in state.plans.items() if code != "maroc-illimite"}
 

@@ -14,6 +14,8 @@
     tawasol billing run|payment|refund|credits   renewals, invoices, outage credits, money
     tawasol billing change-plan|cancel|pause|resume   the subscription lifecycle
     tawasol billing revenue|margins   reports per plan and destination (docs/billing.md)
+    tawasol payments methods|method-add|list|refund|dunning|events   cards, refunds, dunning
+    tawasol payments sepa mandate add|revoke|list, batch, returns, transfers   SEPA debits
     tawasol direct trunk|pool|caller-id|contact   calling from any phone (docs/direct-numbers.md)
 
 Global options (`--data-dir`, `--database-url`) override the TAWASOL_* environment.
@@ -30,7 +32,7 @@ from tawasol.cli import setup  # noqa: F401 - registers its commands
 from tawasol.cli import calls, subscribers  # noqa: F401
 
 # isort: split
-from tawasol.cli import billing, carriers, direct, incidents  # noqa: F401
+from tawasol.cli import billing, carriers, direct, incidents, payments, sepa  # noqa: F401
 from tawasol.cli.common import app, errors
 from tawasol.domain.errors import TawasolError
 

@@ -5,7 +5,8 @@ frozen `Decision`. The SIP adapter turns a Decision into JSON for Kamailio or a 
 support desk's `tawasol explain` prints its `explanation`, one line per rule checked.
 
 The checks run in this order, and the first that fails names the reason:
-unknown_subscriber, no_active_subscription, invalid_number, destination_not_sold,
+unknown_subscriber, no_active_subscription (subscription_suspended when it is suspended: by
+dunning for an unpaid renewal, or by the operator), invalid_number, destination_not_sold,
 destination_not_in_plan, outside_time_window, fair_use_exceeded, concurrent_limit, no_route.
 """
 
@@ -39,6 +40,8 @@ class Reason(enum.StrEnum):
     ALLOWED = "allowed"
     UNKNOWN_SUBSCRIBER = "unknown_subscriber"
     NO_ACTIVE_SUBSCRIPTION = "no_active_subscription"
+    # suspended by dunning (docs/payments.md) or by the operator
+    SUBSCRIPTION_SUSPENDED = "subscription_suspended"
     INVALID_NUMBER = "invalid_number"
     DESTINATION_NOT_SOLD = "destination_not_sold"
     DESTINATION_NOT_IN_PLAN = "destination_not_in_plan"
@@ -54,6 +57,9 @@ class Reason(enum.StrEnum):
 SIP_REPLY: dict[Reason, tuple[int, str]] = {
     Reason.UNKNOWN_SUBSCRIBER: (403, "Forbidden"),
     Reason.NO_ACTIVE_SUBSCRIPTION: (403, "No Active Subscription"),
+    # Not 402 Payment Required: RFC 3261 §21.4.3 reserves it "for future use", and a
+    # subscription is also suspended by the operator; phones show 403's reason phrase.
+    Reason.SUBSCRIPTION_SUSPENDED: (403, "Subscription Suspended"),
     Reason.INVALID_NUMBER: (484, "Address Incomplete"),
     Reason.DESTINATION_NOT_SOLD: (403, "Destination Not Sold"),
     Reason.DESTINATION_NOT_IN_PLAN: (403, "Destination Not In Plan"),
@@ -217,6 +223,10 @@ def authorize_call(
             why.append("no subscription at all")
         for other in subscriptions if explain else ():
             why.append(_why_not_usable(other, now))
+        if any(s.status is SubscriptionStatus.SUSPENDED for s in subscriptions):
+            # dunning suspends calls once an unpaid renewal's grace period is over; so may the
+            # operator: the phone says suspended, the notice sent said why
+            return _deny(Reason.SUBSCRIPTION_SUSPENDED, why, **context)
         return _deny(Reason.NO_ACTIVE_SUBSCRIPTION, why, **context)
     plan = state.plans.get(subscription.plan_code)
     if plan is None:

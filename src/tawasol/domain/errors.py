@@ -4,7 +4,9 @@
     ├── InvalidInput            the request or the data given is malformed
     │   ├── InvalidNumber       a dialled string is not a telephone number
     │   ├── InvalidConfiguration  settings or operator data contradict each other
-    │   └── CallNotGranted      call events for a call the brain never allowed
+    │   ├── CallNotGranted      call events for a call the brain never allowed
+    │   ├── InvalidSignature    a provider event (webhook) whose signature does not verify
+    │   └── PaymentDeclined     a payment provider refused the payment method or the charge
     ├── NotFound                a named plan, subscriber, subscription or carrier does not exist
     ├── Conflict                the thing exists already, or the change breaks an invariant
     │   └── DestinationUnavailable  a plan whose destinations are in an outage, not acknowledged
@@ -52,6 +54,20 @@ class CallNotGranted(InvalidInput):
     """Call events name a call the brain did not allow (no valid grant): refused for good."""
 
     error_id = "call_not_granted"
+
+
+class InvalidSignature(InvalidInput):
+    """A webhook whose signature does not match the provider's secret (or is too old to be
+    trusted): refused before its body is read, nothing recorded (HTTP 400)."""
+
+    error_id = "invalid_signature"
+
+
+class PaymentDeclined(InvalidInput):
+    """A payment provider refused what it was given (a declined or expired card when it is
+    saved); details: `code` (a `FailureCode`) and the provider's message."""
+
+    error_id = "payment_declined"
 
 
 class NotFound(TawasolError):

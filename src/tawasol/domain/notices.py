@@ -37,6 +37,7 @@ __all__ = [
     "Recipient",
     "RetryPolicy",
     "customer_facing_time",
+    "html_document",
     "render",
     "sms_text",
     "status_from_parts",
@@ -54,6 +55,15 @@ class NoticeOccasion(enum.StrEnum):
     CUSTOMER_FACING = "customer_facing"
     UPDATE = "update"
     RESOLVED = "resolved"
+    # Payments (tawasol.domain.payments.notices): `incident_id` is 0, `occasion_seq` the
+    # payment's id (action, failed) or the dunning case's (suspended, resumed).
+    PAYMENT_ACTION = "payment_action"  # the bank asks the subscriber to authenticate
+    PAYMENT_FAILED = "payment_failed"  # a renewal was refused: update the payment method
+    PAYMENT_SUSPENDED = "payment_suspended"  # grace period over: calls suspended
+    PAYMENT_RESUMED = "payment_resumed"  # paid after suspension: calls work again
+    # Not about an incident (incident_id 0): a SEPA debit's amount and date, told in advance
+    # (EPC SDD Core Rulebook PT-04.03); occasion_seq is the pre-notification's id.
+    SEPA_PRENOTIFICATION = "sepa_prenotification"
 
 
 class NoticeStatus(enum.StrEnum):
@@ -325,13 +335,18 @@ def render(
     }
     subject = subject_template.format(**values)
     text = body_template.format(**values)
+    return language, subject, text, html_document(language, subject, text)
+
+
+def html_document(language: str, subject: str, text: str) -> str:
+    """The HTML version of a notice's plain text: one paragraph per blank-line-separated
+    block, line breaks kept, the whole marked right to left in Arabic (`dir="rtl"`)."""
     direction = "rtl" if language == "ar" else "ltr"
     paragraphs = "".join(
         f"<p>{html_text.escape(paragraph).replace(chr(10), '<br>')}</p>"
         for paragraph in text.split("\n\n")
     )
-    document = (
+    return (
         f'<!DOCTYPE html><html lang="{language}" dir="{direction}"><head><meta charset="utf-8">'
         f"<title>{html_text.escape(subject)}</title></head><body>{paragraphs}</body></html>"
     )
-    return language, subject, text, document

@@ -25,6 +25,7 @@ from tawasol.services.billing.run import RunSummary
 from tawasol.services.billing.schedule import BillingJob
 from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.incidents import IncidentTicker
+from tawasol.services.payments.service import DunningSummary
 from tawasol.services.ports import CallStore
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,27 @@ def _billing_summary(summary: RunSummary) -> None:
         log.warning("billing: subscription %s not billed: %s", subscription_id, message)
 
 
+def _dunning_summary(summary: DunningSummary) -> None:
+    done = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("charged", summary.charged),
+            ("paid", summary.paid),
+            ("failed", summary.failed),
+            ("held (outage)", summary.held),
+            ("suspended", summary.suspended),
+            ("events applied", summary.events_applied),
+        )
+        if value
+    )
+    log.info("dunning: %s", done or "nothing due")
+    for message in summary.errors[:20]:
+        log.warning("dunning: %s", message)
+
+
 def billing_job(brain: Brain) -> BillingJob | None:
-    """The billing run every `billing_run_interval_s`, once the operator has set the VAT
-    rates (none otherwise)."""
+    """The billing run every `billing_run_interval_s`, then the dunning round, once the
+    operator has set the VAT rates (none otherwise)."""
     settings = brain.settings
     if not settings.billing_vat_rates or not settings.billing_run_interval_s:
         return None
@@ -139,6 +158,8 @@ def billing_job(brain: Brain) -> BillingJob | None:
         clock=brain.clock,
         interval_s=settings.billing_run_interval_s,
         on_summary=_billing_summary,
+        dunning=lambda at: brain.payments.run_dunning(at=at),
+        on_dunning=_dunning_summary,
     )
 
 

@@ -16,6 +16,7 @@ from tawasol.adapters.api import (
     carriers,
     direct_numbers,
     incidents,
+    payments,
     public,
     security,
     sip,
@@ -112,6 +113,8 @@ def create_app(brain: ApiServices, *, background: BackgroundWork | None = None) 
     app.include_router(admin.router)
     app.include_router(direct_numbers.router)
     app.include_router(billing.router)
+    app.include_router(payments.router)
+    app.include_router(payments.webhooks)
     app.include_router(security.router)
     app.include_router(incidents.router)
     app.include_router(public.router)

@@ -20,6 +20,7 @@ from tawasol.domain.errors import (
     InvalidConfiguration,
     InvalidInput,
     InvalidNumber,
+    InvalidSignature,
     NotFound,
     TawasolError,
     Unavailable,
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Most specific first: the first class an error is an instance of decides.
 ERROR_TABLE: tuple[tuple[type[TawasolError], int], ...] = (
+    (InvalidSignature, 400),  # a webhook that does not verify: the provider reads 4xx
     (InvalidNumber, 422),
     (InvalidConfiguration, 422),
     (InvalidInput, 422),

@@ -22,6 +22,7 @@ from tawasol.services.carrier_monitor import CarrierMonitor
 from tawasol.services.catalog import CatalogService
 from tawasol.services.direct_numbers import DirectNumberService
 from tawasol.services.incidents import IncidentService
+from tawasol.services.payments.service import PaymentService
 from tawasol.services.ports import CallStore, CarrierRuntimeStore
 from tawasol.services.record_call_events import CallEventRecorder
 from tawasol.services.record_refusals import RefusalRecorder
@@ -77,6 +78,11 @@ class ApiServices(Protocol):
     @property
     def billing(self) -> BillingServices:
         """Raises InvalidInput/InvalidConfiguration while billing is not set up."""
+        ...
+
+    @property
+    def payments(self) -> PaymentService:
+        """Raises like `billing` while billing is not set up."""
         ...
 
     def clock(self) -> datetime:

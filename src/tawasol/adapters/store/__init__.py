@@ -8,6 +8,8 @@ Only domain values and errors cross this package's boundary (see `services.ports
 from tawasol.adapters.store import (
     billing_models,  # noqa: F401  (its tables join Base.metadata)
     direct_number_models,  # noqa: F401  (registers the tables)
+    payment_models,  # noqa: F401  (registers the tables)
+    sepa_models,  # noqa: F401  (registers the tables)
 )
 from tawasol.adapters.store import incident_models as _incident_models  # registers the tables
 from tawasol.adapters.store.engine import sqlite_url_for

@@ -65,10 +65,14 @@ def values_of(
     return {name: item for name, item in by_name.items() if name not in dropped} | converted
 
 
-def from_row(kind: type[Value], row: object, **converted: Any) -> Value:
+def from_row(kind: type[Value], row: object, /, **converted: Any) -> Value:
     """The domain value `kind` read from a row whose columns bear its fields' names,
     `converted` replacing some (an enum from its text...)."""
-    by_name = {field.name: getattr(row, field.name) for field in fields(kind) if field.init}
+    by_name = {
+        field.name: getattr(row, field.name)
+        for field in fields(kind)
+        if field.init and field.name not in converted
+    }
     return kind(**(by_name | converted))
 
 

@@ -12,6 +12,7 @@ from functools import cache
 
 from babel.numbers import get_currency_precision
 
+from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
 
 
@@ -46,3 +47,20 @@ def share_of(money: Money, numerator: int, denominator: int) -> Money:
         raise ValueError("a share needs 0 <= numerator and 0 < denominator")
     exact = money.amount * Decimal(numerator) / Decimal(denominator)
     return rounded_down(Money(exact, money.currency))
+
+
+def to_minor_units(money: Money) -> int:
+    """`money` as an integer count of its currency's minor unit (what card processors take:
+    9.99 EUR -> 999, 1.500 TND -> 1500, 500 XOF -> 500). Raises InvalidInput for an amount
+    finer than the minor unit (it cannot be paid)."""
+    units = money.amount / minor_unit(money.currency)
+    if units != units.to_integral_value():
+        raise InvalidInput(
+            f"{money} is finer than the {money.currency} minor unit", amount=str(money)
+        )
+    return int(units)
+
+
+def from_minor_units(units: int, currency: str) -> Money:
+    """The inverse of `to_minor_units` (999, "EUR" -> 9.99 EUR)."""
+    return Money(Decimal(units) * minor_unit(currency.upper()), currency.upper())

@@ -1,6 +1,7 @@
-"""Payments the operator records by hand (bank transfer, cash): `PaymentMethod.MANUAL`.
+"""Payments the operator records by hand (bank transfer, cash): `PaymentMethodKind.MANUAL`.
 
-Card, SEPA and PayPal come with the payments issue behind the same `Payments` port. A manual
+Card, SEPA and PayPal go through `tawasol.services.payments` (the `PaymentProvider` port); a
+subscriber without an active method pays by transfer, which this records. A manual
 payment is a ledger entry of kind `payment` under the key the operator gives (the bank's
 transfer reference), so recording the same transfer twice records it once.
 """
@@ -12,7 +13,8 @@ from datetime import datetime
 from tawasol.domain.billing.ledger import EntryKind, LedgerEntry
 from tawasol.domain.errors import InvalidInput
 from tawasol.domain.money import Money
-from tawasol.services.billing.ports import BillingStep, BillingStore, PaymentStatus
+from tawasol.domain.payments.outcomes import PaymentStatus
+from tawasol.services.billing.ports import BillingStep, BillingStore
 
 
 class ManualPayments:
@@ -23,7 +25,7 @@ class ManualPayments:
 
     def collect(self, *, subscriber_id: int, amount: Money, reference: str) -> PaymentStatus:
         """Nothing to collect: the operator records the transfer when it arrives."""
-        return PaymentStatus.AWAITING
+        return PaymentStatus.PENDING
 
     def record(self, *, subscriber_id: int, amount: Money, reference: str, at: datetime) -> bool:
         """Record a payment received; False when this reference was recorded already.

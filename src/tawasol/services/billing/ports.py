@@ -11,7 +11,6 @@ makes the billing run safe to re-run after a crash at any point.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from tawasol.domain.billing.vat import VatTable
 from tawasol.domain.catalog import Plan
 from tawasol.domain.money import Money
 from tawasol.domain.outages import OutagePeriod
+from tawasol.domain.payments.outcomes import PaymentStatus
 from tawasol.domain.subscribers import Subscription
 
 
@@ -218,19 +218,9 @@ class DocumentOutbox(Protocol):
     def mark_sent(self, number: str) -> None: ...
 
 
-class PaymentMethod(enum.StrEnum):
-    """How a subscriber pays. Card, SEPA and PayPal come with the payments issue."""
-
-    MANUAL = "manual"  # bank transfer or cash the operator records by hand
-
-
-class PaymentStatus(enum.StrEnum):
-    PAID = "paid"
-    AWAITING = "awaiting"  # e.g. a bank transfer the operator will record
-    FAILED = "failed"
-
-
 class Payments(Protocol):
-    """Collects a charge. The manual method never collects: it waits for the operator."""
+    """Collects a billing charge (`tawasol.services.payments.service.PaymentService`, or
+    `ManualPayments` where nothing is collected: the operator records transfers). `reference`
+    is the charge's ledger key; collecting it twice charges once."""
 
     def collect(self, *, subscriber_id: int, amount: Money, reference: str) -> PaymentStatus: ...
