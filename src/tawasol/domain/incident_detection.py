@@ -377,16 +377,17 @@ class IncidentDetector:
         """Alarm every carrier's stream towards `scope` when they fail it together.
 
         Each carrier alone needs `alarm_threshold` of evidence; carriers that fail the same
-        destination together from the start (none alarmed yet) are independent witnesses of one far network down (under
-        normal noise their failures are independent), so their log-likelihood ratios add up:
-        at least `min_carriers_for_destination` carriers, each suspect (statistic at
-        `healthy_share` of the threshold or more), together at the threshold with
-        `min_failures` failures among their recent attempts, and customers' calls towards the
-        scope failing too (their stream suspect: every carrier failed the same calls). A
-        destination with a call a minute then shows as the far network's after about four
-        failed calls, where one carrier alone would need six or more. The customers' stream
-        alarms with them (their calls failed: the outage is customer-facing); every alarm
-        raised here ends as its own would, once recovery has held.
+        destination together from the start (none alarmed yet) are independent witnesses of
+        one far network down (under normal noise their failures are independent), so their
+        log-likelihood ratios add up. The rule: at least `min_carriers_for_destination`
+        carriers (2 or more), each suspect (statistic at `healthy_share` of the threshold or
+        more), together at the threshold with `min_failures` failures among their recent
+        attempts, and customers' calls towards the scope failing too (their stream suspect:
+        every carrier failed the same calls). A destination with a call a minute then shows
+        as the far network's after about four failed calls, where one carrier alone would
+        need six or more. The customers' stream alarms with them (their calls failed: the
+        outage is customer-facing); every alarm raised here ends as its own would, once
+        recovery has held.
         """
         settings = self.settings
         if len(witnesses) < max(2, settings.min_carriers_for_destination):
