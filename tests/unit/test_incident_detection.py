@@ -266,3 +266,87 @@ def test_given_a_burst_of_three_failures_then_no_alarm() -> None:
 def test_given_contradictory_settings_then_refused(changes: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
         DetectionSettings(**changes)  # type: ignore[arg-type]
+
+
+TUNISIE_TELECOM = OutageScope("TN", NumberKind.FIXED, "Tunisie Telecom")
+OOREDOO = OutageScope("TN", NumberKind.MOBILE, "Ooredoo")
+
+
+def call_a_minute(
+    detector: IncidentDetector,
+    *,
+    start: datetime,
+    minutes: int,
+    fails: dict[str, list[bool]] | None = None,
+    scope: OutageScope = TUNISIE_TELECOM,
+) -> datetime:
+    """One call a minute to `scope`, trying flat then per_minute; `fails[carrier][i]` says
+    whether minute i's attempt on that carrier fails (none fail by default)."""
+    at = start
+    for minute in range(minutes):
+        at = start + timedelta(minutes=minute)
+        call_failed = True
+        for carrier in ("flat", "per_minute"):
+            failed = (fails or {}).get(carrier, [False] * minutes)[minute]
+            detector.observe_attempt(carrier=carrier, scope=scope, failed=failed, at=at)
+            if not failed:
+                call_failed = False
+                break
+        detector.observe_call(scope=scope, failed=call_failed, at=at)
+    return at
+
+
+def test_given_a_call_a_minute_when_four_fail_on_both_carriers_then_destination_found() -> None:
+    """A quiet destination (a call a minute, the other Tunisian one busy and delivered): four
+    calls in a row fail on both carriers. Each carrier alone has four failures, short of the
+    six an alarm needs; together they are two independent witnesses of one far network down,
+    and customers' calls fail too: the destination is found at the fourth call, not the
+    sixth (more than five minutes later)."""
+    detector = IncidentDetector()
+    start = call_a_minute(detector, start=T0, minutes=120)
+    call_a_minute(detector, start=T0, minutes=120, scope=OOREDOO)
+    failing = [True] * 4
+    at = call_a_minute(
+        detector,
+        start=start + timedelta(minutes=1),
+        minutes=4,
+        fails={"flat": failing, "per_minute": failing},
+    )
+    findings = detector.findings(at)
+    assert [(f.kind, f.scope) for f in findings] == [(FindingKind.DESTINATION, TUNISIE_TELECOM)]
+    # customers' calls failed: four of their last calls, after hours of delivered ones
+    assert findings[0].customer_facing and findings[0].impact is OutageImpact.PARTIAL
+
+
+def test_given_both_carriers_fail_different_calls_then_no_destination_finding() -> None:
+    """Both carriers' evidence builds up towards one quiet destination, but never on the same
+    calls: every call is delivered by the carrier tried second. Customers are not affected
+    and the far network works: the carriers' agreement does not make a destination outage."""
+    detector = IncidentDetector()
+    at = call_a_minute(detector, start=T0, minutes=120)
+    # Calls alternate the carrier tried first: each carrier fails the calls it gets first.
+    for minute in range(1, 9):
+        at = at + timedelta(minutes=1)
+        first, second = ("flat", "per_minute") if minute % 2 else ("per_minute", "flat")
+        detector.observe_attempt(carrier=first, scope=TUNISIE_TELECOM, failed=True, at=at)
+        detector.observe_attempt(carrier=second, scope=TUNISIE_TELECOM, failed=False, at=at)
+        detector.observe_call(scope=TUNISIE_TELECOM, failed=False, at=at)
+        assert all(f.kind is not FindingKind.DESTINATION for f in detector.findings(at)), minute
+
+
+def test_given_a_destination_found_by_agreement_when_calls_succeed_then_it_clears() -> None:
+    """Alarms raised by agreement end as any alarm does: once recovery has held."""
+    settings = DetectionSettings(recovery_hold=timedelta(minutes=5))
+    detector = IncidentDetector(settings)
+    start = call_a_minute(detector, start=T0, minutes=120)
+    failing = [True] * 4
+    at = call_a_minute(
+        detector, start=start, minutes=4, fails={"flat": failing, "per_minute": failing}
+    )
+    assert detector.findings(at)
+    # Calls are delivered again: a finding by agreement is resolved as any alarm is, after
+    # recovery evidence (about eleven delivered calls) has held for the hold.
+    healed = call_a_minute(detector, start=at + timedelta(minutes=1), minutes=12)
+    assert detector.findings(healed), "recovery has not held for the hold yet"
+    later = call_a_minute(detector, start=healed + timedelta(minutes=1), minutes=20)
+    assert detector.findings(later + settings.agreement_window) == []

@@ -156,6 +156,15 @@ class FailureCusum:
         elif self.recovery_statistic < settings.recovery_threshold / 2:
             self.recovering_since = None  # failures came back: the hold starts again
 
+    def raise_alarm(self, at: datetime) -> None:
+        """Alarm now on evidence this stream shares with others (every carrier of a
+        destination failing it together), though its own statistic is short of the threshold;
+        recovery then works as after an alarm of its own."""
+        if self.alarmed_at is None:
+            self.alarmed_at = at
+            self.recovery_statistic = 0.0
+            self.recovering_since = None
+
     def clear_if_recovered(self, now: datetime) -> bool:
         """Clear the alarm once recovery has held for `recovery_hold`, or once no attempt came
         for `agreement_window`; True if it cleared."""

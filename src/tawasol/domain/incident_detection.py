@@ -32,7 +32,11 @@ enough calls rather than guessing.
   destination, seen within `agreement_window`, hold.
 - *Destination*: attempts towards one destination fail on every carrier that carried some within
   `agreement_window` (at least `min_carriers_for_destination` of them, or a single carrier whose
-  other destinations in the same country hold): the far network is down, not ours. A
+  other destinations in the same country hold): the far network is down, not ours. Carriers
+  failing the same destination together are independent witnesses: when every one of them is
+  suspect (at `healthy_share` of the threshold), customers' calls fail too, and their evidence
+  added up reaches the threshold, they all alarm at once (a destination with a call a minute
+  is found after about four failed calls instead of six or more). A
   destination is a country x kind of line x original range holder (`OutageScope`); when every
   range holder of a kind (or every kind of a country) is down, the finding is widened to it.
   Number portability makes the range holder approximate: a ported number fails with its new
@@ -188,13 +192,14 @@ class IncidentDetector:
                 carrier_evidence[(carrier, country)] = (since, reason)
 
         for scope, carriers in self._carriers_by_scope(window_start).items():
-            alarmed = {c: cusum for c, cusum in carriers.items() if cusum.alarmed_at is not None}
-            if not alarmed:
-                continue
             # A carrier down by probes or short of capacity explains its own failures: it is
             # no witness that the far network is down (it would make every carrier cut during
             # a second carrier's trouble look like a destination outage).
             witnesses = {c: cusum for c, cusum in carriers.items() if c not in conditioned}
+            self._raise_if_carriers_agree(scope, witnesses)
+            alarmed = {c: cusum for c, cusum in carriers.items() if cusum.alarmed_at is not None}
+            if not alarmed:
+                continue
             failing = {c: cusum for c, cusum in alarmed.items() if c not in conditioned}
             if any(
                 c not in failing
@@ -365,6 +370,46 @@ class IncidentDetector:
                 if peer is not None and (peer.alarmed_at is not None or peer.statistic >= suspect):
                     return False
         return True
+
+    def _raise_if_carriers_agree(
+        self, scope: OutageScope, witnesses: Mapping[str, FailureCusum]
+    ) -> None:
+        """Alarm every carrier's stream towards `scope` when they fail it together.
+
+        Each carrier alone needs `alarm_threshold` of evidence; carriers that fail the same
+        destination together from the start (none alarmed yet) are independent witnesses of
+        one far network down (under normal noise their failures are independent), so their
+        log-likelihood ratios add up. The rule: at least `min_carriers_for_destination`
+        carriers (2 or more), each suspect (statistic at `healthy_share` of the threshold or
+        more), together at the threshold with `min_failures` failures among their recent
+        attempts, and customers' calls towards the scope failing too (their stream suspect:
+        every carrier failed the same calls). A destination with a call a minute then shows
+        as the far network's after about four failed calls, where one carrier alone would
+        need six or more. The customers' stream alarms with them (their calls failed: the
+        outage is customer-facing); every alarm raised here ends as its own would, once
+        recovery has held.
+        """
+        settings = self.settings
+        if len(witnesses) < max(2, settings.min_carriers_for_destination):
+            return
+        streams = list(witnesses.values())
+        if any(cusum.alarmed_at is not None for cusum in streams):
+            # One carrier alarmed alone first: the rules for one carrier's alarm decide (a
+            # carrier outage, or wait while another carrier's evidence builds up).
+            return
+        suspect = settings.alarm_threshold * settings.healthy_share
+        customers = self._customers.get(scope)
+        if customers is None or customers.statistic < suspect:
+            return
+        if any(cusum.statistic < suspect for cusum in streams):
+            return
+        if sum(cusum.statistic for cusum in streams) < settings.alarm_threshold:
+            return
+        if sum(sum(cusum.recent) for cusum in streams) < settings.min_failures:
+            return
+        at = max(cusum.last_seen for cusum in streams if cusum.last_seen is not None)
+        for cusum in (*streams, customers):
+            cusum.raise_alarm(at)
 
     def _far_network_down(
         self,
