@@ -250,3 +250,20 @@ def test_classify_only_ever_returns_a_destination_or_raises_invalid_number(
         parsed = phonenumbers.parse(destination.e164, None)
         assert phonenumbers.is_valid_number(parsed)
         assert phonenumbers.region_code_for_number(parsed) == destination.country
+
+
+@pytest.mark.parametrize(
+    "dialled",
+    ["+620000000000000000", "00620000000000000000", "+4912345678901234567", "0033612345678901234"],
+)
+def test_given_more_digits_than_e164_allows_then_the_number_is_refused_not_cut(
+    dialled: str,
+) -> None:
+    # ITU-T E.164 §6.1: at most 15 digits; libphonenumber read these as 17-digit numbers
+    with pytest.raises(InvalidNumber, match="at most 15 digits"):
+        classify(dialled, calling_region="FR")
+
+
+def test_given_the_trunk_zero_after_the_country_code_then_it_is_dropped_not_refused() -> None:
+    assert classify("+82 0341768487", calling_region="FR").e164 == "+82341768487"
+    assert classify("+44 (0)20 7946 0000", calling_region="FR").e164 == "+442079460000"

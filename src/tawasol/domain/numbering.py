@@ -43,6 +43,9 @@ from tawasol.domain.errors import InvalidNumber
 _MAX_DIALLED_LENGTH = 40
 _ALLOWED_CHARACTERS = re.compile(r"^[0-9+()\-. /]*$")
 _NOT_DIGITS = re.compile(r"[^0-9]")
+# ITU-T E.164 §6.1: an international number has at most 15 digits (country code included)
+_E164_MAX_DIGITS = 15
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")  # "+44 (0)20 ...": the national trunk 0, not dialled
 
 #: libphonenumber's region code for ITU-T E.164 global services (non-geographic numbers).
 NON_GEOGRAPHIC = "001"
@@ -184,8 +187,25 @@ def _parse(text: str, calling_region: str) -> phonenumbers.PhoneNumber:
     raise InvalidNumber("not a possible telephone number for its country", dialled=text)
 
 
+def _international_digits(text: str) -> str | None:
+    """The digits after `+` or `00` (country code first), or None for a national reading."""
+    digits = _NOT_DIGITS.sub("", _TRUNK_ZERO.sub("", text))
+    if text.startswith("+"):
+        return digits
+    return digits[2:] if digits.startswith("00") else None
+
+
 @lru_cache(maxsize=65536)
 def _classify_cached(text: str, calling_region: str) -> Destination:
+    international = _international_digits(text)
+    # one digit more than E.164 allows is the national trunk 0 people often dial after the
+    # country code (+82 0341..., which libphonenumber drops); anything longer is refused whole
+    # before libphonenumber reads it (it keeps up to 17 national digits)
+    if international is not None and len(international) > _E164_MAX_DIGITS + 1:
+        raise InvalidNumber(
+            f"an international number has at most {_E164_MAX_DIGITS} digits (ITU-T E.164)",
+            dialled=text,
+        )
     number = _parse(text, calling_region)
     region = phonenumbers.region_code_for_number(number) or "ZZ"
     validated = phonenumbers.is_valid_number(number)
@@ -198,8 +218,14 @@ def _classify_cached(text: str, calling_region: str) -> Destination:
         kind = NumberKind.UNLISTED
     else:
         kind = NumberKind.UNKNOWN
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) - 1 > _E164_MAX_DIGITS:  # a national reading that is too long
+        raise InvalidNumber(
+            f"an international number has at most {_E164_MAX_DIGITS} digits (ITU-T E.164)",
+            dialled=text,
+        )
     return Destination(
-        e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        e164=e164,
         country=region,
         country_code=number.country_code or 0,
         kind=kind,
