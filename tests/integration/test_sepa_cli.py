@@ -68,3 +68,9 @@ def test_given_an_operator_at_the_shell_then_mandates_are_checked_recorded_and_r
     off = {k: v for k, v in SEPA_ENV.items() if not k.startswith("TAWASOL_PAYMENTS_SEPA")}
     unset = sepa("mandate", "list", env=off)
     assert unset.returncode != 0 and "not set up" in unset.stderr
+    # set up for SEPA, not for billing: the message names what is really missing
+    no_billing = {k: v for k, v in SEPA_ENV.items() if not k.startswith("TAWASOL_BILLING")}
+    unbilled = sepa("mandate", "list", env=no_billing)
+    assert unbilled.returncode != 0 and "issuing entity" in unbilled.stderr
+    assert "SEPA Direct Debit is not set up" not in unbilled.stderr
+    assert "Traceback" not in unbilled.stderr

@@ -30,13 +30,13 @@ sepa_app.add_typer(mandate_app, name="mandate")
 def _sepa(brain: Brain) -> SepaDirectDebit:
     from tawasol.adapters.payments.sepa import SepaProvider
 
-    try:
-        provider = brain.payments.provider("sepa")
-    except InvalidInput as error:
+    if brain.settings.sepa_creditor() is None:
         raise InvalidInput(
             "SEPA Direct Debit is not set up: set TAWASOL_PAYMENTS_SEPA_CREDITOR_ID, "
             "_CREDITOR_NAME, _CREDITOR_IBAN and _CREDITOR_BIC (docs/payments.md)"
-        ) from error
+        )
+    # anything else missing (billing's issuing entity, its VAT rates) says so itself
+    provider = brain.payments.provider("sepa")
     assert isinstance(provider, SepaProvider)
     return provider.service
 
