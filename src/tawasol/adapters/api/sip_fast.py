@@ -10,7 +10,8 @@ calls the same functions as the FastAPI routes (`sip.decide`, `sip.record_events
 with the same documents, errors included (422 `invalid_input` naming the field as FastAPI
 does, the domain's error table for the rest). Any other request goes to the app unchanged.
 Installed by `create_app` just inside `guard.RequestGuard`, which has already refused any
-request without the edge's bearer token.
+request without the edge's bearer token, and, with its own guard, in front of the framework
+(`app.BrainApp.edge_front`), which is where the edge's requests are answered.
 """
 
 from __future__ import annotations
